@@ -1,0 +1,100 @@
+// Pointwise activations, forward and backward, one element per thread.
+//
+// Forward:  y = f(x).
+// Backward: dx = dy * f'(.), where f' is computed from x (relu, leaky_relu)
+// or from the saved output y (sigmoid: y(1-y), tanh: 1-y^2), whichever the
+// layer keeps. The grid may be 2-D past 65,535 workgroups.
+
+struct Params {
+    n: u32,
+    alpha: f32,   // leaky_relu negative slope
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+// forward bindings
+@group(0) @binding(1) var<storage, read> fx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> fy: array<f32>;
+
+// backward bindings: saved (x or y), dy, dx
+@group(0) @binding(1) var<storage, read> bsaved: array<f32>;
+@group(0) @binding(2) var<storage, read> bdy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bdx: array<f32>;
+
+fn index(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return (wid.x + wid.y * nwg.x) * 256u + lid.x;
+}
+
+// Stable for any |x|: exp of a non-positive argument only.
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+// tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) <= 1: never overflows.
+fn tanh_stable(x: f32) -> f32 {
+    let e = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}
+
+@compute @workgroup_size(256)
+fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    fy[i] = max(fx[i], 0.0);
+}
+
+@compute @workgroup_size(256)
+fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    bdx[i] = select(0.0, bdy[i], bsaved[i] > 0.0);
+}
+
+@compute @workgroup_size(256)
+fn leaky_relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    let x = fx[i];
+    fy[i] = select(p.alpha * x, x, x > 0.0);
+}
+
+@compute @workgroup_size(256)
+fn leaky_relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    bdx[i] = select(p.alpha * bdy[i], bdy[i], bsaved[i] > 0.0);
+}
+
+@compute @workgroup_size(256)
+fn sigmoid_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    fy[i] = sigmoid(fx[i]);
+}
+
+@compute @workgroup_size(256)
+fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    let y = bsaved[i];
+    bdx[i] = bdy[i] * y * (1.0 - y);
+}
+
+@compute @workgroup_size(256)
+fn tanh_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    fy[i] = tanh_stable(fx[i]);
+}
+
+@compute @workgroup_size(256)
+fn tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = index(wid, lid, nwg);
+    if (i >= p.n) { return; }
+    let y = bsaved[i];
+    bdx[i] = bdy[i] * (1.0 - y * y);
+}

@@ -1,0 +1,262 @@
+//! Adapter discovery and selection, and the [`Gpu`] handle every op records into.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::pipeline::PipelineCache;
+
+/// Environment variable that picks an adapter by index (as listed by
+/// `cargo run --example adapters`) or by a case-insensitive name substring.
+pub const ADAPTER_ENV: &str = "VAE_VS_GAN_ADAPTER";
+
+/// Which device limits to request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitsPolicy {
+    /// Exactly `wgpu::Limits::default()` (the WebGPU limits). The test suite
+    /// uses this so a kernel that needs more fails here, not on a user's Mac.
+    WebGpuDefaults,
+    /// The WebGPU limits, except buffer sizes, which take what the adapter has.
+    AdapterBuffers,
+}
+
+/// Options for opening a [`Gpu`].
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    pub limits: LimitsPolicy,
+    /// Request timestamp queries when the adapter has them.
+    pub timestamps: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        GpuOptions {
+            limits: LimitsPolicy::AdapterBuffers,
+            timestamps: true,
+        }
+    }
+}
+
+/// Bytes currently allocated in engine tensors, and the high-water mark.
+#[derive(Debug, Default)]
+pub struct MemoryCounter {
+    pub(crate) current: AtomicU64,
+    pub(crate) peak: AtomicU64,
+}
+
+impl MemoryCounter {
+    pub(crate) fn add(&self, bytes: u64) {
+        let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+    pub(crate) fn sub(&self, bytes: u64) {
+        self.current.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// An open device with its queue, what we know about its adapter, and the
+/// pipeline cache. Cheap to share by reference; ops take `&Gpu`.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device was opened with (what kernels may rely on).
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) memory: Arc<MemoryCounter>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+/// One adapter as enumerated, with the facts the `adapters` example prints.
+pub struct AdapterEntry {
+    pub adapter: wgpu::Adapter,
+    pub info: wgpu::AdapterInfo,
+}
+
+/// Sort key: discrete > integrated > virtual > CPU; Vulkan/Metal/DX12 before GL.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    };
+    (ty, backend)
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::all().with_env();
+    desc.flags = wgpu::InstanceFlags::from_build_config().with_env();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter on every enabled backend (`WGPU_BACKEND` narrows them), in
+/// enumeration order: the index `VAE_VS_GAN_ADAPTER` refers to.
+pub fn list_adapters() -> Vec<AdapterEntry> {
+    let inst = instance();
+    let backends = wgpu::Backends::all().with_env();
+    pollster::block_on(inst.enumerate_adapters(backends))
+        .into_iter()
+        .map(|adapter| {
+            let info = adapter.get_info();
+            AdapterEntry { adapter, info }
+        })
+        .collect()
+}
+
+/// The adapter `VAE_VS_GAN_ADAPTER` names, or else the best-ranked one.
+pub fn select_adapter(mut entries: Vec<AdapterEntry>) -> Result<AdapterEntry> {
+    if entries.is_empty() {
+        return Err(Error::NoAdapter {
+            backends: format!("{:?}", wgpu::Backends::all().with_env()),
+        });
+    }
+    if let Ok(wanted) = std::env::var(ADAPTER_ENV) {
+        let wanted = wanted.trim().to_string();
+        let found = match wanted.parse::<usize>() {
+            Ok(i) if i < entries.len() => Some(i),
+            Ok(_) => None,
+            Err(_) => {
+                let w = wanted.to_lowercase();
+                entries
+                    .iter()
+                    .position(|e| e.info.name.to_lowercase().contains(&w))
+            }
+        };
+        return match found {
+            Some(i) => Ok(entries.swap_remove(i)),
+            None => Err(Error::AdapterNotFound {
+                wanted,
+                available: entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| format!("[{i}] {} ({:?})", e.info.name, e.info.backend))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        };
+    }
+    let best = (0..entries.len())
+        .min_by_key(|&i| rank(&entries[i].info))
+        .expect("non-empty");
+    Ok(entries.swap_remove(best))
+}
+
+impl Gpu {
+    /// Open the best adapter with default options.
+    pub fn new() -> Result<Gpu> {
+        Gpu::with_options(GpuOptions::default())
+    }
+
+    /// Open the selected adapter with the given options.
+    pub fn with_options(opts: GpuOptions) -> Result<Gpu> {
+        let entry = select_adapter(list_adapters())?;
+        Gpu::from_adapter(entry.adapter, opts)
+    }
+
+    /// Open a device on a specific adapter.
+    pub fn from_adapter(adapter: wgpu::Adapter, opts: GpuOptions) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let have = adapter.limits();
+        let mut limits = wgpu::Limits::default();
+        if opts.limits == LimitsPolicy::AdapterBuffers {
+            limits.max_buffer_size = have.max_buffer_size;
+            limits.max_storage_buffer_binding_size = have.max_storage_buffer_binding_size;
+        }
+        let mut features = wgpu::Features::empty();
+        if opts.timestamps {
+            features |= adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        }
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("vae-vs-gan"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            pipelines: PipelineCache::default(),
+            memory: Arc::default(),
+            errors,
+        })
+    }
+
+    /// One line naming the adapter: name, backend, type.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// True on a CPU driver such as lavapipe.
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Bytes held by live engine tensors now.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.memory.current.load(Ordering::Relaxed)
+    }
+
+    /// Largest value [`Gpu::allocated_bytes`] has reached.
+    pub fn peak_bytes(&self) -> u64 {
+        self.memory.peak.load(Ordering::Relaxed)
+    }
+
+    /// Block until all submitted work is done, then report any error wgpu
+    /// raised since the last check (validation, out of memory).
+    pub fn sync(&self, context: &str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                context: context.to_string(),
+                message: e.to_string(),
+            })?;
+        self.check_errors(context)
+    }
+
+    /// Report (and clear) errors wgpu raised outside an error scope.
+    pub fn check_errors(&self, context: &str) -> Result<()> {
+        let mut errs = self.errors.lock().map_err(|_| Error::Gpu {
+            context: context.to_string(),
+            message: "error sink poisoned".into(),
+        })?;
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let message = errs.join("; ");
+        errs.clear();
+        Err(Error::Gpu {
+            context: context.to_string(),
+            message,
+        })
+    }
+}

@@ -1,0 +1,290 @@
+//! The step recorder: a training step is an explicit list of dispatches,
+//! recorded once (pipelines, bind groups and parameter blocks created then,
+//! shapes checked then) and re-encoded cheaply every time it runs.
+//!
+//! wgpu cannot replay a compute command buffer, so [`Gpu::submit`] walks the
+//! list again each time; that walk allocates nothing and hashes nothing.
+//! Several steps can share one encoder and one submit: per-step values (the
+//! step count, RNG offsets, the loss ring slot) live on the GPU in
+//! [`crate::gpu::StepState`], advanced by a kernel, so no uniform is
+//! overwritten between steps of the same submit.
+
+use std::time::Instant;
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Gpu;
+use crate::gpu::pipeline::Kernel;
+use crate::gpu::tensor::Tensor;
+
+/// One recorded dispatch.
+#[derive(Debug)]
+struct Dispatch {
+    op: &'static str,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    groups: [u32; 3],
+}
+
+/// A recorded sequence of dispatches: one training step, or one op in a test.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub label: String,
+    dispatches: Vec<Dispatch>,
+}
+
+/// Time spent in one dispatch.
+#[derive(Clone, Debug)]
+pub struct DispatchTime {
+    pub op: &'static str,
+    pub seconds: f64,
+    /// True when measured by GPU timestamps, false when by wall clock.
+    pub gpu_timestamps: bool,
+}
+
+/// Bit pattern of an f32 parameter, for the `u32` parameter block.
+pub fn f32_param(x: f32) -> u32 {
+    x.to_bits()
+}
+
+/// Workgroup grid for `groups` workgroups: along x while it fits the
+/// per-dimension limit, spilling into y. Kernels rebuild the linear index as
+/// `wid.x + wid.y * nwg.x` and return early past the end.
+pub fn grid(gpu: &Gpu, groups: u64) -> Result<[u32; 3]> {
+    let max = gpu.limits.max_compute_workgroups_per_dimension as u64;
+    if groups <= max {
+        return Ok([groups.max(1) as u32, 1, 1]);
+    }
+    let y = groups.div_ceil(max);
+    if y > max {
+        return Err(Error::invalid(
+            "grid",
+            format!("{groups} workgroups exceed {max} x {max}"),
+        ));
+    }
+    Ok([max as u32, y as u32, 1])
+}
+
+impl Step {
+    pub fn new(label: &str) -> Step {
+        Step {
+            label: label.to_string(),
+            dispatches: Vec::new(),
+        }
+    }
+
+    /// Record one dispatch of `kernel` over `groups` workgroups, with the
+    /// scalar parameter block `params` (u32 words; f32 via [`f32_param`]) and
+    /// the storage tensors bound in the kernel's binding order.
+    pub fn dispatch(
+        &mut self,
+        gpu: &Gpu,
+        op: &'static str,
+        kernel: &Kernel,
+        params: &[u32],
+        tensors: &[&Tensor],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if tensors.len() != kernel.access.len() {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "kernel {}::{} binds {} tensors, {} given",
+                    kernel.key,
+                    kernel.entry,
+                    kernel.access.len(),
+                    tensors.len()
+                ),
+            ));
+        }
+        let max = gpu.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::invalid(
+                op,
+                format!("dispatch {groups:?} exceeds {max} workgroups per dimension"),
+            ));
+        }
+        let pipeline = gpu.pipeline(kernel)?;
+        let layout = gpu.bind_group_layout(&kernel.access)?;
+        // Uniform blocks are 16-byte aligned in size.
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let uniform = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(op),
+                contents: bytemuck::cast_slice(&words),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, t) in tensors.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: t.buffer().as_entire_binding(),
+            });
+        }
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(op),
+            layout: &layout,
+            entries: &entries,
+        });
+        self.dispatches.push(Dispatch {
+            op,
+            pipeline,
+            bind_group,
+            groups,
+        });
+        Ok(())
+    }
+
+    /// Append all of `other`'s dispatches after this step's.
+    pub fn extend(&mut self, other: Step) {
+        self.dispatches.extend(other.dispatches);
+    }
+
+    /// Number of recorded dispatches.
+    pub fn len(&self) -> usize {
+        self.dispatches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dispatches.is_empty()
+    }
+
+    /// Op names in recorded order.
+    pub fn ops(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.dispatches.iter().map(|d| d.op)
+    }
+
+    fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
+        for d in &self.dispatches {
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+        }
+    }
+}
+
+impl Gpu {
+    /// Encode `steps`, in order, into ONE encoder and ONE compute pass, and
+    /// submit once. Does not wait.
+    pub fn submit(&self, steps: &[&Step]) -> wgpu::SubmissionIndex {
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("steps"),
+            });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("steps"),
+                timestamp_writes: None,
+            });
+            for s in steps {
+                s.encode(&mut pass);
+            }
+        }
+        self.queue.submit([enc.finish()])
+    }
+
+    /// Submit `steps` in one submit and wait for them, reporting GPU errors.
+    pub fn run(&self, steps: &[&Step]) -> Result<()> {
+        self.submit(steps);
+        let label = steps.first().map(|s| s.label.as_str()).unwrap_or("");
+        self.sync(&format!("running step {label}"))
+    }
+
+    /// Run `step` once, timing each dispatch: by GPU timestamps when the
+    /// device has `TIMESTAMP_QUERY`, else by wall clock around a submit and
+    /// wait per dispatch (which then includes the submit round trip).
+    pub fn profile(&self, step: &Step) -> Result<Vec<DispatchTime>> {
+        if self.features.contains(wgpu::Features::TIMESTAMP_QUERY) && !step.is_empty() {
+            return self.profile_timestamps(step);
+        }
+        let mut out = Vec::with_capacity(step.len());
+        for d in &step.dispatches {
+            let single = Step {
+                label: step.label.clone(),
+                dispatches: vec![Dispatch {
+                    op: d.op,
+                    pipeline: d.pipeline.clone(),
+                    bind_group: d.bind_group.clone(),
+                    groups: d.groups,
+                }],
+            };
+            let t0 = Instant::now();
+            self.run(&[&single])?;
+            out.push(DispatchTime {
+                op: d.op,
+                seconds: t0.elapsed().as_secs_f64(),
+                gpu_timestamps: false,
+            });
+        }
+        Ok(out)
+    }
+
+    fn profile_timestamps(&self, step: &Step) -> Result<Vec<DispatchTime>> {
+        let n = step.len() as u32;
+        let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2 * n,
+        });
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile resolve"),
+            size: 16 * n as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile readback"),
+            size: 16 * n as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("profile"),
+            });
+        for (i, d) in step.dispatches.iter().enumerate() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(d.op),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+        }
+        enc.resolve_query_set(&queries, 0..2 * n, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &readback, 0, 16 * n as u64);
+        self.queue.submit([enc.finish()]);
+        readback.map_async(wgpu::MapMode::Read, .., |_| {});
+        self.sync("profiling")?;
+        let view = readback.get_mapped_range(..).map_err(|e| Error::Readback {
+            label: "timestamps".into(),
+            message: e.to_string(),
+        })?;
+        let ticks: Vec<u64> = bytemuck::cast_slice(&view).to_vec();
+        drop(view);
+        readback.unmap();
+        let period = self.queue.get_timestamp_period() as f64;
+        Ok(step
+            .dispatches
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DispatchTime {
+                op: d.op,
+                seconds: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period * 1e-9,
+                gpu_timestamps: true,
+            })
+            .collect())
+    }
+}

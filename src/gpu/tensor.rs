@@ -1,0 +1,277 @@
+//! Tensors: one wgpu buffer each, with a shape and a dtype.
+//!
+//! One buffer per tensor because wgpu tracks hazards per buffer: a tensor read
+//! by one binding and written by another in the same dispatch must live in
+//! different buffers. Activations are NHWC; see docs/ARCHITECTURE.md.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::{Gpu, MemoryCounter};
+
+/// Element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    U32,
+    /// Bytes packed four to a u32 word (the MNIST pixels).
+    U8,
+}
+
+impl DType {
+    /// Bytes for `n` elements, rounded up to whole 4-byte words.
+    pub fn bytes(self, n: usize) -> u64 {
+        match self {
+            DType::F32 | DType::U32 => 4 * n as u64,
+            DType::U8 => n.div_ceil(4) as u64 * 4,
+        }
+    }
+}
+
+/// Returns the accounted bytes to the [`MemoryCounter`] when the last clone
+/// of a buffer goes away.
+#[derive(Debug)]
+struct Allocation {
+    bytes: u64,
+    counter: Arc<MemoryCounter>,
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        self.counter.sub(self.bytes);
+    }
+}
+
+/// A GPU tensor. Cloning shares the buffer; [`Tensor::reshape`] gives a view
+/// with another shape over the same buffer.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    buffer: wgpu::Buffer,
+    shape: Vec<usize>,
+    dtype: DType,
+    label: Arc<str>,
+    _alloc: Arc<Allocation>,
+}
+
+/// Storage buffers must be at least this large (and non-empty).
+const MIN_BYTES: u64 = 16;
+
+impl Tensor {
+    /// Allocate an uninitialised (zero-filled by wgpu) tensor.
+    pub fn new(gpu: &Gpu, shape: &[usize], dtype: DType, label: &str) -> Result<Tensor> {
+        let numel: usize = shape.iter().product();
+        let size = dtype.bytes(numel).max(MIN_BYTES);
+        let limit = gpu.limits.max_storage_buffer_binding_size;
+        if size > limit || size > gpu.limits.max_buffer_size {
+            return Err(Error::TooLarge {
+                label: label.to_string(),
+                size,
+                limit: limit.min(gpu.limits.max_buffer_size),
+            });
+        }
+        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.memory.add(size);
+        Ok(Tensor {
+            buffer,
+            shape: shape.to_vec(),
+            dtype,
+            label: label.into(),
+            _alloc: Arc::new(Allocation {
+                bytes: size,
+                counter: gpu.memory.clone(),
+            }),
+        })
+    }
+
+    /// f32 zeros.
+    pub fn zeros(gpu: &Gpu, shape: &[usize], label: &str) -> Result<Tensor> {
+        Tensor::new(gpu, shape, DType::F32, label)
+    }
+
+    /// An f32 tensor holding `data`.
+    pub fn from_f32(gpu: &Gpu, shape: &[usize], data: &[f32], label: &str) -> Result<Tensor> {
+        let t = Tensor::new(gpu, shape, DType::F32, label)?;
+        t.write_f32(gpu, data)?;
+        Ok(t)
+    }
+
+    /// A u32 tensor holding `data`.
+    pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32], label: &str) -> Result<Tensor> {
+        let t = Tensor::new(gpu, shape, DType::U32, label)?;
+        t.write_words(gpu, bytemuck::cast_slice(data), data.len())?;
+        Ok(t)
+    }
+
+    /// A u8 tensor holding `data`, packed four bytes per word.
+    pub fn from_u8(gpu: &Gpu, shape: &[usize], data: &[u8], label: &str) -> Result<Tensor> {
+        let t = Tensor::new(gpu, shape, DType::U8, label)?;
+        let mut padded = data.to_vec();
+        padded.resize(DType::U8.bytes(data.len()) as usize, 0);
+        t.write_words(gpu, &padded, data.len())?;
+        Ok(t)
+    }
+
+    fn write_words(&self, gpu: &Gpu, bytes: &[u8], n: usize) -> Result<()> {
+        if n != self.numel() {
+            return Err(Error::shape(
+                "upload",
+                self.label.to_string(),
+                &self.shape,
+                &[n],
+            ));
+        }
+        if !bytes.is_empty() {
+            gpu.queue.write_buffer(&self.buffer, 0, bytes);
+        }
+        Ok(())
+    }
+
+    /// Overwrite an f32 tensor's contents.
+    pub fn write_f32(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
+        self.expect_dtype("write_f32", DType::F32)?;
+        self.write_words(gpu, bytemuck::cast_slice(data), data.len())
+    }
+
+    /// Overwrite a u32 tensor's contents.
+    pub fn write_u32(&self, gpu: &Gpu, data: &[u32]) -> Result<()> {
+        self.expect_dtype("write_u32", DType::U32)?;
+        self.write_words(gpu, bytemuck::cast_slice(data), data.len())
+    }
+
+    /// Fill every word with NaN (quiet, 0x7fc00000), so a kernel that fails to
+    /// write an element is caught by the comparison that follows.
+    pub fn poison(&self, gpu: &Gpu) {
+        let words = (self.buffer.size() / 4) as usize;
+        gpu.queue.write_buffer(
+            &self.buffer,
+            0,
+            bytemuck::cast_slice(&vec![0x7fc0_0000u32; words]),
+        );
+    }
+
+    /// Copy the contents back to the CPU as raw little-endian bytes.
+    pub fn read_bytes(&self, gpu: &Gpu) -> Result<Vec<u8>> {
+        let size = self.buffer.size();
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
+        enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        gpu.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        let fail = |message: String| Error::Readback {
+            label: self.label.to_string(),
+            message,
+        };
+        gpu.sync(&format!("reading back {}", self.label))?;
+        rx.recv()
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| fail(e.to_string()))?;
+        let bytes = view.to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(bytes)
+    }
+
+    /// Read an f32 tensor.
+    pub fn read_f32(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.expect_dtype("read_f32", DType::F32)?;
+        let bytes = self.read_bytes(gpu)?;
+        Ok(bytemuck::cast_slice::<u8, f32>(&bytes)[..self.numel()].to_vec())
+    }
+
+    /// Read a u32 tensor.
+    pub fn read_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        self.expect_dtype("read_u32", DType::U32)?;
+        let bytes = self.read_bytes(gpu)?;
+        Ok(bytemuck::cast_slice::<u8, u32>(&bytes)[..self.numel()].to_vec())
+    }
+
+    /// Read a u8 tensor.
+    pub fn read_u8(&self, gpu: &Gpu) -> Result<Vec<u8>> {
+        self.expect_dtype("read_u8", DType::U8)?;
+        let mut bytes = self.read_bytes(gpu)?;
+        bytes.truncate(self.numel());
+        Ok(bytes)
+    }
+
+    /// The same buffer seen with another shape of the same element count
+    /// (flatten, unflatten): no copy, since the layout is row-major.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if n != self.numel() {
+            return Err(Error::shape(
+                "reshape",
+                self.label.to_string(),
+                &self.shape,
+                shape,
+            ));
+        }
+        let mut t = self.clone();
+        t.shape = shape.to_vec();
+        Ok(t)
+    }
+
+    /// Refuse a tensor whose shape is not `expected`, naming the op and tensor.
+    pub fn expect_shape(&self, op: &'static str, expected: &[usize]) -> Result<()> {
+        if self.shape != expected {
+            return Err(Error::shape(
+                op,
+                self.label.to_string(),
+                expected,
+                &self.shape,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuse a tensor whose dtype is not `dtype`.
+    pub fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "tensor {:?} is {:?}, expected {:?}",
+                    self.label, self.dtype, dtype
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}

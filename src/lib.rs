@@ -1,0 +1,16 @@
+//! vae-vs-gan: a GPU training engine written as hand-written WGSL compute
+//! shaders driven through wgpu, with a plain-Rust CPU reference for every
+//! kernel.
+//!
+//! Three layers (see docs/ARCHITECTURE.md):
+//! 1. kernels: `shaders/*.wgsl`, one file per kernel family;
+//! 2. ops: `src/ops/*.rs`, each op's GPU dispatch beside its CPU reference;
+//! 3. models and training steps (later issues), recorded into a [`gpu::Step`].
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod shaders;
+
+pub use error::{Error, Result};
+pub use gpu::{DType, Gpu, GpuOptions, Step, Tensor};

@@ -1,0 +1,47 @@
+//! Ops: one file per op. Each file holds the op's GPU dispatch (a function
+//! that records it into a [`crate::gpu::Step`], checking shapes) and its CPU
+//! reference, forward and backward, side by side.
+//!
+//! CPU references are generic over [`Real`]: `f32` to compare with the GPU,
+//! `f64` for the finite-difference checks of the backward passes. Either
+//! way they accumulate in f64.
+
+pub mod activation;
+
+use crate::gpu::Kernel;
+
+/// A float the CPU references can store: `f32` or `f64`.
+pub trait Real: Copy + Default + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Real for f32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Real for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+/// Threads per workgroup of the one-element-per-thread kernels.
+pub const ELEMENTWISE_WG: u32 = 256;
+
+/// Every kernel the ops compile, with representative parameters: the naga
+/// validation test parses, validates and translates each of them.
+pub fn all_kernels() -> Vec<Kernel> {
+    let mut v = Vec::new();
+    v.extend(activation::kernels());
+    v.extend(crate::gpu::state::kernels());
+    v
+}

@@ -1,0 +1,125 @@
+//! Shared test helpers: the test device, random inputs, tolerance checks and
+//! finite differences.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use vae_vs_gan::gpu::LimitsPolicy;
+use vae_vs_gan::{Gpu, GpuOptions, Step};
+
+/// The device every GPU test runs on: the selected adapter opened with
+/// exactly `wgpu::Limits::default()`, so a kernel needing more fails here.
+/// No adapter is a test failure with the library's error, never a skip.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let opts = GpuOptions {
+            limits: LimitsPolicy::WebGpuDefaults,
+            timestamps: true,
+        };
+        match Gpu::with_options(opts) {
+            Ok(g) => {
+                eprintln!("test adapter: {}", g.describe());
+                g
+            }
+            Err(e) => panic!("GPU tests need an adapter: {e}"),
+        }
+    })
+}
+
+/// Run a recorded step and wait, failing the test on any GPU error.
+pub fn run(step: &Step) {
+    gpu().run(&[step]).expect("step failed on the GPU");
+}
+
+/// Seeded RNG for test inputs; `seed` is printed by failing assertions.
+pub fn rng(seed: u64) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
+/// `n` uniform draws in `[lo, hi)`.
+pub fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
+    let mut r = rng(seed);
+    (0..n).map(|_| r.random_range(lo..hi)).collect()
+}
+
+/// `n` draws that avoid `(-gap, gap)`: inputs for functions with a kink at 0
+/// (ReLU), so a finite difference never straddles it.
+pub fn away_from_zero(n: usize, gap: f32, seed: u64) -> Vec<f32> {
+    let mut r = rng(seed);
+    (0..n)
+        .map(|_| {
+            let v: f32 = r.random_range(gap..1.0);
+            if r.random::<bool>() {
+                v
+            } else {
+                -v
+            }
+        })
+        .collect()
+}
+
+/// Assert `|got - want| <= atol + rtol * |want|` elementwise. NaN anywhere
+/// fails (poisoned outputs that were never written).
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let (g, w) = (g as f64, w as f64);
+        let err = (g - w).abs();
+        let tol = atol + rtol * w.abs();
+        assert!(
+            g.is_finite() == w.is_finite() && (err <= tol || g == w),
+            "{what}: element {i}: got {g}, want {w}, |diff| {err:e} > tol {tol:e} \
+             (atol {atol:e}, rtol {rtol:e})"
+        );
+        if err / tol.max(1e-300) > worst.1 {
+            worst = (i, err / tol.max(1e-300));
+        }
+    }
+    eprintln!(
+        "{what}: {} elements within tolerance (worst at {}: {:.2} of the allowed error)",
+        got.len(),
+        worst.0,
+        worst.1
+    );
+}
+
+/// f64 version of [`assert_close`], for finite-difference checks.
+pub fn assert_close_f64(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        assert!(
+            err <= atol + rtol * w.abs(),
+            "{what}: element {i}: got {g}, want {w}, |diff| {err:e}"
+        );
+    }
+}
+
+/// Central finite differences of a scalar function of `x`, in f64.
+pub fn fd_grad(f: impl Fn(&[f64]) -> f64, x: &[f64], h: f64) -> Vec<f64> {
+    let mut x = x.to_vec();
+    (0..x.len())
+        .map(|i| {
+            let x0 = x[i];
+            x[i] = x0 + h;
+            let fp = f(&x);
+            x[i] = x0 - h;
+            let fm = f(&x);
+            x[i] = x0;
+            (fp - fm) / (2.0 * h)
+        })
+        .collect()
+}
+
+/// `sum(a * b)` in f64: the scalar whose gradient with respect to an op's
+/// output is `b`, used to turn a vector backward into a gradient check.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}

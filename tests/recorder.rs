@@ -1,0 +1,121 @@
+//! The step recorder and per-step GPU state: several steps in one submit see
+//! distinct step counters, the loss ring names each step, and bad input is
+//! refused with an error that says what and where.
+
+mod common;
+use common::*;
+use vae_vs_gan::gpu::{DType, StepState};
+use vae_vs_gan::ops::activation::Activation;
+use vae_vs_gan::{Error, Step, Tensor};
+
+/// A step whose loss depends on the step counter only through the ring slot:
+/// loss_k = sigmoid(x) with x rewritten between runs, so each ring row holds
+/// the value of the step that wrote it.
+fn record_step(state: &StepState, x: &Tensor, loss: &Tensor) -> Step {
+    let g = gpu();
+    let mut s = Step::new("toy");
+    Activation::Sigmoid.forward(g, &mut s, x, loss).unwrap();
+    state.record_loss(g, &mut s, loss, 0).unwrap();
+    Activation::Tanh.forward(g, &mut s, x, loss).unwrap();
+    state.record_loss(g, &mut s, loss, 1).unwrap();
+    state.record_advance(g, &mut s).unwrap();
+    s
+}
+
+#[test]
+fn recorder_three_steps_in_one_submit_equal_three_submits() {
+    let g = gpu();
+    let x = Tensor::from_f32(g, &[1], &[0.5], "x").unwrap();
+    let loss = Tensor::zeros(g, &[1], "loss").unwrap();
+
+    let one = StepState::new(g, 2, 8, 0).unwrap();
+    one.ring.poison(g);
+    let step = record_step(&one, &x, &loss);
+    g.run(&[&step, &step, &step]).unwrap();
+
+    let many = StepState::new(g, 2, 8, 0).unwrap();
+    many.ring.poison(g);
+    let step2 = record_step(&many, &x, &loss);
+    for _ in 0..3 {
+        g.run(&[&step2]).unwrap();
+    }
+
+    let a = one.read_losses(g, 0).unwrap();
+    let b = many.read_losses(g, 0).unwrap();
+    assert_eq!(a.len(), 3, "three steps counted in one submit");
+    assert_eq!(a, b);
+    let want = [
+        Activation::Sigmoid.apply(0.5) as f32,
+        Activation::Tanh.apply(0.5) as f32,
+    ];
+    for (k, l) in a.iter().enumerate() {
+        assert_eq!(l.step, k as u64);
+        assert_close("ring row", &l.values, &want, 1e-6, 1e-5);
+    }
+    // Rows past the third were never written: still poisoned.
+    let ring = one.ring.read_f32(g).unwrap();
+    assert!(ring[6..].iter().all(|v| v.is_nan()));
+}
+
+#[test]
+fn recorder_ring_refuses_reads_after_overwrite() {
+    let g = gpu();
+    let x = Tensor::from_f32(g, &[1], &[0.5], "x").unwrap();
+    let loss = Tensor::zeros(g, &[1], "loss").unwrap();
+    let st = StepState::new(g, 2, 2, 0).unwrap();
+    let step = record_step(&st, &x, &loss);
+    g.run(&[&step, &step, &step]).unwrap();
+    let err = st.read_losses(g, 0).unwrap_err().to_string();
+    assert!(err.contains("ring holds 2"), "{err}");
+    assert_eq!(st.read_losses(g, 1).unwrap().len(), 2);
+}
+
+#[test]
+fn recorder_tensor_over_binding_limit_names_limit_and_size() {
+    let g = gpu();
+    let limit = g.limits.max_storage_buffer_binding_size;
+    let n = (limit / 4 + 1) as usize;
+    match Tensor::new(g, &[n], DType::F32, "huge") {
+        Err(Error::TooLarge { size, limit: l, .. }) => {
+            assert_eq!(l, limit);
+            assert!(size > limit);
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    let msg = Tensor::new(g, &[n], DType::F32, "huge")
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains(&limit.to_string()));
+}
+
+#[test]
+fn recorder_reshape_shares_buffer_and_checks_count() {
+    let g = gpu();
+    let t = Tensor::from_f32(g, &[2, 3], &[1., 2., 3., 4., 5., 6.], "t").unwrap();
+    let flat = t.reshape(&[6]).unwrap();
+    assert_eq!(flat.read_f32(g).unwrap(), vec![1., 2., 3., 4., 5., 6.]);
+    assert!(t.reshape(&[7]).is_err());
+}
+
+#[test]
+fn recorder_counts_allocated_bytes() {
+    let g = gpu();
+    let before = g.allocated_bytes();
+    let t = Tensor::zeros(g, &[1000], "acct").unwrap();
+    assert!(g.allocated_bytes() >= before + 4000);
+    assert!(g.peak_bytes() >= before + 4000);
+    drop(t);
+}
+
+#[test]
+fn recorder_profile_times_every_dispatch() {
+    let g = gpu();
+    let x = Tensor::from_f32(g, &[1000], &uniform(1000, -1., 1., 7), "x").unwrap();
+    let y = Tensor::zeros(g, &[1000], "y").unwrap();
+    let mut s = Step::new("prof");
+    Activation::Relu.forward(g, &mut s, &x, &y).unwrap();
+    Activation::Tanh.forward(g, &mut s, &x, &y).unwrap();
+    let t = g.profile(&s).unwrap();
+    assert_eq!(t.iter().map(|d| d.op).collect::<Vec<_>>(), ["relu", "tanh"]);
+    assert!(t.iter().all(|d| d.seconds >= 0.0 && d.seconds < 10.0));
+}

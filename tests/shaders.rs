@@ -1,0 +1,56 @@
+//! Every kernel the ops compile parses and validates with naga and translates
+//! to SPIR-V (Vulkan), MSL (Metal) and HLSL (DX12). No adapter needed.
+
+use naga::back::{hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use vae_vs_gan::ops::all_kernels;
+
+#[test]
+fn shaders_validate_and_translate_to_spirv_msl_hlsl() {
+    let kernels = all_kernels();
+    assert!(!kernels.is_empty());
+    let mut seen = std::collections::BTreeSet::new();
+    for k in &kernels {
+        let what = format!("{}::{}", k.key, k.entry);
+        let module = naga::front::wgsl::parse_str(&k.source).unwrap_or_else(|e| {
+            panic!("{what}: WGSL parse error:\n{}", e.emit_to_string(&k.source))
+        });
+        assert!(
+            module.entry_points.iter().any(|e| e.name == k.entry),
+            "{what}: entry point missing"
+        );
+        if !seen.insert(k.key.clone()) {
+            continue; // one module, several entry points: translate it once
+        }
+        let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+            .validate(&module)
+            .unwrap_or_else(|e| {
+                panic!("{what}: validation error:\n{}", e.emit_to_string(&k.source))
+            });
+
+        spv::write_vec(&module, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
+
+        let mut msl_out = String::new();
+        let mut w = msl::Writer::new(&mut msl_out);
+        w.write(
+            &module,
+            &info,
+            &msl::Options::default(),
+            &msl::PipelineOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{what}: MSL: {e}"));
+
+        let mut hlsl_out = String::new();
+        let (hopts, hpipe) = (hlsl::Options::default(), hlsl::PipelineOptions::default());
+        let mut w = hlsl::Writer::new(&mut hlsl_out, &hopts, &hpipe);
+        w.write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{what}: HLSL: {e}"));
+        assert!(!msl_out.is_empty() && !hlsl_out.is_empty());
+    }
+    eprintln!(
+        "{} kernels in {} modules validated",
+        kernels.len(),
+        seen.len()
+    );
+}
