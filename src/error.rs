@@ -51,6 +51,10 @@ pub enum Error {
     #[error("GPU error in {context}: {message}")]
     Gpu { context: String, message: String },
 
+    /// A data file is missing, truncated, corrupt or not what it claims.
+    #[error("{path}: {problem}")]
+    Data { path: String, problem: String },
+
     /// Mapping a buffer for readback failed (device lost, out of memory).
     #[error("reading back {label:?} failed: {message}")]
     Readback { label: String, message: String },
@@ -69,6 +73,14 @@ impl Error {
             what: what.into(),
             expected: expected.to_vec(),
             got: got.to_vec(),
+        }
+    }
+
+    /// Shorthand for a data file problem.
+    pub fn data(path: &std::path::Path, problem: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.display().to_string(),
+            problem: problem.into(),
         }
     }
 

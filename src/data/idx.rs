@@ -1,0 +1,104 @@
+//! IDX files (the MNIST format), plain or gzip-compressed.
+//!
+//! An IDX file is a 4-byte magic `00 00 TT DD` (TT the element type, DD the
+//! number of dimensions), DD big-endian u32 sizes, then the elements. Only
+//! unsigned bytes (TT = 0x08) occur in MNIST and Fashion-MNIST, and only
+//! those are read. Gzip is detected by its magic bytes, not the file name.
+
+use std::fs::File;
+use std::io::{BufReader, ErrorKind, Read};
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+
+use crate::error::{Error, Result};
+
+/// An IDX array of unsigned bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Idx {
+    /// Sizes of every dimension as stored in the file; `dims[0]` is the
+    /// number of items, reduced to what was read when a limit was given.
+    pub dims: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+const UBYTE: u8 = 0x08;
+
+/// Read an IDX file of unsigned bytes, at most `limit` items (the first
+/// dimension) when given. Every failure names the file and the problem.
+pub fn read_idx(path: &Path, limit: Option<usize>) -> Result<Idx> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => Error::data(path, "file not found"),
+        _ => Error::data(path, format!("cannot open: {e}")),
+    })?;
+    let mut raw = BufReader::new(file);
+    let mut head = [0u8; 2];
+    read_exact(&mut raw, &mut head, path, "the header")?;
+    let rest = std::io::Cursor::new(head).chain(raw);
+    if head == [0x1f, 0x8b] {
+        read_stream(GzDecoder::new(rest), path, limit)
+    } else {
+        read_stream(rest, path, limit)
+    }
+}
+
+fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Result<()> {
+    r.read_exact(buf).map_err(|e| match e.kind() {
+        ErrorKind::UnexpectedEof => {
+            Error::data(path, format!("truncated: file ends inside {what}"))
+        }
+        ErrorKind::InvalidInput | ErrorKind::InvalidData => Error::data(
+            path,
+            format!("corrupt gzip stream while reading {what}: {e}"),
+        ),
+        _ => Error::data(path, format!("read error in {what}: {e}")),
+    })
+}
+
+fn read_stream(mut r: impl Read, path: &Path, limit: Option<usize>) -> Result<Idx> {
+    let mut magic = [0u8; 4];
+    read_exact(&mut r, &mut magic, path, "the magic number")?;
+    if magic[0] != 0 || magic[1] != 0 || magic[3] == 0 {
+        return Err(Error::data(
+            path,
+            format!(
+                "wrong magic number 0x{:08x}: not an IDX file",
+                u32::from_be_bytes(magic)
+            ),
+        ));
+    }
+    if magic[2] != UBYTE {
+        return Err(Error::data(
+            path,
+            format!(
+                "IDX element type 0x{:02x} is not unsigned byte (0x08)",
+                magic[2]
+            ),
+        ));
+    }
+    let ndim = magic[3] as usize;
+    let mut dims = Vec::with_capacity(ndim);
+    for d in 0..ndim {
+        let mut b = [0u8; 4];
+        read_exact(&mut r, &mut b, path, &format!("the size of dimension {d}"))?;
+        dims.push(u32::from_be_bytes(b) as usize);
+    }
+    let count = limit.map_or(dims[0], |l| l.min(dims[0]));
+    let item: usize = dims[1..].iter().product();
+    let want = count
+        .checked_mul(item)
+        .ok_or_else(|| Error::data(path, format!("absurd dimensions {dims:?}")))?;
+    let mut data = vec![0u8; want];
+    r.read_exact(&mut data).map_err(|e| match e.kind() {
+        ErrorKind::UnexpectedEof => Error::data(
+            path,
+            format!(
+                "truncated: header promises {} items of {item} bytes",
+                dims[0]
+            ),
+        ),
+        _ => Error::data(path, format!("corrupt data ({e})")),
+    })?;
+    dims[0] = count;
+    Ok(Idx { dims, data })
+}

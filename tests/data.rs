@@ -1,0 +1,202 @@
+//! The IDX reader and the MNIST loader: real files, subsets, and every kind
+//! of bad input named in the error.
+
+use std::io::Write;
+use std::path::Path;
+
+use flate2::write::GzEncoder;
+use vae_vs_gan::data::{load, read_idx, Dataset, Split};
+
+fn idx_bytes(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = magic.to_be_bytes().to_vec();
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+/// A consistent fake dataset of `n` images in `dir`, plain files.
+fn fake(dir: &Path, n: u32, labels: &[u8]) {
+    write(
+        dir,
+        "train-images-idx3-ubyte",
+        &idx_bytes(0x803, &[n, 28, 28], &vec![7u8; n as usize * 784]),
+    );
+    write(
+        dir,
+        "train-labels-idx1-ubyte",
+        &idx_bytes(0x801, &[n], labels),
+    );
+}
+
+fn err(dir: &Path) -> String {
+    load(Dataset::Mnist, dir, Split::Train, None)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn data_mnist_subsets_load_from_gz() {
+    let dir = Dataset::Mnist.default_dir();
+    let train = load(Dataset::Mnist, &dir, Split::Train, Some(100)).unwrap();
+    assert_eq!(train.len(), 100);
+    assert_eq!(train.pixels.len(), 100 * 784);
+    // Published facts: the first training digit is a 5, the first test digit a 7.
+    assert_eq!(&train.labels[..5], &[5, 0, 4, 1, 9]);
+    let test = load(Dataset::Mnist, &dir, Split::Test, Some(3)).unwrap();
+    assert_eq!(test.labels, vec![7, 2, 1]);
+    assert!(train.image(0).iter().any(|&p| p == 255));
+}
+
+#[test]
+fn data_mnist_full_test_split_counts() {
+    let test = load(
+        Dataset::Mnist,
+        &Dataset::Mnist.default_dir(),
+        Split::Test,
+        None,
+    )
+    .unwrap();
+    assert_eq!(test.len(), 10_000);
+    let mut hist = [0usize; 10];
+    test.labels.iter().for_each(|&l| hist[l as usize] += 1);
+    assert_eq!(
+        hist,
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+}
+
+#[test]
+fn data_plain_and_gz_read_the_same() {
+    let d = tempfile::tempdir().unwrap();
+    let bytes = idx_bytes(0x801, &[4], &[1, 2, 3, 4]);
+    write(d.path(), "a", &bytes);
+    write(d.path(), "a.gz", &gz(&bytes));
+    let a = read_idx(&d.path().join("a"), None).unwrap();
+    assert_eq!(a, read_idx(&d.path().join("a.gz"), None).unwrap());
+    assert_eq!(
+        read_idx(&d.path().join("a"), Some(2)).unwrap().data,
+        vec![1, 2]
+    );
+}
+
+#[test]
+fn data_missing_file_names_it_and_the_fix() {
+    let d = tempfile::tempdir().unwrap();
+    let e = err(d.path());
+    assert!(
+        e.contains("train-images-idx3-ubyte.gz") && e.contains("not found"),
+        "{e}"
+    );
+    let e = load(Dataset::Fashion, d.path(), Split::Train, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("apt-get install dataset-fashion-mnist"), "{e}");
+}
+
+#[test]
+fn data_truncated_file_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    fake(d.path(), 3, &[1, 2, 3]);
+    let full = idx_bytes(0x803, &[3, 28, 28], &vec![7u8; 3 * 784]);
+    write(d.path(), "train-images-idx3-ubyte", &full[..1000]);
+    let e = err(d.path());
+    assert!(
+        e.contains("train-images-idx3-ubyte") && e.contains("truncated"),
+        "{e}"
+    );
+    // Truncated inside the header, and a truncated gzip stream.
+    write(d.path(), "train-images-idx3-ubyte", &full[..6]);
+    assert!(err(d.path()).contains("truncated"));
+    let z = gz(&full);
+    write(d.path(), "train-images-idx3-ubyte.gz", &z[..z.len() / 2]);
+    let e = err(d.path());
+    assert!(
+        e.contains(".gz") && (e.contains("truncated") || e.contains("corrupt")),
+        "{e}"
+    );
+}
+
+#[test]
+fn data_corrupt_gzip_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    fake(d.path(), 3, &[1, 2, 3]);
+    let mut z = gz(&idx_bytes(0x803, &[3, 28, 28], &vec![7u8; 3 * 784]));
+    for b in z.iter_mut().skip(12).take(20) {
+        *b ^= 0x5a;
+    }
+    write(d.path(), "train-images-idx3-ubyte.gz", &z);
+    let e = err(d.path());
+    assert!(e.contains("train-images-idx3-ubyte.gz"), "{e}");
+}
+
+#[test]
+fn data_wrong_magic_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    fake(d.path(), 3, &[1, 2, 3]);
+    write(
+        d.path(),
+        "train-labels-idx1-ubyte",
+        b"PK\x03\x04 this is a zip",
+    );
+    let e = err(d.path());
+    assert!(
+        e.contains("wrong magic number") && e.contains("labels"),
+        "{e}"
+    );
+    // Right shape of magic, wrong element type (0x0D = float).
+    write(
+        d.path(),
+        "train-labels-idx1-ubyte",
+        &idx_bytes(0x0D01, &[3], &[0; 12]),
+    );
+    assert!(err(d.path()).contains("not unsigned byte"));
+}
+
+#[test]
+fn data_count_mismatch_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    fake(d.path(), 3, &[1, 2, 3]);
+    write(
+        d.path(),
+        "train-labels-idx1-ubyte",
+        &idx_bytes(0x801, &[2], &[1, 2]),
+    );
+    let e = err(d.path());
+    assert!(e.contains("2 labels but 3 images"), "{e}");
+}
+
+#[test]
+fn data_label_above_9_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    fake(d.path(), 3, &[1, 12, 3]);
+    let e = err(d.path());
+    assert!(e.contains("label 12 at index 1"), "{e}");
+}
+
+#[test]
+fn data_images_not_28x28_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    fake(d.path(), 3, &[1, 2, 3]);
+    write(
+        d.path(),
+        "train-images-idx3-ubyte",
+        &idx_bytes(0x803, &[3, 32, 32], &vec![0u8; 3 * 1024]),
+    );
+    let e = err(d.path());
+    assert!(
+        e.contains("[n, 28, 28]") && e.contains("[3, 32, 32]"),
+        "{e}"
+    );
+}
