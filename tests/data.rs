@@ -56,7 +56,7 @@ fn data_mnist_subsets_load_from_gz() {
     assert_eq!(&train.labels[..5], &[5, 0, 4, 1, 9]);
     let test = load(Dataset::Mnist, &dir, Split::Test, Some(3)).unwrap();
     assert_eq!(test.labels, vec![7, 2, 1]);
-    assert!(train.image(0).iter().any(|&p| p == 255));
+    assert!(train.image(0).contains(&255));
 }
 
 #[test]
