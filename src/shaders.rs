@@ -14,6 +14,7 @@ macro_rules! shader {
 
 shader!(STEP, "step");
 shader!(ELEMENTWISE, "elementwise");
+shader!(GATHER, "gather");
 
 /// Every shader family.
-pub const ALL: &[Shader] = &[STEP, ELEMENTWISE];
+pub const ALL: &[Shader] = &[STEP, ELEMENTWISE, GATHER];

@@ -1,0 +1,180 @@
+//! Gathering a training batch on the GPU from the byte-packed dataset.
+//!
+//! The dataset is uploaded once as u8 (60,000 x 784 bytes fits every
+//! adapter's 128 MiB binding limit; f32 would not). Each epoch uploads a
+//! shuffled permutation of image indices; the step counter picks the batch,
+//! so no upload or readback happens inside a step.
+
+use crate::error::{Error, Result};
+use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};
+use crate::ops::{Real, ELEMENTWISE_WG};
+use crate::shaders;
+
+/// How bytes become pixel values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PixelMap {
+    /// `x * scale + shift` after mapping the byte to [0, 1]: (1, 0) gives
+    /// [0, 1] (the VAE), (2, -1) gives [-1, 1] (the GAN).
+    pub scale: f32,
+    pub shift: f32,
+    /// Static binarisation: byte > 127 (intensity > 0.5) becomes 1, else 0.
+    pub binarize: bool,
+}
+
+impl PixelMap {
+    pub const UNIT: PixelMap = PixelMap {
+        scale: 1.0,
+        shift: 0.0,
+        binarize: false,
+    };
+    pub const SIGNED: PixelMap = PixelMap {
+        scale: 2.0,
+        shift: -1.0,
+        binarize: false,
+    };
+
+    /// The value of one byte, in f64 (the CPU reference).
+    pub fn apply(&self, byte: u8) -> f64 {
+        let x = if self.binarize {
+            (byte > BINARIZE_THRESHOLD) as u8 as f64
+        } else {
+            byte as f64 / 255.0
+        };
+        x * self.scale as f64 + self.shift as f64
+    }
+}
+
+/// Bytes above this are 1 under binarisation (0.5 of 255).
+pub const BINARIZE_THRESHOLD: u8 = 127;
+
+/// Bindings: counters, permutation, bytes, output.
+const ACCESS: [Access; 4] = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel::new(shaders::GATHER, entry, &ACCESS)
+}
+
+fn check(
+    op: &'static str,
+    counters: &Tensor,
+    perm: &Tensor,
+    data: &Tensor,
+    batch: usize,
+    item: usize,
+) -> Result<usize> {
+    counters.expect_dtype(op, DType::U32)?;
+    perm.expect_dtype(op, DType::U32)?;
+    data.expect_dtype(op, DType::U8)?;
+    if batch == 0 || perm.numel() < batch {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "batch {batch} needs a permutation of at least {batch} indices, got {}",
+                perm.numel()
+            ),
+        ));
+    }
+    if item == 0 || data.numel() % item != 0 {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "dataset of {} bytes is not whole items of {item}",
+                data.numel()
+            ),
+        ));
+    }
+    // The last partial batch is dropped.
+    Ok(perm.numel() / batch)
+}
+
+/// Record: `out [batch, ...]` = the pixels of this step's batch, mapped by `map`.
+/// `data` is `[n, item]` bytes; `perm` holds the epoch's image order.
+pub fn gather_pixels(
+    gpu: &Gpu,
+    step: &mut Step,
+    counters: &Tensor,
+    perm: &Tensor,
+    data: &Tensor,
+    out: &Tensor,
+    map: PixelMap,
+) -> Result<()> {
+    let op = "gather_pixels";
+    let batch = out.shape()[0];
+    let item = out.numel() / batch.max(1);
+    let steps = check(op, counters, perm, data, batch, item)?;
+    let n = (batch * item) as u32;
+    let params = [
+        batch as u32,
+        item as u32,
+        steps as u32,
+        map.binarize as u32,
+        f32_param(map.scale),
+        f32_param(map.shift),
+        BINARIZE_THRESHOLD as u32,
+    ];
+    let groups = grid(gpu, n.div_ceil(ELEMENTWISE_WG) as u64)?;
+    step.dispatch(
+        gpu,
+        op,
+        &kernel("gather_pixels"),
+        &params,
+        &[counters, perm, data, out],
+        groups,
+    )
+}
+
+/// Record: `out [batch]` (u32) = the labels of this step's batch.
+pub fn gather_labels(
+    gpu: &Gpu,
+    step: &mut Step,
+    counters: &Tensor,
+    perm: &Tensor,
+    labels: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
+    let op = "gather_labels";
+    out.expect_dtype(op, DType::U32)?;
+    let batch = out.numel();
+    let steps = check(op, counters, perm, labels, batch, 1)?;
+    let params = [batch as u32, 1, steps as u32, 0, 0, 0, 0];
+    let groups = grid(gpu, (batch as u32).div_ceil(ELEMENTWISE_WG) as u64)?;
+    step.dispatch(
+        gpu,
+        op,
+        &kernel("gather_labels"),
+        &params,
+        &[counters, perm, labels, out],
+        groups,
+    )
+}
+
+/// CPU reference: the pixels of batch `step % (perm.len() / batch)`.
+pub fn gather_pixels_cpu<T: Real>(
+    step: u64,
+    perm: &[u32],
+    data: &[u8],
+    batch: usize,
+    item: usize,
+    map: PixelMap,
+) -> Vec<T> {
+    let b0 = (step % (perm.len() / batch) as u64) as usize * batch;
+    perm[b0..b0 + batch]
+        .iter()
+        .flat_map(|&i| data[i as usize * item..(i as usize + 1) * item].iter())
+        .map(|&v| T::from_f64(map.apply(v)))
+        .collect()
+}
+
+/// CPU reference of [`gather_labels`].
+pub fn gather_labels_cpu(step: u64, perm: &[u32], labels: &[u8], batch: usize) -> Vec<u32> {
+    let b0 = (step % (perm.len() / batch) as u64) as usize * batch;
+    perm[b0..b0 + batch]
+        .iter()
+        .map(|&i| labels[i as usize] as u32)
+        .collect()
+}
+
+/// The kernels of this module, for the shader validation test.
+pub fn kernels() -> Vec<Kernel> {
+    vec![kernel("gather_pixels"), kernel("gather_labels")]
+}
