@@ -74,7 +74,7 @@ fn check(
             ),
         ));
     }
-    if item == 0 || data.numel() % item != 0 {
+    if item == 0 || !data.numel().is_multiple_of(item) {
         return Err(Error::invalid(
             op,
             format!(
