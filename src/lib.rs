@@ -12,6 +12,7 @@ pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod shaders;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{DType, Gpu, GpuOptions, Step, Tensor};

@@ -1,0 +1,156 @@
+//! Checkpoints: named f32 tensors plus string metadata in a safetensors
+//! file, written atomically (temporary file, fsync, rename) so a crash or a
+//! failed run never leaves a half-written checkpoint in place of a good one.
+//!
+//! Tensor names and layouts are PyTorch's (`encoder.0.weight` `[32,1,3,3]`);
+//! models convert from the engine's layouts when they save.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+
+/// Tensors by name, each with its shape, and metadata strings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpoint {
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Checkpoint {
+    /// Add a tensor; the element count must match the shape.
+    pub fn insert(&mut self, name: &str, shape: &[usize], data: Vec<f32>) -> Result<()> {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape("checkpoint", name, shape, &[data.len()]));
+        }
+        self.tensors
+            .insert(name.to_string(), (shape.to_vec(), data));
+        Ok(())
+    }
+
+    /// The tensor `name`, which must have `shape`.
+    pub fn get(&self, path: &Path, name: &str, shape: &[usize]) -> Result<&[f32]> {
+        match self.tensors.get(name) {
+            Some((s, d)) if s == shape => Ok(d),
+            Some((s, _)) => Err(Error::data(
+                path,
+                format!("tensor {name} has shape {s:?}, expected {shape:?}"),
+            )),
+            None => Err(Error::data(path, format!("tensor {name} is missing"))),
+        }
+    }
+
+    /// Refuse a checkpoint whose tensors are not exactly `expected` (name and
+    /// shape), listing every missing, unexpected and mis-shaped tensor: the
+    /// error a checkpoint of another architecture or size gets.
+    pub fn expect(&self, path: &Path, expected: &[(String, Vec<usize>)]) -> Result<()> {
+        let mut problems = Vec::new();
+        let want: HashMap<&str, &Vec<usize>> =
+            expected.iter().map(|(n, s)| (n.as_str(), s)).collect();
+        for (name, shape) in expected {
+            match self.tensors.get(name) {
+                None => problems.push(format!("{name}: missing (expected {shape:?})")),
+                Some((s, _)) if s != shape => {
+                    problems.push(format!("{name}: shape {s:?}, expected {shape:?}"))
+                }
+                _ => {}
+            }
+        }
+        for (name, (s, _)) in &self.tensors {
+            if !want.contains_key(name.as_str()) {
+                problems.push(format!("{name}: unexpected tensor {s:?}"));
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::data(
+            path,
+            format!(
+                "checkpoint does not match this model ({} mismatched tensors):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ),
+        ))
+    }
+
+    /// Write to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
+            .tensors
+            .iter()
+            .map(|(n, (s, d))| (n.clone(), bytemuck::cast_slice(d).to_vec(), s.clone()))
+            .collect();
+        let views = bytes
+            .iter()
+            .map(|(n, b, s)| {
+                TensorView::new(Dtype::F32, s.clone(), b)
+                    .map(|v| (n.clone(), v))
+                    .map_err(|e| Error::data(path, format!("tensor {n}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
+        let out = safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::data(path, format!("cannot serialise: {e}")))?;
+        write_atomic(path, &out)
+    }
+
+    /// Read a checkpoint; a missing, truncated or non-safetensors file, or
+    /// non-f32 tensors, are errors naming the file.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::data(path, format!("cannot read checkpoint: {e}")))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
+        let mut ck = Checkpoint::default();
+        for (name, view) in st.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(Error::data(
+                    path,
+                    format!("tensor {name} is {:?}, expected F32", view.dtype()),
+                ));
+            }
+            let data: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            ck.tensors.insert(name, (view.shape().to_vec(), data));
+        }
+        if let Some(m) = meta.metadata() {
+            ck.metadata = m.clone().into_iter().collect();
+        }
+        Ok(ck)
+    }
+}
+
+/// Write `bytes` to `path` through a temporary file in the same folder,
+/// flushed to disk, then renamed over `path`: readers see the old file or
+/// the new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::data(path, "not a file path"))?
+        .to_string_lossy();
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::data(path, format!("cannot write: {e}"))
+    })
+}
