@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod ops;
+pub mod report;
 pub mod shaders;
 pub mod train;
 
