@@ -21,7 +21,11 @@ pub fn save_grid(
     hi: f32,
 ) -> Result<()> {
     let per = side * side;
-    if side == 0 || images.len() % per != 0 || images.len() / per > rows * cols || hi <= lo {
+    if side == 0
+        || !images.len().is_multiple_of(per)
+        || images.len() / per > rows * cols
+        || hi <= lo
+    {
         return Err(Error::invalid(
             "save_grid",
             format!(
