@@ -10,6 +10,7 @@
 pub mod error;
 pub mod gpu;
 pub mod ops;
+pub mod optim;
 pub mod shaders;
 
 pub use error::{Error, Result};

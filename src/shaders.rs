@@ -14,6 +14,9 @@ macro_rules! shader {
 
 shader!(STEP, "step");
 shader!(ELEMENTWISE, "elementwise");
+shader!(NORM, "norm");
+shader!(POOL, "pool");
+shader!(ADAM, "adam");
 
 /// Every shader family.
-pub const ALL: &[Shader] = &[STEP, ELEMENTWISE];
+pub const ALL: &[Shader] = &[STEP, ELEMENTWISE, NORM, POOL, ADAM];

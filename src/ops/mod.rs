@@ -7,6 +7,8 @@
 //! way they accumulate in f64.
 
 pub mod activation;
+pub mod batch_norm;
+pub mod pool;
 
 use crate::gpu::Kernel;
 
@@ -42,6 +44,9 @@ pub const ELEMENTWISE_WG: u32 = 256;
 pub fn all_kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     v.extend(activation::kernels());
+    v.extend(batch_norm::kernels());
+    v.extend(pool::kernels());
+    v.extend(crate::optim::adam::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }
