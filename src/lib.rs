@@ -12,6 +12,7 @@ pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod report;
+pub mod optim;
 pub mod shaders;
 pub mod train;
 

@@ -8,6 +8,8 @@
 
 pub mod activation;
 pub mod gather;
+pub mod batch_norm;
+pub mod pool;
 
 use crate::gpu::Kernel;
 
@@ -44,6 +46,9 @@ pub fn all_kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     v.extend(activation::kernels());
     v.extend(gather::kernels());
+    v.extend(batch_norm::kernels());
+    v.extend(pool::kernels());
+    v.extend(crate::optim::adam::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }

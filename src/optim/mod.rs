@@ -1,0 +1,3 @@
+//! Optimizers: a GPU kernel and a CPU reference of each update.
+
+pub mod adam;
