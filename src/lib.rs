@@ -11,8 +11,8 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod ops;
-pub mod report;
 pub mod optim;
+pub mod report;
 pub mod shaders;
 pub mod train;
 

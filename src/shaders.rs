@@ -19,4 +19,3 @@ shader!(GATHER, "gather");
 shader!(NORM, "norm");
 shader!(POOL, "pool");
 shader!(ADAM, "adam");
-

@@ -7,8 +7,8 @@
 //! way they accumulate in f64.
 
 pub mod activation;
-pub mod gather;
 pub mod batch_norm;
+pub mod gather;
 pub mod pool;
 
 use crate::gpu::Kernel;

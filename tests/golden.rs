@@ -1,0 +1,285 @@
+//! The engine against PyTorch: golden fixtures computed in float64 by
+//! `tests/fixtures/make_fixtures.py` (an independent library), compared with
+//! both the CPU reference and the GPU kernels.
+//!
+//! Tolerances. A fixture value is the f64 result rounded to f32 (0.5 ulp,
+//! 6e-8 relative). The CPU reference accumulates in f64 from the same f32
+//! inputs, so it agrees to a few f32 ulp: rtol 1e-5, atol 1e-6 (values are
+//! O(1)). The GPU sums in f32; its bounds are those of each op's own test
+//! file (batch norm: reductions over R <= 252 rows, rtol 1e-4, atol 2e-5;
+//! Adam: atol 1e-6, rtol 1e-6 as argued in tests/adam.rs).
+
+mod common;
+mod fixture_loader;
+use common::*;
+use fixture_loader::load;
+use vae_vs_gan::gpu::StepState;
+use vae_vs_gan::ops::batch_norm::{
+    self, BatchNorm, BatchNormConfig, BnBackward, BnGrads, BnParams, BnSaved,
+};
+use vae_vs_gan::optim::adam::{adam_update_cpu, Adam, AdamConfig, AdamTensors, EpsConvention};
+use vae_vs_gan::{Step, Tensor};
+
+const CPU_ATOL: f64 = 1e-6;
+const CPU_RTOL: f64 = 1e-5;
+
+#[test]
+fn batch_norm_train_matches_pytorch_fixture() {
+    let g = gpu();
+    for name in ["batchnorm_nhwc", "batchnorm_dense"] {
+        let f = load(name);
+        let (shape, x) = f.tensor("x");
+        let c = *shape.last().unwrap();
+        let (eps, momentum) = (f.scalar("eps"), f.scalar("momentum"));
+        let (_, gamma) = f.tensor("gamma");
+        let (_, beta) = f.tensor("beta");
+        let (_, dy) = f.tensor("dy");
+        let want = |k: &str| f.tensor(k).1;
+
+        // CPU reference.
+        let fwd = batch_norm::forward_train_cpu(&x, c, &gamma, &beta, eps);
+        assert_close(
+            &format!("{name} cpu y"),
+            &fwd.y,
+            &want("y"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        assert_close(
+            &format!("{name} cpu mean"),
+            &fwd.mean,
+            &want("batch_mean"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        assert_close(
+            &format!("{name} cpu var"),
+            &fwd.var,
+            &want("batch_var"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        let (dx, dgamma, dbeta) =
+            batch_norm::backward_cpu(&x, &dy, c, &gamma, &fwd.mean, &fwd.inv_std);
+        assert_close(
+            &format!("{name} cpu dx"),
+            &dx,
+            &want("dx"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        assert_close(
+            &format!("{name} cpu dgamma"),
+            &dgamma,
+            &want("dgamma"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        assert_close(
+            &format!("{name} cpu dbeta"),
+            &dbeta,
+            &want("dbeta"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        let mut rm = want("running_mean_in");
+        let mut rv = want("running_var_in");
+        batch_norm::running_update_cpu(&mut rm, &fwd.mean, momentum);
+        batch_norm::running_update_cpu(&mut rv, &fwd.var, momentum);
+        assert_close(
+            &format!("{name} cpu running_mean"),
+            &rm,
+            &want("running_mean_out"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        assert_close(
+            &format!("{name} cpu running_var"),
+            &rv,
+            &want("running_var_out"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+
+        // GPU.
+        let t = |k: &str, d: &[f32]| Tensor::from_f32(g, &[d.len()], d, k).unwrap();
+        let xt = Tensor::from_f32(g, &shape, &x, "x").unwrap();
+        let dyt = Tensor::from_f32(g, &shape, &dy, "dy").unwrap();
+        let (gt, bt) = (t("gamma", &gamma), t("beta", &beta));
+        let (rmt, rvt) = (
+            t("rm", &want("running_mean_in")),
+            t("rv", &want("running_var_in")),
+        );
+        let (mean, inv) = (
+            Tensor::zeros(g, &[c], "mean").unwrap(),
+            Tensor::zeros(g, &[c], "inv").unwrap(),
+        );
+        let y = Tensor::zeros(g, &shape, "y").unwrap();
+        let dxt = Tensor::zeros(g, &shape, "dx").unwrap();
+        let (dg, db) = (
+            Tensor::zeros(g, &[c], "dg").unwrap(),
+            Tensor::zeros(g, &[c], "db").unwrap(),
+        );
+        for p in [&y, &dxt, &dg, &db, &mean, &inv] {
+            p.poison(g);
+        }
+        let cfg = BatchNormConfig {
+            eps: eps as f32,
+            momentum: momentum as f32,
+            update_running: true,
+        };
+        let bn = BatchNorm::new(g, &shape, cfg).unwrap();
+        let params = BnParams {
+            gamma: &gt,
+            beta: &bt,
+            running_mean: &rmt,
+            running_var: &rvt,
+        };
+        let saved = BnSaved {
+            mean: &mean,
+            inv_std: &inv,
+        };
+        let mut s = Step::new("bn");
+        bn.forward_train(g, &mut s, &xt, &params, &saved, &y)
+            .unwrap();
+        let inputs = BnBackward {
+            x: &xt,
+            dy: &dyt,
+            gamma: &gt,
+            saved,
+        };
+        let grads = BnGrads {
+            dx: &dxt,
+            dgamma: &dg,
+            dbeta: &db,
+        };
+        bn.backward(g, &mut s, &inputs, &grads).unwrap();
+        run(&s);
+        let (atol, rtol) = (2e-5, 1e-4);
+        assert_close(
+            &format!("{name} gpu y"),
+            &y.read_f32(g).unwrap(),
+            &want("y"),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("{name} gpu dx"),
+            &dxt.read_f32(g).unwrap(),
+            &want("dx"),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("{name} gpu dgamma"),
+            &dg.read_f32(g).unwrap(),
+            &want("dgamma"),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("{name} gpu dbeta"),
+            &db.read_f32(g).unwrap(),
+            &want("dbeta"),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("{name} gpu running_mean"),
+            &rmt.read_f32(g).unwrap(),
+            &want("running_mean_out"),
+            atol,
+            rtol,
+        );
+        assert_close(
+            &format!("{name} gpu running_var"),
+            &rvt.read_f32(g).unwrap(),
+            &want("running_var_out"),
+            atol,
+            rtol,
+        );
+    }
+}
+
+#[test]
+fn adam_matches_pytorch_fixture_in_both_conventions() {
+    let g = gpu();
+    let f = load("adam");
+    let steps = f.int("steps");
+    let (pshape, p0) = f.tensor("param_init");
+    let (_, grads) = f.tensor("grads");
+    let n = p0.len();
+    for (conv, key) in [
+        (EpsConvention::PyTorch, "torch_params"),
+        (EpsConvention::Keras, "keras_params"),
+    ] {
+        let cfg = AdamConfig {
+            lr: f.scalar("lr") as f32,
+            beta1: f.scalar("beta1") as f32,
+            beta2: f.scalar("beta2") as f32,
+            eps: f.scalar("eps") as f32,
+            convention: conv,
+        };
+        let (_, want) = f.tensor(key);
+        let (_, want_m) = f.tensor("m");
+        let (_, want_v) = f.tensor("v");
+
+        // CPU reference, step by step.
+        let (mut p, mut m, mut v) = (p0.clone(), vec![0.0f32; n], vec![0.0f32; n]);
+        for t in 0..steps {
+            adam_update_cpu(
+                &cfg,
+                t as u32 + 1,
+                &mut p,
+                &grads[t * n..(t + 1) * n],
+                &mut m,
+                &mut v,
+            );
+            let what = format!("adam {conv:?} cpu step {}", t + 1);
+            assert_close(&what, &p, &want[t * n..(t + 1) * n], 1e-7, 1e-6);
+            assert_close(
+                &format!("{what} m"),
+                &m,
+                &want_m[t * n..(t + 1) * n],
+                1e-9,
+                1e-5,
+            );
+            assert_close(
+                &format!("{what} v"),
+                &v,
+                &want_v[t * n..(t + 1) * n],
+                1e-12,
+                1e-5,
+            );
+        }
+
+        // GPU: one recorded step, the gradient rewritten between submits.
+        let state = StepState::new(g, 1, 1, 0).unwrap();
+        let pt = Tensor::from_f32(g, &pshape, &p0, "p").unwrap();
+        let gt = Tensor::zeros(g, &pshape, "g").unwrap();
+        let mt = Tensor::zeros(g, &pshape, "m").unwrap();
+        let vt = Tensor::zeros(g, &pshape, "v").unwrap();
+        let adam = Adam::new(cfg).unwrap();
+        let mut s = Step::new("adam");
+        let ts = AdamTensors {
+            param: &pt,
+            grad: &gt,
+            m: &mt,
+            v: &vt,
+        };
+        adam.record_update(g, &mut s, &state.counters, &ts).unwrap();
+        state.record_advance(g, &mut s).unwrap();
+        for t in 0..steps {
+            gt.write_f32(g, &grads[t * n..(t + 1) * n]).unwrap();
+            run(&s);
+            let what = format!("adam {conv:?} gpu step {}", t + 1);
+            assert_close(
+                &what,
+                &pt.read_f32(g).unwrap(),
+                &want[t * n..(t + 1) * n],
+                1e-6,
+                1e-6,
+            );
+        }
+    }
+}
