@@ -244,12 +244,15 @@ fn adam_matches_pytorch_fixture_in_both_conventions() {
                 1e-9,
                 1e-5,
             );
+            // beta2 = 0.999 as f32 is 0.99900001287: (1 - beta2) is off by 1.3e-5
+            // relative from the fixture's exact decimal, and v inherits it (p does
+            // not: the bias correction cancels it).
             assert_close(
                 &format!("{what} v"),
                 &v,
                 &want_v[t * n..(t + 1) * n],
                 1e-12,
-                1e-5,
+                3e-5,
             );
         }
 
