@@ -16,4 +16,6 @@ shader!(STEP, "step");
 shader!(ELEMENTWISE, "elementwise");
 
 /// Every shader family.
-pub const ALL: &[Shader] = &[STEP, ELEMENTWISE];
+pub const ALL: &[Shader] = &[STEP, ELEMENTWISE, PHILOX, RNG];
+shader!(PHILOX, "philox");
+shader!(RNG, "rng");

@@ -7,6 +7,7 @@
 //! way they accumulate in f64.
 
 pub mod activation;
+pub mod rng;
 
 use crate::gpu::Kernel;
 
@@ -42,6 +43,7 @@ pub const ELEMENTWISE_WG: u32 = 256;
 pub fn all_kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     v.extend(activation::kernels());
+    v.extend(rng::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }
