@@ -16,6 +16,25 @@ shader!(STEP, "step");
 shader!(ELEMENTWISE, "elementwise");
 
 /// Every shader family.
-pub const ALL: &[Shader] = &[STEP, ELEMENTWISE, PHILOX, RNG];
+pub const ALL: &[Shader] = &[
+    STEP,
+    ELEMENTWISE,
+    PHILOX,
+    RNG,
+    WG_REDUCE,
+    REDUCE,
+    DROPOUT,
+    REPARAM,
+    BCE,
+    SOFTMAX_CE,
+    KL,
+];
 shader!(PHILOX, "philox");
 shader!(RNG, "rng");
+shader!(WG_REDUCE, "wg_reduce");
+shader!(REDUCE, "reduce");
+shader!(DROPOUT, "dropout");
+shader!(REPARAM, "reparam");
+shader!(BCE, "bce");
+shader!(SOFTMAX_CE, "softmax_ce");
+shader!(KL, "kl");

@@ -7,7 +7,13 @@
 //! way they accumulate in f64.
 
 pub mod activation;
+pub mod bce;
+pub mod dropout;
+pub mod kl;
+pub mod reduce;
+pub mod reparam;
 pub mod rng;
+pub mod softmax_ce;
 
 use crate::gpu::Kernel;
 
@@ -44,6 +50,12 @@ pub fn all_kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     v.extend(activation::kernels());
     v.extend(rng::kernels());
+    v.extend(reduce::kernels());
+    v.extend(dropout::kernels());
+    v.extend(reparam::kernels());
+    v.extend(bce::kernels());
+    v.extend(softmax_ce::kernels());
+    v.extend(kl::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }
