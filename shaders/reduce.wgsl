@@ -10,7 +10,7 @@ struct ReduceParams {
     n: u32,
     chunk: u32,
     scale: f32,
-    _pad: u32,
+    groups: u32,   // ceil(n / chunk): workgroups past it (2-D grid spill) exit
 }
 
 @group(0) @binding(0) var<uniform> rdp: ReduceParams;
@@ -20,8 +20,8 @@ struct ReduceParams {
 @compute @workgroup_size(256)
 fn reduce_chunks(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = wid.x + wid.y * nwg.x;
+    if (g >= rdp.groups) { return; } // whole workgroup: uniform
     let begin = g * rdp.chunk;
-    if (begin >= rdp.n) { return; } // whole workgroup: uniform
     let end = min(begin + rdp.chunk, rdp.n);
     var acc = 0.0;
     for (var i = begin + lid.x; i < end; i = i + 256u) {

@@ -38,6 +38,7 @@ fn outputs(shape: &[usize]) -> Out {
     o
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check(
     what: &str,
     o: &Out,

@@ -207,3 +207,23 @@ fn reduce_shape_mismatch_is_refused_at_record_time() {
     assert!(SumPlan::new(g, 0).is_err());
     assert!(s.is_empty(), "nothing recorded after a refused op");
 }
+
+/// More rows than one grid dimension holds (65,535): the grid spills into y
+/// (2 x 35,001 workgroups): every row written (output poisoned) and right,
+/// the extra workgroup of the last y row exits before touching anything.
+#[test]
+fn reduce_row_sums_past_65535_rows() {
+    let g = gpu();
+    let (rows, f) = (70_001usize, 2usize);
+    let x = uniform(rows * f, -1.0, 1.0, 60);
+    let xt = Tensor::from_f32(g, &[rows, f], &x, "x").unwrap();
+    let view = Tensor::zeros(g, &[rows], "rows exact").unwrap();
+    view.poison(g);
+    let mut s = Step::new("rows");
+    reduce::row_sums(g, &mut s, &xt, &view, 1.0).unwrap();
+    run(&s);
+    let want = reduce::row_sums_cpu(&x, f, 1.0);
+    // two elements: one add, one tree step of exact zeros: 2 ulp of |a|+|b|
+    let got = view.read_f32(g).unwrap();
+    assert_close("row_sums 70001x2", &got, &want, 1e-7, 2.0 * U);
+}

@@ -37,6 +37,7 @@ pub(crate) fn chunk_kernel() -> Kernel {
 
 /// Record one pass: `out[g] = scale * sum(x[g*chunk .. min((g+1)*chunk, n)])`
 /// for `g < ceil(n / chunk)`. Callers have checked shapes.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn record_chunks(
     gpu: &Gpu,
     step: &mut Step,
@@ -53,8 +54,9 @@ pub(crate) fn record_chunks(
     if n > u32::MAX as usize {
         return Err(Error::invalid(op, "more than 2^32 elements"));
     }
-    let groups = grid(gpu, n.div_ceil(chunk) as u64)?;
-    let params = [n as u32, chunk as u32, f32_param(scale), 0];
+    let ngroups = n.div_ceil(chunk);
+    let groups = grid(gpu, ngroups as u64)?;
+    let params = [n as u32, chunk as u32, f32_param(scale), ngroups as u32];
     step.dispatch(gpu, op, &chunk_kernel(), &params, &[x, out], groups)
 }
 
