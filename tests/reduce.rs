@@ -209,8 +209,8 @@ fn reduce_shape_mismatch_is_refused_at_record_time() {
 }
 
 /// More rows than one grid dimension holds (65,535): the grid spills into y
-/// (2 x 35,001 workgroups): every row written (output poisoned) and right,
-/// the extra workgroup of the last y row exits before touching anything.
+/// (65,535 x 2 workgroups, 61,069 past the end): every row written (output
+/// poisoned) and right; the extra workgroups exit before touching anything.
 #[test]
 fn reduce_row_sums_past_65535_rows() {
     let g = gpu();
