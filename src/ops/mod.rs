@@ -10,6 +10,13 @@ pub mod activation;
 pub mod batch_norm;
 pub mod gather;
 pub mod pool;
+pub mod bce;
+pub mod dropout;
+pub mod kl;
+pub mod reduce;
+pub mod reparam;
+pub mod rng;
+pub mod softmax_ce;
 
 use crate::gpu::Kernel;
 
@@ -49,6 +56,13 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(batch_norm::kernels());
     v.extend(pool::kernels());
     v.extend(crate::optim::adam::kernels());
+    v.extend(rng::kernels());
+    v.extend(reduce::kernels());
+    v.extend(dropout::kernels());
+    v.extend(reparam::kernels());
+    v.extend(bce::kernels());
+    v.extend(softmax_ce::kernels());
+    v.extend(kl::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }
