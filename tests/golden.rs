@@ -286,3 +286,142 @@ fn adam_matches_pytorch_fixture_in_both_conventions() {
         }
     }
 }
+
+/// BCE with logits, both reductions. The GPU sums F = 10 terms per row in
+/// f32 (|terms| <= 100 at the |x| = 100 logits): atol F * 2e-6 per row as in
+/// tests/bce.rs, rtol 1e-5.
+#[test]
+fn bce_matches_pytorch_fixture() {
+    use vae_vs_gan::ops::bce::{bce_cpu, bce_with_logits, BceReduction};
+    let g = gpu();
+    let f = load("bce_logits");
+    let (shape, x) = f.tensor("logits");
+    let (_, z) = f.tensor("targets");
+    let (n, feat) = (shape[0], shape[1]);
+    let cases = [
+        (BceReduction::Mean, "loss_mean", "dlogits_mean"),
+        (
+            BceReduction::SumPerSampleMean,
+            "loss_sum_mean",
+            "dlogits_sum_mean",
+        ),
+    ];
+    for (red, loss_key, grad_key) in cases {
+        let want_loss = f.scalar(loss_key);
+        let (_, want_grad) = f.tensor(grad_key);
+        let cpu = bce_cpu(&x, &z, feat, red, 1.0);
+        assert!(
+            (cpu.loss - want_loss).abs() <= 1e-6 + 1e-6 * want_loss.abs(),
+            "bce {red:?} cpu loss {} vs {want_loss}",
+            cpu.loss
+        );
+        assert_close(
+            &format!("bce {red:?} cpu grad"),
+            &cpu.grad,
+            &want_grad,
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        if red == BceReduction::SumPerSampleMean {
+            let (_, rows) = f.tensor("loss_per_sample");
+            assert_close("bce cpu rows", &cpu.rows, &rows, CPU_ATOL, CPU_RTOL);
+        }
+
+        let xt = Tensor::from_f32(g, &shape, &x, "x").unwrap();
+        let zt = Tensor::from_f32(g, &shape, &z, "z").unwrap();
+        let rows = Tensor::zeros(g, &[n], "rows").unwrap();
+        let loss = Tensor::zeros(g, &[1], "loss").unwrap();
+        let grad = Tensor::zeros(g, &shape, "grad").unwrap();
+        for t in [&rows, &loss, &grad] {
+            t.poison(g);
+        }
+        let mut s = Step::new("bce");
+        bce_with_logits(g, &mut s, &xt, &zt, &rows, &loss, Some(&grad), red, 1.0).unwrap();
+        run(&s);
+        let atol = feat as f64 * 2e-6;
+        assert_close(
+            &format!("bce {red:?} gpu loss"),
+            &loss.read_f32(g).unwrap(),
+            &[want_loss as f32],
+            atol,
+            1e-5,
+        );
+        assert_close(
+            &format!("bce {red:?} gpu grad"),
+            &grad.read_f32(g).unwrap(),
+            &want_grad,
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+/// Gaussian KL on `[N, 2L]` = mu | logvar. GPU: L = 8 terms per row with
+/// |terms| <= e^3: atol L * 3e-5 as in tests/kl.rs, rtol 1e-5.
+#[test]
+fn kl_matches_pytorch_fixture() {
+    use vae_vs_gan::ops::kl::{kl_cpu, kl_divergence};
+    let g = gpu();
+    let f = load("gaussian_kl");
+    let (shape, mu) = f.tensor("mu");
+    let (_, lv) = f.tensor("logvar");
+    let (n, l) = (shape[0], shape[1]);
+    let h: Vec<f32> = (0..n)
+        .flat_map(|r| {
+            mu[r * l..(r + 1) * l]
+                .iter()
+                .chain(&lv[r * l..(r + 1) * l])
+                .copied()
+        })
+        .collect();
+    let (_, dmu) = f.tensor("dmu");
+    let (_, dlv) = f.tensor("dlogvar");
+    let want_dh: Vec<f32> = (0..n)
+        .flat_map(|r| {
+            dmu[r * l..(r + 1) * l]
+                .iter()
+                .chain(&dlv[r * l..(r + 1) * l])
+                .copied()
+        })
+        .collect();
+    let want_loss = f.scalar("kl_mean");
+    let (_, want_rows) = f.tensor("kl_per_sample");
+
+    let cpu = kl_cpu(&h, l, 1.0);
+    assert!((cpu.loss - want_loss).abs() <= 1e-6 + 1e-6 * want_loss.abs());
+    assert_close("kl cpu rows", &cpu.rows, &want_rows, CPU_ATOL, CPU_RTOL);
+    assert_close("kl cpu grad", &cpu.grad, &want_dh, CPU_ATOL, CPU_RTOL);
+
+    let ht = Tensor::from_f32(g, &[n, 2 * l], &h, "h").unwrap();
+    let rows = Tensor::zeros(g, &[n], "rows").unwrap();
+    let loss = Tensor::zeros(g, &[1], "loss").unwrap();
+    let dh = Tensor::zeros(g, &[n, 2 * l], "dh").unwrap();
+    for t in [&rows, &loss, &dh] {
+        t.poison(g);
+    }
+    let mut s = Step::new("kl");
+    kl_divergence(g, &mut s, &ht, &rows, &loss, Some(&dh), false, 1.0).unwrap();
+    run(&s);
+    let atol = l as f64 * 3e-5;
+    assert_close(
+        "kl gpu loss",
+        &loss.read_f32(g).unwrap(),
+        &[want_loss as f32],
+        atol,
+        1e-5,
+    );
+    assert_close(
+        "kl gpu rows",
+        &rows.read_f32(g).unwrap(),
+        &want_rows,
+        atol,
+        1e-5,
+    );
+    assert_close(
+        "kl gpu grad",
+        &dh.read_f32(g).unwrap(),
+        &want_dh,
+        1e-6,
+        1e-5,
+    );
+}

@@ -8,11 +8,11 @@
 
 pub mod activation;
 pub mod batch_norm;
-pub mod gather;
-pub mod pool;
 pub mod bce;
 pub mod dropout;
+pub mod gather;
 pub mod kl;
+pub mod pool;
 pub mod reduce;
 pub mod reparam;
 pub mod rng;
