@@ -14,6 +14,8 @@ macro_rules! shader {
 
 shader!(STEP, "step");
 shader!(ELEMENTWISE, "elementwise");
+shader!(GEMM, "gemm");
+shader!(REDUCE, "reduce");
 
 /// Every shader family.
-pub const ALL: &[Shader] = &[STEP, ELEMENTWISE];
+pub const ALL: &[Shader] = &[STEP, ELEMENTWISE, GEMM, REDUCE];

@@ -7,6 +7,11 @@
 //! way they accumulate in f64.
 
 pub mod activation;
+pub mod bias;
+pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod dense;
+pub mod gemm;
 
 use crate::gpu::Kernel;
 
@@ -42,6 +47,9 @@ pub const ELEMENTWISE_WG: u32 = 256;
 pub fn all_kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     v.extend(activation::kernels());
+    v.extend(bias::kernels());
+    v.extend(dense::kernels());
+    v.extend(conv2d::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }
