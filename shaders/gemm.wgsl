@@ -14,9 +14,16 @@
 // Each variant supplies:
 //   fn setup(z)              per-slice geometry (z = workgroup_id.z, the stride phase)
 //   fn dim_m/dim_n/dim_k()   GEMM sizes for this slice
-//   struct ARow, fn a_row(m), fn load_a(r, k)   A(m, k); 0 when m >= M (r.ok false)
-//   struct BCol, fn b_col(n), fn load_b(c, k)   B(k, n); 0 when n >= N
+//   struct ARow, fn a_row(m); struct AK, fn a_k(k); fn load_a(ARow, AK)
+//                            A(m, k), 0 when m >= M (the ARow says so)
+//   struct BCol, fn b_col(n); struct BKI, fn b_k(k); fn load_b(BCol, BKI)
+//                            B(k, n), 0 when n >= N
 //   fn c_row(split, m), fn store_c(row, n, v)   where C(m, n) goes (m < M, n < N)
+// The row part (ARow, BCol) is computed once per thread before the K loop,
+// the k part (AK, BKI) once per loaded k: the generated loads are either
+// "k-major" (consecutive invocations along k, one a_k per K step, several
+// rows) or "m-major" (consecutive invocations along m, one row, several k),
+// chosen in Rust per variant to follow the operand's contiguous axis.
 // Callers of load_a/load_b guarantee k < kend <= K.
 
 //! section common
@@ -42,7 +49,9 @@ fn dim_k() -> u32 { return p.k; }
 @group(0) @binding(1) var<storage, read> src_a: array<f32>;
 struct ARow { base: u32, ok: bool }
 fn a_row(m: u32) -> ARow { return ARow(m * p.k, m < p.m); }
-fn load_a(r: ARow, k: u32) -> f32 {
+alias AK = u32;
+fn a_k(k: u32) -> AK { return k; }
+fn load_a(r: ARow, k: AK) -> f32 {
     if (r.ok) { return src_a[r.base + k]; }
     return 0.0;
 }
@@ -52,7 +61,9 @@ fn load_a(r: ARow, k: u32) -> f32 {
 @group(0) @binding(1) var<storage, read> src_a: array<f32>;
 struct ARow { m: u32, ok: bool }
 fn a_row(m: u32) -> ARow { return ARow(m, m < p.m); }
-fn load_a(r: ARow, k: u32) -> f32 {
+alias AK = u32;
+fn a_k(k: u32) -> AK { return k; }
+fn load_a(r: ARow, k: AK) -> f32 {
     if (r.ok) { return src_a[k * p.m + r.m]; }
     return 0.0;
 }
@@ -62,7 +73,9 @@ fn load_a(r: ARow, k: u32) -> f32 {
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 struct BCol { n: u32, ok: bool }
 fn b_col(n: u32) -> BCol { return BCol(n, n < p.n); }
-fn load_b(c: BCol, k: u32) -> f32 {
+alias BKI = u32;
+fn b_k(k: u32) -> BKI { return k; }
+fn load_b(c: BCol, k: BKI) -> f32 {
     if (c.ok) { return src_b[k * p.n + c.n]; }
     return 0.0;
 }
@@ -72,7 +85,9 @@ fn load_b(c: BCol, k: u32) -> f32 {
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 struct BCol { base: u32, ok: bool }
 fn b_col(n: u32) -> BCol { return BCol(n * p.k, n < p.n); }
-fn load_b(c: BCol, k: u32) -> f32 {
+alias BKI = u32;
+fn b_k(k: u32) -> BKI { return k; }
+fn load_b(c: BCol, k: BKI) -> f32 {
     if (c.ok) { return src_b[c.base + k]; }
     return 0.0;
 }
@@ -105,14 +120,17 @@ fn a_row(m: u32) -> ARow {
     return ARow(n * p.h * p.w * p.cin, i32(oy * p.stride) - i32(p.pad_y),
                 i32(ox * p.stride) - i32(p.pad_x), m < p.m);
 }
-fn load_a(r: ARow, k: u32) -> f32 {
-    let ci = k % p.cin;
+struct AK { ci: u32, ky: i32, kx: i32 }
+fn a_k(k: u32) -> AK {
     let t = k / p.cin;
-    let iy = u32(r.iy + i32(t / p.kw));
-    let ix = u32(r.ix + i32(t % p.kw));
+    return AK(k % p.cin, i32(t / p.kw), i32(t % p.kw));
+}
+fn load_a(r: ARow, q: AK) -> f32 {
+    let iy = u32(r.iy + q.ky);
+    let ix = u32(r.ix + q.kx);
     // negative coordinates wrap to huge u32 and fail the < test
     if (r.ok && iy < p.h && ix < p.w) {
-        return src_a[r.base + (iy * p.w + ix) * p.cin + ci];
+        return src_a[r.base + (iy * p.w + ix) * p.cin + q.ci];
     }
     return 0.0;
 }
@@ -127,14 +145,17 @@ fn a_row(m: u32) -> ARow {
     let t = m / p.cin;
     return ARow(ci, i32(t / p.kw) - i32(p.pad_y), i32(t % p.kw) - i32(p.pad_x), m < p.m);
 }
-fn load_a(r: ARow, k: u32) -> f32 {
+struct AK { n: u32, y: i32, x: i32 }
+fn a_k(k: u32) -> AK {
     let ohw = p.oh * p.ow;
-    let n = k / ohw;
     let rr = k % ohw;
-    let iy = u32(i32((rr / p.ow) * p.stride) + r.dy);
-    let ix = u32(i32((rr % p.ow) * p.stride) + r.dx);
+    return AK(k / ohw, i32((rr / p.ow) * p.stride), i32((rr % p.ow) * p.stride));
+}
+fn load_a(r: ARow, q: AK) -> f32 {
+    let iy = u32(q.y + r.dy);
+    let ix = u32(q.x + r.dx);
     if (r.ok && iy < p.h && ix < p.w) {
-        return src_a[((n * p.h + iy) * p.w + ix) * p.cin + r.ci];
+        return src_a[((q.n * p.h + iy) * p.w + ix) * p.cin + r.ci];
     }
     return 0.0;
 }
@@ -186,24 +207,32 @@ fn a_row(m: u32) -> ARow {
     let nix = max(g_nix, 1u);
     return ARow(n * p.oh * p.ow * p.cout, i32(g_qy + r / nix), i32(g_qx + r % nix), m < g_m);
 }
-fn load_a(r: ARow, k: u32) -> f32 {
-    let co = k % p.cout;
+struct AK { co: u32, ty: i32, tx: i32 }
+fn a_k(k: u32) -> AK {
     let t = k / p.cout;
-    let oy = u32(r.oy - i32(t / g_nkx));
-    let ox = u32(r.ox - i32(t % g_nkx));
+    return AK(k % p.cout, i32(t / g_nkx), i32(t % g_nkx));
+}
+fn load_a(r: ARow, q: AK) -> f32 {
+    let oy = u32(r.oy - q.ty);
+    let ox = u32(r.ox - q.tx);
     if (r.ok && oy < p.oh && ox < p.ow) {
-        return src_a[r.base + (oy * p.ow + ox) * p.cout + co];
+        return src_a[r.base + (oy * p.ow + ox) * p.cout + q.co];
     }
     return 0.0;
 }
 struct BCol { ci: u32, ok: bool }
 fn b_col(n: u32) -> BCol { return BCol(n, n < p.cin); }
-fn load_b(c: BCol, k: u32) -> f32 {
+// B(k, ci) = W[ky, kx, ci, co] = src_b[tap * Cin * Cout + ci * Cout + co]
+struct BKI { off: u32 }
+fn b_k(k: u32) -> BKI {
     let co = k % p.cout;
     let t = k / p.cout;
     let ky = g_ry + (t / g_nkx) * p.stride;
     let kx = g_rx + (t % g_nkx) * p.stride;
-    if (c.ok) { return src_b[((ky * p.kw + kx) * p.cin + c.ci) * p.cout + co]; }
+    return BKI((ky * p.kw + kx) * p.cin * p.cout + co);
+}
+fn load_b(c: BCol, q: BKI) -> f32 {
+    if (c.ok) { return src_b[q.off + c.ci * p.cout]; }
     return 0.0;
 }
 fn c_row(split: u32, m: u32) -> u32 {

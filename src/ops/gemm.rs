@@ -154,10 +154,11 @@ pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile) -> Kernel {
     for s in sections {
         src.push_str(section(s));
     }
+    let majors = k_major(sections);
     let main = section("main")
-        .replace("{{SETUP}}", &gen_setup(tile))
+        .replace("{{SETUP}}", &gen_setup(tile, majors))
         .replace("{{ACC}}", &gen_acc(tile))
-        .replace("{{LOAD}}", &gen_load(tile))
+        .replace("{{LOAD}}", &gen_load(tile, majors))
         .replace("{{INNER}}", &gen_inner(tile))
         .replace("{{STORE}}", &gen_store(tile));
     src.push_str(&main);
@@ -170,47 +171,92 @@ pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile) -> Kernel {
     }
 }
 
-/// How a thread's loads of one operand tile are laid out: `rows` distinct
-/// rows (of BM for A, columns of BN for B) hoisted before the K loop, and the
-/// (row slot, kk expression) of each load.
+/// How a thread's loads of one operand tile are laid out. `b` is the
+/// tile's row count (BM for A, BN for B), `bk` its K depth.
+/// - m-major: consecutive invocations take consecutive rows (m or n): for
+///   operands contiguous along m/n. Each thread keeps its rows and loads
+///   several k, calling the k part (`a_k`) per load.
+/// - k-major: consecutive invocations take consecutive k: for operands
+///   contiguous along k (im2col reads channel runs). Each thread keeps one
+///   kk, calls the k part once per K step, and loads several rows.
 struct LoadPlan {
-    /// Row expressions (tile-relative) whose row info is computed once.
-    rows: Vec<String>,
-    /// (row slot, kk expression, needs `kk < BK` guard)
+    /// Tile-relative row expressions whose row info is computed once, with
+    /// whether the row may fall past the tile (then its stores are skipped).
+    rows: Vec<(String, bool)>,
+    /// Per K step: (row slot, kk expression, needs `kk < BK` guard).
     loads: Vec<(usize, String, bool)>,
+    k_major: bool,
 }
 
-fn load_plan(b: u32, bk: u32, nt: u32) -> LoadPlan {
-    if nt % b == 0 {
+fn load_plan(b: u32, bk: u32, nt: u32, k_major: bool) -> LoadPlan {
+    if k_major && nt % bk == 0 {
+        // kk = t % bk; rows t / bk + i * (nt / bk)
+        let rs = nt / bk;
+        let nrows = b.div_ceil(rs);
+        let guard = b % rs != 0;
+        LoadPlan {
+            rows: (0..nrows)
+                .map(|i| (format!("t / {bk}u + {}u", i * rs), guard))
+                .collect(),
+            loads: (0..nrows as usize)
+                .map(|i| (i, format!("t % {bk}u"), false))
+                .collect(),
+            k_major: true,
+        }
+    } else if nt % b == 0 {
         // every thread keeps one row: t % b; kk = t / b + j * (nt / b)
         let ks = nt / b;
         let slots = bk.div_ceil(ks);
         LoadPlan {
-            rows: vec![format!("t % {b}u")],
+            rows: vec![(format!("t % {b}u"), false)],
             loads: (0..slots)
                 .map(|j| (0, format!("t / {b}u + {}u", j * ks), bk % ks != 0))
                 .collect(),
+            k_major: false,
         }
     } else {
         // b = c * nt: rows t + i * nt, every kk
         let c = b / nt;
         LoadPlan {
-            rows: (0..c).map(|i| format!("t + {}u", i * nt)).collect(),
+            rows: (0..c)
+                .map(|i| (format!("t + {}u", i * nt), false))
+                .collect(),
             loads: (0..bk)
                 .flat_map(|kk| (0..c as usize).map(move |i| (i, format!("{kk}u"), false)))
                 .collect(),
+            k_major: false,
         }
     }
 }
 
-fn gen_setup(tile: Tile) -> String {
+/// Which operands are read k-major: those whose sections read along k
+/// contiguously (row-major A, transposed B, the conv gathers over channels).
+fn k_major(sections: &[&str]) -> (bool, bool) {
+    let a = sections
+        .iter()
+        .any(|s| matches!(*s, "a_dense" | "a_conv_fwd" | "conv_dgrad"));
+    let b = sections
+        .iter()
+        .any(|s| matches!(*s, "b_dense_t" | "conv_dgrad"));
+    (a, b)
+}
+
+fn gen_setup(tile: Tile, majors: (bool, bool)) -> String {
     let nt = tile.threads();
     let mut s = String::new();
-    for (i, r) in load_plan(tile.bm, tile.bk, nt).rows.iter().enumerate() {
+    for (i, (r, _)) in load_plan(tile.bm, tile.bk, nt, majors.0)
+        .rows
+        .iter()
+        .enumerate()
+    {
         let _ = writeln!(s, "    let ar{i} = {r};");
         let _ = writeln!(s, "    let ai{i} = a_row(m0 + ar{i});");
     }
-    for (i, r) in load_plan(tile.bn, tile.bk, nt).rows.iter().enumerate() {
+    for (i, (r, _)) in load_plan(tile.bn, tile.bk, nt, majors.1)
+        .rows
+        .iter()
+        .enumerate()
+    {
         let _ = writeln!(s, "    let br{i} = {r};");
         let _ = writeln!(s, "    let bi{i} = b_col(n0 + br{i});");
     }
@@ -227,25 +273,48 @@ fn gen_acc(tile: Tile) -> String {
     s
 }
 
-fn gen_load(tile: Tile) -> String {
+fn gen_load(tile: Tile, majors: (bool, bool)) -> String {
     let nt = tile.threads();
     let mut s = String::new();
-    for (side, b, arr, info, f) in [
-        ("a", tile.bm, "As", "ai", "load_a"),
-        ("b", tile.bn, "Bs", "bi", "load_b"),
-    ] {
-        let r = if side == "a" { "ar" } else { "br" };
-        for (slot, kk, guard) in load_plan(b, tile.bk, nt).loads {
-            let open = if guard {
-                format!("if ({kk} < {}u) ", tile.bk)
-            } else {
-                String::new()
-            };
+    for (side, b, km) in [("a", tile.bm, majors.0), ("b", tile.bn, majors.1)] {
+        let (arr, info, r, kf, f) = if side == "a" {
+            ("As", "ai", "ar", "a_k", "load_a")
+        } else {
+            ("Bs", "bi", "br", "b_k", "load_b")
+        };
+        let plan = load_plan(b, tile.bk, nt, km);
+        if plan.k_major {
+            let kk = &plan.loads[0].1;
             let _ = writeln!(
                 s,
-                "        {open}{{ let kk = {kk}; let k = k0 + kk; var v = 0.0; \
-                 if (k < kend) {{ v = {f}({info}{slot}, k); }} {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                "        {{ let kk = {kk}; let k = k0 + kk; let q = {kf}(k); let kin = k < kend;"
             );
+            for (slot, (_, guard)) in plan.rows.iter().enumerate() {
+                let open = if *guard {
+                    format!("if ({r}{slot} < {b}u) ")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "            {open}{{ var v = 0.0; if (kin) {{ v = {f}({info}{slot}, q); }} \
+                     {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                );
+            }
+            s.push_str("        }\n");
+        } else {
+            for (slot, kk, guard) in plan.loads {
+                let open = if guard {
+                    format!("if ({kk} < {}u) ", tile.bk)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "        {open}{{ let kk = {kk}; let k = k0 + kk; var v = 0.0; \
+                     if (k < kend) {{ v = {f}({info}{slot}, {kf}(k)); }} {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                );
+            }
         }
     }
     s
