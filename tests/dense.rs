@@ -98,6 +98,7 @@ fn gemm_every_tile_and_split_matches_cpu() {
     let want = gemm_cpu(&a, false, &b, false, None, m, n, k);
     let tiles = [
         Tile::T128X128,
+        Tile::T256X64,
         Tile::T128X64,
         Tile::T64X64,
         Tile::T128X32,
