@@ -28,3 +28,5 @@ shader!(REPARAM, "reparam");
 shader!(BCE, "bce");
 shader!(SOFTMAX_CE, "softmax_ce");
 shader!(KL, "kl");
+shader!(GEMM, "gemm");
+shader!(SPLITS, "splits");

@@ -17,6 +17,11 @@ pub mod reduce;
 pub mod reparam;
 pub mod rng;
 pub mod softmax_ce;
+pub mod bias;
+pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod dense;
+pub mod gemm;
 
 use crate::gpu::Kernel;
 
@@ -63,6 +68,9 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(bce::kernels());
     v.extend(softmax_ce::kernels());
     v.extend(kl::kernels());
+    v.extend(bias::kernels());
+    v.extend(dense::kernels());
+    v.extend(conv2d::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }

@@ -1,0 +1,281 @@
+// The register-tiled GEMM template and its index-function sections.
+//
+// This file is NOT compiled as it is: `src/ops/gemm.rs` cuts it into the
+// sections marked `//! section NAME`, and builds one kernel per variant as
+//   tile constants (BM, BN, BK, TM, TN, NT) + `common` + the variant's
+//   sections (setup, A-load, B-load, C-row, C-store) + `main`,
+// where `main`'s `{{...}}` placeholders are replaced by unrolled code
+// generated in Rust (naga bounds every loop, which stops drivers unrolling).
+//
+// The GEMM is C[m, n] = sum_k A(m, k) B(k, n) over a K range [kbeg, kend)
+// (one split of split-K). A workgroup computes a BM x BN block of C; each of
+// its NT = (BM/TM)(BN/TN) invocations a TM x TN block held in registers.
+// K advances BK at a time through workgroup memory (As: BK x BM, Bs: BK x BN).
+// Each variant supplies:
+//   fn setup(z)              per-slice geometry (z = workgroup_id.z, the stride phase)
+//   fn dim_m/dim_n/dim_k()   GEMM sizes for this slice
+//   struct ARow, fn a_row(m); struct AK, fn a_k(k); fn load_a(ARow, AK)
+//                            A(m, k), 0 when m >= M (the ARow says so)
+//   struct BCol, fn b_col(n); struct BKI, fn b_k(k); fn load_b(BCol, BKI)
+//                            B(k, n), 0 when n >= N
+//   fn c_row(split, m), fn store_c(row, n, v)   where C(m, n) goes (m < M, n < N)
+// The row part (ARow, BCol) is computed once per thread before the K loop,
+// the k part (AK, BKI) once per loaded k: the generated loads are either
+// "k-major" (consecutive invocations along k, one a_k per K step, several
+// rows) or "m-major" (consecutive invocations along m, one row, several k),
+// chosen in Rust per variant to follow the operand's contiguous axis.
+// Callers of load_a/load_b guarantee k < kend <= K.
+
+//! section common
+struct Params {
+    m: u32, n: u32, k: u32, ksplit: u32,
+    tiles_m: u32, tiles_n: u32, nsplit: u32, batch: u32,
+    h: u32, w: u32, cin: u32, oh: u32,
+    ow: u32, cout: u32, kh: u32, kw: u32,
+    stride: u32, pad_y: u32, pad_x: u32, split_stride: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+//! section setup_plain
+// Dense GEMM sizes straight from the parameter block; one slice.
+fn setup(z: u32) {}
+fn dim_m() -> u32 { return p.m; }
+fn dim_n() -> u32 { return p.n; }
+fn dim_k() -> u32 { return p.k; }
+
+//! section a_dense
+// A stored row-major [M, K].
+@group(0) @binding(1) var<storage, read> src_a: array<f32>;
+struct ARow { base: u32, ok: bool }
+fn a_row(m: u32) -> ARow { return ARow(m * p.k, m < p.m); }
+alias AK = u32;
+fn a_k(k: u32) -> AK { return k; }
+fn load_a(r: ARow, k: AK) -> f32 {
+    if (r.ok) { return src_a[r.base + k]; }
+    return 0.0;
+}
+
+//! section a_dense_t
+// A stored transposed, row-major [K, M].
+@group(0) @binding(1) var<storage, read> src_a: array<f32>;
+struct ARow { m: u32, ok: bool }
+fn a_row(m: u32) -> ARow { return ARow(m, m < p.m); }
+alias AK = u32;
+fn a_k(k: u32) -> AK { return k; }
+fn load_a(r: ARow, k: AK) -> f32 {
+    if (r.ok) { return src_a[k * p.m + r.m]; }
+    return 0.0;
+}
+
+//! section b_dense
+// B stored row-major [K, N].
+@group(0) @binding(2) var<storage, read> src_b: array<f32>;
+struct BCol { n: u32, ok: bool }
+fn b_col(n: u32) -> BCol { return BCol(n, n < p.n); }
+alias BKI = u32;
+fn b_k(k: u32) -> BKI { return k; }
+fn load_b(c: BCol, k: BKI) -> f32 {
+    if (c.ok) { return src_b[k * p.n + c.n]; }
+    return 0.0;
+}
+
+//! section b_dense_t
+// B stored transposed, row-major [N, K].
+@group(0) @binding(2) var<storage, read> src_b: array<f32>;
+struct BCol { base: u32, ok: bool }
+fn b_col(n: u32) -> BCol { return BCol(n * p.k, n < p.n); }
+alias BKI = u32;
+fn b_k(k: u32) -> BKI { return k; }
+fn load_b(c: BCol, k: BKI) -> f32 {
+    if (c.ok) { return src_b[c.base + k]; }
+    return 0.0;
+}
+
+//! section c_row_plain
+// C row-major [M, N]; split s of split-K writes its partial at s * split_stride.
+fn c_row(split: u32, m: u32) -> u32 { return split * p.split_stride + m * dim_n(); }
+
+//! section store_plain
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+fn store_c(row: u32, n: u32, v: f32) { dst[row + n] = v; }
+
+//! section store_bias
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+fn store_c(row: u32, n: u32, v: f32) { dst[row + n] = v + bias[n]; }
+
+//! section a_conv_fwd
+// Conv forward as implicit GEMM: A(m, k) = x[n, oy*s + ky - pad_y, ox*s + kx - pad_x, ci]
+// with m = (n, oy, ox) and k = (ky, kx, ci): the im2col matrix, never stored.
+// Out-of-image taps (the padding) read 0.
+@group(0) @binding(1) var<storage, read> src_a: array<f32>;
+struct ARow { base: u32, iy: i32, ix: i32, ok: bool }
+fn a_row(m: u32) -> ARow {
+    let ohw = p.oh * p.ow;
+    let n = m / ohw;
+    let r = m % ohw;
+    let oy = r / p.ow;
+    let ox = r % p.ow;
+    return ARow(n * p.h * p.w * p.cin, i32(oy * p.stride) - i32(p.pad_y),
+                i32(ox * p.stride) - i32(p.pad_x), m < p.m);
+}
+struct AK { ci: u32, ky: i32, kx: i32 }
+fn a_k(k: u32) -> AK {
+    let t = k / p.cin;
+    return AK(k % p.cin, i32(t / p.kw), i32(t % p.kw));
+}
+fn load_a(r: ARow, q: AK) -> f32 {
+    let iy = u32(r.iy + q.ky);
+    let ix = u32(r.ix + q.kx);
+    // negative coordinates wrap to huge u32 and fail the < test
+    if (r.ok && iy < p.h && ix < p.w) {
+        return src_a[r.base + (iy * p.w + ix) * p.cin + q.ci];
+    }
+    return 0.0;
+}
+
+//! section a_conv_wgrad
+// Conv backward-weights: dW[(ky, kx, ci), co] = sum_k A(m, k) dy[k, co] with
+// m = (ky, kx, ci) and k = (n, oy, ox): A is the transposed im2col matrix.
+@group(0) @binding(1) var<storage, read> src_a: array<f32>;
+struct ARow { ci: u32, dy: i32, dx: i32, ok: bool }
+fn a_row(m: u32) -> ARow {
+    let ci = m % p.cin;
+    let t = m / p.cin;
+    return ARow(ci, i32(t / p.kw) - i32(p.pad_y), i32(t % p.kw) - i32(p.pad_x), m < p.m);
+}
+struct AK { n: u32, y: i32, x: i32 }
+fn a_k(k: u32) -> AK {
+    let ohw = p.oh * p.ow;
+    let rr = k % ohw;
+    return AK(k / ohw, i32((rr / p.ow) * p.stride), i32((rr % p.ow) * p.stride));
+}
+fn load_a(r: ARow, q: AK) -> f32 {
+    let iy = u32(q.y + r.dy);
+    let ix = u32(q.x + r.dx);
+    if (r.ok && iy < p.h && ix < p.w) {
+        return src_a[((q.n * p.h + iy) * p.w + ix) * p.cin + r.ci];
+    }
+    return 0.0;
+}
+
+//! section conv_dgrad
+// Conv backward-data by stride phases. Slice z = (ry, rx) covers the input
+// pixels iy with (iy + pad_y) % s == ry (likewise x); only kernel rows
+// ky = ry + ty*s (ty < nky) reach them, from output row oy = qy + jy - ty
+// where iy = iy0 + jy*s. Each phase is a dense GEMM:
+//   M = N * niy * nix (pixels of the phase), K = nky * nkx * Cout, N = Cin,
+//   A(m, k) = dy[n, oy, ox, co], B(k, ci) = W[ky, kx, ci, co].
+// No zeros are inserted; a phase with no taps (K = 0) writes zeros.
+@group(0) @binding(1) var<storage, read> src_a: array<f32>;
+@group(0) @binding(2) var<storage, read> src_b: array<f32>;
+var<private> g_ry: u32;
+var<private> g_rx: u32;
+var<private> g_iy0: u32;
+var<private> g_ix0: u32;
+var<private> g_niy: u32;
+var<private> g_nix: u32;
+var<private> g_nkx: u32;
+var<private> g_qy: u32;
+var<private> g_qx: u32;
+var<private> g_m: u32;
+var<private> g_k: u32;
+fn setup(z: u32) {
+    let s = p.stride;
+    g_ry = z / s;
+    g_rx = z % s;
+    g_iy0 = (g_ry + s - p.pad_y % s) % s;
+    g_ix0 = (g_rx + s - p.pad_x % s) % s;
+    g_niy = select(0u, (p.h - g_iy0 + s - 1u) / s, g_iy0 < p.h);
+    g_nix = select(0u, (p.w - g_ix0 + s - 1u) / s, g_ix0 < p.w);
+    let nky = select(0u, (p.kh - g_ry + s - 1u) / s, g_ry < p.kh);
+    g_nkx = select(0u, (p.kw - g_rx + s - 1u) / s, g_rx < p.kw);
+    g_qy = (g_iy0 + p.pad_y - g_ry) / s;
+    g_qx = (g_ix0 + p.pad_x - g_rx) / s;
+    g_m = p.batch * g_niy * g_nix;
+    g_k = nky * g_nkx * p.cout;
+}
+fn dim_m() -> u32 { return g_m; }
+fn dim_n() -> u32 { return p.cin; }
+fn dim_k() -> u32 { return g_k; }
+struct ARow { base: u32, oy: i32, ox: i32, ok: bool }
+fn a_row(m: u32) -> ARow {
+    let hw = max(g_niy * g_nix, 1u);
+    let n = m / hw;
+    let r = m % hw;
+    let nix = max(g_nix, 1u);
+    return ARow(n * p.oh * p.ow * p.cout, i32(g_qy + r / nix), i32(g_qx + r % nix), m < g_m);
+}
+struct AK { co: u32, ty: i32, tx: i32 }
+fn a_k(k: u32) -> AK {
+    let t = k / p.cout;
+    return AK(k % p.cout, i32(t / g_nkx), i32(t % g_nkx));
+}
+fn load_a(r: ARow, q: AK) -> f32 {
+    let oy = u32(r.oy - q.ty);
+    let ox = u32(r.ox - q.tx);
+    if (r.ok && oy < p.oh && ox < p.ow) {
+        return src_a[r.base + (oy * p.ow + ox) * p.cout + q.co];
+    }
+    return 0.0;
+}
+struct BCol { ci: u32, ok: bool }
+fn b_col(n: u32) -> BCol { return BCol(n, n < p.cin); }
+// B(k, ci) = W[ky, kx, ci, co] = src_b[tap * Cin * Cout + ci * Cout + co]
+struct BKI { off: u32 }
+fn b_k(k: u32) -> BKI {
+    let co = k % p.cout;
+    let t = k / p.cout;
+    let ky = g_ry + (t / g_nkx) * p.stride;
+    let kx = g_rx + (t % g_nkx) * p.stride;
+    return BKI((ky * p.kw + kx) * p.cin * p.cout + co);
+}
+fn load_b(c: BCol, q: BKI) -> f32 {
+    if (c.ok) { return src_b[q.off + c.ci * p.cout]; }
+    return 0.0;
+}
+fn c_row(split: u32, m: u32) -> u32 {
+    let hw = max(g_niy * g_nix, 1u);
+    let n = m / hw;
+    let r = m % hw;
+    let nix = max(g_nix, 1u);
+    let iy = g_iy0 + (r / nix) * p.stride;
+    let ix = g_ix0 + (r % nix) * p.stride;
+    return split * p.split_stride + ((n * p.h + iy) * p.w + ix) * p.cin;
+}
+
+//! section main
+var<workgroup> As: array<f32, BK * BM>;
+var<workgroup> Bs: array<f32, BK * BN>;
+
+@compute @workgroup_size(NT)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    setup(wid.z);
+    let lin = wid.x + wid.y * nwg.x;
+    let tn = lin % p.tiles_n;
+    let rest = lin / p.tiles_n;
+    let tm = rest % p.tiles_m;
+    let split = rest / p.tiles_m;
+    let dm = dim_m();
+    let dn = dim_n();
+    let dk = dim_k();
+    // workgroup-uniform exit: past the grid, or past this phase's rows
+    if (split >= p.nsplit || tm * BM >= dm) { return; }
+    let m0 = tm * BM;
+    let n0 = tn * BN;
+    let kbeg = min(dk, split * p.ksplit);
+    let kend = min(dk, kbeg + p.ksplit);
+    let tr = (t / (BN / TN)) * TM;
+    let tc = (t % (BN / TN)) * TN;
+{{SETUP}}
+{{ACC}}
+    for (var k0 = kbeg; k0 < kend; k0 = k0 + BK) {
+{{LOAD}}
+        workgroupBarrier();
+{{INNER}}
+        workgroupBarrier();
+    }
+{{STORE}}
+}

@@ -1,0 +1,245 @@
+//! Dense (fully connected) layers and the general matrix multiply under them.
+//!
+//! `gemm`: `C = op(A) op(B) (+ bias)` where `op` optionally transposes a
+//! stored operand. Dense is three uses of it, with x `[N, in]`, W `[in, out]`:
+//! - forward          `y  = x W + b`      (A = x, B = W)
+//! - backward data    `dx = dy W^T`       (B = W read transposed)
+//! - backward weights `dW = x^T dy`       (A = x read transposed; K = N, the
+//!   batch, is split into fixed-order partial sums when the output is small)
+//!
+//! The bias gradient `db = sum_rows dy` is [`crate::ops::bias::bias_grad`].
+//! The GPU side is the register-tiled template of [`crate::ops::gemm`].
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Kernel, Step, Tensor};
+use crate::ops::gemm::{self, GemmCall, GemmConfig, Geo, Scratch};
+use crate::ops::Real;
+
+/// Sections of the template for each transpose combination.
+fn sections(trans_a: bool, trans_b: bool) -> &'static [&'static str] {
+    match (trans_a, trans_b) {
+        (false, false) => &["setup_plain", "a_dense", "b_dense", "c_row_plain"],
+        (true, false) => &["setup_plain", "a_dense_t", "b_dense", "c_row_plain"],
+        (false, true) => &["setup_plain", "a_dense", "b_dense_t", "c_row_plain"],
+        (true, true) => &["setup_plain", "a_dense_t", "b_dense_t", "c_row_plain"],
+    }
+}
+
+fn matrix(op: &'static str, name: &str, t: &Tensor) -> Result<(usize, usize)> {
+    match t.shape() {
+        [r, c] => Ok((*r, *c)),
+        s => Err(Error::invalid(
+            op,
+            format!("{name} ({}) must be a matrix, got shape {s:?}", t.label()),
+        )),
+    }
+}
+
+/// Record `c = op(a) op(b) (+ bias)`: `a` is `[M, K]` (`[K, M]` when
+/// `trans_a`), `b` is `[K, N]` (`[N, K]` when `trans_b`), `c` is `[M, N]`,
+/// `bias` is `[N]`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    gpu: &Gpu,
+    step: &mut Step,
+    a: &Tensor,
+    trans_a: bool,
+    b: &Tensor,
+    trans_b: bool,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    cfg: &GemmConfig,
+) -> Result<Scratch> {
+    gemm_op(gpu, step, "gemm", a, trans_a, b, trans_b, bias, c, cfg)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_op(
+    gpu: &Gpu,
+    step: &mut Step,
+    op: &'static str,
+    a: &Tensor,
+    trans_a: bool,
+    b: &Tensor,
+    trans_b: bool,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    cfg: &GemmConfig,
+) -> Result<Scratch> {
+    let (ar, ac) = matrix(op, "A", a)?;
+    let (br, bc) = matrix(op, "B", b)?;
+    let (m, k) = if trans_a { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if trans_b { (bc, br) } else { (br, bc) };
+    if kb != k {
+        let want = if trans_b { [n, k] } else { [k, n] };
+        return Err(Error::shape(
+            op,
+            format!(
+                "{} (inner dimension must match {} {:?})",
+                b.label(),
+                a.label(),
+                a.shape()
+            ),
+            &want,
+            b.shape(),
+        ));
+    }
+    c.expect_shape(op, &[m, n])?;
+    if let Some(bias) = bias {
+        bias.expect_shape(op, &[n])?;
+    }
+    let call = GemmCall {
+        op,
+        sections: sections(trans_a, trans_b),
+        m,
+        n,
+        k,
+        slices: 1,
+        geo: Geo::default(),
+        a,
+        b,
+        out: c,
+        bias,
+    };
+    gemm::record(gpu, step, &call, cfg)
+}
+
+/// Record the dense forward `y = x w + b`: x `[N, in]`, w `[in, out]`,
+/// b `[out]`, y `[N, out]`.
+pub fn dense_forward(
+    gpu: &Gpu,
+    step: &mut Step,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    y: &Tensor,
+) -> Result<Scratch> {
+    let cfg = GemmConfig::default();
+    gemm_op(gpu, step, "dense_forward", x, false, w, false, b, y, &cfg)
+}
+
+/// Record `dx = dy w^T`: dy `[N, out]`, w `[in, out]`, dx `[N, in]`.
+pub fn dense_backward_data(
+    gpu: &Gpu,
+    step: &mut Step,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+) -> Result<Scratch> {
+    let cfg = GemmConfig::default();
+    gemm_op(
+        gpu,
+        step,
+        "dense_backward_data",
+        dy,
+        false,
+        w,
+        true,
+        None,
+        dx,
+        &cfg,
+    )
+}
+
+/// Record `dw = x^T dy`: x `[N, in]`, dy `[N, out]`, dw `[in, out]`.
+pub fn dense_backward_weights(
+    gpu: &Gpu,
+    step: &mut Step,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+) -> Result<Scratch> {
+    let cfg = GemmConfig::default();
+    gemm_op(
+        gpu,
+        step,
+        "dense_backward_weights",
+        x,
+        true,
+        dy,
+        false,
+        None,
+        dw,
+        &cfg,
+    )
+}
+
+/// CPU reference of [`gemm`]: `a`, `b` stored as described there; returns
+/// `[m, n]`, accumulated in f64.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_cpu<T: Real>(
+    a: &[T],
+    trans_a: bool,
+    b: &[T],
+    trans_b: bool,
+    bias: Option<&[T]>,
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<T> {
+    let mut c = vec![T::default(); m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = bias.map_or(0.0, |b| b[j].to_f64());
+            for l in 0..k {
+                let av = if trans_a { a[l * m + i] } else { a[i * k + l] };
+                let bv = if trans_b { b[j * k + l] } else { b[l * n + j] };
+                acc += av.to_f64() * bv.to_f64();
+            }
+            c[i * n + j] = T::from_f64(acc);
+        }
+    }
+    c
+}
+
+/// CPU reference: `y = x w + b` with x `[batch, fin]`, w `[fin, fout]`.
+pub fn dense_forward_cpu<T: Real>(
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    batch: usize,
+    fin: usize,
+    fout: usize,
+) -> Vec<T> {
+    gemm_cpu(x, false, w, false, b, batch, fout, fin)
+}
+
+/// CPU reference: `dx = dy w^T`.
+pub fn dense_backward_data_cpu<T: Real>(
+    dy: &[T],
+    w: &[T],
+    batch: usize,
+    fin: usize,
+    fout: usize,
+) -> Vec<T> {
+    gemm_cpu(dy, false, w, true, None, batch, fin, fout)
+}
+
+/// CPU reference: `dw = x^T dy`.
+pub fn dense_backward_weights_cpu<T: Real>(
+    x: &[T],
+    dy: &[T],
+    batch: usize,
+    fin: usize,
+    fout: usize,
+) -> Vec<T> {
+    gemm_cpu(x, true, dy, false, None, fin, fout, batch)
+}
+
+/// The kernels of this module, for the shader validation test.
+pub fn kernels() -> Vec<Kernel> {
+    let mut v = Vec::new();
+    for ta in [false, true] {
+        for tb in [false, true] {
+            for tile in gemm::AUTO_TILES {
+                v.push(gemm::call_kernel(sections(ta, tb), false, tile));
+            }
+        }
+    }
+    for tile in gemm::AUTO_TILES {
+        v.push(gemm::call_kernel(sections(false, false), true, tile));
+    }
+    v.push(gemm::reduce_kernel(false));
+    v.push(gemm::reduce_kernel(true));
+    v
+}

@@ -1,0 +1,560 @@
+//! The one register-tiled GEMM template behind dense, conv2d and transposed
+//! conv2d, forward and backward.
+//!
+//! `shaders/gemm.wgsl` holds the tiled loop (`main`) once, and small
+//! sections of index functions: where A(m, k) and B(k, n) are read from and
+//! where C(m, n) goes. A variant is a list of sections; [`gemm_kernel`]
+//! glues them together with the tile constants and generates the unrolled
+//! parts of the loop here in Rust (naga bounds every WGSL loop, which stops
+//! drivers from unrolling it: DESIGN.md measured up to 2.5x lost).
+//!
+//! Small GEMMs (few output tiles, long K) are split along K into `nsplit`
+//! partial outputs that a second kernel sums in a fixed order: more
+//! workgroups, no float atomics, the same bits every run.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::gpu::{grid, Access, Gpu, Kernel, Step, Tensor};
+use crate::shaders;
+
+/// Register/workgroup tile of the GEMM: a workgroup computes a `bm x bn`
+/// block of C, each invocation a `tm x tn` block in registers, stepping K by
+/// `bk` through workgroup memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tile {
+    pub bm: u32,
+    pub bn: u32,
+    pub bk: u32,
+    pub tm: u32,
+    pub tn: u32,
+}
+
+impl Tile {
+    /// 128x128 block, 8x8 per invocation, 256 invocations, 16 KiB of tiles.
+    pub const T128X128: Tile = Tile::new(128, 128, 16, 8, 8);
+    /// 128x64 block, 8x4 per invocation, 256 invocations.
+    pub const T128X64: Tile = Tile::new(128, 64, 16, 8, 4);
+    /// 256x64 block, 8x8 per invocation, BK 8: tall outputs 33..=64 wide.
+    pub const T256X64: Tile = Tile::new(256, 64, 8, 8, 8);
+    /// 64x64 block, 4x4 per invocation, 256 invocations.
+    pub const T64X64: Tile = Tile::new(64, 64, 16, 4, 4);
+    /// 128x32 block, 4x4 per invocation, 256 invocations: narrow outputs.
+    pub const T128X32: Tile = Tile::new(128, 32, 16, 4, 4);
+    /// 256x4 block, 4x1 per invocation: one or a few output columns.
+    pub const T256X4: Tile = Tile::new(256, 4, 8, 4, 1);
+
+    pub const fn new(bm: u32, bn: u32, bk: u32, tm: u32, tn: u32) -> Tile {
+        Tile { bm, bn, bk, tm, tn }
+    }
+
+    /// Invocations per workgroup.
+    pub fn threads(&self) -> u32 {
+        (self.bm / self.tm) * (self.bn / self.tn)
+    }
+
+    /// Refuse tiles the template cannot build or the WebGPU limits forbid.
+    pub fn check(&self) -> Result<()> {
+        let Tile { bm, bn, bk, tm, tn } = *self;
+        let nt = if tm > 0 && tn > 0 { self.threads() } else { 0 };
+        let ok = tm > 0
+            && tn > 0
+            && bk > 0
+            && bm % tm == 0
+            && bn % tn == 0
+            && (1..=256).contains(&nt)
+            && (nt % bm == 0 || bm % nt == 0)
+            && (nt % bn == 0 || bn % nt == 0)
+            && (bm + bn) * bk * 4 <= 16384;
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "gemm",
+                format!(
+                    "tile {self:?} unusable: need tm | bm, tn | bn, 1..=256 invocations \
+                     dividing or divided by bm and bn, and (bm + bn) * bk * 4 <= 16 KiB"
+                ),
+            ))
+        }
+    }
+
+    /// Default tile for an `m x n` output: as wide as N needs, no wider.
+    /// (On lavapipe, 14x14 64->128 stride-2 backward data: 256x64 3.97
+    /// GFLOP/s vs 128x64 3.08; see docs/PERFORMANCE.md.)
+    pub fn auto(m: usize, n: usize) -> Tile {
+        if n > 64 {
+            Tile::T128X128
+        } else if n > 32 && m >= 4096 {
+            Tile::T256X64
+        } else if n > 32 {
+            Tile::T128X64
+        } else if n > 4 {
+            Tile::T128X32
+        } else {
+            Tile::T256X4
+        }
+    }
+}
+
+/// Tile and split-K choice for one GEMM. `Default` picks both by shape.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GemmConfig {
+    /// `None`: [`Tile::auto`].
+    pub tile: Option<Tile>,
+    /// `None`: split K until the dispatch has about [`TARGET_WORKGROUPS`].
+    pub splits: Option<u32>,
+}
+
+/// Workgroups a dispatch should have before split-K stops adding more.
+pub const TARGET_WORKGROUPS: usize = 48;
+
+/// Intermediate buffers a recorded op owns (split-K partials). Keep it as
+/// long as the step it was recorded into: it holds their memory accounting
+/// (the step's bind groups keep the buffers themselves alive).
+#[derive(Debug, Default)]
+#[must_use = "keep the scratch alive as long as the step that uses it"]
+pub struct Scratch {
+    pub tensors: Vec<Tensor>,
+}
+
+impl Scratch {
+    pub fn bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| 4 * t.numel() as u64).sum()
+    }
+}
+
+/// The template cut into its `//! section NAME` parts.
+fn section(name: &str) -> &'static str {
+    let src = shaders::GEMM.source;
+    let marker = format!("//! section {name}\n");
+    let start = src
+        .find(&marker)
+        .unwrap_or_else(|| panic!("gemm.wgsl has no section {name}"))
+        + marker.len();
+    let end = src[start..]
+        .find("//! section ")
+        .map_or(src.len(), |e| start + e);
+    &src[start..end]
+}
+
+/// Build the kernel for variant `sections` (setup, A, B, C-row, store) at
+/// `tile`. `access` lists the storage bindings 1.. of the variant.
+pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile) -> Kernel {
+    let Tile { bm, bn, bk, tm, tn } = tile;
+    let nt = tile.threads();
+    let mut src = String::new();
+    for (n, v) in [
+        ("BM", bm),
+        ("BN", bn),
+        ("BK", bk),
+        ("TM", tm),
+        ("TN", tn),
+        ("NT", nt),
+    ] {
+        let _ = writeln!(src, "const {n}: u32 = {v}u;");
+    }
+    src.push_str(section("common"));
+    for s in sections {
+        src.push_str(section(s));
+    }
+    let majors = k_major(sections);
+    let main = section("main")
+        .replace("{{SETUP}}", &gen_setup(tile, majors))
+        .replace("{{ACC}}", &gen_acc(tile))
+        .replace("{{LOAD}}", &gen_load(tile, majors))
+        .replace("{{INNER}}", &gen_inner(tile))
+        .replace("{{STORE}}", &gen_store(tile));
+    src.push_str(&main);
+    Kernel {
+        key: format!("gemm[{}],{bm}x{bn}x{bk},{tm}x{tn}", sections.join("+")),
+        source: Cow::Owned(src),
+        entry: "gemm",
+        access: access.to_vec(),
+        trusted: false,
+    }
+}
+
+/// How a thread's loads of one operand tile are laid out. `b` is the
+/// tile's row count (BM for A, BN for B), `bk` its K depth.
+/// - m-major: consecutive invocations take consecutive rows (m or n): for
+///   operands contiguous along m/n. Each thread keeps its rows and loads
+///   several k, calling the k part (`a_k`) per load.
+/// - k-major: consecutive invocations take consecutive k: for operands
+///   contiguous along k (im2col reads channel runs). Each thread keeps one
+///   kk, calls the k part once per K step, and loads several rows.
+struct LoadPlan {
+    /// Tile-relative row expressions whose row info is computed once, with
+    /// whether the row may fall past the tile (then its stores are skipped).
+    rows: Vec<(String, bool)>,
+    /// Per K step: (row slot, kk expression, needs `kk < BK` guard).
+    loads: Vec<(usize, String, bool)>,
+    k_major: bool,
+}
+
+fn load_plan(b: u32, bk: u32, nt: u32, k_major: bool) -> LoadPlan {
+    if k_major && nt.is_multiple_of(bk) {
+        // kk = t % bk; rows t / bk + i * (nt / bk)
+        let rs = nt / bk;
+        let nrows = b.div_ceil(rs);
+        let guard = !b.is_multiple_of(rs);
+        LoadPlan {
+            rows: (0..nrows)
+                .map(|i| (format!("t / {bk}u + {}u", i * rs), guard))
+                .collect(),
+            loads: (0..nrows as usize)
+                .map(|i| (i, format!("t % {bk}u"), false))
+                .collect(),
+            k_major: true,
+        }
+    } else if nt.is_multiple_of(b) {
+        // every thread keeps one row: t % b; kk = t / b + j * (nt / b)
+        let ks = nt / b;
+        let slots = bk.div_ceil(ks);
+        LoadPlan {
+            rows: vec![(format!("t % {b}u"), false)],
+            loads: (0..slots)
+                .map(|j| (0, format!("t / {b}u + {}u", j * ks), !bk.is_multiple_of(ks)))
+                .collect(),
+            k_major: false,
+        }
+    } else {
+        // b = c * nt: rows t + i * nt, every kk
+        let c = b / nt;
+        LoadPlan {
+            rows: (0..c)
+                .map(|i| (format!("t + {}u", i * nt), false))
+                .collect(),
+            loads: (0..bk)
+                .flat_map(|kk| (0..c as usize).map(move |i| (i, format!("{kk}u"), false)))
+                .collect(),
+            k_major: false,
+        }
+    }
+}
+
+/// Which operands are read k-major: those whose sections read along k
+/// contiguously (row-major A, transposed B, the conv gathers over channels).
+fn k_major(sections: &[&str]) -> (bool, bool) {
+    let a = sections
+        .iter()
+        .any(|s| matches!(*s, "a_dense" | "a_conv_fwd" | "conv_dgrad"));
+    let b = sections
+        .iter()
+        .any(|s| matches!(*s, "b_dense_t" | "conv_dgrad"));
+    (a, b)
+}
+
+fn gen_setup(tile: Tile, majors: (bool, bool)) -> String {
+    let nt = tile.threads();
+    let mut s = String::new();
+    for (i, (r, _)) in load_plan(tile.bm, tile.bk, nt, majors.0)
+        .rows
+        .iter()
+        .enumerate()
+    {
+        let _ = writeln!(s, "    let ar{i} = {r};");
+        let _ = writeln!(s, "    let ai{i} = a_row(m0 + ar{i});");
+    }
+    for (i, (r, _)) in load_plan(tile.bn, tile.bk, nt, majors.1)
+        .rows
+        .iter()
+        .enumerate()
+    {
+        let _ = writeln!(s, "    let br{i} = {r};");
+        let _ = writeln!(s, "    let bi{i} = b_col(n0 + br{i});");
+    }
+    s
+}
+
+fn gen_acc(tile: Tile) -> String {
+    let mut s = String::new();
+    for i in 0..tile.tm {
+        for j in 0..tile.tn {
+            let _ = writeln!(s, "    var c{i}_{j} = 0.0;");
+        }
+    }
+    s
+}
+
+fn gen_load(tile: Tile, majors: (bool, bool)) -> String {
+    let nt = tile.threads();
+    let mut s = String::new();
+    for (side, b, km) in [("a", tile.bm, majors.0), ("b", tile.bn, majors.1)] {
+        let (arr, info, r, kf, f) = if side == "a" {
+            ("As", "ai", "ar", "a_k", "load_a")
+        } else {
+            ("Bs", "bi", "br", "b_k", "load_b")
+        };
+        let plan = load_plan(b, tile.bk, nt, km);
+        if plan.k_major {
+            let kk = &plan.loads[0].1;
+            let _ = writeln!(
+                s,
+                "        {{ let kk = {kk}; let k = k0 + kk; let q = {kf}(k); let kin = k < kend;"
+            );
+            for (slot, (_, guard)) in plan.rows.iter().enumerate() {
+                let open = if *guard {
+                    format!("if ({r}{slot} < {b}u) ")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "            {open}{{ var v = 0.0; if (kin) {{ v = {f}({info}{slot}, q); }} \
+                     {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                );
+            }
+            s.push_str("        }\n");
+        } else {
+            for (slot, kk, guard) in plan.loads {
+                let open = if guard {
+                    format!("if ({kk} < {}u) ", tile.bk)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "        {open}{{ let kk = {kk}; let k = k0 + kk; var v = 0.0; \
+                     if (k < kend) {{ v = {f}({info}{slot}, {kf}(k)); }} {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                );
+            }
+        }
+    }
+    s
+}
+
+fn gen_inner(tile: Tile) -> String {
+    let Tile { bm, bn, bk, tm, tn } = tile;
+    let mut s = String::new();
+    for kk in 0..bk {
+        s.push_str("        {\n");
+        for i in 0..tm {
+            let _ = writeln!(s, "            let a{i} = As[tr + {}u];", kk * bm + i);
+        }
+        for j in 0..tn {
+            let _ = writeln!(s, "            let b{j} = Bs[tc + {}u];", kk * bn + j);
+        }
+        for i in 0..tm {
+            for j in 0..tn {
+                let _ = writeln!(s, "            c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
+            }
+        }
+        s.push_str("        }\n");
+    }
+    s
+}
+
+fn gen_store(tile: Tile) -> String {
+    let mut s = String::new();
+    for i in 0..tile.tm {
+        let _ = writeln!(
+            s,
+            "    {{ let m = m0 + tr + {i}u; if (m < dm) {{ let row = c_row(split, m);"
+        );
+        for j in 0..tile.tn {
+            let _ = writeln!(
+                s,
+                "        {{ let n = n0 + tc + {j}u; if (n < dn) {{ store_c(row, n, c{i}_{j}); }} }}"
+            );
+        }
+        s.push_str("    } }\n");
+    }
+    s
+}
+
+/// Geometry words of the parameter block beyond the GEMM sizes (zero for a
+/// plain GEMM): batch, h, w, cin, oh, ow, cout, kh, kw, stride, pad_y, pad_x.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Geo {
+    pub batch: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad_y: usize,
+    pub pad_x: usize,
+}
+
+/// One GEMM to record: its variant (setup/A/B/C-row sections, without the
+/// store), sizes (the largest over the `slices` stride phases), operands.
+pub(crate) struct GemmCall<'a> {
+    pub op: &'static str,
+    pub sections: &'static [&'static str],
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub slices: u32,
+    pub geo: Geo,
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
+    pub out: &'a Tensor,
+    pub bias: Option<&'a Tensor>,
+}
+
+fn u(op: &'static str, v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::invalid(op, format!("size {v} exceeds u32")))
+}
+
+/// The kernel a call compiles to (for the naga test: every variant).
+pub(crate) fn call_kernel(sections: &[&str], bias: bool, tile: Tile) -> Kernel {
+    let mut all: Vec<&str> = sections.to_vec();
+    let mut access = vec![Access::Read, Access::Read, Access::ReadWrite];
+    if bias {
+        all.push("store_bias");
+        access.push(Access::Read);
+    } else {
+        all.push("store_plain");
+    }
+    gemm_kernel(&all, &access, tile)
+}
+
+/// Record one GEMM (and its split-K reduction). Shapes are the caller's to
+/// check; this checks only the tile and the 32-bit index range.
+pub(crate) fn record(
+    gpu: &Gpu,
+    step: &mut Step,
+    call: &GemmCall,
+    cfg: &GemmConfig,
+) -> Result<Scratch> {
+    let op = call.op;
+    let tile = cfg.tile.unwrap_or_else(|| Tile::auto(call.m, call.n));
+    tile.check()?;
+    let (bm, bn, bk) = (tile.bm as usize, tile.bn as usize, tile.bk as usize);
+    let tiles_m = call.m.div_ceil(bm).max(1);
+    let tiles_n = call.n.div_ceil(bn).max(1);
+    let tiles = tiles_m * tiles_n * call.slices as usize;
+    let nsplit = match cfg.splits {
+        Some(s) => s.max(1) as usize,
+        None if tiles < TARGET_WORKGROUPS => TARGET_WORKGROUPS
+            .div_ceil(tiles)
+            .min(call.k / (4 * bk))
+            .max(1),
+        None => 1,
+    };
+    // K per split, a multiple of BK; then drop empty splits
+    let ksplit = call.k.div_ceil(nsplit).div_ceil(bk).max(1) * bk;
+    let nsplit = call.k.div_ceil(ksplit).max(1);
+    let len = call.out.numel();
+    // every index the kernels form must fit u32
+    u(op, len * nsplit)?;
+    u(op, call.a.numel())?;
+    u(op, call.b.numel())?;
+    let g = &call.geo;
+    let params_for = |split_stride: usize| -> Result<Vec<u32>> {
+        [
+            call.m,
+            call.n,
+            call.k,
+            ksplit,
+            tiles_m,
+            tiles_n,
+            nsplit,
+            g.batch,
+            g.h,
+            g.w,
+            g.cin,
+            g.oh,
+            g.ow,
+            g.cout,
+            g.kh,
+            g.kw,
+            g.stride,
+            g.pad_y,
+            g.pad_x,
+            split_stride,
+        ]
+        .iter()
+        .map(|&v| u(op, v))
+        .collect()
+    };
+    let mut groups = grid(gpu, (tiles_m * tiles_n * nsplit) as u64)?;
+    groups[2] = call.slices;
+    if nsplit == 1 {
+        let kernel = call_kernel(call.sections, call.bias.is_some(), tile);
+        let mut t = vec![call.a, call.b, call.out];
+        t.extend(call.bias);
+        step.dispatch(gpu, op, &kernel, &params_for(0)?, &t, groups)?;
+        return Ok(Scratch::default());
+    }
+    let partial = Tensor::zeros(gpu, &[nsplit, len], &format!("{op} split-K partials"))?;
+    let kernel = call_kernel(call.sections, false, tile);
+    step.dispatch(
+        gpu,
+        op,
+        &kernel,
+        &params_for(len)?,
+        &[call.a, call.b, &partial],
+        groups,
+    )?;
+    reduce_splits(gpu, step, op, &partial, nsplit, call.out, call.bias)?;
+    Ok(Scratch {
+        tensors: vec![partial],
+    })
+}
+
+/// Record `out[i] = sum_s part[s * len + i] (+ bias[i % ncols])`.
+pub(crate) fn reduce_splits(
+    gpu: &Gpu,
+    step: &mut Step,
+    op: &'static str,
+    part: &Tensor,
+    nsplit: usize,
+    out: &Tensor,
+    bias: Option<&Tensor>,
+) -> Result<()> {
+    let len = out.numel();
+    let ncols = bias.map_or(1, |b| b.numel());
+    let params = [u(op, len)?, u(op, nsplit)?, u(op, ncols)?, 0, 0];
+    let groups = grid(gpu, len.div_ceil(256) as u64)?;
+    match bias {
+        None => step.dispatch(
+            gpu,
+            op,
+            &reduce_kernel(false),
+            &params,
+            &[part, out],
+            groups,
+        ),
+        Some(b) => step.dispatch(
+            gpu,
+            op,
+            &reduce_kernel(true),
+            &params,
+            &[part, out, b],
+            groups,
+        ),
+    }
+}
+
+pub(crate) fn reduce_kernel(bias: bool) -> Kernel {
+    if bias {
+        Kernel::new(
+            shaders::SPLITS,
+            "reduce_splits_bias",
+            &[Access::Read, Access::ReadWrite, Access::Read],
+        )
+    } else {
+        Kernel::new(
+            shaders::SPLITS,
+            "reduce_splits",
+            &[Access::Read, Access::ReadWrite],
+        )
+    }
+}
+
+/// Every tile a default config can pick, for the naga test.
+pub const AUTO_TILES: [Tile; 6] = [
+    Tile::T128X128,
+    Tile::T256X64,
+    Tile::T128X64,
+    Tile::T64X64,
+    Tile::T128X32,
+    Tile::T256X4,
+];
