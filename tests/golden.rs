@@ -425,3 +425,222 @@ fn kl_matches_pytorch_fixture() {
         1e-5,
     );
 }
+
+/// Convs with Keras padding (asymmetric `same` at stride 1 and 2, `valid`
+/// at stride 2), all three directions, CPU and GPU. GPU tolerance as in
+/// tests/conv2d.rs: f32 rounding grows like sqrt(K) over the reduction
+/// length K, so atol 2e-5 * sqrt(K / 100), rtol 1e-4.
+#[test]
+fn conv2d_matches_pytorch_fixtures() {
+    use vae_vs_gan::ops::bias::bias_grad_cpu;
+    use vae_vs_gan::ops::conv2d::{self, Conv2d, Padding};
+    let g = gpu();
+    for name in [
+        "conv2d_same_s1_3x3",
+        "conv2d_same_s1_4x4",
+        "conv2d_same_s2_5x5",
+        "conv2d_same_s2_3x3",
+        "conv2d_valid_s2_3x3",
+    ] {
+        let f = load(name);
+        let pad = Padding {
+            top: f.int("pad_top"),
+            bottom: f.int("pad_bottom"),
+            left: f.int("pad_left"),
+            right: f.int("pad_right"),
+        };
+        let conv = Conv2d::new(f.int("kernel_h"), f.int("kernel_w"), f.int("stride"), pad);
+        let (xs, x) = f.tensor("x");
+        let (ws, w) = f.tensor("w");
+        let (bs, b) = f.tensor("b");
+        let (ys, dy) = f.tensor("dy");
+        let want = |k: &str| f.tensor(k).1;
+        let d = conv
+            .dims("golden", xs[0], xs[1], xs[2], xs[3], ws[3])
+            .unwrap();
+        assert_eq!(d.y_shape().to_vec(), ys, "{name}: output shape");
+
+        let y = conv2d::forward_cpu(&d, &x, &w, Some(&b));
+        assert_close(&format!("{name} cpu y"), &y, &want("y"), CPU_ATOL, CPU_RTOL);
+        let dx = conv2d::backward_data_cpu(&d, &dy, &w);
+        assert_close(
+            &format!("{name} cpu dx"),
+            &dx,
+            &want("dx"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        let dw = conv2d::backward_weights_cpu(&d, &x, &dy);
+        assert_close(
+            &format!("{name} cpu dw"),
+            &dw,
+            &want("dw"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        let db = bias_grad_cpu(&dy, ws[3]);
+        assert_close(
+            &format!("{name} cpu db"),
+            &db,
+            &want("db"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+
+        let t = |s: &[usize], v: &[f32], l: &str| Tensor::from_f32(g, s, v, l).unwrap();
+        let (xt, wt, bt, dyt) = (
+            t(&xs, &x, "x"),
+            t(&ws, &w, "w"),
+            t(&bs, &b, "b"),
+            t(&ys, &dy, "dy"),
+        );
+        let (yt, dxt, dwt) = (
+            Tensor::zeros(g, &ys, "y").unwrap(),
+            Tensor::zeros(g, &xs, "dx").unwrap(),
+            Tensor::zeros(g, &ws, "dw").unwrap(),
+        );
+        for p in [&yt, &dxt, &dwt] {
+            p.poison(g);
+        }
+        let mut s = Step::new(name);
+        let keep = [
+            conv.forward(g, &mut s, &xt, &wt, Some(&bt), &yt).unwrap(),
+            conv.backward_data(g, &mut s, &dyt, &wt, &dxt).unwrap(),
+            conv.backward_weights(g, &mut s, &xt, &dyt, &dwt).unwrap(),
+        ];
+        run(&s);
+        drop(keep);
+        let kf = (ws[0] * ws[1] * ws[2]) as f64; // forward reduction length
+        let kd = (ws[0] * ws[1] * ws[3]) as f64; // backward data
+        let kw = (ys[0] * ys[1] * ys[2]) as f64; // backward weights
+        let atol = |k: f64| 2e-5 * (k / 100.0).sqrt().max(1.0);
+        assert_close(
+            &format!("{name} gpu y"),
+            &yt.read_f32(g).unwrap(),
+            &want("y"),
+            atol(kf),
+            1e-4,
+        );
+        assert_close(
+            &format!("{name} gpu dx"),
+            &dxt.read_f32(g).unwrap(),
+            &want("dx"),
+            atol(kd),
+            1e-4,
+        );
+        assert_close(
+            &format!("{name} gpu dw"),
+            &dwt.read_f32(g).unwrap(),
+            &want("dw"),
+            atol(kw),
+            1e-4,
+        );
+    }
+}
+
+/// Transposed convs (Keras `Conv2DTranspose` `same`, stride 1 and 2), all
+/// three directions, CPU and GPU; tolerances as for the convs.
+#[test]
+fn conv_transpose2d_matches_pytorch_fixtures() {
+    use vae_vs_gan::ops::conv2d::Padding;
+    use vae_vs_gan::ops::conv_transpose2d::{self as ct, ConvTranspose2d};
+    let g = gpu();
+    for name in [
+        "conv_transpose_same_s1_5x5",
+        "conv_transpose_same_s2_5x5",
+        "conv_transpose_same_s2_3x3",
+    ] {
+        let f = load(name);
+        let pad = Padding {
+            top: f.int("pad_top"),
+            bottom: f.int("pad_bottom"),
+            left: f.int("pad_left"),
+            right: f.int("pad_right"),
+        };
+        let (oh, ow) = (f.int("out_h"), f.int("out_w"));
+        let op = ConvTranspose2d::new(
+            f.int("kernel_h"),
+            f.int("kernel_w"),
+            f.int("stride"),
+            pad,
+            oh,
+            ow,
+        );
+        let (xs, x) = f.tensor("x");
+        let (ws, w) = f.tensor("w");
+        let (bs, b) = f.tensor("b");
+        let (ys, dy) = f.tensor("dy");
+        let want = |k: &str| f.tensor(k).1;
+        let d = op
+            .dims("golden", xs[0], xs[1], xs[2], xs[3], ws[2])
+            .unwrap();
+
+        let y = ct::forward_cpu(&d, &x, &w, Some(&b));
+        assert_close(&format!("{name} cpu y"), &y, &want("y"), CPU_ATOL, CPU_RTOL);
+        let dx = ct::backward_data_cpu(&d, &dy, &w);
+        assert_close(
+            &format!("{name} cpu dx"),
+            &dx,
+            &want("dx"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+        let dw = ct::backward_weights_cpu(&d, &x, &dy);
+        assert_close(
+            &format!("{name} cpu dw"),
+            &dw,
+            &want("dw"),
+            CPU_ATOL,
+            CPU_RTOL,
+        );
+
+        let t = |s: &[usize], v: &[f32], l: &str| Tensor::from_f32(g, s, v, l).unwrap();
+        let (xt, wt, bt, dyt) = (
+            t(&xs, &x, "x"),
+            t(&ws, &w, "w"),
+            t(&bs, &b, "b"),
+            t(&ys, &dy, "dy"),
+        );
+        let (yt, dxt, dwt) = (
+            Tensor::zeros(g, &ys, "y").unwrap(),
+            Tensor::zeros(g, &xs, "dx").unwrap(),
+            Tensor::zeros(g, &ws, "dw").unwrap(),
+        );
+        for p in [&yt, &dxt, &dwt] {
+            p.poison(g);
+        }
+        let mut s = Step::new(name);
+        let keep = [
+            op.forward(g, &mut s, &xt, &wt, Some(&bt), &yt).unwrap(),
+            op.backward_data(g, &mut s, &dyt, &wt, &dxt).unwrap(),
+            op.backward_weights(g, &mut s, &xt, &dyt, &dwt).unwrap(),
+        ];
+        run(&s);
+        drop(keep);
+        let kf = (ws[0] * ws[1] * ws[3]) as f64;
+        let kd = (ws[0] * ws[1] * ws[2]) as f64;
+        let kw = (xs[0] * xs[1] * xs[2]) as f64;
+        let atol = |k: f64| 2e-5 * (k / 100.0).sqrt().max(1.0);
+        assert_close(
+            &format!("{name} gpu y"),
+            &yt.read_f32(g).unwrap(),
+            &want("y"),
+            atol(kf),
+            1e-4,
+        );
+        assert_close(
+            &format!("{name} gpu dx"),
+            &dxt.read_f32(g).unwrap(),
+            &want("dx"),
+            atol(kd),
+            1e-4,
+        );
+        assert_close(
+            &format!("{name} gpu dw"),
+            &dwt.read_f32(g).unwrap(),
+            &want("dw"),
+            atol(kw),
+            1e-4,
+        );
+    }
+}

@@ -32,6 +32,9 @@ struct Dispatch {
 pub struct Step {
     pub label: String,
     dispatches: Vec<Dispatch>,
+    /// Scratch tensors the dispatches use (split-K partials, ...): kept so
+    /// the engine's memory accounting counts them while the step exists.
+    retained: Vec<Tensor>,
 }
 
 /// Time spent in one dispatch.
@@ -71,7 +74,13 @@ impl Step {
         Step {
             label: label.to_string(),
             dispatches: Vec::new(),
+            retained: Vec::new(),
         }
+    }
+
+    /// Keep `tensors` alive as long as this step.
+    pub fn retain(&mut self, tensors: impl IntoIterator<Item = Tensor>) {
+        self.retained.extend(tensors);
     }
 
     /// Record one dispatch of `kernel` over `groups` workgroups, with the
@@ -144,6 +153,7 @@ impl Step {
     /// Append all of `other`'s dispatches after this step's.
     pub fn extend(&mut self, other: Step) {
         self.dispatches.extend(other.dispatches);
+        self.retained.extend(other.retained);
     }
 
     /// Number of recorded dispatches.
@@ -214,6 +224,7 @@ impl Gpu {
                     bind_group: d.bind_group.clone(),
                     groups: d.groups,
                 }],
+                retained: Vec::new(),
             };
             let t0 = Instant::now();
             self.run(&[&single])?;
