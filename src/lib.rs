@@ -10,6 +10,7 @@
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod report;

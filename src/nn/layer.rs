@@ -1,0 +1,318 @@
+//! Layers with weights: dense, conv and transposed conv share one shape of
+//! code (forward; backward = weight gradient, bias gradient, input
+//! gradient), so one generic [`Layer`] serves all three through [`WeightOp`].
+
+use rand::Rng;
+
+use crate::error::Result;
+use crate::gpu::{Gpu, Step, Tensor};
+use crate::nn::param::{glorot_uniform, Layout, Param};
+use crate::ops::conv2d::{Conv2d, Padding};
+use crate::ops::conv_transpose2d::ConvTranspose2d;
+use crate::ops::gemm::Scratch;
+use crate::ops::{bias, dense};
+
+/// An op of the form `y = f(x, w) + b`, with its two backward passes.
+pub trait WeightOp {
+    fn forward(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        y: &Tensor,
+    ) -> Result<Scratch>;
+    fn backward_data(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        dy: &Tensor,
+        w: &Tensor,
+        dx: &Tensor,
+    ) -> Result<Scratch>;
+    fn backward_weights(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+    ) -> Result<Scratch>;
+}
+
+/// The dense op: x `[N, in]`, w `[in, out]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Dense;
+
+impl WeightOp for Dense {
+    fn forward(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        y: &Tensor,
+    ) -> Result<Scratch> {
+        dense::dense_forward(gpu, step, x, w, b, y)
+    }
+    fn backward_data(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        dy: &Tensor,
+        w: &Tensor,
+        dx: &Tensor,
+    ) -> Result<Scratch> {
+        dense::dense_backward_data(gpu, step, dy, w, dx)
+    }
+    fn backward_weights(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+    ) -> Result<Scratch> {
+        dense::dense_backward_weights(gpu, step, x, dy, dw)
+    }
+}
+
+impl WeightOp for Conv2d {
+    fn forward(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        y: &Tensor,
+    ) -> Result<Scratch> {
+        Conv2d::forward(self, gpu, step, x, w, b, y)
+    }
+    fn backward_data(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        dy: &Tensor,
+        w: &Tensor,
+        dx: &Tensor,
+    ) -> Result<Scratch> {
+        Conv2d::backward_data(self, gpu, step, dy, w, dx)
+    }
+    fn backward_weights(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+    ) -> Result<Scratch> {
+        Conv2d::backward_weights(self, gpu, step, x, dy, dw)
+    }
+}
+
+impl WeightOp for ConvTranspose2d {
+    fn forward(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        y: &Tensor,
+    ) -> Result<Scratch> {
+        ConvTranspose2d::forward(self, gpu, step, x, w, b, y)
+    }
+    fn backward_data(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        dy: &Tensor,
+        w: &Tensor,
+        dx: &Tensor,
+    ) -> Result<Scratch> {
+        ConvTranspose2d::backward_data(self, gpu, step, dy, w, dx)
+    }
+    fn backward_weights(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+    ) -> Result<Scratch> {
+        ConvTranspose2d::backward_weights(self, gpu, step, x, dy, dw)
+    }
+}
+
+/// A layer's op with its weight and optional bias (Keras initialisation:
+/// Glorot-uniform weight, zero bias).
+pub struct Layer<Op> {
+    pub op: Op,
+    pub w: Param,
+    pub b: Option<Param>,
+}
+
+impl<Op: WeightOp> Layer<Op> {
+    fn build(
+        gpu: &Gpu,
+        op: Op,
+        name: &str,
+        w: (&[usize], Vec<f32>, Layout),
+        bias: Option<(usize, Layout)>,
+    ) -> Result<Self> {
+        let w = Param::new(gpu, &format!("{name}.weight"), w.0, &w.1, w.2)?;
+        let b = match bias {
+            Some((n, layout)) => Some(Param::new(
+                gpu,
+                &format!("{name}.bias"),
+                &[n],
+                &vec![0.0; n],
+                layout,
+            )?),
+            None => None,
+        };
+        Ok(Layer { op, w, b })
+    }
+
+    /// Record `y = op(x, w) + b`.
+    pub fn forward(&self, gpu: &Gpu, step: &mut Step, x: &Tensor, y: &Tensor) -> Result<()> {
+        let s = self.op.forward(
+            gpu,
+            step,
+            x,
+            &self.w.value,
+            self.b.as_ref().map(|b| &b.value),
+            y,
+        )?;
+        step.retain(s.tensors);
+        Ok(())
+    }
+
+    /// Record the parameter gradients (overwritten) and, when `dx` is given,
+    /// the input gradient.
+    pub fn backward(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dx: Option<&Tensor>,
+    ) -> Result<()> {
+        let s = self.op.backward_weights(gpu, step, x, dy, &self.w.grad)?;
+        step.retain(s.tensors);
+        if let Some(b) = &self.b {
+            let s = bias::bias_grad(gpu, step, dy, &b.grad)?;
+            step.retain(s.tensors);
+        }
+        if let Some(dx) = dx {
+            let s = self.op.backward_data(gpu, step, dy, &self.w.value, dx)?;
+            step.retain(s.tensors);
+        }
+        Ok(())
+    }
+
+    /// Record only the input gradient (the generator's update backpropagates
+    /// through the discriminator without touching its gradients).
+    pub fn backward_input(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        dy: &Tensor,
+        dx: &Tensor,
+    ) -> Result<()> {
+        let s = self.op.backward_data(gpu, step, dy, &self.w.value, dx)?;
+        step.retain(s.tensors);
+        Ok(())
+    }
+
+    pub fn params(&self) -> Vec<&Param> {
+        std::iter::once(&self.w).chain(self.b.as_ref()).collect()
+    }
+}
+
+/// Flattened NHWC image shape `(h, w, c)` on one side of a dense layer.
+pub type Nhwc = Option<(usize, usize, usize)>;
+
+impl Layer<Dense> {
+    /// Dense `fan_in -> fan_out`; `name` is the PyTorch module path.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        bias: bool,
+        in_nhwc: Nhwc,
+        out_nhwc: Nhwc,
+    ) -> Result<Self> {
+        let w0 = glorot_uniform(rng, fan_in, fan_out, fan_in * fan_out);
+        let bias_layout = match out_nhwc {
+            Some((h, w, c)) => Layout::BiasNhwc { h, w, c },
+            None => Layout::Same,
+        };
+        Layer::build(
+            gpu,
+            Dense,
+            name,
+            (&[fan_in, fan_out], w0, Layout::Dense { in_nhwc, out_nhwc }),
+            bias.then_some((fan_out, bias_layout)),
+        )
+    }
+}
+
+impl Layer<Conv2d> {
+    /// KxK conv, weight `[K, K, Cin, Cout]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        k: usize,
+        stride: usize,
+        pad: Padding,
+        cin: usize,
+        cout: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let w0 = glorot_uniform(rng, cin * k * k, cout * k * k, k * k * cin * cout);
+        Layer::build(
+            gpu,
+            Conv2d::new(k, k, stride, pad),
+            name,
+            (&[k, k, cin, cout], w0, Layout::Conv),
+            bias.then_some((cout, Layout::Same)),
+        )
+    }
+}
+
+impl Layer<ConvTranspose2d> {
+    /// Keras `same` transposed conv from `size` to `size * stride`; weight
+    /// `[K, K, Cout, Cin]` (the `Conv2DTranspose` kernel layout).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv_transpose_same(
+        gpu: &Gpu,
+        rng: &mut impl Rng,
+        name: &str,
+        k: usize,
+        stride: usize,
+        size: usize,
+        cin: usize,
+        cout: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let out = size * stride;
+        let op = ConvTranspose2d::new(k, k, stride, Padding::same(out, k, stride), out, out);
+        let w0 = glorot_uniform(rng, cout * k * k, cin * k * k, k * k * cout * cin);
+        Layer::build(
+            gpu,
+            op,
+            name,
+            (&[k, k, cout, cin], w0, Layout::ConvTranspose),
+            bias.then_some((cout, Layout::Same)),
+        )
+    }
+}
