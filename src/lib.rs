@@ -10,6 +10,7 @@
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -1,0 +1,34 @@
+//! The article's two models, built on the engine's layers: each is an
+//! explicit list of ops, forward then backward then optimizer.
+
+pub mod vae;
+
+use crate::error::Result;
+use crate::gpu::{Gpu, Step, StepState};
+use crate::nn::Param;
+use crate::optim::adam::{Adam, AdamTensors};
+
+/// Record one Adam update per parameter.
+pub fn record_adam(
+    gpu: &Gpu,
+    step: &mut Step,
+    state: &StepState,
+    adam: &Adam,
+    params: &[&Param],
+) -> Result<()> {
+    for p in params {
+        let t = AdamTensors {
+            param: &p.value,
+            grad: &p.grad,
+            m: &p.m,
+            v: &p.v,
+        };
+        adam.record_update(gpu, step, &state.counters, &t)?;
+    }
+    Ok(())
+}
+
+/// Number of scalars in `params`.
+pub fn count(params: &[&Param]) -> usize {
+    params.iter().map(|p| p.numel()).sum()
+}

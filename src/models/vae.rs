@@ -1,0 +1,508 @@
+//! The article's convolutional VAE (Keras semantics).
+//!
+//! Encoder: conv 32 3x3 s2 valid ReLU (28 -> 13), conv 64 3x3 s2 valid ReLU
+//! (13 -> 6), flatten 2304, dense to 2L (mean | log-variance).
+//! Reparameterisation z = mu + exp(logvar / 2) * eps.
+//! Decoder: dense L -> 7x7x32 ReLU, convT 64 3x3 s2 same ReLU (7 -> 14),
+//! convT 32 3x3 s2 same ReLU (14 -> 28), convT 1 3x3 s1 same: logits.
+//! Loss per sample: sigmoid cross-entropy summed over the 784 pixels plus
+//! the analytic Gaussian KL, averaged over the batch, in nats.
+//!
+//! PyTorch twin (checkpoint names): `encoder = Sequential(Conv2d(1,32,3,2),
+//! ReLU, Conv2d(32,64,3,2), ReLU, Flatten, Linear(2304, 2L))`, `decoder =
+//! Sequential(Linear(L, 1568), ReLU, Unflatten(32,7,7), ConvTranspose2d(32,
+//! 64,3,2), ReLU, ConvTranspose2d(64,32,3,2), ReLU, ConvTranspose2d(32,1,3,1))`
+//! with Keras `same` alignment (see tools/check_with_pytorch.py).
+
+use rand::SeedableRng;
+
+use crate::data::PIXELS;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Step, StepState, Tensor};
+use crate::models::{count, record_adam};
+use crate::nn::{Dense, Layer, Param};
+use crate::ops::activation::Activation;
+use crate::ops::bce::{bce_with_logits, BceReduction};
+use crate::ops::conv2d::{Conv2d, Padding};
+use crate::ops::conv_transpose2d::ConvTranspose2d;
+use crate::ops::gather::{gather_pixels, PixelMap};
+use crate::ops::kl::kl_divergence;
+use crate::ops::reparam::{reparam_backward, reparam_forward};
+use crate::ops::rng::Philox;
+use crate::optim::adam::{Adam, AdamConfig};
+use crate::train::{Checkpoint, GpuDataset};
+
+/// Encoder output image after the second conv: 6x6x64.
+const ENC_HWC: (usize, usize, usize) = (6, 6, 64);
+/// Decoder input image: 7x7x32.
+const DEC_HWC: (usize, usize, usize) = (7, 7, 32);
+const RELU: Activation = Activation::Relu;
+
+/// Loss slots in the step's ring row.
+pub const SLOT_RECON: usize = 0;
+pub const SLOT_KL: usize = 1;
+
+/// Hyperparameters.
+#[derive(Clone, Debug)]
+pub struct VaeConfig {
+    pub latent: usize,
+    pub batch: usize,
+    pub adam: AdamConfig,
+    pub seed: u64,
+    /// Static binarisation of the pixels (how published ELBOs are measured).
+    pub binarize: bool,
+}
+
+/// The VAE's layers.
+pub struct Vae {
+    pub config: VaeConfig,
+    pub enc1: Layer<Conv2d>,
+    pub enc2: Layer<Conv2d>,
+    pub enc_fc: Layer<Dense>,
+    pub dec_fc: Layer<Dense>,
+    pub dec1: Layer<ConvTranspose2d>,
+    pub dec2: Layer<ConvTranspose2d>,
+    pub dec3: Layer<ConvTranspose2d>,
+}
+
+/// Encoder activations for one batch size.
+struct EncActs {
+    x: Tensor,
+    h1: Tensor,
+    a1: Tensor,
+    h2: Tensor,
+    a2: Tensor,
+    /// `[B, 2L]`: mean | log-variance.
+    h: Tensor,
+}
+
+/// Decoder activations for one batch size.
+struct DecActs {
+    z: Tensor,
+    d0: Tensor,
+    d0a: Tensor,
+    d1: Tensor,
+    d1a: Tensor,
+    d2: Tensor,
+    d2a: Tensor,
+    logits: Tensor,
+}
+
+fn zeros(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
+    Tensor::zeros(gpu, shape, name)
+}
+
+impl EncActs {
+    fn new(gpu: &Gpu, b: usize, l: usize) -> Result<EncActs> {
+        Ok(EncActs {
+            x: zeros(gpu, &[b, 28, 28, 1], "x")?,
+            h1: zeros(gpu, &[b, 13, 13, 32], "enc1")?,
+            a1: zeros(gpu, &[b, 13, 13, 32], "enc1 relu")?,
+            h2: zeros(gpu, &[b, 6, 6, 64], "enc2")?,
+            a2: zeros(gpu, &[b, 6, 6, 64], "enc2 relu")?,
+            h: zeros(gpu, &[b, 2 * l], "mean|logvar")?,
+        })
+    }
+}
+
+impl DecActs {
+    fn new(gpu: &Gpu, b: usize, l: usize) -> Result<DecActs> {
+        Ok(DecActs {
+            z: zeros(gpu, &[b, l], "z")?,
+            d0: zeros(gpu, &[b, 7, 7, 32], "dec_fc")?,
+            d0a: zeros(gpu, &[b, 7, 7, 32], "dec_fc relu")?,
+            d1: zeros(gpu, &[b, 14, 14, 64], "dec1")?,
+            d1a: zeros(gpu, &[b, 14, 14, 64], "dec1 relu")?,
+            d2: zeros(gpu, &[b, 28, 28, 32], "dec2")?,
+            d2a: zeros(gpu, &[b, 28, 28, 32], "dec2 relu")?,
+            logits: zeros(gpu, &[b, 28, 28, 1], "logits")?,
+        })
+    }
+}
+
+/// The `[B, F]` view of an NHWC activation.
+fn flat(t: &Tensor) -> Result<Tensor> {
+    let b = t.shape()[0];
+    t.reshape(&[b, t.numel() / b])
+}
+
+/// A recorded training step, with the tensors it reads and writes.
+pub struct TrainStep {
+    pub step: Step,
+    /// Mean | log-variance of the last batch, `[B, 2L]`.
+    pub h: Tensor,
+}
+
+/// A recorded evaluation step (test-set ELBO), one batch per run.
+pub struct EvalStep {
+    pub step: Step,
+    pub batch: usize,
+}
+
+impl Vae {
+    /// Build with Keras initialisation from `config.seed`.
+    pub fn new(gpu: &Gpu, config: VaeConfig) -> Result<Vae> {
+        if config.latent == 0 || config.batch == 0 {
+            return Err(Error::invalid(
+                "vae",
+                "latent_dim and batch size must be positive",
+            ));
+        }
+        config.adam.validate()?;
+        let l = config.latent;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+        let r = &mut rng;
+        let valid = Padding::valid();
+        Ok(Vae {
+            enc1: Layer::conv(gpu, r, "encoder.0", 3, 2, valid, 1, 32, true)?,
+            enc2: Layer::conv(gpu, r, "encoder.2", 3, 2, valid, 32, 64, true)?,
+            enc_fc: Layer::dense(gpu, r, "encoder.5", 2304, 2 * l, true, Some(ENC_HWC), None)?,
+            dec_fc: Layer::dense(gpu, r, "decoder.0", l, 1568, true, None, Some(DEC_HWC))?,
+            dec1: Layer::conv_transpose_same(gpu, r, "decoder.3", 3, 2, 7, 32, 64, true)?,
+            dec2: Layer::conv_transpose_same(gpu, r, "decoder.5", 3, 2, 14, 64, 32, true)?,
+            dec3: Layer::conv_transpose_same(gpu, r, "decoder.7", 3, 1, 28, 32, 1, true)?,
+            config,
+        })
+    }
+
+    /// Every parameter, encoder first.
+    pub fn params(&self) -> Vec<&Param> {
+        [&self.enc1, &self.enc2]
+            .iter()
+            .flat_map(|l| l.params())
+            .chain(self.enc_fc.params())
+            .chain(self.dec_fc.params())
+            .chain(
+                [&self.dec1, &self.dec2, &self.dec3]
+                    .iter()
+                    .flat_map(|l| l.params()),
+            )
+            .collect()
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        count(&self.params())
+    }
+
+    fn pixel_map(&self) -> PixelMap {
+        PixelMap {
+            binarize: self.config.binarize,
+            ..PixelMap::UNIT
+        }
+    }
+
+    fn record_encode(&self, gpu: &Gpu, s: &mut Step, a: &EncActs) -> Result<()> {
+        self.enc1.forward(gpu, s, &a.x, &a.h1)?;
+        RELU.forward(gpu, s, &a.h1, &a.a1)?;
+        self.enc2.forward(gpu, s, &a.a1, &a.h2)?;
+        RELU.forward(gpu, s, &a.h2, &a.a2)?;
+        self.enc_fc.forward(gpu, s, &flat(&a.a2)?, &a.h)
+    }
+
+    fn record_decode(&self, gpu: &Gpu, s: &mut Step, d: &DecActs) -> Result<()> {
+        self.dec_fc.forward(gpu, s, &d.z, &flat(&d.d0)?)?;
+        RELU.forward(gpu, s, &d.d0, &d.d0a)?;
+        self.dec1.forward(gpu, s, &d.d0a, &d.d1)?;
+        RELU.forward(gpu, s, &d.d1, &d.d1a)?;
+        self.dec2.forward(gpu, s, &d.d1a, &d.d2)?;
+        RELU.forward(gpu, s, &d.d2, &d.d2a)?;
+        self.dec3.forward(gpu, s, &d.d2a, &d.logits)
+    }
+
+    /// Record one training step on `data` (gather the batch the step counter
+    /// picks, forward, ELBO, backward, Adam, advance): losses go to ring
+    /// slots [`SLOT_RECON`] and [`SLOT_KL`].
+    pub fn train_step(&self, gpu: &Gpu, state: &StepState, data: &GpuDataset) -> Result<TrainStep> {
+        let (b, l) = (self.config.batch, self.config.latent);
+        if data.batches(b) == 0 {
+            return Err(Error::invalid(
+                "vae",
+                format!(
+                    "batch size {b} is larger than the {} training images",
+                    data.len
+                ),
+            ));
+        }
+        let enc = EncActs::new(gpu, b, l)?;
+        let dec = DecActs::new(gpu, b, l)?;
+        let eps = zeros(gpu, &[b, l], "eps")?;
+        let g = |shape: &[usize], n: &str| zeros(gpu, shape, n);
+        let (recon_rows, recon) = (g(&[b], "recon rows")?, g(&[1], "recon loss")?);
+        let (kl_rows, kl) = (g(&[b], "kl rows")?, g(&[1], "kl loss")?);
+        let dlogits = g(&[b, 28, 28, 1], "d logits")?;
+        let dd2a = g(&[b, 28, 28, 32], "d dec2 relu")?;
+        let dd2 = g(&[b, 28, 28, 32], "d dec2")?;
+        let dd1a = g(&[b, 14, 14, 64], "d dec1 relu")?;
+        let dd1 = g(&[b, 14, 14, 64], "d dec1")?;
+        let dd0a = g(&[b, 7, 7, 32], "d dec_fc relu")?;
+        let dd0 = g(&[b, 7, 7, 32], "d dec_fc")?;
+        let dz = g(&[b, l], "d z")?;
+        let dh = g(&[b, 2 * l], "d mean|logvar")?;
+        let da2 = g(&[b, 6, 6, 64], "d enc2 relu")?;
+        let dh2 = g(&[b, 6, 6, 64], "d enc2")?;
+        let da1 = g(&[b, 13, 13, 32], "d enc1 relu")?;
+        let dh1 = g(&[b, 13, 13, 32], "d enc1")?;
+
+        let mut s = Step::new("vae train");
+        let st = &mut s;
+        gather_pixels(
+            gpu,
+            st,
+            &state.counters,
+            &data.perm,
+            &data.images,
+            &enc.x,
+            self.pixel_map(),
+        )?;
+        // Forward.
+        self.record_encode(gpu, st, &enc)?;
+        reparam_forward(
+            gpu,
+            st,
+            Philox::new(self.config.seed, 1),
+            &state.counters,
+            &enc.h,
+            &eps,
+            &dec.z,
+        )?;
+        self.record_decode(gpu, st, &dec)?;
+        // Loss: reconstruction (per-sample sum, batch mean) and its gradient.
+        let (logits, x) = (flat(&dec.logits)?, flat(&enc.x)?);
+        bce_with_logits(
+            gpu,
+            st,
+            &logits,
+            &x,
+            &recon_rows,
+            &recon,
+            Some(&flat(&dlogits)?),
+            BceReduction::SumPerSampleMean,
+            1.0,
+        )?;
+        state.record_loss(gpu, st, &recon, SLOT_RECON)?;
+        // Backward through the decoder.
+        self.dec3
+            .backward(gpu, st, &dec.d2a, &dlogits, Some(&dd2a))?;
+        RELU.backward(gpu, st, &dec.d2, &dd2a, &dd2)?;
+        self.dec2.backward(gpu, st, &dec.d1a, &dd2, Some(&dd1a))?;
+        RELU.backward(gpu, st, &dec.d1, &dd1a, &dd1)?;
+        self.dec1.backward(gpu, st, &dec.d0a, &dd1, Some(&dd0a))?;
+        RELU.backward(gpu, st, &dec.d0, &dd0a, &dd0)?;
+        self.dec_fc
+            .backward(gpu, st, &dec.z, &flat(&dd0)?, Some(&dz))?;
+        // Through the sampling, plus the KL term's own gradient.
+        reparam_backward(gpu, st, &enc.h, &eps, &dz, &dh)?;
+        kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, Some(&dh), true, 1.0)?;
+        state.record_loss(gpu, st, &kl, SLOT_KL)?;
+        // Backward through the encoder.
+        self.enc_fc
+            .backward(gpu, st, &flat(&enc.a2)?, &dh, Some(&flat(&da2)?))?;
+        RELU.backward(gpu, st, &enc.h2, &da2, &dh2)?;
+        self.enc2.backward(gpu, st, &enc.a1, &dh2, Some(&da1))?;
+        RELU.backward(gpu, st, &enc.h1, &da1, &dh1)?;
+        self.enc1.backward(gpu, st, &enc.x, &dh1, None)?;
+        // Optimizer, then the step counter.
+        record_adam(
+            gpu,
+            st,
+            state,
+            &Adam::new(self.config.adam)?,
+            &self.params(),
+        )?;
+        state.record_advance(gpu, st)?;
+        s.retain([
+            dlogits,
+            dd2a,
+            dd2,
+            dd1a,
+            dd1,
+            dd0a,
+            dd0,
+            dz,
+            dh.clone(),
+            da2,
+            dh2,
+            da1,
+            dh1,
+            recon_rows,
+            kl_rows,
+            eps,
+        ]);
+        Ok(TrainStep { step: s, h: enc.h })
+    }
+
+    /// Record one evaluation step: the negative ELBO (single-sample, as in
+    /// training) of the batch the counter picks from `data` (in order), into
+    /// ring slots [`SLOT_RECON`] and [`SLOT_KL`]. Run it once per batch.
+    pub fn eval_step(
+        &self,
+        gpu: &Gpu,
+        state: &StepState,
+        data: &GpuDataset,
+        batch: usize,
+    ) -> Result<EvalStep> {
+        let l = self.config.latent;
+        let enc = EncActs::new(gpu, batch, l)?;
+        let dec = DecActs::new(gpu, batch, l)?;
+        let eps = zeros(gpu, &[batch, l], "eps")?;
+        let (recon_rows, recon) = (
+            zeros(gpu, &[batch], "recon rows")?,
+            zeros(gpu, &[1], "recon")?,
+        );
+        let (kl_rows, kl) = (zeros(gpu, &[batch], "kl rows")?, zeros(gpu, &[1], "kl")?);
+        let mut s = Step::new("vae eval");
+        let st = &mut s;
+        gather_pixels(
+            gpu,
+            st,
+            &state.counters,
+            &data.perm,
+            &data.images,
+            &enc.x,
+            self.pixel_map(),
+        )?;
+        self.record_encode(gpu, st, &enc)?;
+        reparam_forward(
+            gpu,
+            st,
+            Philox::new(self.config.seed, 2),
+            &state.counters,
+            &enc.h,
+            &eps,
+            &dec.z,
+        )?;
+        self.record_decode(gpu, st, &dec)?;
+        bce_with_logits(
+            gpu,
+            st,
+            &flat(&dec.logits)?,
+            &flat(&enc.x)?,
+            &recon_rows,
+            &recon,
+            None,
+            BceReduction::SumPerSampleMean,
+            1.0,
+        )?;
+        state.record_loss(gpu, st, &recon, SLOT_RECON)?;
+        kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, None, false, 1.0)?;
+        state.record_loss(gpu, st, &kl, SLOT_KL)?;
+        state.record_advance(gpu, st)?;
+        Ok(EvalStep { step: s, batch })
+    }
+
+    /// Mean negative ELBO (nats per image) over the full batches of `data`,
+    /// in one submit. The order of `data` is left as it is.
+    pub fn test_loss(&self, gpu: &Gpu, data: &GpuDataset, batch: usize) -> Result<f64> {
+        let batch = batch.min(data.len);
+        let n = data.batches(batch);
+        let state = StepState::new(gpu, 2, n, 0)?;
+        data.perm
+            .write_u32(gpu, &(0..data.len as u32).collect::<Vec<_>>())?;
+        let e = self.eval_step(gpu, &state, data, batch)?;
+        let steps: Vec<&Step> = std::iter::repeat_n(&e.step, n).collect();
+        gpu.run(&steps)?;
+        let rows = state.read_losses(gpu, 0)?;
+        Ok(rows
+            .iter()
+            .map(|r| r.values.iter().map(|&v| v as f64).sum::<f64>())
+            .sum::<f64>()
+            / n as f64)
+    }
+
+    /// Mean and log-variance `[n, L]` each of `pixels` (`n * 784` values in
+    /// [0, 1]).
+    pub fn encode(&self, gpu: &Gpu, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = pixels.len() / PIXELS;
+        if n == 0 || !pixels.len().is_multiple_of(PIXELS) {
+            return Err(Error::invalid(
+                "vae encode",
+                format!("{} values are not whole 28x28 images", pixels.len()),
+            ));
+        }
+        let l = self.config.latent;
+        let enc = EncActs::new(gpu, n, l)?;
+        enc.x.write_f32(gpu, pixels)?;
+        let mut s = Step::new("vae encode");
+        self.record_encode(gpu, &mut s, &enc)?;
+        gpu.run(&[&s])?;
+        let h = enc.h.read_f32(gpu)?;
+        let (mut mu, mut lv) = (Vec::with_capacity(n * l), Vec::with_capacity(n * l));
+        for row in h.chunks(2 * l) {
+            mu.extend_from_slice(&row[..l]);
+            lv.extend_from_slice(&row[l..]);
+        }
+        Ok((mu, lv))
+    }
+
+    /// Bernoulli means (pixel probabilities) `[n, 784]` decoded from `z`
+    /// (`n * L` values).
+    pub fn decode(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
+        let l = self.config.latent;
+        let n = z.len() / l;
+        if n == 0 || !z.len().is_multiple_of(l) {
+            return Err(Error::invalid(
+                "vae decode",
+                format!("{} values are not whole {l}-d latents", z.len()),
+            ));
+        }
+        let dec = DecActs::new(gpu, n, l)?;
+        dec.z.write_f32(gpu, z)?;
+        let probs = zeros(gpu, &[n, 28, 28, 1], "probabilities")?;
+        let mut s = Step::new("vae decode");
+        self.record_decode(gpu, &mut s, &dec)?;
+        Activation::Sigmoid.forward(gpu, &mut s, &dec.logits, &probs)?;
+        gpu.run(&[&s])?;
+        probs.read_f32(gpu)
+    }
+
+    /// Reconstructions (decoder means at the posterior means) of `pixels`.
+    pub fn reconstruct(&self, gpu: &Gpu, pixels: &[f32]) -> Result<Vec<f32>> {
+        let (mu, _) = self.encode(gpu, pixels)?;
+        self.decode(gpu, &mu)
+    }
+
+    /// `n` samples: decoder means at z ~ N(0, I) drawn from `seed`.
+    pub fn sample(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
+        let z: Vec<f32> = Philox::new(seed, 3).normal_cpu(0, n * self.config.latent);
+        self.decode(gpu, &z)
+    }
+
+    /// Parameters, Adam moments and metadata, PyTorch names and layouts.
+    pub fn checkpoint(&self, gpu: &Gpu) -> Result<Checkpoint> {
+        let mut ck = Checkpoint::default();
+        for p in self.params() {
+            p.save(gpu, &mut ck)?;
+        }
+        ck.metadata.insert("model".into(), "vae".into());
+        ck.metadata
+            .insert("latent_dim".into(), self.config.latent.to_string());
+        Ok(ck)
+    }
+
+    /// Names and PyTorch shapes a checkpoint of this model holds.
+    pub fn checkpoint_entries(&self) -> Vec<(String, Vec<usize>)> {
+        self.params()
+            .iter()
+            .flat_map(|p| p.checkpoint_entries())
+            .collect()
+    }
+
+    /// Restore parameters and Adam moments; a checkpoint of another model
+    /// or size is refused with every mismatched tensor listed.
+    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+        if let Some(m) = ck.metadata.get("model") {
+            if m != "vae" {
+                return Err(Error::data(
+                    path,
+                    format!("checkpoint is of model {m:?}, not the VAE"),
+                ));
+            }
+        }
+        ck.expect(path, &self.checkpoint_entries())?;
+        for p in self.params() {
+            p.load(gpu, ck, path)?;
+        }
+        Ok(())
+    }
+}
