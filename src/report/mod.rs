@@ -1,6 +1,7 @@
-//! Pictures and reports: PNG sample grids (plots and the comparison report
-//! land with the models).
+//! Pictures: PNG sample grids, line plots and latent scatters.
 
 pub mod grid;
+pub mod plot;
 
 pub use grid::save_grid;
+pub use plot::{line_plot, scatter_by_class};

@@ -1,0 +1,173 @@
+//! Line and scatter plots as PNG (plotters on an in-memory bitmap, then
+//! encoded and written atomically), with an embedded font so text renders
+//! on machines without fonts installed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::train::write_atomic;
+
+const W: u32 = 800;
+const H: u32 = 500;
+static FONT: Once = Once::new();
+
+fn register_font() {
+    FONT.call_once(|| {
+        let bytes: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+        // A failure here only costs text in plots.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, bytes);
+    });
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::data(path, format!("cannot draw plot: {e}"))
+}
+
+/// Encode an RGB buffer of `W x H` as PNG at `path`.
+fn save_rgb(path: &Path, buf: Vec<u8>) -> Result<()> {
+    let img =
+        image::RgbImage::from_raw(W, H, buf).ok_or_else(|| plot_err(path, "bad buffer size"))?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| plot_err(path, e))?;
+    write_atomic(path, &png)
+}
+
+/// Palette for up to ten series / digit classes.
+pub fn color(i: usize) -> RGBColor {
+    const C: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    let (r, g, b) = C[i % 10];
+    RGBColor(r, g, b)
+}
+
+fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// Line plot of named series of `(x, y)` points.
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    register_font();
+    let mut buf = vec![255u8; (W * H * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let xr = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+        let yr = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                .map_err(|e| plot_err(path, e))?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    save_rgb(path, buf)
+}
+
+/// Scatter of 2-D points coloured by class (0..=9), with a legend.
+pub fn scatter_by_class(
+    path: &Path,
+    title: &str,
+    points: &[(f32, f32)],
+    classes: &[u8],
+) -> Result<()> {
+    register_font();
+    let mut buf = vec![255u8; (W * H * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let xr = range(points.iter().map(|p| p.0 as f64));
+        let yr = range(points.iter().map(|p| p.1 as f64));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("z[0]")
+            .y_desc("z[1]")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        for class in 0..10u8 {
+            let c = color(class as usize);
+            let pts: Vec<(f64, f64)> = points
+                .iter()
+                .zip(classes)
+                .filter(|(_, &k)| k == class)
+                .map(|(p, _)| (p.0 as f64, p.1 as f64))
+                .collect();
+            chart
+                .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, c.filled())))
+                .map_err(|e| plot_err(path, e))?
+                .label(class.to_string())
+                .legend(move |(x, y)| Circle::new((x + 6, y), 4, c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    save_rgb(path, buf)
+}
