@@ -55,6 +55,16 @@ pub enum Error {
     #[error("{path}: {problem}")]
     Data { path: String, problem: String },
 
+    /// A loss became NaN or infinite: training stops at the step that did it.
+    #[error("loss {loss} is {value} at epoch {epoch}, step {step} (step {global_step} overall): training stopped")]
+    NonFinite {
+        loss: String,
+        value: f32,
+        epoch: usize,
+        step: usize,
+        global_step: u64,
+    },
+
     /// Mapping a buffer for readback failed (device lost, out of memory).
     #[error("reading back {label:?} failed: {message}")]
     Readback { label: String, message: String },

@@ -1,7 +1,15 @@
-//! Training support: checkpoints (more lands with the models).
+//! Training support: checkpoints, the GPU-resident dataset, presets, the
+//! epoch loop and the metrics file.
 
 pub mod checkpoint;
 pub mod dataset;
+pub mod metrics;
+pub mod preset;
+pub mod run;
+pub mod session;
 
 pub use checkpoint::{write_atomic, Checkpoint};
 pub use dataset::GpuDataset;
+pub use metrics::{AdapterDesc, EpochMetrics, Metrics};
+pub use preset::{DHead, GanPreset, Preset, VaePreset};
+pub use run::{progress_bar, run_epoch, EpochRun};

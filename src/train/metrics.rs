@@ -1,0 +1,74 @@
+//! `metrics.json`: what a training run measured, rewritten (atomically)
+//! after every epoch.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::train::write_atomic;
+
+/// The adapter a run used.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AdapterDesc {
+    pub name: String,
+    pub backend: String,
+    #[serde(rename = "type")]
+    pub device_type: String,
+}
+
+impl AdapterDesc {
+    pub fn of(gpu: &Gpu) -> AdapterDesc {
+        AdapterDesc {
+            name: gpu.info.name.clone(),
+            backend: format!("{:?}", gpu.info.backend),
+            device_type: format!("{:?}", gpu.info.device_type),
+        }
+    }
+}
+
+/// One epoch's figures. VAE runs fill `train_loss` and `test_loss`; GAN
+/// runs `g_loss` and `d_loss`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub g_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub d_loss: Option<f64>,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+/// A run's metrics.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Metrics {
+    pub model: String,
+    pub preset: String,
+    pub adapter: AdapterDesc,
+    pub params: usize,
+    pub epochs: Vec<EpochMetrics>,
+    /// High-water mark of the engine's own buffer accounting, in bytes.
+    pub peak_gpu_bytes: u64,
+}
+
+impl Metrics {
+    /// Write `dir/metrics.json` atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let path = dir.join("metrics.json");
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::data(&path, e.to_string()))?;
+        write_atomic(&path, text.as_bytes())
+    }
+
+    /// Read `dir/metrics.json` (to continue it on resume).
+    pub fn load(dir: &Path) -> Result<Metrics> {
+        let path = dir.join("metrics.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::data(&path, format!("cannot read: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| Error::data(&path, format!("not valid metrics: {e}")))
+    }
+}

@@ -1,0 +1,92 @@
+//! Training presets: the article's settings, the TensorFlow DCGAN
+//! tutorial's, a CPU-sized smoke run, and a tiny one for tests.
+
+use crate::error::{Error, Result};
+
+/// A named set of hyperparameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// The article: VAE latent 2, Adam 1e-4, batch 32, 10 epochs; GAN
+    /// latent 2, batch 32, Adam 1e-3 for both nets, global max pool head,
+    /// 100 epochs.
+    Article,
+    /// The TensorFlow DCGAN tutorial (GAN only): latent 100, batch 256,
+    /// Adam 1e-4, flatten head, 50 epochs.
+    Dcgan,
+    /// Sized for a CPU adapter (lavapipe): minutes, not hours.
+    Smoke,
+    /// 64 images, batch 8: for tests.
+    Tiny,
+}
+
+/// VAE hyperparameters of a preset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VaePreset {
+    pub latent: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub epochs: usize,
+    /// Training images used (`None`: all 60,000).
+    pub train_images: Option<usize>,
+    /// Test images scored each epoch (`None`: all 10,000).
+    pub test_images: Option<usize>,
+}
+
+/// The discriminator's head after the second conv.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DHead {
+    /// Global max pool over the 7x7 map (the article's).
+    MaxPool,
+    /// Flatten the 7x7x128 map (the TensorFlow DCGAN tutorial's).
+    Flatten,
+}
+
+/// GAN hyperparameters of a preset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GanPreset {
+    pub latent: usize,
+    pub batch: usize,
+    pub lr_g: f32,
+    pub lr_d: f32,
+    pub epochs: usize,
+    pub head: DHead,
+    pub train_images: Option<usize>,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Article => "article",
+            Preset::Dcgan => "dcgan",
+            Preset::Smoke => "smoke",
+            Preset::Tiny => "tiny",
+        }
+    }
+
+    /// The default: the article on a GPU, smoke on a CPU adapter.
+    pub fn default_for(cpu_adapter: bool) -> Preset {
+        if cpu_adapter {
+            Preset::Smoke
+        } else {
+            Preset::Article
+        }
+    }
+
+    pub fn vae(self) -> Result<VaePreset> {
+        Ok(match self {
+            Preset::Article => VaePreset { latent: 2, batch: 32, lr: 1e-4, epochs: 10, train_images: None, test_images: None },
+            Preset::Smoke => VaePreset { latent: 2, batch: 32, lr: 1e-3, epochs: 3, train_images: Some(12_000), test_images: None },
+            Preset::Tiny => VaePreset { latent: 2, batch: 8, lr: 1e-3, epochs: 2, train_images: Some(64), test_images: Some(64) },
+            Preset::Dcgan => return Err(Error::invalid("preset", "dcgan is a GAN preset: use article, smoke or tiny for the VAE")),
+        })
+    }
+
+    pub fn gan(self) -> GanPreset {
+        match self {
+            Preset::Article => GanPreset { latent: 2, batch: 32, lr_g: 1e-3, lr_d: 1e-3, epochs: 100, head: DHead::MaxPool, train_images: None },
+            Preset::Dcgan => GanPreset { latent: 100, batch: 256, lr_g: 1e-4, lr_d: 1e-4, epochs: 50, head: DHead::Flatten, train_images: None },
+            Preset::Smoke => GanPreset { latent: 2, batch: 32, lr_g: 1e-3, lr_d: 1e-3, epochs: 2, head: DHead::MaxPool, train_images: Some(4_000) },
+            Preset::Tiny => GanPreset { latent: 2, batch: 8, lr_g: 1e-3, lr_d: 1e-3, epochs: 2, head: DHead::MaxPool, train_images: Some(64) },
+        }
+    }
+}

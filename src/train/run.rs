@@ -1,0 +1,103 @@
+//! The epoch loop shared by the training examples: submit recorded steps in
+//! chunks (several steps per submit), read the loss ring once per chunk,
+//! stop at the first NaN or infinite loss naming its step, and measure
+//! images per second by the wall clock.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Step, StepState};
+use crate::train::GpuDataset;
+
+/// Steps per submit (and per loss readback) in the training loop.
+pub const STEPS_PER_SUBMIT: usize = 16;
+
+/// What one epoch measured.
+#[derive(Clone, Debug)]
+pub struct EpochRun {
+    /// Mean of each loss slot over the epoch's steps.
+    pub mean_losses: Vec<f64>,
+    pub steps: usize,
+    pub seconds: f64,
+    pub images_per_sec: f64,
+}
+
+/// A progress bar for `steps` steps: epoch, step, loss, images/s, ETA.
+pub fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    let pb = ProgressBar::new(steps as u64);
+    let style = ProgressStyle::with_template(
+        "epoch {prefix} [{bar:30}] step {pos}/{len} {msg} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_prefix(format!("{}/{epochs}", epoch + 1));
+    pb
+}
+
+/// Run one epoch of `step` over `data` (shuffled for `epoch` from `seed`),
+/// `batch` images per step. `names` names the ring's loss slots.
+#[allow(clippy::too_many_arguments)]
+pub fn run_epoch(
+    gpu: &Gpu,
+    step: &Step,
+    state: &StepState,
+    data: &GpuDataset,
+    seed: u64,
+    epoch: usize,
+    batch: usize,
+    names: &[&str],
+    pb: &ProgressBar,
+) -> Result<EpochRun> {
+    let steps = data.batches(batch);
+    if steps == 0 {
+        return Err(Error::invalid("train", format!("batch {batch} is larger than the {} images", data.len)));
+    }
+    data.shuffle(gpu, seed, epoch)?;
+    let mut from = state.steps_done(gpu)?;
+    let first = from;
+    let mut sums = vec![0.0f64; names.len()];
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < steps {
+        let chunk = (steps - done).min(STEPS_PER_SUBMIT).min(state.capacity);
+        let list: Vec<&Step> = std::iter::repeat_n(step, chunk).collect();
+        gpu.run(&list)?;
+        let rows = state.read_losses(gpu, from)?;
+        for r in &rows {
+            for (k, &v) in r.values.iter().enumerate() {
+                if !v.is_finite() {
+                    pb.abandon();
+                    return Err(Error::NonFinite {
+                        loss: names.get(k).unwrap_or(&"?").to_string(),
+                        value: v,
+                        epoch: epoch + 1,
+                        step: (r.step - first) as usize + 1,
+                        global_step: r.step + 1,
+                    });
+                }
+                sums[k] += v as f64;
+            }
+        }
+        from += rows.len() as u64;
+        done += chunk;
+        let secs = t0.elapsed().as_secs_f64();
+        let last: Vec<String> = names
+            .iter()
+            .zip(&rows.last().map(|r| r.values.clone()).unwrap_or_default())
+            .map(|(n, v)| format!("{n} {v:.3}"))
+            .collect();
+        pb.set_position(done as u64);
+        pb.set_message(format!("{} | {:.0} img/s", last.join(" "), (done * batch) as f64 / secs));
+    }
+    let seconds = t0.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    Ok(EpochRun {
+        mean_losses: sums.iter().map(|s| s / steps as f64).collect(),
+        steps,
+        seconds,
+        images_per_sec: (steps * batch) as f64 / seconds,
+    })
+}

@@ -1,0 +1,100 @@
+//! What both training examples do around the loop: open the adapter and
+//! say which, pick the preset, guard the output folder, and find the
+//! checkpoint to resume from.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::train::Preset;
+
+/// The checkpoint file inside a run's output folder.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Open the selected adapter and print one line naming it.
+pub fn open_gpu() -> Result<Gpu> {
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.describe());
+    Ok(gpu)
+}
+
+/// The preset asked for, or the default for this adapter (said in one line).
+pub fn choose_preset(gpu: &Gpu, asked: Option<Preset>) -> Preset {
+    asked.unwrap_or_else(|| {
+        let p = Preset::default_for(gpu.is_cpu());
+        if gpu.is_cpu() {
+            eprintln!("CPU adapter: using the `{}` preset (pass --preset article for the article's full run)", p.name());
+        } else {
+            eprintln!("GPU adapter: using the `{}` preset", p.name());
+        }
+        p
+    })
+}
+
+/// Make sure `out` can take this run's files without destroying another
+/// run's: it must not be a file, and a fresh run refuses a folder that
+/// already holds a checkpoint unless `overwrite` (a resumed run continues
+/// its own).
+pub fn prepare_out(out: &Path, resuming: bool, overwrite: bool) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::data(out, "--out is a file, not a folder"));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::data(out, format!("cannot create output folder: {e}")))?;
+    let ck = out.join(CHECKPOINT);
+    if ck.exists() && !resuming && !overwrite {
+        return Err(Error::data(
+            &ck,
+            "this folder already holds a training run: pass --resume to continue it, \
+             --overwrite to replace it, or choose another --out",
+        ));
+    }
+    Ok(())
+}
+
+/// The checkpoint path in a run folder given to `--resume`.
+pub fn resume_path(dir: &Path) -> Result<PathBuf> {
+    let p = dir.join(CHECKPOINT);
+    if !p.is_file() {
+        return Err(Error::data(&p, "no checkpoint to resume from"));
+    }
+    Ok(p)
+}
+
+/// Inverse of the standard normal CDF (Acklam's rational approximation,
+/// relative error below 1.2e-9), for grids over the prior's quantiles.
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    let tail = |q: f64| (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0);
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// A `side x side` grid of 2-D latents at the prior's quantiles
+/// (probabilities evenly spaced in [0.05, 0.95]), rows top to bottom.
+pub fn prior_grid(side: usize) -> Vec<f32> {
+    let q: Vec<f64> = (0..side).map(|i| normal_quantile(0.05 + 0.9 * i as f64 / (side - 1).max(1) as f64)).collect();
+    let mut z = Vec::with_capacity(side * side * 2);
+    for row in 0..side {
+        for col in 0..side {
+            z.push(q[col] as f32);
+            z.push(q[side - 1 - row] as f32);
+        }
+    }
+    z
+}
