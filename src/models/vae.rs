@@ -27,7 +27,7 @@ use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::gather::{gather_pixels, PixelMap};
 use crate::ops::kl::kl_divergence;
-use crate::ops::reparam::{reparam_backward, reparam_forward};
+use crate::ops::reparam::{reparam_backward, reparam_forward, reparam_forward_cpu};
 use crate::ops::rng::Philox;
 use crate::optim::adam::{Adam, AdamConfig};
 use crate::train::{Checkpoint, GpuDataset};
@@ -454,6 +454,58 @@ impl Vae {
         Activation::Sigmoid.forward(gpu, &mut s, &dec.logits, &probs)?;
         gpu.run(&[&s])?;
         probs.read_f32(gpu)
+    }
+
+    /// The negative ELBO of `pixels` (`n * 784` values in [0, 1], used as
+    /// given: no binarisation) with the noise `eps` (`n * L` values) given
+    /// instead of drawn: `(reconstruction, KL)`, each the batch mean of the
+    /// per-image nats, as the training step computes them. For comparing
+    /// with another implementation on the same inputs
+    /// (tools/check_with_pytorch.py). Two submits: the encoder, then
+    /// `z = mu + exp(clamp(logvar) / 2) * eps` on the CPU
+    /// ([`reparam_forward_cpu`], f64 rounded to f32), then decoder and losses.
+    pub fn loss_on(&self, gpu: &Gpu, pixels: &[f32], eps: &[f32]) -> Result<(f64, f64)> {
+        let n = pixels.len() / PIXELS;
+        let l = self.config.latent;
+        if n == 0 || !pixels.len().is_multiple_of(PIXELS) || eps.len() != n * l {
+            return Err(Error::invalid(
+                "vae loss_on",
+                format!(
+                    "{} pixel values and {} noise values are not n whole 28x28 images \
+                     and n {l}-d latents",
+                    pixels.len(),
+                    eps.len()
+                ),
+            ));
+        }
+        let enc = EncActs::new(gpu, n, l)?;
+        enc.x.write_f32(gpu, pixels)?;
+        let mut s = Step::new("vae loss_on encode");
+        self.record_encode(gpu, &mut s, &enc)?;
+        gpu.run(&[&s])?;
+        let z = reparam_forward_cpu(&enc.h.read_f32(gpu)?, eps, l);
+        let dec = DecActs::new(gpu, n, l)?;
+        dec.z.write_f32(gpu, &z)?;
+        let g = |shape: &[usize], name: &str| zeros(gpu, shape, name);
+        let (recon_rows, recon) = (g(&[n], "recon rows")?, g(&[1], "recon")?);
+        let (kl_rows, kl) = (g(&[n], "kl rows")?, g(&[1], "kl")?);
+        let mut s = Step::new("vae loss_on decode");
+        let st = &mut s;
+        self.record_decode(gpu, st, &dec)?;
+        bce_with_logits(
+            gpu,
+            st,
+            &flat(&dec.logits)?,
+            &flat(&enc.x)?,
+            &recon_rows,
+            &recon,
+            None,
+            BceReduction::SumPerSampleMean,
+            1.0,
+        )?;
+        kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, None, false, 1.0)?;
+        gpu.run(&[&s])?;
+        Ok((recon.read_f32(gpu)?[0] as f64, kl.read_f32(gpu)?[0] as f64))
     }
 
     /// Reconstructions (decoder means at the posterior means) of `pixels`.
