@@ -2,6 +2,7 @@
 //! explicit list of ops, forward then backward then optimizer.
 
 pub mod vae;
+pub mod vae_cpu;
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Step, StepState};

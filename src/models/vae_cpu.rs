@@ -1,0 +1,324 @@
+//! A CPU reference of the VAE training step ([`crate::models::vae::Vae::train_step`]),
+//! built only from the ops' CPU reference functions, for the whole-step
+//! numerics test (tests/vae_step.rs).
+//!
+//! It is written out top to bottom like the GPU step: gather the batch,
+//! the forward list, the two losses, the backward list in reverse, Adam.
+//! The architecture is spelled out here again from the article (not taken
+//! from the GPU model's layer structs), so a layer built with the wrong
+//! geometry on the GPU shows up as a mismatch. Generic over [`Real`]: with
+//! `f64` every stored intermediate is f64 too, the tight reference.
+//!
+//! Randomness and data follow the GPU step exactly: the batch is
+//! [`gather_pixels_cpu`] of the step index (the GPU's `counters[0]`), eps
+//! is `Philox::new(seed, 1).normal_cpu(step, B * L)` (element `r * L + j`
+//! at counter `(e, step, 1, 0)`, see [`crate::ops::reparam`]), and Adam's
+//! step is `t = step + 1`.
+
+use crate::data::PIXELS;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::models::vae::{Vae, VaeConfig};
+use crate::ops::activation::Activation;
+use crate::ops::bce::{bce_cpu, BceReduction};
+use crate::ops::bias::bias_grad_cpu;
+use crate::ops::conv2d::{self, Conv2d, ConvDims, Padding};
+use crate::ops::conv_transpose2d::{self, ConvTranspose2d};
+use crate::ops::dense::{dense_backward_data_cpu, dense_backward_weights_cpu, dense_forward_cpu};
+use crate::ops::gather::{gather_pixels_cpu, PixelMap};
+use crate::ops::kl::kl_cpu;
+use crate::ops::reparam::{reparam_backward_cpu, reparam_forward_cpu};
+use crate::ops::rng::Philox;
+use crate::ops::Real;
+use crate::optim::adam::adam_update_cpu;
+
+const RELU: Activation = Activation::Relu;
+
+/// One parameter on the CPU: engine layout, with its Adam moments.
+#[derive(Clone, Debug)]
+pub struct CpuParam<T> {
+    /// The PyTorch name, as [`crate::nn::Param::name`].
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub value: Vec<T>,
+    pub m: Vec<T>,
+    pub v: Vec<T>,
+}
+
+/// What one CPU training step produced.
+#[derive(Clone, Debug)]
+pub struct CpuStep<T> {
+    /// The step index (the GPU's `counters[0]` before the step).
+    pub step: u64,
+    /// Reconstruction loss (BCE summed per sample, batch mean), nats.
+    pub recon: f64,
+    /// KL loss (batch mean), nats.
+    pub kl: f64,
+    /// Every parameter's gradient, `(name, gradient)` in
+    /// [`Vae::params`] order.
+    pub grads: Vec<(String, Vec<T>)>,
+    /// The smallest nonzero |pre-activation| over all ReLU inputs: below
+    /// the f32 error of the GPU's forward, a ReLU could switch sides between
+    /// GPU and CPU (a diagnostic for the test, which prints it).
+    pub relu_margin: f64,
+}
+
+/// The VAE's parameters and hyperparameters on the CPU.
+#[derive(Clone, Debug)]
+pub struct VaeCpu<T> {
+    pub config: VaeConfig,
+    /// In [`Vae::params`] order (encoder first).
+    pub params: Vec<CpuParam<T>>,
+}
+
+/// The layer geometries for batch `b`: the dims of each conv, and of the
+/// conv each transposed conv is the adjoint of.
+struct Dims {
+    enc1: ConvDims,
+    enc2: ConvDims,
+    dec1: ConvDims,
+    dec2: ConvDims,
+    dec3: ConvDims,
+}
+
+impl Dims {
+    fn new(b: usize) -> Result<Dims> {
+        let valid_s2 = Conv2d::new(3, 3, 2, Padding::valid());
+        // Keras `same` transposed conv from `size` to `size * stride`.
+        let same_t = |stride: usize, size: usize| {
+            let out = size * stride;
+            ConvTranspose2d::new(3, 3, stride, Padding::same(out, 3, stride), out, out)
+        };
+        let op = "vae cpu";
+        Ok(Dims {
+            enc1: valid_s2.dims(op, b, 28, 28, 1, 32)?,
+            enc2: valid_s2.dims(op, b, 13, 13, 32, 64)?,
+            dec1: same_t(2, 7).dims(op, b, 7, 7, 32, 64)?,
+            dec2: same_t(2, 14).dims(op, b, 14, 14, 64, 32)?,
+            dec3: same_t(1, 28).dims(op, b, 28, 28, 32, 1)?,
+        })
+    }
+}
+
+/// Smallest nonzero |x| in `xs` (infinity when all are zero).
+fn min_nonzero_abs<T: Real>(xs: &[T]) -> f64 {
+    xs.iter()
+        .map(|v| v.to_f64().abs())
+        .filter(|&a| a > 0.0)
+        .fold(f64::INFINITY, f64::min)
+}
+
+impl<T: Real> VaeCpu<T> {
+    /// Copy the GPU model's parameters and Adam moments (engine layout).
+    pub fn from_gpu(gpu: &Gpu, vae: &Vae) -> Result<VaeCpu<T>> {
+        let to_t = |v: Vec<f32>| v.into_iter().map(|x| T::from_f64(x as f64)).collect();
+        let params = vae
+            .params()
+            .into_iter()
+            .map(|p| {
+                Ok(CpuParam {
+                    name: p.name.clone(),
+                    shape: p.shape().to_vec(),
+                    value: to_t(p.value.read_f32(gpu)?),
+                    m: to_t(p.m.read_f32(gpu)?),
+                    v: to_t(p.v.read_f32(gpu)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(VaeCpu {
+            config: vae.config.clone(),
+            params,
+        })
+    }
+
+    /// The parameter named `name`.
+    pub fn param(&self, name: &str) -> Option<&CpuParam<T>> {
+        self.params.iter().find(|p| p.name == name)
+    }
+
+    /// The value of `name` (a missing name is a bug in this file).
+    fn w(&self, name: &str) -> &[T] {
+        match self.param(name) {
+            Some(p) => &p.value,
+            None => panic!("vae cpu: no parameter {name}"),
+        }
+    }
+
+    /// One training step at step index `step` on the dataset `images`
+    /// (`n * 784` bytes) in the order `perm`, exactly as the GPU step with
+    /// `counters[0] == step`: returns losses and gradients, updates the
+    /// parameters and moments in place.
+    pub fn train_step(&mut self, step: u64, perm: &[u32], images: &[u8]) -> Result<CpuStep<T>> {
+        let (b, l) = (self.config.batch, self.config.latent);
+        if b == 0 || perm.len() < b || images.len() < perm.len() * PIXELS {
+            return Err(Error::invalid(
+                "vae cpu",
+                format!(
+                    "batch {b} with {} images in the order and {} bytes",
+                    perm.len(),
+                    images.len()
+                ),
+            ));
+        }
+        let d = Dims::new(b)?;
+        let map = PixelMap {
+            binarize: self.config.binarize,
+            ..PixelMap::UNIT
+        };
+        let x: Vec<T> = gather_pixels_cpu(step, perm, images, b, PIXELS, map);
+
+        // Forward: encoder.
+        let h1 = conv2d::forward_cpu(
+            &d.enc1,
+            &x,
+            self.w("encoder.0.weight"),
+            Some(self.w("encoder.0.bias")),
+        );
+        let a1 = RELU.forward_cpu(&h1);
+        let h2 = conv2d::forward_cpu(
+            &d.enc2,
+            &a1,
+            self.w("encoder.2.weight"),
+            Some(self.w("encoder.2.bias")),
+        );
+        let a2 = RELU.forward_cpu(&h2);
+        let h = dense_forward_cpu(
+            &a2,
+            self.w("encoder.5.weight"),
+            Some(self.w("encoder.5.bias")),
+            b,
+            2304,
+            2 * l,
+        );
+        // Sampling.
+        let eps: Vec<T> = Philox::new(self.config.seed, 1).normal_cpu(step as u32, b * l);
+        let z = reparam_forward_cpu(&h, &eps, l);
+        // Decoder.
+        let d0 = dense_forward_cpu(
+            &z,
+            self.w("decoder.0.weight"),
+            Some(self.w("decoder.0.bias")),
+            b,
+            l,
+            1568,
+        );
+        let d0a = RELU.forward_cpu(&d0);
+        let d1 = conv_transpose2d::forward_cpu(
+            &d.dec1,
+            &d0a,
+            self.w("decoder.3.weight"),
+            Some(self.w("decoder.3.bias")),
+        );
+        let d1a = RELU.forward_cpu(&d1);
+        let d2 = conv_transpose2d::forward_cpu(
+            &d.dec2,
+            &d1a,
+            self.w("decoder.5.weight"),
+            Some(self.w("decoder.5.bias")),
+        );
+        let d2a = RELU.forward_cpu(&d2);
+        let logits = conv_transpose2d::forward_cpu(
+            &d.dec3,
+            &d2a,
+            self.w("decoder.7.weight"),
+            Some(self.w("decoder.7.bias")),
+        );
+
+        // Losses: BCE (per-sample sum, batch mean) and KL (batch mean).
+        let recon = bce_cpu(&logits, &x, PIXELS, BceReduction::SumPerSampleMean, 1.0);
+        let kl = kl_cpu(&h, l, 1.0);
+
+        // Backward, in reverse.
+        let mut g: Vec<(&str, Vec<T>)> = Vec::new();
+        let dlogits = recon.grad;
+        g.push((
+            "decoder.7.weight",
+            conv_transpose2d::backward_weights_cpu(&d.dec3, &d2a, &dlogits),
+        ));
+        g.push(("decoder.7.bias", bias_grad_cpu(&dlogits, 1)));
+        let dd2a =
+            conv_transpose2d::backward_data_cpu(&d.dec3, &dlogits, self.w("decoder.7.weight"));
+        let dd2 = RELU.backward_cpu(&d2, &dd2a);
+        g.push((
+            "decoder.5.weight",
+            conv_transpose2d::backward_weights_cpu(&d.dec2, &d1a, &dd2),
+        ));
+        g.push(("decoder.5.bias", bias_grad_cpu(&dd2, 32)));
+        let dd1a = conv_transpose2d::backward_data_cpu(&d.dec2, &dd2, self.w("decoder.5.weight"));
+        let dd1 = RELU.backward_cpu(&d1, &dd1a);
+        g.push((
+            "decoder.3.weight",
+            conv_transpose2d::backward_weights_cpu(&d.dec1, &d0a, &dd1),
+        ));
+        g.push(("decoder.3.bias", bias_grad_cpu(&dd1, 64)));
+        let dd0a = conv_transpose2d::backward_data_cpu(&d.dec1, &dd1, self.w("decoder.3.weight"));
+        let dd0 = RELU.backward_cpu(&d0, &dd0a);
+        g.push((
+            "decoder.0.weight",
+            dense_backward_weights_cpu(&z, &dd0, b, l, 1568),
+        ));
+        g.push(("decoder.0.bias", bias_grad_cpu(&dd0, 1568)));
+        let dz = dense_backward_data_cpu(&dd0, self.w("decoder.0.weight"), b, l, 1568);
+        // Through the sampling, plus the KL term's own gradient.
+        let dh: Vec<T> = reparam_backward_cpu(&h, &eps, &dz, l)
+            .iter()
+            .zip(&kl.grad)
+            .map(|(r, k)| T::from_f64(r.to_f64() + k.to_f64()))
+            .collect();
+        g.push((
+            "encoder.5.weight",
+            dense_backward_weights_cpu(&a2, &dh, b, 2304, 2 * l),
+        ));
+        g.push(("encoder.5.bias", bias_grad_cpu(&dh, 2 * l)));
+        let da2 = dense_backward_data_cpu(&dh, self.w("encoder.5.weight"), b, 2304, 2 * l);
+        let dh2 = RELU.backward_cpu(&h2, &da2);
+        g.push((
+            "encoder.2.weight",
+            conv2d::backward_weights_cpu(&d.enc2, &a1, &dh2),
+        ));
+        g.push(("encoder.2.bias", bias_grad_cpu(&dh2, 64)));
+        let da1 = conv2d::backward_data_cpu(&d.enc2, &dh2, self.w("encoder.2.weight"));
+        let dh1 = RELU.backward_cpu(&h1, &da1);
+        g.push((
+            "encoder.0.weight",
+            conv2d::backward_weights_cpu(&d.enc1, &x, &dh1),
+        ));
+        g.push(("encoder.0.bias", bias_grad_cpu(&dh1, 32)));
+
+        // Adam on every parameter, t = step + 1 (as the GPU's counter + 1).
+        let mut grads = Vec::with_capacity(self.params.len());
+        let adam = self.config.adam;
+        for p in &mut self.params {
+            let grad = match g.iter().position(|(n, _)| *n == p.name) {
+                Some(i) => g.swap_remove(i).1,
+                None => {
+                    return Err(Error::invalid(
+                        "vae cpu",
+                        format!("no gradient computed for {}", p.name),
+                    ))
+                }
+            };
+            adam_update_cpu(
+                &adam,
+                step as u32 + 1,
+                &mut p.value,
+                &grad,
+                &mut p.m,
+                &mut p.v,
+            );
+            grads.push((p.name.clone(), grad));
+        }
+
+        let relu_margin = [&h1, &h2, &d0, &d1, &d2]
+            .iter()
+            .map(|t| min_nonzero_abs(t))
+            .fold(f64::INFINITY, f64::min);
+        Ok(CpuStep {
+            step,
+            recon: recon.loss,
+            kl: kl.loss,
+            grads,
+            relu_margin,
+        })
+    }
+}
