@@ -10,11 +10,29 @@ use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::train::GpuDataset;
 
 fn main() -> anyhow::Result<()> {
-    let batch: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(32);
+    let batch: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(32);
     let gpu = vae_vs_gan::train::session::open_gpu()?;
-    let imgs = data::load(Dataset::Mnist, &Dataset::Mnist.default_dir(), Split::Train, Some(batch * 4))?;
+    let imgs = data::load(
+        Dataset::Mnist,
+        &Dataset::Mnist.default_dir(),
+        Split::Train,
+        Some(batch * 4),
+    )?;
     let data = GpuDataset::upload(&gpu, &imgs, "train")?;
-    let vae = Vae::new(&gpu, VaeConfig { latent: 2, batch, adam: AdamConfig::keras(1e-3), seed: 0, binarize: false })?;
+    let vae = Vae::new(
+        &gpu,
+        VaeConfig {
+            latent: 2,
+            batch,
+            adam: AdamConfig::keras(1e-3),
+            seed: 0,
+            binarize: false,
+        },
+    )?;
     let state = StepState::new(&gpu, 2, 16, 0)?;
     let ts = vae.train_step(&gpu, &state, &data)?;
     gpu.run(&[&ts.step])?; // warm up: pipelines compiled, caches filled
@@ -31,9 +49,22 @@ fn main() -> anyhow::Result<()> {
         }
     }
     by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!("VAE step, batch {batch}: {} dispatches, {:.2} ms ({} timestamps)", times.len(), total * 1e3, if times.first().is_some_and(|t| t.gpu_timestamps) { "GPU" } else { "wall-clock" });
+    println!(
+        "VAE step, batch {batch}: {} dispatches, {:.2} ms ({} timestamps)",
+        times.len(),
+        total * 1e3,
+        if times.first().is_some_and(|t| t.gpu_timestamps) {
+            "GPU"
+        } else {
+            "wall-clock"
+        }
+    );
     for (op, s, n) in by_op {
-        println!("{:>10.3} ms  {:5.1}%  {n:3}x  {op}", s * 1e3, 100.0 * s / total);
+        println!(
+            "{:>10.3} ms  {:5.1}%  {n:3}x  {op}",
+            s * 1e3,
+            100.0 * s / total
+        );
     }
     Ok(())
 }

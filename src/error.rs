@@ -65,6 +65,10 @@ pub enum Error {
         global_step: u64,
     },
 
+    /// Training stopped; `hint` says what was kept (the last checkpoint).
+    #[error("{cause}; {hint}")]
+    Stopped { cause: Box<Error>, hint: String },
+
     /// Mapping a buffer for readback failed (device lost, out of memory).
     #[error("reading back {label:?} failed: {message}")]
     Readback { label: String, message: String },

@@ -61,14 +61,17 @@ impl Metrics {
     /// Write `dir/metrics.json` atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join("metrics.json");
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::data(&path, e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(self).map_err(|e| Error::data(&path, e.to_string()))?;
         write_atomic(&path, text.as_bytes())
     }
 
     /// Read `dir/metrics.json` (to continue it on resume).
     pub fn load(dir: &Path) -> Result<Metrics> {
         let path = dir.join("metrics.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::data(&path, format!("cannot read: {e}")))?;
-        serde_json::from_str(&text).map_err(|e| Error::data(&path, format!("not valid metrics: {e}")))
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::data(&path, format!("cannot read: {e}")))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Error::data(&path, format!("not valid metrics: {e}")))
     }
 }

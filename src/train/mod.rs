@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod preset;
 pub mod run;
 pub mod session;
+pub mod vae_run;
 
 pub use checkpoint::{write_atomic, Checkpoint};
 pub use dataset::GpuDataset;

@@ -74,19 +74,77 @@ impl Preset {
 
     pub fn vae(self) -> Result<VaePreset> {
         Ok(match self {
-            Preset::Article => VaePreset { latent: 2, batch: 32, lr: 1e-4, epochs: 10, train_images: None, test_images: None },
-            Preset::Smoke => VaePreset { latent: 2, batch: 32, lr: 1e-3, epochs: 3, train_images: Some(12_000), test_images: None },
-            Preset::Tiny => VaePreset { latent: 2, batch: 8, lr: 1e-3, epochs: 2, train_images: Some(64), test_images: Some(64) },
-            Preset::Dcgan => return Err(Error::invalid("preset", "dcgan is a GAN preset: use article, smoke or tiny for the VAE")),
+            Preset::Article => VaePreset {
+                latent: 2,
+                batch: 32,
+                lr: 1e-4,
+                epochs: 10,
+                train_images: None,
+                test_images: None,
+            },
+            Preset::Smoke => VaePreset {
+                latent: 2,
+                batch: 32,
+                lr: 1e-3,
+                epochs: 3,
+                train_images: Some(12_000),
+                test_images: None,
+            },
+            Preset::Tiny => VaePreset {
+                latent: 2,
+                batch: 8,
+                lr: 1e-3,
+                epochs: 2,
+                train_images: Some(64),
+                test_images: Some(64),
+            },
+            Preset::Dcgan => {
+                return Err(Error::invalid(
+                    "preset",
+                    "dcgan is a GAN preset: use article, smoke or tiny for the VAE",
+                ))
+            }
         })
     }
 
     pub fn gan(self) -> GanPreset {
         match self {
-            Preset::Article => GanPreset { latent: 2, batch: 32, lr_g: 1e-3, lr_d: 1e-3, epochs: 100, head: DHead::MaxPool, train_images: None },
-            Preset::Dcgan => GanPreset { latent: 100, batch: 256, lr_g: 1e-4, lr_d: 1e-4, epochs: 50, head: DHead::Flatten, train_images: None },
-            Preset::Smoke => GanPreset { latent: 2, batch: 32, lr_g: 1e-3, lr_d: 1e-3, epochs: 2, head: DHead::MaxPool, train_images: Some(4_000) },
-            Preset::Tiny => GanPreset { latent: 2, batch: 8, lr_g: 1e-3, lr_d: 1e-3, epochs: 2, head: DHead::MaxPool, train_images: Some(64) },
+            Preset::Article => GanPreset {
+                latent: 2,
+                batch: 32,
+                lr_g: 1e-3,
+                lr_d: 1e-3,
+                epochs: 100,
+                head: DHead::MaxPool,
+                train_images: None,
+            },
+            Preset::Dcgan => GanPreset {
+                latent: 100,
+                batch: 256,
+                lr_g: 1e-4,
+                lr_d: 1e-4,
+                epochs: 50,
+                head: DHead::Flatten,
+                train_images: None,
+            },
+            Preset::Smoke => GanPreset {
+                latent: 2,
+                batch: 32,
+                lr_g: 1e-3,
+                lr_d: 1e-3,
+                epochs: 2,
+                head: DHead::MaxPool,
+                train_images: Some(4_000),
+            },
+            Preset::Tiny => GanPreset {
+                latent: 2,
+                batch: 8,
+                lr_g: 1e-3,
+                lr_d: 1e-3,
+                epochs: 2,
+                head: DHead::MaxPool,
+                train_images: Some(64),
+            },
         }
     }
 }

@@ -27,11 +27,10 @@ pub struct EpochRun {
 /// A progress bar for `steps` steps: epoch, step, loss, images/s, ETA.
 pub fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     let pb = ProgressBar::new(steps as u64);
-    let style = ProgressStyle::with_template(
-        "epoch {prefix} [{bar:30}] step {pos}/{len} {msg} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] step {pos}/{len} {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     pb.set_style(style);
     pb.set_prefix(format!("{}/{epochs}", epoch + 1));
     pb
@@ -53,7 +52,10 @@ pub fn run_epoch(
 ) -> Result<EpochRun> {
     let steps = data.batches(batch);
     if steps == 0 {
-        return Err(Error::invalid("train", format!("batch {batch} is larger than the {} images", data.len)));
+        return Err(Error::invalid(
+            "train",
+            format!("batch {batch} is larger than the {} images", data.len),
+        ));
     }
     data.shuffle(gpu, seed, epoch)?;
     let mut from = state.steps_done(gpu)?;
@@ -90,7 +92,11 @@ pub fn run_epoch(
             .map(|(n, v)| format!("{n} {v:.3}"))
             .collect();
         pb.set_position(done as u64);
-        pb.set_message(format!("{} | {:.0} img/s", last.join(" "), (done * batch) as f64 / secs));
+        pb.set_message(format!(
+            "{} | {:.0} img/s",
+            last.join(" "),
+            (done * batch) as f64 / secs
+        ));
     }
     let seconds = t0.elapsed().as_secs_f64();
     pb.finish_and_clear();

@@ -1,0 +1,306 @@
+//! A whole VAE training run (what `examples/train_vae.rs` runs): data,
+//! model, resume, the epoch loop, per-epoch outputs and the final plots.
+//! In the library so tests can run it end to end.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::{self, Dataset, Split, PIXELS};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, StepState};
+use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
+use crate::optim::adam::AdamConfig;
+use crate::report::{line_plot, save_grid, scatter_by_class};
+use crate::train::run::STEPS_PER_SUBMIT;
+use crate::train::session::{prepare_out, prior_grid, resume_path, CHECKPOINT};
+use crate::train::{
+    progress_bar, run_epoch, AdapterDesc, Checkpoint, EpochMetrics, GpuDataset, Metrics, Preset,
+};
+
+/// Everything a VAE run can be told; `None` takes the preset's value.
+#[derive(Clone, Debug)]
+pub struct VaeRun {
+    pub preset: Preset,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub lr: Option<f32>,
+    pub latent_dim: Option<usize>,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub dataset: Dataset,
+    pub data_dir: Option<PathBuf>,
+    pub resume: bool,
+    pub binarize: bool,
+    pub train_images: Option<usize>,
+    pub overwrite: bool,
+    /// Write the final plots (loss curves, reconstructions, latent plots).
+    pub plots: bool,
+}
+
+impl VaeRun {
+    /// The preset's run into `out`.
+    pub fn new(preset: Preset, out: &Path) -> VaeRun {
+        VaeRun {
+            preset,
+            epochs: None,
+            batch_size: None,
+            lr: None,
+            latent_dim: None,
+            seed: 0,
+            out: out.to_path_buf(),
+            dataset: Dataset::Mnist,
+            data_dir: None,
+            resume: false,
+            binarize: false,
+            train_images: None,
+            overwrite: false,
+            plots: true,
+        }
+    }
+}
+
+/// Train (or continue, with `resume`) and return the metrics; every epoch
+/// writes its sample grid, `metrics.json` and the checkpoint into `out`.
+pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
+    let (preset, out) = (opts.preset, opts.out.as_path());
+    let p = preset.vae()?;
+    let dataset = opts.dataset;
+    let dir = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| dataset.default_dir());
+    prepare_out(out, opts.resume, opts.overwrite)?;
+    let config = VaeConfig {
+        latent: opts.latent_dim.unwrap_or(p.latent),
+        batch: opts.batch_size.unwrap_or(p.batch),
+        adam: AdamConfig::keras(opts.lr.unwrap_or(p.lr)),
+        seed: opts.seed,
+        binarize: opts.binarize,
+    };
+    let epochs = opts.epochs.unwrap_or(p.epochs);
+    let train = data::load(
+        dataset,
+        &dir,
+        Split::Train,
+        opts.train_images.or(p.train_images),
+    )?;
+    let test = data::load(dataset, &dir, Split::Test, p.test_images)?;
+    let train_gpu = GpuDataset::upload(gpu, &train, "train")?;
+    let test_gpu = GpuDataset::upload(gpu, &test, "test")?;
+    let vae = Vae::new(gpu, config.clone())?;
+    eprintln!(
+        "VAE: latent {}, batch {}, lr {}, {} parameters; {} training and {} test images of {}",
+        config.latent,
+        config.batch,
+        config.adam.lr,
+        vae.param_count(),
+        train.len(),
+        test.len(),
+        dataset.name()
+    );
+
+    // Resume: parameters, Adam moments, step counter, epoch, metrics.
+    let mut start_epoch = 0;
+    let mut start_step = 0u32;
+    let mut metrics = Metrics {
+        model: "vae".into(),
+        preset: preset.name().into(),
+        adapter: AdapterDesc::of(gpu),
+        params: vae.param_count(),
+        epochs: Vec::new(),
+        peak_gpu_bytes: 0,
+    };
+    let run_meta = run_metadata(&config, preset, train.len(), dataset);
+    if opts.resume {
+        let path = resume_path(out)?;
+        let ck = Checkpoint::load(&path)?;
+        check_same_run(&ck, &run_meta, &path)?;
+        vae.restore(gpu, &ck, &path)?;
+        start_epoch = meta_num(&ck, "epoch", &path)?;
+        start_step = meta_num(&ck, "steps", &path)? as u32;
+        if let Ok(m) = Metrics::load(out) {
+            metrics.epochs = m
+                .epochs
+                .into_iter()
+                .filter(|e| e.epoch <= start_epoch)
+                .collect();
+        }
+        eprintln!(
+            "resuming {} after epoch {start_epoch} (step {start_step})",
+            path.display()
+        );
+    }
+
+    let steps = train_gpu.batches(config.batch);
+    let state = StepState::new(gpu, 2, STEPS_PER_SUBMIT, start_step)?;
+    let ts = vae.train_step(gpu, &state, &train_gpu)?;
+    let names = ["recon", "kl"];
+    for epoch in start_epoch..epochs {
+        let pb = progress_bar(steps, epoch, epochs);
+        let run = run_epoch(
+            gpu,
+            &ts.step,
+            &state,
+            &train_gpu,
+            config.seed,
+            epoch,
+            config.batch,
+            &names,
+            &pb,
+        )
+        .map_err(|e| with_checkpoint_hint(e, out))?;
+        let train_loss = run.mean_losses[SLOT_RECON] + run.mean_losses[SLOT_KL];
+        let test_loss = vae.test_loss(gpu, &test_gpu, 500)?;
+        println!("Epoch: {}, Loss: {:.4}", epoch + 1, test_loss);
+        eprintln!(
+            "  train loss {train_loss:.4} (recon {:.4}, kl {:.4}), {:.1} s, {:.0} images/s",
+            run.mean_losses[SLOT_RECON], run.mean_losses[SLOT_KL], run.seconds, run.images_per_sec
+        );
+        if !test_loss.is_finite() {
+            let e = Error::NonFinite {
+                loss: "test".into(),
+                value: test_loss as f32,
+                epoch: epoch + 1,
+                step: steps,
+                global_step: state.steps_done(gpu)?,
+            };
+            return Err(with_checkpoint_hint(e, out));
+        }
+        save_grid(
+            &out.join(format!("samples_epoch_{:03}.png", epoch + 1)),
+            &vae.sample(gpu, 100, config.seed)?,
+            28,
+            10,
+            10,
+            0.0,
+            1.0,
+        )?;
+        metrics.epochs.push(EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: Some(train_loss),
+            test_loss: Some(test_loss),
+            seconds: run.seconds,
+            images_per_sec: run.images_per_sec,
+            ..Default::default()
+        });
+        metrics.peak_gpu_bytes = metrics.peak_gpu_bytes.max(gpu.peak_bytes());
+        let mut ck = vae.checkpoint(gpu)?;
+        ck.metadata.extend(run_meta.clone());
+        ck.metadata.insert("epoch".into(), (epoch + 1).to_string());
+        ck.metadata
+            .insert("steps".into(), state.steps_done(gpu)?.to_string());
+        ck.save(&out.join(CHECKPOINT))?;
+        metrics.save(out)?;
+    }
+    if opts.plots {
+        final_plots(gpu, &vae, &metrics, &test, out)?;
+    }
+    Ok((vae, metrics))
+}
+
+/// Facts a resumed run must share with the checkpoint it continues.
+fn run_metadata(
+    c: &VaeConfig,
+    preset: Preset,
+    train_images: usize,
+    d: Dataset,
+) -> Vec<(String, String)> {
+    vec![
+        ("preset".into(), preset.name().into()),
+        ("batch".into(), c.batch.to_string()),
+        ("seed".into(), c.seed.to_string()),
+        ("train_images".into(), train_images.to_string()),
+        ("dataset".into(), d.name().into()),
+        ("binarize".into(), c.binarize.to_string()),
+        ("lr".into(), c.adam.lr.to_string()),
+    ]
+}
+
+fn check_same_run(ck: &Checkpoint, meta: &[(String, String)], path: &Path) -> Result<()> {
+    for (k, v) in meta {
+        match ck.metadata.get(k) {
+            Some(saved) if saved != v => {
+                return Err(Error::data(path, format!("the checkpoint was trained with {k} = {saved}, this run has {k} = {v}: pass the same options to resume")));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn meta_num(ck: &Checkpoint, key: &str, path: &Path) -> Result<usize> {
+    ck.metadata
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::data(path, format!("checkpoint metadata has no valid {key:?}")))
+}
+
+/// Name the last good checkpoint in a training failure.
+fn with_checkpoint_hint(e: Error, out: &Path) -> Error {
+    let ck = out.join(CHECKPOINT);
+    let hint = if ck.exists() {
+        format!("the last good checkpoint is {} (intact)", ck.display())
+    } else {
+        "no checkpoint was written yet".to_string()
+    };
+    Error::Stopped {
+        cause: Box::new(e),
+        hint,
+    }
+}
+
+/// Loss curves, test images vs reconstructions, and for a 2-D latent the
+/// manifold and the scatter of the test set's latent means.
+fn final_plots(gpu: &Gpu, vae: &Vae, m: &Metrics, test: &data::Images, out: &Path) -> Result<()> {
+    let pts = |f: fn(&EpochMetrics) -> Option<f64>| {
+        m.epochs
+            .iter()
+            .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
+            .collect()
+    };
+    line_plot(
+        &out.join("loss.png"),
+        "VAE negative ELBO",
+        "epoch",
+        "nats per image",
+        &[
+            ("train".into(), pts(|e| e.train_loss)),
+            ("test".into(), pts(|e| e.test_loss)),
+        ],
+    )?;
+    let n = test.len().min(10);
+    let imgs: Vec<f32> = test.pixels[..n * PIXELS]
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
+    let rec = vae.reconstruct(gpu, &imgs)?;
+    let both: Vec<f32> = imgs.iter().chain(&rec).copied().collect();
+    save_grid(&out.join("reconstructions.png"), &both, 28, 2, n, 0.0, 1.0)?;
+    if vae.config.latent == 2 {
+        save_grid(
+            &out.join("latent_manifold.png"),
+            &vae.decode(gpu, &prior_grid(20))?,
+            28,
+            20,
+            20,
+            0.0,
+            1.0,
+        )?;
+        let k = test.len().min(5000);
+        let all: Vec<f32> = test.pixels[..k * PIXELS]
+            .iter()
+            .map(|&b| b as f32 / 255.0)
+            .collect();
+        let mut means = Vec::with_capacity(2 * k);
+        for chunk in all.chunks(500 * PIXELS) {
+            means.extend(vae.encode(gpu, chunk)?.0);
+        }
+        let points: Vec<(f32, f32)> = means.chunks(2).map(|c| (c[0], c[1])).collect();
+        scatter_by_class(
+            &out.join("latent_scatter.png"),
+            "test set latent means",
+            &points,
+            &test.labels[..k],
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! Whole training runs with the tiny preset: resuming continues
+//! bit-identically, and bad input (an --out that is a file, an --out that
+//! holds another run, a checkpoint of another size, a diverging run) ends in
+//! a clear error with nothing already written lost.
+
+mod common;
+use common::*;
+use vae_vs_gan::train::session::CHECKPOINT;
+use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
+use vae_vs_gan::train::{Checkpoint, Preset};
+use vae_vs_gan::Error;
+
+fn tiny(out: &std::path::Path, epochs: usize) -> VaeRun {
+    let mut r = VaeRun::new(Preset::Tiny, out);
+    r.epochs = Some(epochs);
+    r.plots = false;
+    r
+}
+
+#[test]
+fn train_vae_resume_is_bit_identical() {
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("straight"), d.path().join("resumed"));
+    train_vae(g, &tiny(&a, 2)).unwrap();
+    train_vae(g, &tiny(&b, 1)).unwrap();
+    let mut r = tiny(&b, 2);
+    r.resume = true;
+    let (_, m) = train_vae(g, &r).unwrap();
+    assert_eq!(m.epochs.len(), 2, "metrics continue the resumed run");
+    let ca = Checkpoint::load(&a.join(CHECKPOINT)).unwrap();
+    let cb = Checkpoint::load(&b.join(CHECKPOINT)).unwrap();
+    assert!(!ca.tensors.is_empty());
+    assert_eq!(
+        ca.tensors, cb.tensors,
+        "2 epochs straight == 1 + resume + 1"
+    );
+    assert_eq!(ca.metadata.get("steps"), Some(&"16".to_string()));
+    assert_eq!(ca.metadata, cb.metadata);
+    for f in [
+        "metrics.json",
+        "samples_epoch_001.png",
+        "samples_epoch_002.png",
+    ] {
+        assert!(b.join(f).is_file(), "{f} written");
+    }
+}
+
+#[test]
+fn train_vae_refuses_bad_out_and_mismatched_checkpoints() {
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    // --out is a file.
+    let file = d.path().join("a-file");
+    std::fs::write(&file, b"keep me").unwrap();
+    let e = train_vae(g, &tiny(&file, 1))
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("is a file"), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+
+    // A folder that already holds a run: refused, untouched.
+    let run = d.path().join("run");
+    train_vae(g, &tiny(&run, 1)).unwrap();
+    let before = std::fs::read(run.join(CHECKPOINT)).unwrap();
+    let e = train_vae(g, &tiny(&run, 1))
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("--resume") && e.contains("--overwrite"), "{e}");
+
+    // Resuming with another latent size: every mismatched tensor listed.
+    let mut other = tiny(&run, 2);
+    other.resume = true;
+    other.latent_dim = Some(3);
+    let e = train_vae(g, &other).err().expect("must fail").to_string();
+    assert!(
+        e.contains("encoder.5.weight") && e.contains("mismatched"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(run.join(CHECKPOINT)).unwrap(),
+        before,
+        "checkpoint intact"
+    );
+}
+
+#[test]
+fn train_vae_divergence_stops_naming_the_step() {
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let mut r = tiny(d.path(), 1);
+    r.lr = Some(1e30);
+    match train_vae(g, &r) {
+        Err(Error::Stopped { cause, hint }) => {
+            let msg = cause.to_string();
+            assert!(matches!(*cause, Error::NonFinite { epoch: 1, .. }), "{msg}");
+            assert!(msg.contains("step"), "{msg}");
+            assert!(hint.contains("no checkpoint"), "{hint}");
+        }
+        other => panic!(
+            "expected a stop on a non-finite loss, got {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert!(!d.path().join(CHECKPOINT).exists());
+}
