@@ -106,3 +106,16 @@ fn train_vae_divergence_stops_naming_the_step() {
     }
     assert!(!d.path().join(CHECKPOINT).exists());
 }
+
+#[test]
+fn prior_grid_spans_the_prior_quantiles() {
+    use vae_vs_gan::train::session::{normal_quantile, prior_grid};
+    assert!((normal_quantile(0.975) - 1.959963985).abs() < 1e-8);
+    assert!((normal_quantile(0.05) + 1.644853627).abs() < 1e-8);
+    assert_eq!(normal_quantile(0.5), 0.0);
+    let z = prior_grid(20);
+    assert_eq!(z.len(), 800);
+    // Top-left cell: lowest z0, highest z1.
+    assert!((z[0] as f64 - normal_quantile(0.05)).abs() < 1e-6);
+    assert!((z[1] as f64 - normal_quantile(0.95)).abs() < 1e-6);
+}

@@ -63,6 +63,7 @@ pub fn resume_path(dir: &Path) -> Result<PathBuf> {
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation,
 /// relative error below 1.2e-9), for grids over the prior's quantiles.
+#[allow(clippy::excessive_precision)] // the published coefficients, as published
 pub fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969683028665376e1,
