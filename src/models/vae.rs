@@ -120,6 +120,57 @@ impl DecActs {
     }
 }
 
+/// Everything the ELBO's forward needs for one batch size.
+struct Elbo {
+    enc: EncActs,
+    dec: DecActs,
+    eps: Tensor,
+    recon_rows: Tensor,
+    recon: Tensor,
+    kl_rows: Tensor,
+    kl: Tensor,
+}
+
+impl Elbo {
+    fn new(gpu: &Gpu, b: usize, l: usize) -> Result<Elbo> {
+        Ok(Elbo {
+            enc: EncActs::new(gpu, b, l)?,
+            dec: DecActs::new(gpu, b, l)?,
+            eps: zeros(gpu, &[b, l], "eps")?,
+            recon_rows: zeros(gpu, &[b], "recon rows")?,
+            recon: zeros(gpu, &[1], "recon loss")?,
+            kl_rows: zeros(gpu, &[b], "kl rows")?,
+            kl: zeros(gpu, &[1], "kl loss")?,
+        })
+    }
+
+    /// The tensors, for a step to keep (memory accounting).
+    fn into_tensors(self) -> Vec<Tensor> {
+        let (e, d) = (self.enc, self.dec);
+        vec![
+            e.x,
+            e.h1,
+            e.a1,
+            e.h2,
+            e.a2,
+            e.h,
+            d.z,
+            d.d0,
+            d.d0a,
+            d.d1,
+            d.d1a,
+            d.d2,
+            d.d2a,
+            d.logits,
+            self.eps,
+            self.recon_rows,
+            self.recon,
+            self.kl_rows,
+            self.kl,
+        ]
+    }
+}
+
 /// The `[B, F]` view of an NHWC activation.
 fn flat(t: &Tensor) -> Result<Tensor> {
     let b = t.shape()[0];
@@ -210,6 +261,51 @@ impl Vae {
         self.dec3.forward(gpu, s, &d.d2a, &d.logits)
     }
 
+    /// Record the forward half shared by training and evaluation: gather
+    /// the batch the counter picks, encode, sample z (RNG `stream`), decode,
+    /// and the reconstruction loss (with its gradient into `dlogits` when
+    /// given) into ring slot [`SLOT_RECON`].
+    #[allow(clippy::too_many_arguments)]
+    fn record_forward(
+        &self,
+        gpu: &Gpu,
+        st: &mut Step,
+        state: &StepState,
+        data: &GpuDataset,
+        e: &Elbo,
+        stream: u32,
+        dlogits: Option<&Tensor>,
+    ) -> Result<()> {
+        let (enc, dec) = (&e.enc, &e.dec);
+        gather_pixels(
+            gpu,
+            st,
+            &state.counters,
+            &data.perm,
+            &data.images,
+            &enc.x,
+            self.pixel_map(),
+        )?;
+        self.record_encode(gpu, st, enc)?;
+        let rng = Philox::new(self.config.seed, stream);
+        reparam_forward(gpu, st, rng, &state.counters, &enc.h, &e.eps, &dec.z)?;
+        self.record_decode(gpu, st, dec)?;
+        let dlogits = dlogits.map(flat).transpose()?;
+        let (logits, x) = (flat(&dec.logits)?, flat(&enc.x)?);
+        bce_with_logits(
+            gpu,
+            st,
+            &logits,
+            &x,
+            &e.recon_rows,
+            &e.recon,
+            dlogits.as_ref(),
+            BceReduction::SumPerSampleMean,
+            1.0,
+        )?;
+        state.record_loss(gpu, st, &e.recon, SLOT_RECON)
+    }
+
     /// Record one training step on `data` (gather the batch the step counter
     /// picks, forward, ELBO, backward, Adam, advance): losses go to ring
     /// slots [`SLOT_RECON`] and [`SLOT_KL`].
@@ -224,12 +320,9 @@ impl Vae {
                 ),
             ));
         }
-        let enc = EncActs::new(gpu, b, l)?;
-        let dec = DecActs::new(gpu, b, l)?;
-        let eps = zeros(gpu, &[b, l], "eps")?;
+        let e = Elbo::new(gpu, b, l)?;
+        let (enc, dec) = (&e.enc, &e.dec);
         let g = |shape: &[usize], n: &str| zeros(gpu, shape, n);
-        let (recon_rows, recon) = (g(&[b], "recon rows")?, g(&[1], "recon loss")?);
-        let (kl_rows, kl) = (g(&[b], "kl rows")?, g(&[1], "kl loss")?);
         let dlogits = g(&[b, 28, 28, 1], "d logits")?;
         let dd2a = g(&[b, 28, 28, 32], "d dec2 relu")?;
         let dd2 = g(&[b, 28, 28, 32], "d dec2")?;
@@ -246,41 +339,7 @@ impl Vae {
 
         let mut s = Step::new("vae train");
         let st = &mut s;
-        gather_pixels(
-            gpu,
-            st,
-            &state.counters,
-            &data.perm,
-            &data.images,
-            &enc.x,
-            self.pixel_map(),
-        )?;
-        // Forward.
-        self.record_encode(gpu, st, &enc)?;
-        reparam_forward(
-            gpu,
-            st,
-            Philox::new(self.config.seed, 1),
-            &state.counters,
-            &enc.h,
-            &eps,
-            &dec.z,
-        )?;
-        self.record_decode(gpu, st, &dec)?;
-        // Loss: reconstruction (per-sample sum, batch mean) and its gradient.
-        let (logits, x) = (flat(&dec.logits)?, flat(&enc.x)?);
-        bce_with_logits(
-            gpu,
-            st,
-            &logits,
-            &x,
-            &recon_rows,
-            &recon,
-            Some(&flat(&dlogits)?),
-            BceReduction::SumPerSampleMean,
-            1.0,
-        )?;
-        state.record_loss(gpu, st, &recon, SLOT_RECON)?;
+        self.record_forward(gpu, st, state, data, &e, 1, Some(&dlogits))?;
         // Backward through the decoder.
         self.dec3
             .backward(gpu, st, &dec.d2a, &dlogits, Some(&dd2a))?;
@@ -292,9 +351,9 @@ impl Vae {
         self.dec_fc
             .backward(gpu, st, &dec.z, &flat(&dd0)?, Some(&dz))?;
         // Through the sampling, plus the KL term's own gradient.
-        reparam_backward(gpu, st, &enc.h, &eps, &dz, &dh)?;
-        kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, Some(&dh), true, 1.0)?;
-        state.record_loss(gpu, st, &kl, SLOT_KL)?;
+        reparam_backward(gpu, st, &enc.h, &e.eps, &dz, &dh)?;
+        kl_divergence(gpu, st, &enc.h, &e.kl_rows, &e.kl, Some(&dh), true, 1.0)?;
+        state.record_loss(gpu, st, &e.kl, SLOT_KL)?;
         // Backward through the encoder.
         self.enc_fc
             .backward(gpu, st, &flat(&enc.a2)?, &dh, Some(&flat(&da2)?))?;
@@ -312,24 +371,11 @@ impl Vae {
         )?;
         state.record_advance(gpu, st)?;
         s.retain([
-            dlogits,
-            dd2a,
-            dd2,
-            dd1a,
-            dd1,
-            dd0a,
-            dd0,
-            dz,
-            dh.clone(),
-            da2,
-            dh2,
-            da1,
-            dh1,
-            recon_rows,
-            kl_rows,
-            eps,
+            dlogits, dd2a, dd2, dd1a, dd1, dd0a, dd0, dz, dh, da2, dh2, da1, dh1,
         ]);
-        Ok(TrainStep { step: s, h: enc.h })
+        let h = e.enc.h.clone();
+        s.retain(e.into_tensors());
+        Ok(TrainStep { step: s, h })
     }
 
     /// Record one evaluation step: the negative ELBO (single-sample, as in
@@ -342,52 +388,14 @@ impl Vae {
         data: &GpuDataset,
         batch: usize,
     ) -> Result<EvalStep> {
-        let l = self.config.latent;
-        let enc = EncActs::new(gpu, batch, l)?;
-        let dec = DecActs::new(gpu, batch, l)?;
-        let eps = zeros(gpu, &[batch, l], "eps")?;
-        let (recon_rows, recon) = (
-            zeros(gpu, &[batch], "recon rows")?,
-            zeros(gpu, &[1], "recon")?,
-        );
-        let (kl_rows, kl) = (zeros(gpu, &[batch], "kl rows")?, zeros(gpu, &[1], "kl")?);
+        let e = Elbo::new(gpu, batch, self.config.latent)?;
         let mut s = Step::new("vae eval");
         let st = &mut s;
-        gather_pixels(
-            gpu,
-            st,
-            &state.counters,
-            &data.perm,
-            &data.images,
-            &enc.x,
-            self.pixel_map(),
-        )?;
-        self.record_encode(gpu, st, &enc)?;
-        reparam_forward(
-            gpu,
-            st,
-            Philox::new(self.config.seed, 2),
-            &state.counters,
-            &enc.h,
-            &eps,
-            &dec.z,
-        )?;
-        self.record_decode(gpu, st, &dec)?;
-        bce_with_logits(
-            gpu,
-            st,
-            &flat(&dec.logits)?,
-            &flat(&enc.x)?,
-            &recon_rows,
-            &recon,
-            None,
-            BceReduction::SumPerSampleMean,
-            1.0,
-        )?;
-        state.record_loss(gpu, st, &recon, SLOT_RECON)?;
-        kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, None, false, 1.0)?;
-        state.record_loss(gpu, st, &kl, SLOT_KL)?;
+        self.record_forward(gpu, st, state, data, &e, 2, None)?;
+        kl_divergence(gpu, st, &e.enc.h, &e.kl_rows, &e.kl, None, false, 1.0)?;
+        state.record_loss(gpu, st, &e.kl, SLOT_KL)?;
         state.record_advance(gpu, st)?;
+        s.retain(e.into_tensors());
         Ok(EvalStep { step: s, batch })
     }
 
