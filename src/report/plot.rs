@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -67,21 +68,24 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-/// Line plot of named series of `(x, y)` points.
-pub fn line_plot(
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One chart on a white `W x H` canvas: title, axes with labels, whatever
+/// `series` draws (each with a legend entry), the legend; saved as PNG.
+fn chart(
     path: &Path,
     title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[(String, Vec<(f64, f64)>)],
+    labels: (&str, &str),
+    xr: (f64, f64),
+    yr: (f64, f64),
+    series: impl FnOnce(&mut Chart) -> std::result::Result<(), String>,
 ) -> Result<()> {
     register_font();
     let mut buf = vec![255u8; (W * H * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-        let xr = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
-        let yr = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 22))
             .margin(12)
@@ -91,21 +95,12 @@ pub fn line_plot(
             .map_err(|e| plot_err(path, e))?;
         chart
             .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
+            .x_desc(labels.0)
+            .y_desc(labels.1)
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| plot_err(path, e))?;
-        for (i, (name, pts)) in series.iter().enumerate() {
-            let c = color(i);
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-                .map_err(|e| plot_err(path, e))?
-                .label(name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-        }
+        series(&mut chart).map_err(|e| plot_err(path, e))?;
         chart
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
@@ -118,6 +113,30 @@ pub fn line_plot(
     save_rgb(path, buf)
 }
 
+/// Line plot of named series of `(x, y)` points.
+pub fn line_plot(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let xr = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+    let yr = range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)));
+    chart(path, title, (x_label, y_label), xr, yr, |c| {
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let col = color(i);
+            c.draw_series(LineSeries::new(pts.iter().copied(), col.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2))
+                });
+        }
+        Ok(())
+    })
+}
+
 /// Scatter of 2-D points coloured by class (0..=9), with a legend.
 pub fn scatter_by_class(
     path: &Path,
@@ -125,49 +144,22 @@ pub fn scatter_by_class(
     points: &[(f32, f32)],
     classes: &[u8],
 ) -> Result<()> {
-    register_font();
-    let mut buf = vec![255u8; (W * H * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-        let xr = range(points.iter().map(|p| p.0 as f64));
-        let yr = range(points.iter().map(|p| p.1 as f64));
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-            .map_err(|e| plot_err(path, e))?;
-        chart
-            .configure_mesh()
-            .x_desc("z[0]")
-            .y_desc("z[1]")
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
+    let xr = range(points.iter().map(|p| p.0 as f64));
+    let yr = range(points.iter().map(|p| p.1 as f64));
+    chart(path, title, ("z[0]", "z[1]"), xr, yr, |c| {
         for class in 0..10u8 {
-            let c = color(class as usize);
+            let col = color(class as usize);
             let pts: Vec<(f64, f64)> = points
                 .iter()
                 .zip(classes)
                 .filter(|(_, &k)| k == class)
                 .map(|(p, _)| (p.0 as f64, p.1 as f64))
                 .collect();
-            chart
-                .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, c.filled())))
-                .map_err(|e| plot_err(path, e))?
+            c.draw_series(pts.into_iter().map(|p| Circle::new(p, 2, col.filled())))
+                .map_err(|e| e.to_string())?
                 .label(class.to_string())
-                .legend(move |(x, y)| Circle::new((x + 6, y), 4, c.filled()));
+                .legend(move |(x, y)| Circle::new((x + 6, y), 4, col.filled()));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(|e| plot_err(path, e))?;
-        root.present().map_err(|e| plot_err(path, e))?;
-    }
-    save_rgb(path, buf)
+        Ok(())
+    })
 }
