@@ -14,6 +14,7 @@ mod fixture_loader;
 use common::*;
 use fixture_loader::load;
 use vae_vs_gan::gpu::StepState;
+use vae_vs_gan::nn::WeightOp;
 use vae_vs_gan::ops::batch_norm::{
     self, BatchNorm, BatchNormConfig, BnBackward, BnGrads, BnParams, BnSaved,
 };
@@ -434,7 +435,6 @@ fn kl_matches_pytorch_fixture() {
 fn conv2d_matches_pytorch_fixtures() {
     use vae_vs_gan::ops::bias::bias_grad_cpu;
     use vae_vs_gan::ops::conv2d::{self, Conv2d, Padding};
-    let g = gpu();
     for name in [
         "conv2d_same_s1_3x3",
         "conv2d_same_s1_4x4",
@@ -452,7 +452,7 @@ fn conv2d_matches_pytorch_fixtures() {
         let conv = Conv2d::new(f.int("kernel_h"), f.int("kernel_w"), f.int("stride"), pad);
         let (xs, x) = f.tensor("x");
         let (ws, w) = f.tensor("w");
-        let (bs, b) = f.tensor("b");
+        let (_, b) = f.tensor("b");
         let (ys, dy) = f.tensor("dy");
         let want = |k: &str| f.tensor(k).1;
         let d = conv
@@ -487,54 +487,14 @@ fn conv2d_matches_pytorch_fixtures() {
             CPU_RTOL,
         );
 
-        let t = |s: &[usize], v: &[f32], l: &str| Tensor::from_f32(g, s, v, l).unwrap();
-        let (xt, wt, bt, dyt) = (
-            t(&xs, &x, "x"),
-            t(&ws, &w, "w"),
-            t(&bs, &b, "b"),
-            t(&ys, &dy, "dy"),
-        );
-        let (yt, dxt, dwt) = (
-            Tensor::zeros(g, &ys, "y").unwrap(),
-            Tensor::zeros(g, &xs, "dx").unwrap(),
-            Tensor::zeros(g, &ws, "dw").unwrap(),
-        );
-        for p in [&yt, &dxt, &dwt] {
-            p.poison(g);
-        }
-        let mut s = Step::new(name);
-        let keep = [
-            conv.forward(g, &mut s, &xt, &wt, Some(&bt), &yt).unwrap(),
-            conv.backward_data(g, &mut s, &dyt, &wt, &dxt).unwrap(),
-            conv.backward_weights(g, &mut s, &xt, &dyt, &dwt).unwrap(),
+        // Reduction lengths: forward KH*KW*Cin, backward data KH*KW*Cout,
+        // backward weights N*OH*OW.
+        let k = [
+            ws[0] * ws[1] * ws[2],
+            ws[0] * ws[1] * ws[3],
+            ys[0] * ys[1] * ys[2],
         ];
-        run(&s);
-        drop(keep);
-        let kf = (ws[0] * ws[1] * ws[2]) as f64; // forward reduction length
-        let kd = (ws[0] * ws[1] * ws[3]) as f64; // backward data
-        let kw = (ys[0] * ys[1] * ys[2]) as f64; // backward weights
-        let atol = |k: f64| 2e-5 * (k / 100.0).sqrt().max(1.0);
-        assert_close(
-            &format!("{name} gpu y"),
-            &yt.read_f32(g).unwrap(),
-            &want("y"),
-            atol(kf),
-            1e-4,
-        );
-        assert_close(
-            &format!("{name} gpu dx"),
-            &dxt.read_f32(g).unwrap(),
-            &want("dx"),
-            atol(kd),
-            1e-4,
-        );
-        assert_close(
-            &format!("{name} gpu dw"),
-            &dwt.read_f32(g).unwrap(),
-            &want("dw"),
-            atol(kw),
-            1e-4,
-        );
+        gpu_matches_fixture(name, &conv, &f, k);
     }
 }
 
@@ -544,7 +504,6 @@ fn conv2d_matches_pytorch_fixtures() {
 fn conv_transpose2d_matches_pytorch_fixtures() {
     use vae_vs_gan::ops::conv2d::Padding;
     use vae_vs_gan::ops::conv_transpose2d::{self as ct, ConvTranspose2d};
-    let g = gpu();
     for name in [
         "conv_transpose_same_s1_5x5",
         "conv_transpose_same_s2_5x5",
@@ -568,8 +527,8 @@ fn conv_transpose2d_matches_pytorch_fixtures() {
         );
         let (xs, x) = f.tensor("x");
         let (ws, w) = f.tensor("w");
-        let (bs, b) = f.tensor("b");
-        let (ys, dy) = f.tensor("dy");
+        let (_, b) = f.tensor("b");
+        let (_, dy) = f.tensor("dy");
         let want = |k: &str| f.tensor(k).1;
         let d = op
             .dims("golden", xs[0], xs[1], xs[2], xs[3], ws[2])
@@ -594,52 +553,48 @@ fn conv_transpose2d_matches_pytorch_fixtures() {
             CPU_RTOL,
         );
 
-        let t = |s: &[usize], v: &[f32], l: &str| Tensor::from_f32(g, s, v, l).unwrap();
-        let (xt, wt, bt, dyt) = (
-            t(&xs, &x, "x"),
-            t(&ws, &w, "w"),
-            t(&bs, &b, "b"),
-            t(&ys, &dy, "dy"),
-        );
-        let (yt, dxt, dwt) = (
-            Tensor::zeros(g, &ys, "y").unwrap(),
-            Tensor::zeros(g, &xs, "dx").unwrap(),
-            Tensor::zeros(g, &ws, "dw").unwrap(),
-        );
-        for p in [&yt, &dxt, &dwt] {
-            p.poison(g);
-        }
-        let mut s = Step::new(name);
-        let keep = [
-            op.forward(g, &mut s, &xt, &wt, Some(&bt), &yt).unwrap(),
-            op.backward_data(g, &mut s, &dyt, &wt, &dxt).unwrap(),
-            op.backward_weights(g, &mut s, &xt, &dyt, &dwt).unwrap(),
+        // The adjoint conv's lengths, roles swapped.
+        let k = [
+            ws[0] * ws[1] * ws[3],
+            ws[0] * ws[1] * ws[2],
+            xs[0] * xs[1] * xs[2],
         ];
-        run(&s);
-        drop(keep);
-        let kf = (ws[0] * ws[1] * ws[3]) as f64;
-        let kd = (ws[0] * ws[1] * ws[2]) as f64;
-        let kw = (xs[0] * xs[1] * xs[2]) as f64;
-        let atol = |k: f64| 2e-5 * (k / 100.0).sqrt().max(1.0);
+        gpu_matches_fixture(name, &op, &f, k);
+    }
+}
+
+/// Run forward, backward data and backward weights of `op` on the GPU with
+/// the fixture's x, w, b, dy (outputs poisoned) and compare y, dx, dw with
+/// the fixture. `k`: the three reduction lengths; f32 rounding grows like
+/// sqrt(K), so atol 2e-5 * sqrt(K / 100), rtol 1e-4.
+fn gpu_matches_fixture(name: &str, op: &impl WeightOp, f: &fixture_loader::Fixture, k: [usize; 3]) {
+    let g = gpu();
+    let t = |key: &str| {
+        let (s, v) = f.tensor(key);
+        Tensor::from_f32(g, &s, &v, key).unwrap()
+    };
+    let (x, w, b, dy) = (t("x"), t("w"), t("b"), t("dy"));
+    let y = Tensor::zeros(g, dy.shape(), "y").unwrap();
+    let dx = Tensor::zeros(g, x.shape(), "dx").unwrap();
+    let dw = Tensor::zeros(g, w.shape(), "dw").unwrap();
+    for p in [&y, &dx, &dw] {
+        p.poison(g);
+    }
+    let mut s = Step::new(name);
+    let scratch = [
+        op.forward(g, &mut s, &x, &w, Some(&b), &y).unwrap(),
+        op.backward_data(g, &mut s, &dy, &w, &dx).unwrap(),
+        op.backward_weights(g, &mut s, &x, &dy, &dw).unwrap(),
+    ];
+    s.retain(scratch.into_iter().flat_map(|sc| sc.tensors));
+    run(&s);
+    for ((out, key), k) in [(&y, "y"), (&dx, "dx"), (&dw, "dw")].into_iter().zip(k) {
+        let atol = 2e-5 * (k as f64 / 100.0).sqrt().max(1.0);
         assert_close(
-            &format!("{name} gpu y"),
-            &yt.read_f32(g).unwrap(),
-            &want("y"),
-            atol(kf),
-            1e-4,
-        );
-        assert_close(
-            &format!("{name} gpu dx"),
-            &dxt.read_f32(g).unwrap(),
-            &want("dx"),
-            atol(kd),
-            1e-4,
-        );
-        assert_close(
-            &format!("{name} gpu dw"),
-            &dwt.read_f32(g).unwrap(),
-            &want("dw"),
-            atol(kw),
+            &format!("{name} gpu {key}"),
+            &out.read_f32(g).unwrap(),
+            &f.tensor(key).1,
+            atol,
             1e-4,
         );
     }
