@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
-use crate::train::Preset;
+use crate::gpu::{Gpu, StepState};
+use crate::train::{Checkpoint, EpochMetrics, Metrics, Preset};
 
 /// The checkpoint file inside a run's output folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -130,4 +130,92 @@ pub fn prior_grid(side: usize) -> Vec<f32> {
         }
     }
     z
+}
+
+/// Where a resumed run starts.
+pub struct Resumed {
+    /// Epochs already completed.
+    pub epoch: usize,
+    /// The step counter to start from.
+    pub step: u32,
+    /// The completed epochs' metrics.
+    pub metrics: Vec<EpochMetrics>,
+}
+
+/// Load `out`'s checkpoint, refuse it if it was trained with other `meta`,
+/// hand it to `restore` (which refuses another architecture), and say where
+/// the run continues.
+pub fn resume(
+    gpu: &Gpu,
+    out: &Path,
+    meta: &[(String, String)],
+    restore: impl FnOnce(&Checkpoint, &Path) -> Result<()>,
+) -> Result<Resumed> {
+    let path = resume_path(out)?;
+    let ck = Checkpoint::load(&path)?;
+    for (k, v) in meta {
+        match ck.metadata.get(k) {
+            Some(saved) if saved != v => {
+                return Err(Error::data(
+                    &path,
+                    format!("the checkpoint was trained with {k} = {saved}, this run has {k} = {v}: pass the same options to resume"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    restore(&ck, &path)?;
+    let num = |key: &str| -> Result<usize> {
+        ck.metadata
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::data(&path, format!("checkpoint metadata has no valid {key:?}")))
+    };
+    let (epoch, step) = (num("epoch")?, num("steps")? as u32);
+    let metrics = Metrics::load(out)
+        .map(|m| m.epochs.into_iter().filter(|e| e.epoch <= epoch).collect())
+        .unwrap_or_default();
+    eprintln!(
+        "resuming {} after epoch {epoch} (step {step}) on {}",
+        path.display(),
+        gpu.describe()
+    );
+    Ok(Resumed {
+        epoch,
+        step,
+        metrics,
+    })
+}
+
+/// End of an epoch: the checkpoint (with the run's metadata, the epoch and
+/// the step counter) and `metrics.json`, both written atomically.
+pub fn save_epoch(
+    gpu: &Gpu,
+    out: &Path,
+    mut ck: Checkpoint,
+    meta: &[(String, String)],
+    epoch: usize,
+    state: &StepState,
+    metrics: &Metrics,
+) -> Result<()> {
+    ck.metadata.extend(meta.iter().cloned());
+    ck.metadata.insert("epoch".into(), epoch.to_string());
+    ck.metadata
+        .insert("steps".into(), state.steps_done(gpu)?.to_string());
+    ck.save(&out.join(CHECKPOINT))?;
+    metrics.save(out)
+}
+
+/// A training failure, with what was kept: the last good checkpoint.
+pub fn stopped(e: Error, out: &Path) -> Error {
+    let ck = out.join(CHECKPOINT);
+    let hint = if ck.exists() {
+        format!("the last good checkpoint is {} (intact)", ck.display())
+    } else {
+        "no checkpoint was written yet".to_string()
+    };
+    Error::Stopped {
+        cause: Box::new(e),
+        hint,
+    }
 }

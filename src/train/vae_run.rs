@@ -11,9 +11,9 @@ use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
 use crate::train::run::STEPS_PER_SUBMIT;
-use crate::train::session::{prepare_out, prior_grid, resume_path, CHECKPOINT};
+use crate::train::session::{prepare_out, prior_grid, resume, save_epoch, stopped};
 use crate::train::{
-    progress_bar, run_epoch, AdapterDesc, Checkpoint, EpochMetrics, GpuDataset, Metrics, Preset,
+    progress_bar, run_epoch, AdapterDesc, EpochMetrics, GpuDataset, Metrics, Preset,
 };
 
 /// Everything a VAE run can be told; `None` takes the preset's value.
@@ -111,23 +111,9 @@ pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
     };
     let run_meta = run_metadata(&config, preset, train.len(), dataset);
     if opts.resume {
-        let path = resume_path(out)?;
-        let ck = Checkpoint::load(&path)?;
-        check_same_run(&ck, &run_meta, &path)?;
-        vae.restore(gpu, &ck, &path)?;
-        start_epoch = meta_num(&ck, "epoch", &path)?;
-        start_step = meta_num(&ck, "steps", &path)? as u32;
-        if let Ok(m) = Metrics::load(out) {
-            metrics.epochs = m
-                .epochs
-                .into_iter()
-                .filter(|e| e.epoch <= start_epoch)
-                .collect();
-        }
-        eprintln!(
-            "resuming {} after epoch {start_epoch} (step {start_step})",
-            path.display()
-        );
+        let r = resume(gpu, out, &run_meta, |ck, path| vae.restore(gpu, ck, path))?;
+        (start_epoch, start_step) = (r.epoch, r.step);
+        metrics.epochs = r.metrics;
     }
 
     let steps = train_gpu.batches(config.batch);
@@ -147,7 +133,7 @@ pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
             &names,
             &pb,
         )
-        .map_err(|e| with_checkpoint_hint(e, out))?;
+        .map_err(|e| stopped(e, out))?;
         let train_loss = run.mean_losses[SLOT_RECON] + run.mean_losses[SLOT_KL];
         let test_loss = vae.test_loss(gpu, &test_gpu, 500)?;
         println!("Epoch: {}, Loss: {:.4}", epoch + 1, test_loss);
@@ -163,7 +149,7 @@ pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
                 step: steps,
                 global_step: state.steps_done(gpu)?,
             };
-            return Err(with_checkpoint_hint(e, out));
+            return Err(stopped(e, out));
         }
         save_grid(
             &out.join(format!("samples_epoch_{:03}.png", epoch + 1)),
@@ -183,13 +169,15 @@ pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
             ..Default::default()
         });
         metrics.peak_gpu_bytes = metrics.peak_gpu_bytes.max(gpu.peak_bytes());
-        let mut ck = vae.checkpoint(gpu)?;
-        ck.metadata.extend(run_meta.clone());
-        ck.metadata.insert("epoch".into(), (epoch + 1).to_string());
-        ck.metadata
-            .insert("steps".into(), state.steps_done(gpu)?.to_string());
-        ck.save(&out.join(CHECKPOINT))?;
-        metrics.save(out)?;
+        save_epoch(
+            gpu,
+            out,
+            vae.checkpoint(gpu)?,
+            &run_meta,
+            epoch + 1,
+            &state,
+            &metrics,
+        )?;
     }
     if opts.plots {
         final_plots(gpu, &vae, &metrics, &test, out)?;
@@ -213,39 +201,6 @@ fn run_metadata(
         ("binarize".into(), c.binarize.to_string()),
         ("lr".into(), c.adam.lr.to_string()),
     ]
-}
-
-fn check_same_run(ck: &Checkpoint, meta: &[(String, String)], path: &Path) -> Result<()> {
-    for (k, v) in meta {
-        match ck.metadata.get(k) {
-            Some(saved) if saved != v => {
-                return Err(Error::data(path, format!("the checkpoint was trained with {k} = {saved}, this run has {k} = {v}: pass the same options to resume")));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn meta_num(ck: &Checkpoint, key: &str, path: &Path) -> Result<usize> {
-    ck.metadata
-        .get(key)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| Error::data(path, format!("checkpoint metadata has no valid {key:?}")))
-}
-
-/// Name the last good checkpoint in a training failure.
-fn with_checkpoint_hint(e: Error, out: &Path) -> Error {
-    let ck = out.join(CHECKPOINT);
-    let hint = if ck.exists() {
-        format!("the last good checkpoint is {} (intact)", ck.display())
-    } else {
-        "no checkpoint was written yet".to_string()
-    };
-    Error::Stopped {
-        cause: Box::new(e),
-        hint,
-    }
 }
 
 /// Loss curves, test images vs reconstructions, and for a 2-D latent the
