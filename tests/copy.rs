@@ -65,13 +65,28 @@ fn copy_rows_refuses_bad_shapes() {
     let g = gpu();
     let src = Tensor::zeros(g, &[3, 4], "src").unwrap();
     let mut s = Step::new("copy");
-    let e = copy_rows(g, &mut s, &src, &Tensor::zeros(g, &[4, 5], "dst").unwrap(), 0)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("copy_rows") && e.contains("[3, 4]") && e.contains("[4, 5]"), "{e}");
-    let e = copy_rows(g, &mut s, &src, &Tensor::zeros(g, &[4, 4], "dst").unwrap(), 2)
-        .unwrap_err()
-        .to_string();
+    let e = copy_rows(
+        g,
+        &mut s,
+        &src,
+        &Tensor::zeros(g, &[4, 5], "dst").unwrap(),
+        0,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("copy_rows") && e.contains("[3, 4]") && e.contains("[4, 5]"),
+        "{e}"
+    );
+    let e = copy_rows(
+        g,
+        &mut s,
+        &src,
+        &Tensor::zeros(g, &[4, 4], "dst").unwrap(),
+        2,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("copy_rows") && e.contains("2..5"), "{e}");
     let u = Tensor::from_u32(g, &[4, 4], &[0; 16], "u").unwrap();
     let e = copy_rows(g, &mut s, &src, &u, 0).unwrap_err().to_string();

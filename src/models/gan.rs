@@ -544,8 +544,14 @@ impl Gan {
         t.resize(2 * b, 0.0);
         let d_targets = Tensor::from_f32(gpu, &[2 * b, 1], &t, "real|fake targets")?;
         let g_targets = Tensor::from_f32(gpu, &[b, 1], &vec![1.0; b], "generator targets")?;
-        let (d_rows, d_loss) = (zeros(gpu, &[2 * b], "d loss rows")?, zeros(gpu, &[1], "d loss")?);
-        let (g_rows, g_loss) = (zeros(gpu, &[b], "g loss rows")?, zeros(gpu, &[1], "g loss")?);
+        let (d_rows, d_loss) = (
+            zeros(gpu, &[2 * b], "d loss rows")?,
+            zeros(gpu, &[1], "d loss")?,
+        );
+        let (g_rows, g_loss) = (
+            zeros(gpu, &[b], "g loss rows")?,
+            zeros(gpu, &[1], "g loss")?,
+        );
         let dimg = zeros(gpu, &[b, 28, 28, 1], "d fake images")?;
         let dg3 = zeros(gpu, &[b, 28, 28, 1], "d gen3")?;
         let dg2a = zeros(gpu, &[b, 14, 14, 64], "d gen2 leaky")?;
@@ -637,11 +643,13 @@ impl Gan {
         s.retain(both_g.tensors());
         s.retain(fake_g.tensors());
         s.retain([
-            real, d_targets, g_targets, d_rows, d_loss, g_rows, g_loss, dimg, dg3, dg2a, dg2n,
-            dg2, dg1a, dg1n, dg1, dg0a, dg0n, dg0,
+            real, d_targets, g_targets, d_rows, d_loss, g_rows, g_loss, dimg, dg3, dg2a, dg2n, dg2,
+            dg1a, dg1n, dg1, dg0a, dg0n, dg0,
         ]);
         for a in [both, fake] {
-            s.retain([a.x, a.h1, a.a1, a.m1, a.o1, a.h2, a.a2, a.m2, a.o2, a.feat, a.logits]);
+            s.retain([
+                a.x, a.h1, a.a1, a.m1, a.o1, a.h2, a.a2, a.m2, a.o2, a.feat, a.logits,
+            ]);
             s.retain(a.argmax);
         }
         s.retain([

@@ -27,13 +27,22 @@ pub fn copy_rows(gpu: &Gpu, step: &mut Step, src: &Tensor, dst: &Tensor, row: us
     if !matches!(src.dtype(), DType::F32 | DType::U32) {
         return Err(Error::invalid(
             OP,
-            format!("{:?} is {:?}: only f32 and u32 are copied", src.label(), src.dtype()),
+            format!(
+                "{:?} is {:?}: only f32 and u32 are copied",
+                src.label(),
+                src.dtype()
+            ),
         ));
     }
     dst.expect_dtype(OP, src.dtype())?;
     let (ss, ds) = (src.shape(), dst.shape());
     if ss.is_empty() || ds.is_empty() || ss[1..] != ds[1..] {
-        return Err(Error::shape(OP, "trailing dimensions of src and dst", ds, ss));
+        return Err(Error::shape(
+            OP,
+            "trailing dimensions of src and dst",
+            ds,
+            ss,
+        ));
     }
     if row + ss[0] > ds[0] {
         return Err(Error::invalid(
