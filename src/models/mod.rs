@@ -1,6 +1,7 @@
 //! The article's two models, built on the engine's layers: each is an
 //! explicit list of ops, forward then backward then optimizer.
 
+pub mod gan;
 pub mod vae;
 pub mod vae_cpu;
 

@@ -12,6 +12,7 @@ pub mod bce;
 pub mod bias;
 pub mod conv2d;
 pub mod conv_transpose2d;
+pub mod copy;
 pub mod dense;
 pub mod dropout;
 pub mod gather;
@@ -71,6 +72,7 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(bias::kernels());
     v.extend(dense::kernels());
     v.extend(conv2d::kernels());
+    v.extend(copy::kernels());
     v.extend(crate::gpu::state::kernels());
     v
 }

@@ -1,0 +1,763 @@
+//! The article's DCGAN (Keras semantics, the TensorFlow DCGAN tutorial's
+//! architecture).
+//!
+//! Generator: dense L -> 12544 (no bias), batch norm over the 12544 features
+//! (per feature over the batch, like Keras `BatchNormalization` on the dense
+//! output before the reshape), LeakyReLU(0.2), reshape to 7x7x256; convT 128
+//! 5x5 s1 same (7 -> 7, no bias), BN, LeakyReLU; convT 64 5x5 s2 same
+//! (7 -> 14, no bias), BN, LeakyReLU; convT 1 5x5 s2 same (14 -> 28, no
+//! bias), tanh. Batch norm: eps 1e-3, momentum 0.99 (Keras defaults).
+//! Discriminator: conv 64 5x5 s2 same (28 -> 14) LeakyReLU(0.2) dropout 0.3,
+//! conv 128 5x5 s2 same (14 -> 7) LeakyReLU dropout 0.3, then the head
+//! ([`DHead`]): global max pool to 128 (the article's) or flatten to 6272
+//! (the TF tutorial's), dense to one logit. Images are in [-1, 1].
+//!
+//! Losses: non-saturating, binary cross-entropy with logits, Keras mean.
+//! One training step: gather the real batch, draw z ~ N(0, I) on the GPU,
+//! generate (batch-norm in training mode); update D on the stacked batch
+//! [real; fake] (targets 1 and 0, `d_loss = BCE(real, 1) + BCE(fake, 0)`);
+//! then update G through the UPDATED discriminator on the same fake batch
+//! (`g_loss = BCE(D(fake), 1)`, dropout active with fresh draws, no D
+//! gradients). Separate Adam for G and D.
+//!
+//! PyTorch twin (checkpoint names; every conv pads with `F.pad` in its
+//! forward for the Keras `same` alignment, so padding adds no modules):
+//! ```text
+//! generator = Sequential(
+//!   0  Linear(L, 12544, bias=False)
+//!   1  BatchNorm1d(12544, eps=1e-3, momentum=0.01)
+//!   2  LeakyReLU(0.2)
+//!   3  Unflatten(1, (7, 7, 256))          # the engine's NHWC feature order
+//!   4  Permute(0, 3, 1, 2)                # NHWC -> NCHW (no parameters)
+//!   5  ConvTranspose2d(256, 128, 5, 1, bias=False)
+//!   6  BatchNorm2d(128, eps=1e-3, momentum=0.01)
+//!   7  LeakyReLU(0.2)
+//!   8  ConvTranspose2d(128, 64, 5, 2, bias=False)
+//!   9  BatchNorm2d(64, eps=1e-3, momentum=0.01)
+//!   10 LeakyReLU(0.2)
+//!   11 ConvTranspose2d(64, 1, 5, 2, bias=False)
+//!   12 Tanh)
+//! discriminator = Sequential(
+//!   0  Conv2d(1, 64, 5, 2)    1 LeakyReLU(0.2)   2 Dropout(0.3)
+//!   3  Conv2d(64, 128, 5, 2)  4 LeakyReLU(0.2)   5 Dropout(0.3)
+//!   global max pool head:  6 AdaptiveMaxPool2d(1), 7 Flatten, 8 Linear(128, 1)
+//!   flatten head:          6 Flatten, 7 Linear(6272, 1))
+//! ```
+//! The 12544 dense features keep the engine's order (NHWC flatten of
+//! 7x7x256) in the checkpoint: `generator.0.weight` is `[12544, L]` with
+//! rows in that order and `generator.1.*` (gamma, beta, running statistics)
+//! follow it, so the twin unflattens as (7, 7, 256) and permutes to NCHW
+//! AFTER the BatchNorm1d. The flatten head's `discriminator.7.weight`
+//! `[1, 6272]` is in PyTorch's NCHW flatten order (converted at save/load).
+//! Adam moments are stored as `optimizer.<name>.exp_avg` / `.exp_avg_sq`.
+
+use rand::SeedableRng;
+
+use crate::data::PIXELS;
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
+use crate::models::{count, record_adam};
+use crate::nn::{BatchNormLayer, Dense, Layer, Param, WeightOp};
+use crate::ops::activation::Activation;
+use crate::ops::bce::{bce_with_logits, BceReduction};
+use crate::ops::conv2d::{Conv2d, Padding};
+use crate::ops::conv_transpose2d::ConvTranspose2d;
+use crate::ops::copy::copy_rows;
+use crate::ops::dropout::{dropout_backward, dropout_eval, dropout_forward};
+use crate::ops::gather::{gather_pixels, PixelMap};
+use crate::ops::pool::{global_max_pool_backward, global_max_pool_forward};
+use crate::ops::rng::{fill_normal, Philox};
+use crate::optim::adam::{Adam, AdamConfig};
+use crate::train::{Checkpoint, GpuDataset};
+
+/// The generator's first image, 7x7x256 (12544 dense features).
+const G_HWC: (usize, usize, usize) = (7, 7, 256);
+const G0: usize = 7 * 7 * 256;
+/// The discriminator's last image, 7x7x128.
+const D_HWC: (usize, usize, usize) = (7, 7, 128);
+const LEAKY: Activation = Activation::LeakyRelu(0.2);
+/// Dropout rate of the discriminator.
+pub const DROPOUT: f32 = 0.3;
+
+/// Loss slots in the step's ring row.
+pub const SLOT_G: usize = 0;
+pub const SLOT_D: usize = 1;
+
+/// Philox streams of one training step.
+const STREAM_Z: u32 = 1;
+const STREAM_D_UPDATE: [u32; 2] = [2, 3];
+const STREAM_G_UPDATE: [u32; 2] = [4, 5];
+/// Stream of [`Gan::sample`]'s latents (drawn on the CPU).
+const STREAM_SAMPLE: u32 = 6;
+
+/// The discriminator's head after the second conv.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DHead {
+    /// Global max pool to 128 features (the article's).
+    #[default]
+    GlobalMaxPool,
+    /// Flatten the 7x7x128 image to 6272 features (the TF DCGAN tutorial).
+    Flatten,
+}
+
+impl DHead {
+    /// Name in checkpoint metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            DHead::GlobalMaxPool => "global_max_pool",
+            DHead::Flatten => "flatten",
+        }
+    }
+
+    /// Features into the final dense layer.
+    pub fn features(self) -> usize {
+        match self {
+            DHead::GlobalMaxPool => D_HWC.2,
+            DHead::Flatten => D_HWC.0 * D_HWC.1 * D_HWC.2,
+        }
+    }
+}
+
+/// Hyperparameters.
+#[derive(Clone, Debug)]
+pub struct GanConfig {
+    pub latent: usize,
+    pub batch: usize,
+    /// The generator's optimizer.
+    pub adam_g: AdamConfig,
+    /// The discriminator's optimizer.
+    pub adam_d: AdamConfig,
+    pub seed: u64,
+    pub head: DHead,
+}
+
+/// The GAN's layers. Batch norms are built for training batches of
+/// `config.batch` (eval runs at any size from the running statistics).
+pub struct Gan {
+    pub config: GanConfig,
+    pub g_fc: Layer<Dense>,
+    pub g_bn0: BatchNormLayer,
+    pub g1: Layer<ConvTranspose2d>,
+    pub g_bn1: BatchNormLayer,
+    pub g2: Layer<ConvTranspose2d>,
+    pub g_bn2: BatchNormLayer,
+    pub g3: Layer<ConvTranspose2d>,
+    pub d1: Layer<Conv2d>,
+    pub d2: Layer<Conv2d>,
+    pub d_fc: Layer<Dense>,
+}
+
+fn zeros(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
+    Tensor::zeros(gpu, shape, name)
+}
+
+/// The `[B, F]` view of an NHWC activation.
+fn flat(t: &Tensor) -> Result<Tensor> {
+    let b = t.shape()[0];
+    t.reshape(&[b, t.numel() / b])
+}
+
+/// Generator activations for one batch size.
+struct GActs {
+    z: Tensor,
+    /// `[B, 12544]` dense output, batch-normed, activated (the last also
+    /// seen as `[B, 7, 7, 256]`).
+    g0: Tensor,
+    g0n: Tensor,
+    g0a: Tensor,
+    g1: Tensor,
+    g1n: Tensor,
+    g1a: Tensor,
+    g2: Tensor,
+    g2n: Tensor,
+    g2a: Tensor,
+    g3: Tensor,
+    /// tanh output `[B, 28, 28, 1]`.
+    img: Tensor,
+}
+
+impl GActs {
+    fn new(gpu: &Gpu, b: usize, l: usize) -> Result<GActs> {
+        let (h, w, c) = G_HWC;
+        Ok(GActs {
+            z: zeros(gpu, &[b, l], "z")?,
+            g0: zeros(gpu, &[b, G0], "gen fc")?,
+            g0n: zeros(gpu, &[b, G0], "gen fc bn")?,
+            g0a: zeros(gpu, &[b, h, w, c], "gen fc leaky")?,
+            g1: zeros(gpu, &[b, 7, 7, 128], "gen1")?,
+            g1n: zeros(gpu, &[b, 7, 7, 128], "gen1 bn")?,
+            g1a: zeros(gpu, &[b, 7, 7, 128], "gen1 leaky")?,
+            g2: zeros(gpu, &[b, 14, 14, 64], "gen2")?,
+            g2n: zeros(gpu, &[b, 14, 14, 64], "gen2 bn")?,
+            g2a: zeros(gpu, &[b, 14, 14, 64], "gen2 leaky")?,
+            g3: zeros(gpu, &[b, 28, 28, 1], "gen3")?,
+            img: zeros(gpu, &[b, 28, 28, 1], "fake images")?,
+        })
+    }
+}
+
+/// Discriminator activations for one batch size.
+struct DActs {
+    x: Tensor,
+    h1: Tensor,
+    a1: Tensor,
+    m1: Tensor,
+    o1: Tensor,
+    h2: Tensor,
+    a2: Tensor,
+    m2: Tensor,
+    o2: Tensor,
+    /// Head features `[B, F]` (the flatten head: a view of `o2`).
+    feat: Tensor,
+    /// Global max pool winners (max pool head only).
+    argmax: Option<Tensor>,
+    /// `[B, 1]`.
+    logits: Tensor,
+}
+
+impl DActs {
+    /// Activations for the input `x` `[B, 28, 28, 1]`.
+    fn new(gpu: &Gpu, x: Tensor, head: DHead) -> Result<DActs> {
+        let b = x.shape()[0];
+        let s1 = [b, 14, 14, 64];
+        let s2 = [b, D_HWC.0, D_HWC.1, D_HWC.2];
+        let o2 = zeros(gpu, &s2, "disc2 dropout")?;
+        let (feat, argmax) = match head {
+            DHead::GlobalMaxPool => (
+                zeros(gpu, &[b, D_HWC.2], "disc pooled")?,
+                Some(Tensor::new(gpu, &[b, D_HWC.2], DType::U32, "disc argmax")?),
+            ),
+            DHead::Flatten => (flat(&o2)?, None),
+        };
+        Ok(DActs {
+            x,
+            h1: zeros(gpu, &s1, "disc1")?,
+            a1: zeros(gpu, &s1, "disc1 leaky")?,
+            m1: zeros(gpu, &s1, "disc1 mask")?,
+            o1: zeros(gpu, &s1, "disc1 dropout")?,
+            h2: zeros(gpu, &s2, "disc2")?,
+            a2: zeros(gpu, &s2, "disc2 leaky")?,
+            m2: zeros(gpu, &s2, "disc2 mask")?,
+            o2,
+            feat,
+            argmax,
+            logits: zeros(gpu, &[b, 1], "disc logits")?,
+        })
+    }
+}
+
+/// Gradients through the discriminator for one batch size.
+struct DGrads {
+    dlogits: Tensor,
+    dfeat: Tensor,
+    do2: Tensor,
+    da2: Tensor,
+    dh2: Tensor,
+    do1: Tensor,
+    da1: Tensor,
+    dh1: Tensor,
+}
+
+impl DGrads {
+    fn new(gpu: &Gpu, b: usize, head: DHead) -> Result<DGrads> {
+        let s1 = [b, 14, 14, 64];
+        let s2 = [b, D_HWC.0, D_HWC.1, D_HWC.2];
+        let do2 = zeros(gpu, &s2, "d disc2 dropout")?;
+        let dfeat = match head {
+            DHead::GlobalMaxPool => zeros(gpu, &[b, D_HWC.2], "d disc pooled")?,
+            DHead::Flatten => flat(&do2)?,
+        };
+        Ok(DGrads {
+            dlogits: zeros(gpu, &[b, 1], "d disc logits")?,
+            dfeat,
+            do2,
+            da2: zeros(gpu, &s2, "d disc2 leaky")?,
+            dh2: zeros(gpu, &s2, "d disc2")?,
+            do1: zeros(gpu, &s1, "d disc1 dropout")?,
+            da1: zeros(gpu, &s1, "d disc1 leaky")?,
+            dh1: zeros(gpu, &s1, "d disc1")?,
+        })
+    }
+
+    fn tensors(self) -> [Tensor; 8] {
+        [
+            self.dlogits,
+            self.dfeat,
+            self.do2,
+            self.da2,
+            self.dh2,
+            self.do1,
+            self.da1,
+            self.dh1,
+        ]
+    }
+}
+
+/// Backward of one weight layer: parameter gradients and (when given) the
+/// input gradient, or the input gradient alone.
+fn layer_backward<Op: WeightOp>(
+    l: &Layer<Op>,
+    weights: bool,
+    gpu: &Gpu,
+    s: &mut Step,
+    x: &Tensor,
+    dy: &Tensor,
+    dx: Option<&Tensor>,
+) -> Result<()> {
+    match (weights, dx) {
+        (true, dx) => l.backward(gpu, s, x, dy, dx),
+        (false, Some(dx)) => l.backward_input(gpu, s, dy, dx),
+        (false, None) => Ok(()),
+    }
+}
+
+/// A recorded training step, with the tensors it writes.
+pub struct TrainStep {
+    pub step: Step,
+    /// The step's generated batch `[B, 28, 28, 1]`, in [-1, 1].
+    pub fake: Tensor,
+    /// The discriminator's logits on [real; fake], `[2B, 1]`.
+    pub d_logits: Tensor,
+}
+
+impl Gan {
+    /// Build with Keras initialisation from `config.seed`: Glorot-uniform
+    /// kernels (generator first, in layer order), zero biases, batch-norm
+    /// gamma 1, beta 0, running mean 0, variance 1.
+    pub fn new(gpu: &Gpu, config: GanConfig) -> Result<Gan> {
+        if config.latent == 0 || config.batch == 0 {
+            return Err(Error::invalid(
+                "gan",
+                "latent_dim and batch size must be positive",
+            ));
+        }
+        config.adam_g.validate()?;
+        config.adam_d.validate()?;
+        let (l, b) = (config.latent, config.batch);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+        let r = &mut rng;
+        let (d_fc_name, d_in_nhwc) = match config.head {
+            DHead::GlobalMaxPool => ("discriminator.8", None),
+            DHead::Flatten => ("discriminator.7", Some(D_HWC)),
+        };
+        Ok(Gan {
+            g_fc: Layer::dense(gpu, r, "generator.0", l, G0, false, None, None)?,
+            g_bn0: BatchNormLayer::new(gpu, "generator.1", &[b, G0])?,
+            g1: Layer::conv_transpose_same(gpu, r, "generator.5", 5, 1, 7, 256, 128, false)?,
+            g_bn1: BatchNormLayer::new(gpu, "generator.6", &[b, 7, 7, 128])?,
+            g2: Layer::conv_transpose_same(gpu, r, "generator.8", 5, 2, 7, 128, 64, false)?,
+            g_bn2: BatchNormLayer::new(gpu, "generator.9", &[b, 14, 14, 64])?,
+            g3: Layer::conv_transpose_same(gpu, r, "generator.11", 5, 2, 14, 64, 1, false)?,
+            d1: Layer::conv(
+                gpu,
+                r,
+                "discriminator.0",
+                5,
+                2,
+                Padding::same(28, 5, 2),
+                1,
+                64,
+                true,
+            )?,
+            d2: Layer::conv(
+                gpu,
+                r,
+                "discriminator.3",
+                5,
+                2,
+                Padding::same(14, 5, 2),
+                64,
+                128,
+                true,
+            )?,
+            d_fc: Layer::dense(
+                gpu,
+                r,
+                d_fc_name,
+                config.head.features(),
+                1,
+                true,
+                d_in_nhwc,
+                None,
+            )?,
+            config,
+        })
+    }
+
+    fn batch_norms(&self) -> [&BatchNormLayer; 3] {
+        [&self.g_bn0, &self.g_bn1, &self.g_bn2]
+    }
+
+    /// The generator's parameters, in layer order.
+    pub fn generator_params(&self) -> Vec<&Param> {
+        self.g_fc
+            .params()
+            .into_iter()
+            .chain(self.g_bn0.params())
+            .chain(self.g1.params())
+            .chain(self.g_bn1.params())
+            .chain(self.g2.params())
+            .chain(self.g_bn2.params())
+            .chain(self.g3.params())
+            .collect()
+    }
+
+    /// The discriminator's parameters, in layer order.
+    pub fn discriminator_params(&self) -> Vec<&Param> {
+        [&self.d1, &self.d2]
+            .iter()
+            .flat_map(|l| l.params())
+            .chain(self.d_fc.params())
+            .collect()
+    }
+
+    /// Every parameter, generator first.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut p = self.generator_params();
+        p.extend(self.discriminator_params());
+        p
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        count(&self.params())
+    }
+
+    /// Trainable scalars of the generator (batch-norm gamma and beta
+    /// included; running statistics are not trainable).
+    pub fn generator_param_count(&self) -> usize {
+        count(&self.generator_params())
+    }
+
+    /// Trainable scalars of the discriminator.
+    pub fn discriminator_param_count(&self) -> usize {
+        count(&self.discriminator_params())
+    }
+
+    /// Record the generator from `a.z` to `a.img`: batch norm from batch
+    /// statistics (running averages updated) when `train`, else from the
+    /// running statistics.
+    fn record_generate(&self, gpu: &Gpu, s: &mut Step, a: &GActs, train: bool) -> Result<()> {
+        let bn = |layer: &BatchNormLayer, s: &mut Step, x: &Tensor, y: &Tensor| {
+            if train {
+                layer.forward_train(gpu, s, x, y)
+            } else {
+                layer.forward_eval(gpu, s, x, y)
+            }
+        };
+        self.g_fc.forward(gpu, s, &a.z, &a.g0)?;
+        bn(&self.g_bn0, s, &a.g0, &a.g0n)?;
+        LEAKY.forward(gpu, s, &a.g0n, &flat(&a.g0a)?)?;
+        self.g1.forward(gpu, s, &a.g0a, &a.g1)?;
+        bn(&self.g_bn1, s, &a.g1, &a.g1n)?;
+        LEAKY.forward(gpu, s, &a.g1n, &a.g1a)?;
+        self.g2.forward(gpu, s, &a.g1a, &a.g2)?;
+        bn(&self.g_bn2, s, &a.g2, &a.g2n)?;
+        LEAKY.forward(gpu, s, &a.g2n, &a.g2a)?;
+        self.g3.forward(gpu, s, &a.g2a, &a.g3)?;
+        Activation::Tanh.forward(gpu, s, &a.g3, &a.img)
+    }
+
+    /// Record the discriminator from `a.x` to `a.logits`. `dropout`: the
+    /// step counter and the two layers' streams (training), or `None`
+    /// (eval: dropout is the identity).
+    fn record_discriminate(
+        &self,
+        gpu: &Gpu,
+        s: &mut Step,
+        a: &DActs,
+        dropout: Option<(&Tensor, [u32; 2])>,
+    ) -> Result<()> {
+        let drop = |s: &mut Step, k: usize, x: &Tensor, m: &Tensor, y: &Tensor| match dropout {
+            Some((counters, streams)) => {
+                let r = Philox::new(self.config.seed, streams[k]);
+                dropout_forward(gpu, s, r, counters, DROPOUT, x, m, y)
+            }
+            None => dropout_eval(gpu, s, x, y),
+        };
+        self.d1.forward(gpu, s, &a.x, &a.h1)?;
+        LEAKY.forward(gpu, s, &a.h1, &a.a1)?;
+        drop(s, 0, &a.a1, &a.m1, &a.o1)?;
+        self.d2.forward(gpu, s, &a.o1, &a.h2)?;
+        LEAKY.forward(gpu, s, &a.h2, &a.a2)?;
+        drop(s, 1, &a.a2, &a.m2, &a.o2)?;
+        if let Some(argmax) = &a.argmax {
+            global_max_pool_forward(gpu, s, &a.o2, &a.feat, argmax)?;
+        }
+        self.d_fc.forward(gpu, s, &a.feat, &a.logits)
+    }
+
+    /// Record the discriminator's backward from `g.dlogits`: parameter
+    /// gradients when `weights`, the input gradient into `dx` when given.
+    fn record_d_backward(
+        &self,
+        gpu: &Gpu,
+        s: &mut Step,
+        a: &DActs,
+        g: &DGrads,
+        weights: bool,
+        dx: Option<&Tensor>,
+    ) -> Result<()> {
+        layer_backward(
+            &self.d_fc,
+            weights,
+            gpu,
+            s,
+            &a.feat,
+            &g.dlogits,
+            Some(&g.dfeat),
+        )?;
+        if let Some(argmax) = &a.argmax {
+            global_max_pool_backward(gpu, s, argmax, &g.dfeat, &g.do2)?;
+        }
+        dropout_backward(gpu, s, &a.m2, &g.do2, &g.da2)?;
+        LEAKY.backward(gpu, s, &a.h2, &g.da2, &g.dh2)?;
+        layer_backward(&self.d2, weights, gpu, s, &a.o1, &g.dh2, Some(&g.do1))?;
+        dropout_backward(gpu, s, &a.m1, &g.do1, &g.da1)?;
+        LEAKY.backward(gpu, s, &a.h1, &g.da1, &g.dh1)?;
+        layer_backward(&self.d1, weights, gpu, s, &a.x, &g.dh1, dx)
+    }
+
+    /// Record one training step on `data` (gather the batch the step
+    /// counter picks, draw z, generate, update D on [real; fake], update G
+    /// through the updated D, advance): losses go to ring slots [`SLOT_G`]
+    /// and [`SLOT_D`].
+    pub fn train_step(&self, gpu: &Gpu, state: &StepState, data: &GpuDataset) -> Result<TrainStep> {
+        let (b, l, head) = (self.config.batch, self.config.latent, self.config.head);
+        if data.batches(b) == 0 {
+            return Err(Error::invalid(
+                "gan",
+                format!(
+                    "batch size {b} is larger than the {} training images",
+                    data.len
+                ),
+            ));
+        }
+        let seed = self.config.seed;
+        let ga = GActs::new(gpu, b, l)?;
+        let real = zeros(gpu, &[b, 28, 28, 1], "real images")?;
+        let both = DActs::new(gpu, zeros(gpu, &[2 * b, 28, 28, 1], "real|fake")?, head)?;
+        let both_g = DGrads::new(gpu, 2 * b, head)?;
+        let fake = DActs::new(gpu, ga.img.clone(), head)?;
+        let fake_g = DGrads::new(gpu, b, head)?;
+        let mut t = vec![1.0f32; b];
+        t.resize(2 * b, 0.0);
+        let d_targets = Tensor::from_f32(gpu, &[2 * b, 1], &t, "real|fake targets")?;
+        let g_targets = Tensor::from_f32(gpu, &[b, 1], &vec![1.0; b], "generator targets")?;
+        let (d_rows, d_loss) = (
+            zeros(gpu, &[2 * b], "d loss rows")?,
+            zeros(gpu, &[1], "d loss")?,
+        );
+        let (g_rows, g_loss) = (
+            zeros(gpu, &[b], "g loss rows")?,
+            zeros(gpu, &[1], "g loss")?,
+        );
+        let dimg = zeros(gpu, &[b, 28, 28, 1], "d fake images")?;
+        let dg3 = zeros(gpu, &[b, 28, 28, 1], "d gen3")?;
+        let dg2a = zeros(gpu, &[b, 14, 14, 64], "d gen2 leaky")?;
+        let dg2n = zeros(gpu, &[b, 14, 14, 64], "d gen2 bn")?;
+        let dg2 = zeros(gpu, &[b, 14, 14, 64], "d gen2")?;
+        let dg1a = zeros(gpu, &[b, 7, 7, 128], "d gen1 leaky")?;
+        let dg1n = zeros(gpu, &[b, 7, 7, 128], "d gen1 bn")?;
+        let dg1 = zeros(gpu, &[b, 7, 7, 128], "d gen1")?;
+        let dg0a = zeros(gpu, &[b, G_HWC.0, G_HWC.1, G_HWC.2], "d gen fc leaky")?;
+        let dg0n = zeros(gpu, &[b, G0], "d gen fc bn")?;
+        let dg0 = zeros(gpu, &[b, G0], "d gen fc")?;
+
+        let mut s = Step::new("gan train");
+        let st = &mut s;
+        // (1) Real batch, latents, fake batch.
+        gather_pixels(
+            gpu,
+            st,
+            &state.counters,
+            &data.perm,
+            &data.images,
+            &real,
+            PixelMap::SIGNED,
+        )?;
+        fill_normal(gpu, st, Philox::new(seed, STREAM_Z), &state.counters, &ga.z)?;
+        self.record_generate(gpu, st, &ga, true)?;
+        // (2) Discriminator update on [real; fake]: mean BCE over the 2B
+        // rows times 2 = BCE(real, 1) + BCE(fake, 0).
+        copy_rows(gpu, st, &real, &both.x, 0)?;
+        copy_rows(gpu, st, &ga.img, &both.x, b)?;
+        self.record_discriminate(gpu, st, &both, Some((&state.counters, STREAM_D_UPDATE)))?;
+        bce_with_logits(
+            gpu,
+            st,
+            &both.logits,
+            &d_targets,
+            &d_rows,
+            &d_loss,
+            Some(&both_g.dlogits),
+            BceReduction::Mean,
+            2.0,
+        )?;
+        state.record_loss(gpu, st, &d_loss, SLOT_D)?;
+        self.record_d_backward(gpu, st, &both, &both_g, true, None)?;
+        record_adam(
+            gpu,
+            st,
+            state,
+            &Adam::new(self.config.adam_d)?,
+            &self.discriminator_params(),
+        )?;
+        // (3) Generator update through the updated discriminator.
+        self.record_discriminate(gpu, st, &fake, Some((&state.counters, STREAM_G_UPDATE)))?;
+        bce_with_logits(
+            gpu,
+            st,
+            &fake.logits,
+            &g_targets,
+            &g_rows,
+            &g_loss,
+            Some(&fake_g.dlogits),
+            BceReduction::Mean,
+            1.0,
+        )?;
+        state.record_loss(gpu, st, &g_loss, SLOT_G)?;
+        self.record_d_backward(gpu, st, &fake, &fake_g, false, Some(&dimg))?;
+        Activation::Tanh.backward(gpu, st, &ga.img, &dimg, &dg3)?;
+        self.g3.backward(gpu, st, &ga.g2a, &dg3, Some(&dg2a))?;
+        LEAKY.backward(gpu, st, &ga.g2n, &dg2a, &dg2n)?;
+        self.g_bn2.backward(gpu, st, &ga.g2, &dg2n, &dg2)?;
+        self.g2.backward(gpu, st, &ga.g1a, &dg2, Some(&dg1a))?;
+        LEAKY.backward(gpu, st, &ga.g1n, &dg1a, &dg1n)?;
+        self.g_bn1.backward(gpu, st, &ga.g1, &dg1n, &dg1)?;
+        self.g1.backward(gpu, st, &ga.g0a, &dg1, Some(&dg0a))?;
+        LEAKY.backward(gpu, st, &ga.g0n, &flat(&dg0a)?, &dg0n)?;
+        self.g_bn0.backward(gpu, st, &ga.g0, &dg0n, &dg0)?;
+        self.g_fc.backward(gpu, st, &ga.z, &dg0, None)?;
+        record_adam(
+            gpu,
+            st,
+            state,
+            &Adam::new(self.config.adam_g)?,
+            &self.generator_params(),
+        )?;
+        state.record_advance(gpu, st)?;
+
+        let d_logits = both.logits.clone();
+        let fake_img = ga.img.clone();
+        s.retain(both_g.tensors());
+        s.retain(fake_g.tensors());
+        s.retain([
+            real, d_targets, g_targets, d_rows, d_loss, g_rows, g_loss, dimg, dg3, dg2a, dg2n, dg2,
+            dg1a, dg1n, dg1, dg0a, dg0n, dg0,
+        ]);
+        for a in [both, fake] {
+            s.retain([
+                a.x, a.h1, a.a1, a.m1, a.o1, a.h2, a.a2, a.m2, a.o2, a.feat, a.logits,
+            ]);
+            s.retain(a.argmax);
+        }
+        s.retain([
+            ga.z, ga.g0, ga.g0n, ga.g0a, ga.g1, ga.g1n, ga.g1a, ga.g2, ga.g2n, ga.g2a, ga.g3,
+            ga.img,
+        ]);
+        Ok(TrainStep {
+            step: s,
+            fake: fake_img,
+            d_logits,
+        })
+    }
+
+    /// Images `[n, 784]` in [-1, 1] generated from `z` (`n * L` values),
+    /// batch norm from the running statistics (eval mode).
+    pub fn generate(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
+        let l = self.config.latent;
+        let n = z.len() / l;
+        if n == 0 || !z.len().is_multiple_of(l) {
+            return Err(Error::invalid(
+                "gan generate",
+                format!("{} values are not whole {l}-d latents", z.len()),
+            ));
+        }
+        let a = GActs::new(gpu, n, l)?;
+        a.z.write_f32(gpu, z)?;
+        let mut s = Step::new("gan generate");
+        self.record_generate(gpu, &mut s, &a, false)?;
+        gpu.run(&[&s])?;
+        a.img.read_f32(gpu)
+    }
+
+    /// `n` samples (eval mode) at z ~ N(0, I) drawn from `seed`.
+    pub fn sample(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
+        let z: Vec<f32> = Philox::new(seed, STREAM_SAMPLE).normal_cpu(0, n * self.config.latent);
+        self.generate(gpu, &z)
+    }
+
+    /// The discriminator's logits `[n]` on `images` (`n * 784` values in
+    /// [-1, 1]), eval mode (no dropout).
+    pub fn discriminate(&self, gpu: &Gpu, images: &[f32]) -> Result<Vec<f32>> {
+        let n = images.len() / PIXELS;
+        if n == 0 || !images.len().is_multiple_of(PIXELS) {
+            return Err(Error::invalid(
+                "gan discriminate",
+                format!("{} values are not whole 28x28 images", images.len()),
+            ));
+        }
+        let x = Tensor::from_f32(gpu, &[n, 28, 28, 1], images, "images")?;
+        let a = DActs::new(gpu, x, self.config.head)?;
+        let mut s = Step::new("gan discriminate");
+        self.record_discriminate(gpu, &mut s, &a, None)?;
+        gpu.run(&[&s])?;
+        a.logits.read_f32(gpu)
+    }
+
+    /// Parameters, Adam moments, batch-norm running statistics and
+    /// metadata, PyTorch names and layouts.
+    pub fn checkpoint(&self, gpu: &Gpu) -> Result<Checkpoint> {
+        let mut ck = Checkpoint::default();
+        for p in self.params() {
+            p.save(gpu, &mut ck)?;
+        }
+        for bn in self.batch_norms() {
+            bn.save_buffers(gpu, &mut ck)?;
+        }
+        ck.metadata.insert("model".into(), "gan".into());
+        ck.metadata
+            .insert("latent_dim".into(), self.config.latent.to_string());
+        ck.metadata
+            .insert("d_head".into(), self.config.head.name().into());
+        Ok(ck)
+    }
+
+    /// Names and PyTorch shapes a checkpoint of this model holds.
+    pub fn checkpoint_entries(&self) -> Vec<(String, Vec<usize>)> {
+        let mut e: Vec<(String, Vec<usize>)> = self
+            .params()
+            .iter()
+            .flat_map(|p| p.checkpoint_entries())
+            .collect();
+        for bn in self.batch_norms() {
+            for (name, t) in bn.buffers() {
+                e.push((name, t.shape().to_vec()));
+            }
+        }
+        e
+    }
+
+    /// Restore parameters, Adam moments and running statistics; a
+    /// checkpoint of another model, head or size is refused with every
+    /// mismatched tensor listed.
+    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+        if let Some(m) = ck.metadata.get("model") {
+            if m != "gan" {
+                return Err(Error::data(
+                    path,
+                    format!("checkpoint is of model {m:?}, not the GAN"),
+                ));
+            }
+        }
+        ck.expect(path, &self.checkpoint_entries())?;
+        for p in self.params() {
+            p.load(gpu, ck, path)?;
+        }
+        for bn in self.batch_norms() {
+            bn.load_buffers(gpu, ck, path)?;
+        }
+        Ok(())
+    }
+}
