@@ -119,3 +119,41 @@ fn prior_grid_spans_the_prior_quantiles() {
     assert!((z[0] as f64 - normal_quantile(0.05)).abs() < 1e-6);
     assert!((z[1] as f64 - normal_quantile(0.95)).abs() < 1e-6);
 }
+
+#[test]
+fn train_gan_resume_is_bit_identical() {
+    use vae_vs_gan::train::gan_run::{train_gan, GanRun};
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let run = |out: &std::path::Path, epochs: usize, resume: bool| {
+        let mut r = GanRun::new(Preset::Tiny, out);
+        r.epochs = Some(epochs);
+        r.train_images = Some(32); // 4 steps per epoch: a GAN step is slow on lavapipe
+        r.plots = false;
+        r.resume = resume;
+        r
+    };
+    let (a, b) = (d.path().join("straight"), d.path().join("resumed"));
+    train_gan(g, &run(&a, 2, false)).unwrap();
+    train_gan(g, &run(&b, 1, false)).unwrap();
+    let (_, m) = train_gan(g, &run(&b, 2, true)).unwrap();
+    assert_eq!(m.epochs.len(), 2);
+    assert!(m
+        .epochs
+        .iter()
+        .all(|e| e.g_loss.unwrap().is_finite() && e.d_loss.unwrap().is_finite()));
+    let ca = Checkpoint::load(&a.join(CHECKPOINT)).unwrap();
+    let cb = Checkpoint::load(&b.join(CHECKPOINT)).unwrap();
+    assert_eq!(
+        ca.tensors, cb.tensors,
+        "2 epochs straight == 1 + resume + 1 (incl. BN running stats, Adam moments)"
+    );
+    // A VAE run folder cannot be resumed as a GAN.
+    let v = d.path().join("vae");
+    train_vae(g, &tiny(&v, 1)).unwrap();
+    let e = train_gan(g, &run(&v, 2, true))
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(e.contains("this is a vae run, not a gan run"), "{e}");
+}

@@ -91,7 +91,7 @@ const STREAM_G_UPDATE: [u32; 2] = [4, 5];
 const STREAM_SAMPLE: u32 = 6;
 
 /// The discriminator's head after the second conv.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum DHead {
     /// Global max pool to 128 features (the article's).
     #[default]

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod dataset;
+pub mod gan_run;
 pub mod metrics;
 pub mod preset;
 pub mod run;
@@ -12,5 +13,5 @@ pub mod vae_run;
 pub use checkpoint::{write_atomic, Checkpoint};
 pub use dataset::GpuDataset;
 pub use metrics::{AdapterDesc, EpochMetrics, Metrics};
-pub use preset::{DHead, GanPreset, Preset, VaePreset};
+pub use preset::{GanPreset, Preset, VaePreset};
 pub use run::{progress_bar, run_epoch, EpochRun};

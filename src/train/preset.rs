@@ -2,6 +2,7 @@
 //! tutorial's, a CPU-sized smoke run, and a tiny one for tests.
 
 use crate::error::{Error, Result};
+use crate::models::gan::DHead;
 
 /// A named set of hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -30,15 +31,6 @@ pub struct VaePreset {
     pub train_images: Option<usize>,
     /// Test images scored each epoch (`None`: all 10,000).
     pub test_images: Option<usize>,
-}
-
-/// The discriminator's head after the second conv.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DHead {
-    /// Global max pool over the 7x7 map (the article's).
-    MaxPool,
-    /// Flatten the 7x7x128 map (the TensorFlow DCGAN tutorial's).
-    Flatten,
 }
 
 /// GAN hyperparameters of a preset.
@@ -115,7 +107,7 @@ impl Preset {
                 lr_g: 1e-3,
                 lr_d: 1e-3,
                 epochs: 100,
-                head: DHead::MaxPool,
+                head: DHead::GlobalMaxPool,
                 train_images: None,
             },
             Preset::Dcgan => GanPreset {
@@ -133,7 +125,7 @@ impl Preset {
                 lr_g: 1e-3,
                 lr_d: 1e-3,
                 epochs: 2,
-                head: DHead::MaxPool,
+                head: DHead::GlobalMaxPool,
                 train_images: Some(4_000),
             },
             Preset::Tiny => GanPreset {
@@ -142,7 +134,7 @@ impl Preset {
                 lr_g: 1e-3,
                 lr_d: 1e-3,
                 epochs: 2,
-                head: DHead::MaxPool,
+                head: DHead::GlobalMaxPool,
                 train_images: Some(64),
             },
         }

@@ -142,17 +142,25 @@ pub struct Resumed {
     pub metrics: Vec<EpochMetrics>,
 }
 
-/// Load `out`'s checkpoint, refuse it if it was trained with other `meta`,
+/// Load `out`'s checkpoint, refuse it if it is of another model or was
+/// trained with other `meta`,
 /// hand it to `restore` (which refuses another architecture), and say where
 /// the run continues.
 pub fn resume(
     gpu: &Gpu,
     out: &Path,
+    model: &str,
     meta: &[(String, String)],
     restore: impl FnOnce(&Checkpoint, &Path) -> Result<()>,
 ) -> Result<Resumed> {
     let path = resume_path(out)?;
     let ck = Checkpoint::load(&path)?;
+    if let Some(m) = ck.metadata.get("model").filter(|m| m.as_str() != model) {
+        return Err(Error::data(
+            &path,
+            format!("this is a {m} run, not a {model} run: resume it with its own example"),
+        ));
+    }
     for (k, v) in meta {
         match ck.metadata.get(k) {
             Some(saved) if saved != v => {

@@ -111,7 +111,9 @@ pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
     };
     let run_meta = run_metadata(&config, preset, train.len(), dataset);
     if opts.resume {
-        let r = resume(gpu, out, &run_meta, |ck, path| vae.restore(gpu, ck, path))?;
+        let r = resume(gpu, out, "vae", &run_meta, |ck, path| {
+            vae.restore(gpu, ck, path)
+        })?;
         (start_epoch, start_step) = (r.epoch, r.step);
         metrics.epochs = r.metrics;
     }

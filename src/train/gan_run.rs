@@ -1,0 +1,214 @@
+//! A whole GAN training run (what `examples/train_gan.rs` runs): data,
+//! model, resume, the epoch loop, per-epoch outputs and the final plots.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::{self, Dataset, Split};
+use crate::error::Result;
+use crate::gpu::{Gpu, StepState};
+use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
+use crate::optim::adam::AdamConfig;
+use crate::report::{line_plot, save_grid};
+use crate::train::run::STEPS_PER_SUBMIT;
+use crate::train::session::{prepare_out, prior_grid, resume, save_epoch, stopped};
+use crate::train::{
+    progress_bar, run_epoch, AdapterDesc, EpochMetrics, GpuDataset, Metrics, Preset,
+};
+
+/// Everything a GAN run can be told; `None` takes the preset's value.
+#[derive(Clone, Debug)]
+pub struct GanRun {
+    pub preset: Preset,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Both optimizers' learning rate.
+    pub lr: Option<f32>,
+    /// The discriminator's learning rate, overriding `lr`.
+    pub lr_d: Option<f32>,
+    pub latent_dim: Option<usize>,
+    pub head: Option<DHead>,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub dataset: Dataset,
+    pub data_dir: Option<PathBuf>,
+    pub resume: bool,
+    pub train_images: Option<usize>,
+    pub overwrite: bool,
+    pub plots: bool,
+}
+
+impl GanRun {
+    /// The preset's run into `out`.
+    pub fn new(preset: Preset, out: &Path) -> GanRun {
+        GanRun {
+            preset,
+            epochs: None,
+            batch_size: None,
+            lr: None,
+            lr_d: None,
+            latent_dim: None,
+            head: None,
+            seed: 0,
+            out: out.to_path_buf(),
+            dataset: Dataset::Mnist,
+            data_dir: None,
+            resume: false,
+            train_images: None,
+            overwrite: false,
+            plots: true,
+        }
+    }
+}
+
+/// Train (or continue, with `resume`) and return the metrics; every epoch
+/// writes its sample grid, `metrics.json` and the checkpoint into `out`.
+pub fn train_gan(gpu: &Gpu, opts: &GanRun) -> Result<(Gan, Metrics)> {
+    let (preset, out) = (opts.preset, opts.out.as_path());
+    let p = preset.gan();
+    let dir = opts
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| opts.dataset.default_dir());
+    prepare_out(out, opts.resume, opts.overwrite)?;
+    let lr_g = opts.lr.unwrap_or(p.lr_g);
+    let config = GanConfig {
+        latent: opts.latent_dim.unwrap_or(p.latent),
+        batch: opts.batch_size.unwrap_or(p.batch),
+        adam_g: AdamConfig::keras(lr_g),
+        adam_d: AdamConfig::keras(opts.lr_d.or(opts.lr).unwrap_or(p.lr_d)),
+        seed: opts.seed,
+        head: opts.head.unwrap_or(p.head),
+    };
+    let epochs = opts.epochs.unwrap_or(p.epochs);
+    let train = data::load(
+        opts.dataset,
+        &dir,
+        Split::Train,
+        opts.train_images.or(p.train_images),
+    )?;
+    let train_gpu = GpuDataset::upload(gpu, &train, "train")?;
+    let gan = Gan::new(gpu, config.clone())?;
+    eprintln!(
+        "GAN: latent {}, batch {}, lr G {} D {}, head {}, {} parameters (G {}, D {}); {} training images of {}",
+        config.latent,
+        config.batch,
+        config.adam_g.lr,
+        config.adam_d.lr,
+        config.head.name(),
+        gan.param_count(),
+        gan.generator_param_count(),
+        gan.discriminator_param_count(),
+        train.len(),
+        opts.dataset.name()
+    );
+    let mut metrics = Metrics {
+        model: "gan".into(),
+        preset: preset.name().into(),
+        adapter: AdapterDesc::of(gpu),
+        params: gan.param_count(),
+        epochs: Vec::new(),
+        peak_gpu_bytes: 0,
+    };
+    let run_meta = vec![
+        ("preset".to_string(), preset.name().to_string()),
+        ("batch".into(), config.batch.to_string()),
+        ("seed".into(), config.seed.to_string()),
+        ("train_images".into(), train.len().to_string()),
+        ("dataset".into(), opts.dataset.name().into()),
+        ("lr_g".into(), config.adam_g.lr.to_string()),
+        ("lr_d".into(), config.adam_d.lr.to_string()),
+    ];
+    let (mut start_epoch, mut start_step) = (0, 0u32);
+    if opts.resume {
+        let r = resume(gpu, out, "gan", &run_meta, |ck, path| {
+            gan.restore(gpu, ck, path)
+        })?;
+        (start_epoch, start_step) = (r.epoch, r.step);
+        metrics.epochs = r.metrics;
+    }
+
+    let steps = train_gpu.batches(config.batch);
+    let state = StepState::new(gpu, 2, STEPS_PER_SUBMIT, start_step)?;
+    let ts = gan.train_step(gpu, &state, &train_gpu)?;
+    let names = ["g_loss", "d_loss"];
+    for epoch in start_epoch..epochs {
+        let pb = progress_bar(steps, epoch, epochs);
+        let run = run_epoch(
+            gpu,
+            &ts.step,
+            &state,
+            &train_gpu,
+            config.seed,
+            epoch,
+            config.batch,
+            &names,
+            &pb,
+        )
+        .map_err(|e| stopped(e, out))?;
+        let (g, d) = (run.mean_losses[SLOT_G], run.mean_losses[SLOT_D]);
+        println!(
+            "Epoch {} Generator Loss: {g:.4}, Discriminator Loss: {d:.4}",
+            epoch + 1
+        );
+        eprintln!("  {:.1} s, {:.0} images/s", run.seconds, run.images_per_sec);
+        let samples: Vec<f32> = gan.sample(gpu, 100, config.seed)?;
+        save_grid(
+            &out.join(format!("samples_epoch_{:03}.png", epoch + 1)),
+            &samples,
+            28,
+            10,
+            10,
+            -1.0,
+            1.0,
+        )?;
+        metrics.epochs.push(EpochMetrics {
+            epoch: epoch + 1,
+            g_loss: Some(g),
+            d_loss: Some(d),
+            seconds: run.seconds,
+            images_per_sec: run.images_per_sec,
+            ..Default::default()
+        });
+        metrics.peak_gpu_bytes = metrics.peak_gpu_bytes.max(gpu.peak_bytes());
+        save_epoch(
+            gpu,
+            out,
+            gan.checkpoint(gpu)?,
+            &run_meta,
+            epoch + 1,
+            &state,
+            &metrics,
+        )?;
+    }
+    if opts.plots {
+        let pts = |f: fn(&EpochMetrics) -> Option<f64>| {
+            metrics
+                .epochs
+                .iter()
+                .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
+                .collect()
+        };
+        line_plot(
+            &out.join("loss.png"),
+            "GAN losses",
+            "epoch",
+            "binary cross-entropy",
+            &[
+                ("generator".into(), pts(|e| e.g_loss)),
+                ("discriminator".into(), pts(|e| e.d_loss)),
+            ],
+        )?;
+        if config.latent == 2 {
+            save_grid(
+                &out.join("latent_manifold.png"),
+                &gan.generate(gpu, &prior_grid(20))?,
+                28,
+                20,
+                20,
+                -1.0,
+                1.0,
+            )?;
+        }
+    }
+    Ok((gan, metrics))
+}
