@@ -5,15 +5,12 @@ use std::path::{Path, PathBuf};
 
 use crate::data::{self, Dataset, Split};
 use crate::error::Result;
-use crate::gpu::{Gpu, StepState};
+use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
-use crate::train::run::STEPS_PER_SUBMIT;
-use crate::train::session::{prepare_out, prior_grid, resume, save_epoch, stopped};
-use crate::train::{
-    progress_bar, run_epoch, AdapterDesc, EpochMetrics, GpuDataset, Metrics, Preset,
-};
+use crate::train::session::{prepare_out, prior_grid, Session};
+use crate::train::{EpochMetrics, GpuDataset, Metrics, Preset};
 
 /// Everything a GAN run can be told; `None` takes the preset's value.
 #[derive(Clone, Debug)]
@@ -101,15 +98,7 @@ pub fn train_gan(gpu: &Gpu, opts: &GanRun) -> Result<(Gan, Metrics)> {
         train.len(),
         opts.dataset.name()
     );
-    let mut metrics = Metrics {
-        model: "gan".into(),
-        preset: preset.name().into(),
-        adapter: AdapterDesc::of(gpu),
-        params: gan.param_count(),
-        epochs: Vec::new(),
-        peak_gpu_bytes: 0,
-    };
-    let run_meta = vec![
+    let meta = vec![
         ("preset".to_string(), preset.name().to_string()),
         ("batch".into(), config.batch.to_string()),
         ("seed".into(), config.seed.to_string()),
@@ -118,68 +107,52 @@ pub fn train_gan(gpu: &Gpu, opts: &GanRun) -> Result<(Gan, Metrics)> {
         ("lr_g".into(), config.adam_g.lr.to_string()),
         ("lr_d".into(), config.adam_d.lr.to_string()),
     ];
-    let (mut start_epoch, mut start_step) = (0, 0u32);
-    if opts.resume {
-        let r = resume(gpu, out, "gan", &run_meta, |ck, path| {
-            gan.restore(gpu, ck, path)
-        })?;
-        (start_epoch, start_step) = (r.epoch, r.step);
-        metrics.epochs = r.metrics;
-    }
-
-    let steps = train_gpu.batches(config.batch);
-    let state = StepState::new(gpu, 2, STEPS_PER_SUBMIT, start_step)?;
-    let ts = gan.train_step(gpu, &state, &train_gpu)?;
-    let names = ["g_loss", "d_loss"];
-    for epoch in start_epoch..epochs {
-        let pb = progress_bar(steps, epoch, epochs);
-        let run = run_epoch(
-            gpu,
-            &ts.step,
-            &state,
-            &train_gpu,
-            config.seed,
-            epoch,
-            config.batch,
-            &names,
-            &pb,
-        )
-        .map_err(|e| stopped(e, out))?;
-        let (g, d) = (run.mean_losses[SLOT_G], run.mean_losses[SLOT_D]);
-        println!(
-            "Epoch {} Generator Loss: {g:.4}, Discriminator Loss: {d:.4}",
-            epoch + 1
-        );
-        eprintln!("  {:.1} s, {:.0} images/s", run.seconds, run.images_per_sec);
-        let samples: Vec<f32> = gan.sample(gpu, 100, config.seed)?;
-        save_grid(
-            &out.join(format!("samples_epoch_{:03}.png", epoch + 1)),
-            &samples,
-            28,
-            10,
-            10,
-            -1.0,
-            1.0,
-        )?;
-        metrics.epochs.push(EpochMetrics {
-            epoch: epoch + 1,
-            g_loss: Some(g),
-            d_loss: Some(d),
-            seconds: run.seconds,
-            images_per_sec: run.images_per_sec,
-            ..Default::default()
-        });
-        metrics.peak_gpu_bytes = metrics.peak_gpu_bytes.max(gpu.peak_bytes());
-        save_epoch(
-            gpu,
-            out,
-            gan.checkpoint(gpu)?,
-            &run_meta,
-            epoch + 1,
-            &state,
-            &metrics,
-        )?;
-    }
+    let mut session = Session::start(
+        gpu,
+        out,
+        opts.resume,
+        "gan",
+        preset,
+        gan.param_count(),
+        meta,
+        |ck, path| gan.restore(gpu, ck, path),
+    )?;
+    let ts = gan.train_step(gpu, &session.state, &train_gpu)?;
+    session.run_epochs(
+        &ts.step,
+        &train_gpu,
+        config.seed,
+        config.batch,
+        epochs,
+        &["g_loss", "d_loss"],
+        |epoch, run| {
+            let (g, d) = (run.mean_losses[SLOT_G], run.mean_losses[SLOT_D]);
+            println!(
+                "Epoch {} Generator Loss: {g:.4}, Discriminator Loss: {d:.4}",
+                epoch + 1
+            );
+            eprintln!("  {:.1} s, {:.0} images/s", run.seconds, run.images_per_sec);
+            save_grid(
+                &out.join(format!("samples_epoch_{:03}.png", epoch + 1)),
+                &gan.sample(gpu, 100, config.seed)?,
+                28,
+                10,
+                10,
+                -1.0,
+                1.0,
+            )?;
+            let m = EpochMetrics {
+                epoch: epoch + 1,
+                g_loss: Some(g),
+                d_loss: Some(d),
+                seconds: run.seconds,
+                images_per_sec: run.images_per_sec,
+                ..Default::default()
+            };
+            Ok((m, gan.checkpoint(gpu)?))
+        },
+    )?;
+    let metrics = session.metrics;
     if opts.plots {
         let pts = |f: fn(&EpochMetrics) -> Option<f64>| {
             metrics

@@ -20,6 +20,8 @@ pub struct EpochRun {
     /// Mean of each loss slot over the epoch's steps.
     pub mean_losses: Vec<f64>,
     pub steps: usize,
+    /// Steps completed overall at the end of the epoch.
+    pub global_steps: u64,
     pub seconds: f64,
     pub images_per_sec: f64,
 }
@@ -103,6 +105,7 @@ pub fn run_epoch(
     Ok(EpochRun {
         mean_losses: sums.iter().map(|s| s / steps as f64).collect(),
         steps,
+        global_steps: from,
         seconds,
         images_per_sec: (steps * batch) as f64 / seconds,
     })

@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, StepState};
-use crate::train::{Checkpoint, EpochMetrics, Metrics, Preset};
+use crate::gpu::{Gpu, Step, StepState};
+use crate::train::run::STEPS_PER_SUBMIT;
+use crate::train::{
+    progress_bar, run_epoch, AdapterDesc, Checkpoint, EpochMetrics, EpochRun, GpuDataset, Metrics,
+    Preset,
+};
 
 /// The checkpoint file inside a run's output folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -225,5 +229,103 @@ pub fn stopped(e: Error, out: &Path) -> Error {
     Error::Stopped {
         cause: Box::new(e),
         hint,
+    }
+}
+
+/// A training run's bookkeeping around the model: its output folder, the
+/// metadata a resume must match, the metrics so far, and the GPU step state
+/// (counter and loss ring, two loss slots).
+pub struct Session<'a> {
+    gpu: &'a Gpu,
+    out: &'a Path,
+    meta: Vec<(String, String)>,
+    pub metrics: Metrics,
+    pub start_epoch: usize,
+    pub state: StepState,
+}
+
+impl<'a> Session<'a> {
+    /// Start a run of `model` in `out`, or continue it (`resume`): the
+    /// checkpoint goes to `restore`, the counter and epoch come back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        gpu: &'a Gpu,
+        out: &'a Path,
+        resuming: bool,
+        model: &str,
+        preset: Preset,
+        params: usize,
+        meta: Vec<(String, String)>,
+        restore: impl FnOnce(&Checkpoint, &Path) -> Result<()>,
+    ) -> Result<Session<'a>> {
+        let mut metrics = Metrics {
+            model: model.into(),
+            preset: preset.name().into(),
+            adapter: AdapterDesc::of(gpu),
+            params,
+            epochs: Vec::new(),
+            peak_gpu_bytes: 0,
+        };
+        let (mut start_epoch, mut start_step) = (0, 0u32);
+        if resuming {
+            let r = resume(gpu, out, model, &meta, restore)?;
+            (start_epoch, start_step) = (r.epoch, r.step);
+            metrics.epochs = r.metrics;
+        }
+        let state = StepState::new(gpu, 2, STEPS_PER_SUBMIT, start_step)?;
+        Ok(Session {
+            gpu,
+            out,
+            meta,
+            metrics,
+            start_epoch,
+            state,
+        })
+    }
+
+    /// Run epochs `start_epoch..epochs` of `step` over `data`. After each,
+    /// `after` logs, writes the epoch's pictures and returns its metrics and
+    /// the checkpoint, which is saved with `metrics.json`. A failure names
+    /// the last good checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_epochs(
+        &mut self,
+        step: &Step,
+        data: &GpuDataset,
+        seed: u64,
+        batch: usize,
+        epochs: usize,
+        names: &[&str],
+        mut after: impl FnMut(usize, &EpochRun) -> Result<(EpochMetrics, Checkpoint)>,
+    ) -> Result<()> {
+        let steps = data.batches(batch);
+        for epoch in self.start_epoch..epochs {
+            let pb = progress_bar(steps, epoch, epochs);
+            let run = run_epoch(
+                self.gpu,
+                step,
+                &self.state,
+                data,
+                seed,
+                epoch,
+                batch,
+                names,
+                &pb,
+            )
+            .map_err(|e| stopped(e, self.out))?;
+            let (m, ck) = after(epoch, &run).map_err(|e| stopped(e, self.out))?;
+            self.metrics.epochs.push(m);
+            self.metrics.peak_gpu_bytes = self.metrics.peak_gpu_bytes.max(self.gpu.peak_bytes());
+            save_epoch(
+                self.gpu,
+                self.out,
+                ck,
+                &self.meta,
+                epoch + 1,
+                &self.state,
+                &self.metrics,
+            )?;
+        }
+        Ok(())
     }
 }

@@ -6,15 +6,12 @@ use std::path::{Path, PathBuf};
 
 use crate::data::{self, Dataset, Split, PIXELS};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, StepState};
+use crate::gpu::Gpu;
 use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
-use crate::train::run::STEPS_PER_SUBMIT;
-use crate::train::session::{prepare_out, prior_grid, resume, save_epoch, stopped};
-use crate::train::{
-    progress_bar, run_epoch, AdapterDesc, EpochMetrics, GpuDataset, Metrics, Preset,
-};
+use crate::train::session::{prepare_out, prior_grid, Session};
+use crate::train::{EpochMetrics, GpuDataset, Metrics, Preset};
 
 /// Everything a VAE run can be told; `None` takes the preset's value.
 #[derive(Clone, Debug)]
@@ -98,89 +95,66 @@ pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
         dataset.name()
     );
 
-    // Resume: parameters, Adam moments, step counter, epoch, metrics.
-    let mut start_epoch = 0;
-    let mut start_step = 0u32;
-    let mut metrics = Metrics {
-        model: "vae".into(),
-        preset: preset.name().into(),
-        adapter: AdapterDesc::of(gpu),
-        params: vae.param_count(),
-        epochs: Vec::new(),
-        peak_gpu_bytes: 0,
-    };
-    let run_meta = run_metadata(&config, preset, train.len(), dataset);
-    if opts.resume {
-        let r = resume(gpu, out, "vae", &run_meta, |ck, path| {
-            vae.restore(gpu, ck, path)
-        })?;
-        (start_epoch, start_step) = (r.epoch, r.step);
-        metrics.epochs = r.metrics;
-    }
-
-    let steps = train_gpu.batches(config.batch);
-    let state = StepState::new(gpu, 2, STEPS_PER_SUBMIT, start_step)?;
-    let ts = vae.train_step(gpu, &state, &train_gpu)?;
-    let names = ["recon", "kl"];
-    for epoch in start_epoch..epochs {
-        let pb = progress_bar(steps, epoch, epochs);
-        let run = run_epoch(
-            gpu,
-            &ts.step,
-            &state,
-            &train_gpu,
-            config.seed,
-            epoch,
-            config.batch,
-            &names,
-            &pb,
-        )
-        .map_err(|e| stopped(e, out))?;
-        let train_loss = run.mean_losses[SLOT_RECON] + run.mean_losses[SLOT_KL];
-        let test_loss = vae.test_loss(gpu, &test_gpu, 500)?;
-        println!("Epoch: {}, Loss: {:.4}", epoch + 1, test_loss);
-        eprintln!(
-            "  train loss {train_loss:.4} (recon {:.4}, kl {:.4}), {:.1} s, {:.0} images/s",
-            run.mean_losses[SLOT_RECON], run.mean_losses[SLOT_KL], run.seconds, run.images_per_sec
-        );
-        if !test_loss.is_finite() {
-            let e = Error::NonFinite {
-                loss: "test".into(),
-                value: test_loss as f32,
+    let meta = run_metadata(&config, preset, train.len(), dataset);
+    let mut session = Session::start(
+        gpu,
+        out,
+        opts.resume,
+        "vae",
+        preset,
+        vae.param_count(),
+        meta,
+        |ck, path| vae.restore(gpu, ck, path),
+    )?;
+    let ts = vae.train_step(gpu, &session.state, &train_gpu)?;
+    session.run_epochs(
+        &ts.step,
+        &train_gpu,
+        config.seed,
+        config.batch,
+        epochs,
+        &["recon", "kl"],
+        |epoch, run| {
+            let train_loss = run.mean_losses[SLOT_RECON] + run.mean_losses[SLOT_KL];
+            let test_loss = vae.test_loss(gpu, &test_gpu, 500)?;
+            println!("Epoch: {}, Loss: {:.4}", epoch + 1, test_loss);
+            eprintln!(
+                "  train loss {train_loss:.4} (recon {:.4}, kl {:.4}), {:.1} s, {:.0} images/s",
+                run.mean_losses[SLOT_RECON],
+                run.mean_losses[SLOT_KL],
+                run.seconds,
+                run.images_per_sec
+            );
+            if !test_loss.is_finite() {
+                return Err(Error::NonFinite {
+                    loss: "test".into(),
+                    value: test_loss as f32,
+                    epoch: epoch + 1,
+                    step: run.steps,
+                    global_step: run.global_steps,
+                });
+            }
+            save_grid(
+                &out.join(format!("samples_epoch_{:03}.png", epoch + 1)),
+                &vae.sample(gpu, 100, config.seed)?,
+                28,
+                10,
+                10,
+                0.0,
+                1.0,
+            )?;
+            let m = EpochMetrics {
                 epoch: epoch + 1,
-                step: steps,
-                global_step: state.steps_done(gpu)?,
+                train_loss: Some(train_loss),
+                test_loss: Some(test_loss),
+                seconds: run.seconds,
+                images_per_sec: run.images_per_sec,
+                ..Default::default()
             };
-            return Err(stopped(e, out));
-        }
-        save_grid(
-            &out.join(format!("samples_epoch_{:03}.png", epoch + 1)),
-            &vae.sample(gpu, 100, config.seed)?,
-            28,
-            10,
-            10,
-            0.0,
-            1.0,
-        )?;
-        metrics.epochs.push(EpochMetrics {
-            epoch: epoch + 1,
-            train_loss: Some(train_loss),
-            test_loss: Some(test_loss),
-            seconds: run.seconds,
-            images_per_sec: run.images_per_sec,
-            ..Default::default()
-        });
-        metrics.peak_gpu_bytes = metrics.peak_gpu_bytes.max(gpu.peak_bytes());
-        save_epoch(
-            gpu,
-            out,
-            vae.checkpoint(gpu)?,
-            &run_meta,
-            epoch + 1,
-            &state,
-            &metrics,
-        )?;
-    }
+            Ok((m, vae.checkpoint(gpu)?))
+        },
+    )?;
+    let metrics = session.metrics;
     if opts.plots {
         final_plots(gpu, &vae, &metrics, &test, out)?;
     }
