@@ -13,7 +13,7 @@ pub const SIDE: usize = 28;
 pub const PIXELS: usize = SIDE * SIDE;
 
 /// Which dataset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dataset {
     Mnist,
     /// Zalando's Fashion-MNIST (Debian package `dataset-fashion-mnist`).

@@ -2,6 +2,7 @@
 //! epoch loop and the metrics file.
 
 pub mod checkpoint;
+pub mod cli;
 pub mod dataset;
 pub mod gan_run;
 pub mod metrics;

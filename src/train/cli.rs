@@ -1,0 +1,66 @@
+//! Command-line options both training examples share.
+
+use std::path::PathBuf;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::train::Preset;
+
+/// Options of every training run.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// Hyperparameter preset (default: article on a GPU, smoke on a CPU adapter).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate (for the GAN: both optimizers).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long)]
+    pub latent_dim: Option<usize>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder (default target/<model>, or the --resume folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Folder with the four IDX files (default: data/mnist, or the Debian
+    /// package's folder for --dataset fashion).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "mnist")]
+    pub dataset: Dataset,
+    /// Continue the run saved in this folder, bit-identically.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    pub train_images: Option<usize>,
+    /// Replace a run already in --out.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl CommonArgs {
+    /// The output folder: --out, else the --resume folder, else `default`.
+    /// A resumed run continues in its own folder.
+    pub fn out_dir(&self, default: &str) -> Result<PathBuf> {
+        let out = self
+            .out
+            .clone()
+            .or(self.resume.clone())
+            .unwrap_or_else(|| PathBuf::from(default));
+        match &self.resume {
+            Some(r) if r != &out => Err(Error::data(
+                r,
+                format!(
+                    "--resume and --out {} differ: a resumed run continues in its own folder",
+                    out.display()
+                ),
+            )),
+            _ => Ok(out),
+        }
+    }
+}
