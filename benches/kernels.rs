@@ -5,6 +5,8 @@
 //! `cargo bench --bench kernels` (a few minutes on lavapipe).
 //! Env: `KERNEL_BENCH_BATCH` (default 128) shrinks the conv batch;
 //! `KERNEL_BENCH_TILE=bm,bn,bk,tm,tn` forces one tile for every kernel;
+//! `KERNEL_BENCH_MAIN=direct|tiled` forces the main loop;
+//! `KERNEL_BENCH_SPLITS=n` forces the split-K count;
 //! `KERNEL_BENCH_FILTER=substring` runs only matching benches.
 //!
 //! Each iteration is one submit-and-wait of a step holding `reps` copies of
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use vae_vs_gan::ops::conv2d::{self, Conv2d, ConvDims, Padding};
 use vae_vs_gan::ops::dense;
-use vae_vs_gan::ops::gemm::{GemmConfig, Scratch, Tile};
+use vae_vs_gan::ops::gemm::{GemmConfig, Main, Scratch, Tile};
 use vae_vs_gan::{Gpu, Step, Tensor};
 
 fn cfg() -> GemmConfig {
@@ -29,7 +31,15 @@ fn cfg() -> GemmConfig {
             .collect();
         Tile::new(v[0], v[1], v[2], v[3], v[4])
     });
-    GemmConfig { tile, splits: None }
+    let main = std::env::var("KERNEL_BENCH_MAIN").ok().map(|s| match &*s {
+        "direct" => Main::Direct,
+        "tiled" => Main::Tiled,
+        _ => panic!("KERNEL_BENCH_MAIN: direct or tiled"),
+    });
+    let splits = std::env::var("KERNEL_BENCH_SPLITS")
+        .ok()
+        .map(|s| s.parse().expect("splits"));
+    GemmConfig { main, tile, splits }
 }
 
 fn filled(gpu: &Gpu, shape: &[usize], label: &str) -> Tensor {
@@ -85,9 +95,12 @@ fn bench_op(
     let mut t = times.into_inner();
     t.sort_by(|a, b| a.total_cmp(b));
     let median = t[t.len() / 2];
+    // the fastest sample too: on a shared machine other work only slows a
+    // sample down, so the best one is the closer estimate of an idle run
     println!(
-        "GFLOP/s {name}: {:.2} (median {:.2} ms per op, {:.3} GFLOP, {reps} per submit)",
+        "GFLOP/s {name}: {:.2} best {:.2} (median {:.2} ms per op, {:.3} GFLOP, {reps} per submit)",
         flops / median * 1e-9,
+        flops / t[0] * 1e-9,
         median * 1e3,
         flops * 1e-9
     );

@@ -419,12 +419,12 @@ pub fn backward_weights_cpu<T: Real>(d: &ConvDims, x: &[T], dy: &[T]) -> Vec<T> 
 /// validation test.
 pub fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
-    for tile in gemm::AUTO_TILES {
-        v.push(gemm::call_kernel(FWD, false, tile));
-        v.push(gemm::call_kernel(FWD, true, tile));
-        v.push(gemm::call_kernel(DGRAD, false, tile));
-        v.push(gemm::call_kernel(DGRAD, true, tile));
-        v.push(gemm::call_kernel(WGRAD, false, tile));
+    for (main, tile) in gemm::test_tiles() {
+        v.push(gemm::call_kernel(FWD, false, tile, main));
+        v.push(gemm::call_kernel(FWD, true, tile, main));
+        v.push(gemm::call_kernel(DGRAD, false, tile, main));
+        v.push(gemm::call_kernel(DGRAD, true, tile, main));
+        v.push(gemm::call_kernel(WGRAD, false, tile, main));
     }
     v
 }

@@ -9,19 +9,19 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod bce;
+pub mod bias;
+pub mod conv2d;
+pub mod conv_transpose2d;
+pub mod dense;
 pub mod dropout;
 pub mod gather;
+pub mod gemm;
 pub mod kl;
 pub mod pool;
 pub mod reduce;
 pub mod reparam;
 pub mod rng;
 pub mod softmax_ce;
-pub mod bias;
-pub mod conv2d;
-pub mod conv_transpose2d;
-pub mod dense;
-pub mod gemm;
 
 use crate::gpu::Kernel;
 
