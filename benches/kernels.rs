@@ -50,6 +50,17 @@ fn filled(gpu: &Gpu, shape: &[usize], label: &str) -> Tensor {
     Tensor::from_f32(gpu, shape, &data, label).expect("upload")
 }
 
+/// CPU seconds (user + system, all threads: lavapipe's workers run in this
+/// process) from /proc/self/stat; None off Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the parenthesised command name; utime, stime are 14, 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ, 100 on Linux
+}
+
 /// Time one recorded op: `record` adds one copy of it to a step.
 fn bench_op(
     c: &mut Criterion,
@@ -71,6 +82,8 @@ fn bench_op(
     }
     gpu.run(&[&step]).expect("warm-up run"); // compiles, first touch
     let times = RefCell::new(Vec::new());
+    let ops = RefCell::new(0u64);
+    let cpu0 = cpu_seconds();
     let mut group = c.benchmark_group("kernels");
     group
         .sample_size(10)
@@ -85,6 +98,7 @@ fn bench_op(
                 gpu.run(&[&step]).expect("run");
             }
             let dt = t0.elapsed();
+            *ops.borrow_mut() += iters * reps as u64;
             times
                 .borrow_mut()
                 .push(dt.as_secs_f64() / (iters as f64 * reps as f64));
@@ -95,10 +109,17 @@ fn bench_op(
     let mut t = times.into_inner();
     t.sort_by(|a, b| a.total_cmp(b));
     let median = t[t.len() / 2];
+    // GFLOP per CPU-second: on a shared machine the wall clock counts other
+    // work, the process's CPU time much less so (a 2-core idle run would
+    // reach at most 2x this)
+    let per_cpu = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) if b > a => flops * ops.into_inner() as f64 / (b - a) * 1e-9,
+        _ => f64::NAN,
+    };
     // the fastest sample too: on a shared machine other work only slows a
     // sample down, so the best one is the closer estimate of an idle run
     println!(
-        "GFLOP/s {name}: {:.2} best {:.2} (median {:.2} ms per op, {:.3} GFLOP, {reps} per submit)",
+        "GFLOP/s {name}: {:.2} best {:.2} per-CPU-s {per_cpu:.2} (median {:.2} ms per op, {:.3} GFLOP, {reps} per submit)",
         flops / median * 1e-9,
         flops / t[0] * 1e-9,
         median * 1e3,
