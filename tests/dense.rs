@@ -122,6 +122,7 @@ fn gemm_every_tile_and_split_matches_cpu() {
     ];
     let direct = [
         Tile::direct_auto(1000, 1),
+        Tile::direct_auto(40, 1),
         Tile::direct_auto(1000, 3),
         Tile::direct_auto(1000, 8),
         Tile::direct_auto(25, 100),
