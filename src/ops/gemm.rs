@@ -8,6 +8,13 @@
 //! parts of the loop here in Rust (naga bounds every WGSL loop, which stops
 //! drivers from unrolling it: DESIGN.md measured up to 2.5x lost).
 //!
+//! Two main loops share the sections ([`Main`]): the register-tiled one
+//! (operands staged through workgroup memory, barriers) for wide outputs on
+//! GPUs, and a barrier-free direct one (each invocation reads its operands
+//! from storage) for outputs a few columns wide or rows tall, and for every
+//! shape on CPU adapters, where workgroup memory only adds loads
+//! (docs/PERFORMANCE.md).
+//!
 //! Small GEMMs (few output tiles, long K) are split along K into `nsplit`
 //! partial outputs that a second kernel sums in a fixed order: more
 //! workgroups, no float atomics, the same bits every run.
