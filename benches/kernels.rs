@@ -7,6 +7,7 @@
 //! `KERNEL_BENCH_TILE=bm,bn,bk,tm,tn` forces one tile for every kernel;
 //! `KERNEL_BENCH_MAIN=direct|tiled` forces the main loop;
 //! `KERNEL_BENCH_SPLITS=n` forces the split-K count;
+//! `KERNEL_BENCH_COL2IM=0|1` forces conv backward data by phases / col2im;
 //! `KERNEL_BENCH_FILTER=substring` runs only matching benches.
 //!
 //! Each iteration is one submit-and-wait of a step holding `reps` copies of
@@ -39,7 +40,15 @@ fn cfg() -> GemmConfig {
     let splits = std::env::var("KERNEL_BENCH_SPLITS")
         .ok()
         .map(|s| s.parse().expect("splits"));
-    GemmConfig { main, tile, splits }
+    let col2im = std::env::var("KERNEL_BENCH_COL2IM")
+        .ok()
+        .map(|s| s == "1" || s == "true");
+    GemmConfig {
+        main,
+        tile,
+        col2im,
+        splits,
+    }
 }
 
 fn filled(gpu: &Gpu, shape: &[usize], label: &str) -> Tensor {

@@ -30,3 +30,4 @@ shader!(SOFTMAX_CE, "softmax_ce");
 shader!(KL, "kl");
 shader!(GEMM, "gemm");
 shader!(SPLITS, "splits");
+shader!(COL2IM, "col2im");

@@ -140,10 +140,11 @@ fn conv2d_forward_backward_data_backward_weights_match_cpu() {
 }
 
 /// Both GEMM mains forced (the default on lavapipe is the direct one), each
-/// with its default tile and with forced split-K, every direction, on the
-/// cases above plus Cin = 2 (backward data N = 2, backward weights M = 18):
-/// together N = 1, 2, 3 and M <= 64 outputs. Tolerances as above (split-K
-/// only reorders the sums).
+/// with its default tile and with forced split-K, every direction, backward
+/// data both by stride phases and by GEMM + col2im, on the cases above plus
+/// Cin = 2 (backward data N = 2, backward weights M = 18): together N = 1,
+/// 2, 3 and M <= 64 outputs. Tolerances as above (split-K and col2im only
+/// reorder the sums).
 #[test]
 fn conv2d_every_gemm_main_matches_cpu() {
     let g = gpu();
@@ -172,11 +173,19 @@ fn conv2d_every_gemm_main_matches_cpu() {
         let want_y = forward_cpu(&d, &x, &wt, Some(&b));
         let want_dx = backward_data_cpu(&d, &dy, &wt);
         let want_dw = backward_weights_cpu(&d, &x, &dy);
-        for main in [Main::Tiled, Main::Direct] {
-            for splits in [None, Some(3)] {
+        for (main, splits, col2im) in [
+            (Main::Tiled, None, false),
+            (Main::Tiled, Some(3), true),
+            (Main::Direct, None, false),
+            (Main::Direct, Some(3), false),
+            (Main::Direct, None, true),
+            (Main::Tiled, None, true),
+        ] {
+            {
                 let cfg = GemmConfig {
                     main: Some(main),
                     tile: None,
+                    col2im: Some(col2im),
                     splits,
                 };
                 let y = poisoned(&d.y_shape(), "y");

@@ -128,6 +128,8 @@ fn gemm_every_tile_and_split_matches_cpu() {
         Tile::direct_auto(25, 100),
         Tile::direct_auto(60, 100),
         Tile::direct_auto(1000, 100),
+        Tile::direct_auto(1000, 25),
+        Tile::direct_auto(1000, 9),
         Tile::new(32, 32, 3, 2, 2),
         Tile::new(13, 7, 1, 13, 7),
     ];
@@ -142,6 +144,7 @@ fn gemm_every_tile_and_split_matches_cpu() {
             let cfg = GemmConfig {
                 main: Some(main),
                 tile: Some(tile),
+                col2im: None,
                 splits,
             };
             let _scratch = gemm(g, &mut s, &at, false, &bt, false, None, &c, &cfg).unwrap();

@@ -110,6 +110,13 @@ impl Tile {
             let bn = (n.max(1).next_power_of_two()) as u32;
             let lanes = m.div_ceil(16).clamp(1, 64) as u32;
             Tile::new(16 * lanes, bn, 4, 16, bn)
+        } else if n <= 32 && m > 64 {
+            // all columns per invocation, ~200 accumulators (the col2im
+            // GEMM of convT 14->28 64->1, N = 25: 8 x 25 6.4 GFLOP/s wall,
+            // 8 x 16 in 2 column lanes 5.7, 4 x 25 5.1, default 8 x 16 in
+            // 4 lanes 3.8)
+            let tm = (200 / n as u32).clamp(1, 16);
+            Tile::new(16 * tm, n as u32, 4, tm, n as u32)
         } else if m <= 64 {
             let rs = m.max(1).div_ceil(32);
             let tm = m.max(1).div_ceil(rs);
@@ -145,6 +152,10 @@ pub struct GemmConfig {
     pub main: Option<Main>,
     /// `None`: [`Tile::auto`] (tiled) or [`Tile::direct_auto`] (direct).
     pub tile: Option<Tile>,
+    /// Conv backward data only: `Some(true)` GEMM + col2im, `Some(false)`
+    /// by stride phases, `None`: col2im when Cin <= 8 (see
+    /// [`crate::ops::conv2d::record_backward_data`]).
+    pub col2im: Option<bool>,
     /// `None`: split K until the dispatch has about [`TARGET_WORKGROUPS`].
     pub splits: Option<u32>,
 }
@@ -716,6 +727,8 @@ pub fn test_tiles() -> Vec<(Main, Tile)> {
         (25, 64),
         (3, 100),
         (1000, 100),
+        (1000, 25),
+        (1000, 9),
     ] {
         v.push((Main::Direct, Tile::direct_auto(m, n)));
     }
