@@ -5,6 +5,9 @@
 //! `cargo bench --bench kernels` (a few minutes on lavapipe).
 //! Env: `KERNEL_BENCH_BATCH` (default 128) shrinks the conv batch;
 //! `KERNEL_BENCH_TILE=bm,bn,bk,tm,tn` forces one tile for every kernel;
+//! `KERNEL_BENCH_MAIN=direct|tiled` forces the main loop;
+//! `KERNEL_BENCH_SPLITS=n` forces the split-K count;
+//! `KERNEL_BENCH_COL2IM=0|1` forces conv backward data by phases / col2im;
 //! `KERNEL_BENCH_FILTER=substring` runs only matching benches.
 //!
 //! Each iteration is one submit-and-wait of a step holding `reps` copies of
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use vae_vs_gan::ops::conv2d::{self, Conv2d, ConvDims, Padding};
 use vae_vs_gan::ops::dense;
-use vae_vs_gan::ops::gemm::{GemmConfig, Scratch, Tile};
+use vae_vs_gan::ops::gemm::{GemmConfig, Main, Scratch, Tile};
 use vae_vs_gan::{Gpu, Step, Tensor};
 
 fn cfg() -> GemmConfig {
@@ -29,7 +32,23 @@ fn cfg() -> GemmConfig {
             .collect();
         Tile::new(v[0], v[1], v[2], v[3], v[4])
     });
-    GemmConfig { tile, splits: None }
+    let main = std::env::var("KERNEL_BENCH_MAIN").ok().map(|s| match &*s {
+        "direct" => Main::Direct,
+        "tiled" => Main::Tiled,
+        _ => panic!("KERNEL_BENCH_MAIN: direct or tiled"),
+    });
+    let splits = std::env::var("KERNEL_BENCH_SPLITS")
+        .ok()
+        .map(|s| s.parse().expect("splits"));
+    let col2im = std::env::var("KERNEL_BENCH_COL2IM")
+        .ok()
+        .map(|s| s == "1" || s == "true");
+    GemmConfig {
+        main,
+        tile,
+        col2im,
+        splits,
+    }
 }
 
 fn filled(gpu: &Gpu, shape: &[usize], label: &str) -> Tensor {
@@ -38,6 +57,17 @@ fn filled(gpu: &Gpu, shape: &[usize], label: &str) -> Tensor {
         .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
         .collect();
     Tensor::from_f32(gpu, shape, &data, label).expect("upload")
+}
+
+/// CPU seconds (user + system, all threads: lavapipe's workers run in this
+/// process) from /proc/self/stat; None off Linux.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the parenthesised command name; utime, stime are 14, 15
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ, 100 on Linux
 }
 
 /// Time one recorded op: `record` adds one copy of it to a step.
@@ -61,6 +91,8 @@ fn bench_op(
     }
     gpu.run(&[&step]).expect("warm-up run"); // compiles, first touch
     let times = RefCell::new(Vec::new());
+    let ops = RefCell::new(0u64);
+    let cpu0 = cpu_seconds();
     let mut group = c.benchmark_group("kernels");
     group
         .sample_size(10)
@@ -75,6 +107,7 @@ fn bench_op(
                 gpu.run(&[&step]).expect("run");
             }
             let dt = t0.elapsed();
+            *ops.borrow_mut() += iters * reps as u64;
             times
                 .borrow_mut()
                 .push(dt.as_secs_f64() / (iters as f64 * reps as f64));
@@ -85,9 +118,19 @@ fn bench_op(
     let mut t = times.into_inner();
     t.sort_by(|a, b| a.total_cmp(b));
     let median = t[t.len() / 2];
+    // GFLOP per CPU-second: on a shared machine the wall clock counts other
+    // work, the process's CPU time much less so (a 2-core idle run would
+    // reach at most 2x this)
+    let per_cpu = match (cpu0, cpu_seconds()) {
+        (Some(a), Some(b)) if b > a => flops * ops.into_inner() as f64 / (b - a) * 1e-9,
+        _ => f64::NAN,
+    };
+    // the fastest sample too: on a shared machine other work only slows a
+    // sample down, so the best one is the closer estimate of an idle run
     println!(
-        "GFLOP/s {name}: {:.2} (median {:.2} ms per op, {:.3} GFLOP, {reps} per submit)",
+        "GFLOP/s {name}: {:.2} best {:.2} per-CPU-s {per_cpu:.2} (median {:.2} ms per op, {:.3} GFLOP, {reps} per submit)",
         flops / median * 1e-9,
+        flops / t[0] * 1e-9,
         median * 1e3,
         flops * 1e-9
     );

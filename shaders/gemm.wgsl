@@ -37,6 +37,36 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// floor(a / b) for 0 < b and a < 2^24 (record() refuses K >= 2^24): the
+// index split of k inside the K loop. Integer division is no vector
+// instruction on CPUs (lavapipe runs it lane by lane, ~25 cycles each); the
+// f32 quotient of two exact operands, one rounding, is within 1 of a / b
+// below 2^24, and one correction step makes it exact.
+fn udiv(a: u32, b: u32) -> u32 {
+    let q = i32(f32(a) / f32(b));
+    let r = i32(a) - q * i32(b);
+    return u32(q - select(0, 1, r < 0) + select(0, 1, r >= i32(b)));
+}
+
+// The output block and K range of one workgroup (both mains): lin walks
+// (tile_n, tile_m, split), z is the stride phase. ok = false when past the
+// grid or past this phase's rows (a workgroup-uniform exit).
+struct Block { m0: u32, n0: u32, kbeg: u32, kend: u32, split: u32, dm: u32, dn: u32, ok: bool }
+fn block(wid: vec3<u32>, nwg: vec3<u32>) -> Block {
+    setup(wid.z);
+    let lin = wid.x + wid.y * nwg.x;
+    let tn = lin % p.tiles_n;
+    let rest = lin / p.tiles_n;
+    let tm = rest % p.tiles_m;
+    let split = rest / p.tiles_m;
+    let dm = dim_m();
+    let dk = dim_k();
+    let kbeg = min(dk, split * p.ksplit);
+    let kend = min(dk, kbeg + p.ksplit);
+    return Block(tm * BM, tn * BN, kbeg, kend, split, dm, dim_n(),
+                 split < p.nsplit && tm * BM < dm);
+}
+
 //! section setup_plain
 // Dense GEMM sizes straight from the parameter block; one slice.
 fn setup(z: u32) {}
@@ -122,8 +152,9 @@ fn a_row(m: u32) -> ARow {
 }
 struct AK { ci: u32, ky: i32, kx: i32 }
 fn a_k(k: u32) -> AK {
-    let t = k / p.cin;
-    return AK(k % p.cin, i32(t / p.kw), i32(t % p.kw));
+    let t = udiv(k, p.cin);
+    let ky = udiv(t, p.kw);
+    return AK(k - t * p.cin, i32(ky), i32(t - ky * p.kw));
 }
 fn load_a(r: ARow, q: AK) -> f32 {
     let iy = u32(r.iy + q.ky);
@@ -148,8 +179,10 @@ fn a_row(m: u32) -> ARow {
 struct AK { n: u32, y: i32, x: i32 }
 fn a_k(k: u32) -> AK {
     let ohw = p.oh * p.ow;
-    let rr = k % ohw;
-    return AK(k / ohw, i32((rr / p.ow) * p.stride), i32((rr % p.ow) * p.stride));
+    let n = udiv(k, ohw);
+    let rr = k - n * ohw;
+    let oy = udiv(rr, p.ow);
+    return AK(n, i32(oy * p.stride), i32((rr - oy * p.ow) * p.stride));
 }
 fn load_a(r: ARow, q: AK) -> f32 {
     let iy = u32(q.y + r.dy);
@@ -209,8 +242,9 @@ fn a_row(m: u32) -> ARow {
 }
 struct AK { co: u32, ty: i32, tx: i32 }
 fn a_k(k: u32) -> AK {
-    let t = k / p.cout;
-    return AK(k % p.cout, i32(t / g_nkx), i32(t % g_nkx));
+    let t = udiv(k, p.cout);
+    let ty = udiv(t, g_nkx);
+    return AK(k - t * p.cout, i32(ty), i32(t - ty * g_nkx));
 }
 fn load_a(r: ARow, q: AK) -> f32 {
     let oy = u32(r.oy - q.ty);
@@ -225,10 +259,11 @@ fn b_col(n: u32) -> BCol { return BCol(n, n < p.cin); }
 // B(k, ci) = W[ky, kx, ci, co] = src_b[tap * Cin * Cout + ci * Cout + co]
 struct BKI { off: u32 }
 fn b_k(k: u32) -> BKI {
-    let co = k % p.cout;
-    let t = k / p.cout;
-    let ky = g_ry + (t / g_nkx) * p.stride;
-    let kx = g_rx + (t % g_nkx) * p.stride;
+    let t = udiv(k, p.cout);
+    let co = k - t * p.cout;
+    let ty = udiv(t, g_nkx);
+    let ky = g_ry + ty * p.stride;
+    let kx = g_rx + (t - ty * g_nkx) * p.stride;
     return BKI((ky * p.kw + kx) * p.cin * p.cout + co);
 }
 fn load_b(c: BCol, q: BKI) -> f32 {
@@ -252,30 +287,57 @@ var<workgroup> Bs: array<f32, BK * BN>;
 @compute @workgroup_size(NT)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
         @builtin(num_workgroups) nwg: vec3<u32>) {
-    setup(wid.z);
-    let lin = wid.x + wid.y * nwg.x;
-    let tn = lin % p.tiles_n;
-    let rest = lin / p.tiles_n;
-    let tm = rest % p.tiles_m;
-    let split = rest / p.tiles_m;
-    let dm = dim_m();
-    let dn = dim_n();
-    let dk = dim_k();
-    // workgroup-uniform exit: past the grid, or past this phase's rows
-    if (split >= p.nsplit || tm * BM >= dm) { return; }
-    let m0 = tm * BM;
-    let n0 = tn * BN;
-    let kbeg = min(dk, split * p.ksplit);
-    let kend = min(dk, kbeg + p.ksplit);
+    let blk = block(wid, nwg);
+    if (!blk.ok) { return; }
+    let m0 = blk.m0;
+    let n0 = blk.n0;
+    let kend = blk.kend;
+    let split = blk.split;
+    let dm = blk.dm;
+    let dn = blk.dn;
     let tr = (t / (BN / TN)) * TM;
     let tc = (t % (BN / TN)) * TN;
 {{SETUP}}
 {{ACC}}
-    for (var k0 = kbeg; k0 < kend; k0 = k0 + BK) {
+    for (var k0 = blk.kbeg; k0 < kend; k0 = k0 + BK) {
 {{LOAD}}
         workgroupBarrier();
 {{INNER}}
         workgroupBarrier();
+    }
+{{STORE}}
+}
+
+//! section main_direct
+// Barrier-free variant for narrow outputs (a few columns) or few rows: no
+// workgroup memory, each invocation computes TM x TN outputs, rows
+// m0 + tr + i * (BM / TM) and columns n0 + tc + j * (BN / TN) (interleaved,
+// so neighbouring invocations touch neighbouring outputs), reading A and B
+// straight from storage through the same index sections; K is unrolled by
+// BK. On lavapipe a workgroup barrier costs microseconds, which the tiled
+// main cannot amortise when a K step holds only a few FMAs per invocation.
+@compute @workgroup_size(NT)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let blk = block(wid, nwg);
+    let m0 = blk.m0;
+    let n0 = blk.n0;
+    let kend = blk.kend;
+    let split = blk.split;
+    let dm = blk.dm;
+    let dn = blk.dn;
+    let tr = t / (BN / TN);
+    let tc = t % (BN / TN);
+    // no barriers: invocations with no rows or columns of their own leave now
+    if (!blk.ok || m0 + tr >= dm || n0 + tc >= dn) { return; }
+{{SETUP}}
+{{ACC}}
+    var k = blk.kbeg;
+    for (; k + BK <= kend; k = k + BK) {
+{{INNER}}
+    }
+    for (; k < kend; k = k + 1u) {
+{{INNER1}}
     }
 {{STORE}}
 }

@@ -31,3 +31,4 @@ shader!(KL, "kl");
 shader!(GEMM, "gemm");
 shader!(SPLITS, "splits");
 shader!(COPY, "copy");
+shader!(COL2IM, "col2im");

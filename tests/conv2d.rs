@@ -14,6 +14,7 @@ mod common;
 use common::*;
 use vae_vs_gan::ops::bias::{bias_grad, bias_grad_cpu};
 use vae_vs_gan::ops::conv2d::*;
+use vae_vs_gan::ops::gemm::{GemmConfig, Main};
 use vae_vs_gan::{Step, Tensor};
 
 fn atol(k: usize) -> f64 {
@@ -136,6 +137,128 @@ fn conv2d_forward_backward_data_backward_weights_match_cpu() {
             1e-4,
         );
     }
+}
+
+/// Both GEMM mains forced (the default on lavapipe is the direct one), each
+/// with its default tile and with forced split-K, every direction, backward
+/// data both by stride phases and by GEMM + col2im, on the cases above plus
+/// Cin = 2 (backward data N = 2, backward weights M = 18): together N = 1,
+/// 2, 3 and M <= 64 outputs. Tolerances as above (split-K and col2im only
+/// reorder the sums).
+#[test]
+fn conv2d_every_gemm_main_matches_cpu() {
+    let g = gpu();
+    let mut all = cases();
+    all.push((
+        3,
+        11,
+        10,
+        2,
+        9,
+        Conv2d::new(3, 3, 2, Padding::same(11, 3, 2)),
+    ));
+    for (i, (batch, h, w, cin, cout, conv)) in all.into_iter().enumerate() {
+        let d = conv.dims("test", batch, h, w, cin, cout).unwrap();
+        let seed = 5000 + 10 * i as u64;
+        let x = uniform(batch * h * w * cin, -1.0, 1.0, seed);
+        let wt = uniform(conv.kh * conv.kw * cin * cout, -1.0, 1.0, seed + 1);
+        let b = uniform(cout, -1.0, 1.0, seed + 2);
+        let dy = uniform(d.y_shape().iter().product(), -1.0, 1.0, seed + 3);
+        let (xg, wg, bg, dyg) = (
+            t(&d.x_shape(), &x, "x"),
+            t(&d.w_shape(), &wt, "w"),
+            t(&[cout], &b, "b"),
+            t(&d.y_shape(), &dy, "dy"),
+        );
+        let want_y = forward_cpu(&d, &x, &wt, Some(&b));
+        let want_dx = backward_data_cpu(&d, &dy, &wt);
+        let want_dw = backward_weights_cpu(&d, &x, &dy);
+        for (main, splits, col2im) in [
+            (Main::Tiled, None, false),
+            (Main::Tiled, Some(3), true),
+            (Main::Direct, None, false),
+            (Main::Direct, Some(3), false),
+            (Main::Direct, None, true),
+            (Main::Tiled, None, true),
+        ] {
+            {
+                let cfg = GemmConfig {
+                    main: Some(main),
+                    tile: None,
+                    col2im: Some(col2im),
+                    splits,
+                };
+                let y = poisoned(&d.y_shape(), "y");
+                let dx = poisoned(&d.x_shape(), "dx");
+                let dw = poisoned(&d.w_shape(), "dw");
+                let mut s = Step::new("conv");
+                let op = "conv2d_test";
+                let _s1 = record_forward(g, &mut s, op, &d, &xg, &wg, Some(&bg), &y, &cfg).unwrap();
+                let _s2 =
+                    record_backward_data(g, &mut s, op, &d, &dyg, &wg, None, &dx, &cfg).unwrap();
+                let _s3 = record_backward_weights(g, &mut s, op, &d, &xg, &dyg, &dw, &cfg).unwrap();
+                run(&s);
+                let tag = format!(
+                    "{main:?} splits={splits:?} {conv:?} x={:?} cout={cout}",
+                    d.x_shape()
+                );
+                assert_close(
+                    &format!("conv2d_forward {tag}"),
+                    &y.read_f32(g).unwrap(),
+                    &want_y,
+                    atol(conv.kh * conv.kw * cin),
+                    1e-4,
+                );
+                assert_close(
+                    &format!("conv2d_backward_data {tag}"),
+                    &dx.read_f32(g).unwrap(),
+                    &want_dx,
+                    atol(conv.kh * conv.kw * cout),
+                    1e-4,
+                );
+                assert_close(
+                    &format!("conv2d_backward_weights {tag}"),
+                    &dw.read_f32(g).unwrap(),
+                    &want_dw,
+                    atol(batch * d.oh * d.ow),
+                    1e-4,
+                );
+            }
+        }
+    }
+}
+
+/// Backward weights with a long reduction (K = N*OH*OW = 416,120, the
+/// output 3x3x1x2): the kernels split k into (n, oy, ox) with an f32
+/// division plus one correction step, exact below 2^24; this walks k over
+/// a wide range with divisors 10,403 and 103 that are not powers of two.
+/// Tolerance as above with that K (atol 1.3e-3; the sums are ~200).
+#[test]
+fn conv2d_backward_weights_long_reduction_matches_cpu() {
+    let g = gpu();
+    let conv = Conv2d::new(3, 3, 1, Padding::uniform(1));
+    let d = conv.dims("test", 40, 101, 103, 1, 2).unwrap();
+    let x = uniform(d.x_shape().iter().product(), -1.0, 1.0, 77);
+    let dy = uniform(d.y_shape().iter().product(), -1.0, 1.0, 78);
+    let dw = poisoned(&d.w_shape(), "dw");
+    let mut s = Step::new("conv");
+    let _s = conv
+        .backward_weights(
+            g,
+            &mut s,
+            &t(&d.x_shape(), &x, "x"),
+            &t(&d.y_shape(), &dy, "dy"),
+            &dw,
+        )
+        .unwrap();
+    run(&s);
+    assert_close(
+        "conv2d_backward_weights long K",
+        &dw.read_f32(g).unwrap(),
+        &backward_weights_cpu(&d, &x, &dy),
+        atol(40 * 101 * 103),
+        1e-4,
+    );
 }
 
 /// The CPU backward is the gradient of `sum(conv(x, w, b) * dy)`: central

@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use vae_vs_gan::ops::bias::{bias_grad, bias_grad_cpu};
 use vae_vs_gan::ops::dense::*;
-use vae_vs_gan::ops::gemm::{GemmConfig, Tile};
+use vae_vs_gan::ops::gemm::{GemmConfig, Main, Tile};
 use vae_vs_gan::{Step, Tensor};
 
 fn atol(k: usize) -> f64 {
@@ -31,54 +31,68 @@ fn poisoned(shape: &[usize], label: &str) -> Tensor {
 }
 
 /// (M, N, K) triples: odd, smaller and larger than tiles, one long-K
-/// (split-K) and one N = 1.
-const SHAPES: [(usize, usize, usize); 6] = [
+/// (split-K), N = 1, 2, 3 and M <= 64 (the direct main's narrow and short
+/// tiles).
+const SHAPES: [(usize, usize, usize); 9] = [
     (1, 1, 1),
     (3, 5, 7),
     (37, 129, 65),
     (130, 67, 33),
     (5, 3, 600),
     (257, 1, 41),
+    (1030, 2, 45),
+    (71, 3, 130),
+    (25, 70, 301),
 ];
 
+/// Every shape, transpose and bias choice, with the default main (direct
+/// on lavapipe) and each main forced.
 #[test]
 fn gemm_all_transposes_match_cpu() {
     let g = gpu();
     for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
-        for ta in [false, true] {
-            for tb in [false, true] {
-                let seed = 1000 + si as u64 * 10 + ta as u64 * 2 + tb as u64;
-                let a = uniform(m * k, -1.0, 1.0, seed);
-                let b = uniform(k * n, -1.0, 1.0, seed + 100);
-                let bias = uniform(n, -1.0, 1.0, seed + 200);
-                let at = t(&if ta { [k, m] } else { [m, k] }, &a, "a");
-                let bt = t(&if tb { [n, k] } else { [k, n] }, &b, "b");
-                let biast = t(&[n], &bias, "bias");
-                for with_bias in [false, true] {
-                    let c = poisoned(&[m, n], "c");
-                    let mut s = Step::new("gemm");
-                    let bias_arg = with_bias.then_some(&biast);
-                    let _scratch = gemm(
-                        g,
-                        &mut s,
-                        &at,
-                        ta,
-                        &bt,
-                        tb,
-                        bias_arg,
-                        &c,
-                        &GemmConfig::default(),
-                    )
-                    .unwrap();
-                    run(&s);
-                    let want = gemm_cpu(&a, ta, &b, tb, with_bias.then_some(&bias[..]), m, n, k);
-                    assert_close(
-                        &format!("gemm m={m} n={n} k={k} ta={ta} tb={tb} bias={with_bias}"),
-                        &c.read_f32(g).unwrap(),
-                        &want,
-                        atol(k),
-                        1e-4,
-                    );
+        for main in [None, Some(Main::Tiled), Some(Main::Direct)] {
+            for ta in [false, true] {
+                for tb in [false, true] {
+                    let seed = 1000 + si as u64 * 10 + ta as u64 * 2 + tb as u64;
+                    let a = uniform(m * k, -1.0, 1.0, seed);
+                    let b = uniform(k * n, -1.0, 1.0, seed + 100);
+                    let bias = uniform(n, -1.0, 1.0, seed + 200);
+                    let at = t(&if ta { [k, m] } else { [m, k] }, &a, "a");
+                    let bt = t(&if tb { [n, k] } else { [k, n] }, &b, "b");
+                    let biast = t(&[n], &bias, "bias");
+                    for with_bias in [false, true] {
+                        let c = poisoned(&[m, n], "c");
+                        let mut s = Step::new("gemm");
+                        let bias_arg = with_bias.then_some(&biast);
+                        let _scratch = gemm(
+                            g,
+                            &mut s,
+                            &at,
+                            ta,
+                            &bt,
+                            tb,
+                            bias_arg,
+                            &c,
+                            &GemmConfig {
+                                main,
+                                ..GemmConfig::default()
+                            },
+                        )
+                        .unwrap();
+                        run(&s);
+                        let want =
+                            gemm_cpu(&a, ta, &b, tb, with_bias.then_some(&bias[..]), m, n, k);
+                        assert_close(
+                            &format!(
+                            "gemm m={m} n={n} k={k} ta={ta} tb={tb} bias={with_bias} main={main:?}"
+                        ),
+                            &c.read_f32(g).unwrap(),
+                            &want,
+                            atol(k),
+                            1e-4,
+                        );
+                    }
                 }
             }
         }
@@ -106,18 +120,37 @@ fn gemm_every_tile_and_split_matches_cpu() {
         Tile::new(32, 32, 8, 2, 2),
         Tile::new(64, 16, 16, 4, 1),
     ];
-    for tile in tiles {
+    let direct = [
+        Tile::direct_auto(1000, 1),
+        Tile::direct_auto(40, 1),
+        Tile::direct_auto(1000, 3),
+        Tile::direct_auto(1000, 8),
+        Tile::direct_auto(25, 100),
+        Tile::direct_auto(60, 100),
+        Tile::direct_auto(1000, 100),
+        Tile::direct_auto(1000, 25),
+        Tile::direct_auto(1000, 9),
+        Tile::new(32, 32, 3, 2, 2),
+        Tile::new(13, 7, 1, 13, 7),
+    ];
+    let all = tiles
+        .iter()
+        .map(|&t| (Main::Tiled, t))
+        .chain(direct.iter().map(|&t| (Main::Direct, t)));
+    for (main, tile) in all {
         for splits in [Some(1), Some(3), None] {
             let c = poisoned(&[m, n], "c");
             let mut s = Step::new("gemm");
             let cfg = GemmConfig {
+                main: Some(main),
                 tile: Some(tile),
+                col2im: None,
                 splits,
             };
             let _scratch = gemm(g, &mut s, &at, false, &bt, false, None, &c, &cfg).unwrap();
             run(&s);
             assert_close(
-                &format!("gemm tile={tile:?} splits={splits:?}"),
+                &format!("gemm {main:?} tile={tile:?} splits={splits:?}"),
                 &c.read_f32(g).unwrap(),
                 &want,
                 atol(k),

@@ -22,9 +22,10 @@
 //! three recordings with the roles swapped.
 
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel, Step, Tensor};
+use crate::gpu::{grid, Access, Gpu, Kernel, Step, Tensor};
 use crate::ops::gemm::{self, GemmCall, GemmConfig, Geo, Scratch};
 use crate::ops::Real;
+use crate::shaders;
 
 /// Zero padding before and after, per axis.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -266,6 +267,9 @@ fn nhwc(op: &'static str, t: &Tensor) -> Result<[usize; 4]> {
 const FWD: &[&str] = &["setup_plain", "a_conv_fwd", "b_dense", "c_row_plain"];
 const DGRAD: &[&str] = &["conv_dgrad"];
 const WGRAD: &[&str] = &["setup_plain", "a_conv_wgrad", "b_dense", "c_row_plain"];
+/// `Z = dy W^T` of the col2im backward data: dy as `[N*OH*OW, Cout]`, W as
+/// `[KH*KW*Cin, Cout]` read transposed.
+const COLS: &[&str] = &["setup_plain", "a_dense", "b_dense_t", "c_row_plain"];
 
 /// Record the forward GEMM for sizes `d` (shapes already checked).
 #[allow(clippy::too_many_arguments)]
@@ -310,6 +314,9 @@ pub fn record_backward_data(
     dx: &Tensor,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
+    if cfg.col2im.unwrap_or(d.cin <= 8) {
+        return record_backward_data_col2im(gpu, step, op, d, dy, w, bias, dx, cfg);
+    }
     let s = d.conv.stride;
     // the largest phase: ceil(H/s) x ceil(W/s) pixels, ceil(K/s)^2 taps
     let call = GemmCall {
@@ -326,6 +333,84 @@ pub fn record_backward_data(
         bias,
     };
     gemm::record(gpu, step, &call, cfg)
+}
+
+/// Backward data for few input channels: `Z = dy W^T` (M = N*OH*OW, N =
+/// KH*KW*Cin, K = Cout: wide, where the phases' GEMM has N = Cin and each
+/// loaded element feeds one FMA), then col2im sums the taps reaching each
+/// input pixel (+ bias). On lavapipe, convT 14->28 64->1: see
+/// docs/PERFORMANCE.md.
+#[allow(clippy::too_many_arguments)]
+fn record_backward_data_col2im(
+    gpu: &Gpu,
+    step: &mut Step,
+    op: &'static str,
+    d: &ConvDims,
+    dy: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    dx: &Tensor,
+    cfg: &GemmConfig,
+) -> Result<Scratch> {
+    let m = d.batch * d.oh * d.ow;
+    let taps = d.conv.kh * d.conv.kw * d.cin;
+    let z = Tensor::zeros(gpu, &[m, taps], &format!("{op} col2im columns"))?;
+    let call = GemmCall {
+        op,
+        sections: COLS,
+        m,
+        n: taps,
+        k: d.cout,
+        slices: 1,
+        geo: Geo::default(),
+        a: dy,
+        b: w,
+        out: &z,
+        bias: None,
+    };
+    let mut scratch = gemm::record(gpu, step, &call, cfg)?;
+    let len = dx.numel();
+    let u = |v: usize| {
+        u32::try_from(v).map_err(|_| Error::invalid(op, format!("size {v} exceeds u32")))
+    };
+    let params = [
+        u(len)?,
+        u(d.h)?,
+        u(d.w)?,
+        u(d.cin)?,
+        u(d.oh)?,
+        u(d.ow)?,
+        u(d.conv.kh)?,
+        u(d.conv.kw)?,
+        u(d.conv.stride)?,
+        u(d.conv.pad.top)?,
+        u(d.conv.pad.left)?,
+        0,
+    ];
+    u(z.numel())?;
+    let groups = grid(gpu, len.div_ceil(256) as u64)?;
+    match bias {
+        None => step.dispatch(gpu, op, &col2im_kernel(false), &params, &[&z, dx], groups)?,
+        Some(b) => step.dispatch(gpu, op, &col2im_kernel(true), &params, &[&z, dx, b], groups)?,
+    }
+    scratch.tensors.push(z);
+    Ok(scratch)
+}
+
+fn col2im_kernel(bias: bool) -> Kernel {
+    if bias {
+        Kernel::new(
+            shaders::COL2IM,
+            "col2im_bias",
+            &[Access::Read, Access::ReadWrite, Access::Read],
+        )
+    } else {
+        Kernel::new(
+            shaders::COL2IM,
+            "col2im",
+            &[Access::Read, Access::ReadWrite],
+        )
+    }
 }
 
 /// Record backward weights for sizes `d` (shapes checked).
@@ -419,12 +504,15 @@ pub fn backward_weights_cpu<T: Real>(d: &ConvDims, x: &[T], dy: &[T]) -> Vec<T> 
 /// validation test.
 pub fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
-    for tile in gemm::AUTO_TILES {
-        v.push(gemm::call_kernel(FWD, false, tile));
-        v.push(gemm::call_kernel(FWD, true, tile));
-        v.push(gemm::call_kernel(DGRAD, false, tile));
-        v.push(gemm::call_kernel(DGRAD, true, tile));
-        v.push(gemm::call_kernel(WGRAD, false, tile));
+    for (main, tile) in gemm::test_tiles() {
+        v.push(gemm::call_kernel(FWD, false, tile, main));
+        v.push(gemm::call_kernel(FWD, true, tile, main));
+        v.push(gemm::call_kernel(DGRAD, false, tile, main));
+        v.push(gemm::call_kernel(DGRAD, true, tile, main));
+        v.push(gemm::call_kernel(WGRAD, false, tile, main));
+        v.push(gemm::call_kernel(COLS, false, tile, main));
     }
+    v.push(col2im_kernel(false));
+    v.push(col2im_kernel(true));
     v
 }

@@ -231,13 +231,13 @@ pub fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     for ta in [false, true] {
         for tb in [false, true] {
-            for tile in gemm::AUTO_TILES {
-                v.push(gemm::call_kernel(sections(ta, tb), false, tile));
+            for (main, tile) in gemm::test_tiles() {
+                v.push(gemm::call_kernel(sections(ta, tb), false, tile, main));
             }
         }
     }
-    for tile in gemm::AUTO_TILES {
-        v.push(gemm::call_kernel(sections(false, false), true, tile));
+    for (main, tile) in gemm::test_tiles() {
+        v.push(gemm::call_kernel(sections(false, false), true, tile, main));
     }
     v.push(gemm::reduce_kernel(false));
     v.push(gemm::reduce_kernel(true));

@@ -8,6 +8,13 @@
 //! parts of the loop here in Rust (naga bounds every WGSL loop, which stops
 //! drivers from unrolling it: DESIGN.md measured up to 2.5x lost).
 //!
+//! Two main loops share the sections ([`Main`]): the register-tiled one
+//! (operands staged through workgroup memory, barriers) for wide outputs on
+//! GPUs, and a barrier-free direct one (each invocation reads its operands
+//! from storage) for outputs a few columns wide or rows tall, and for every
+//! shape on CPU adapters, where workgroup memory only adds loads
+//! (docs/PERFORMANCE.md).
+//!
 //! Small GEMMs (few output tiles, long K) are split along K into `nsplit`
 //! partial outputs that a second kernel sums in a fixed order: more
 //! workgroups, no float atomics, the same bits every run.
@@ -55,28 +62,67 @@ impl Tile {
     }
 
     /// Refuse tiles the template cannot build or the WebGPU limits forbid.
-    pub fn check(&self) -> Result<()> {
+    /// The direct main has no workgroup memory; its `bk` (the K unroll) is
+    /// at most 16 to bound the generated code.
+    pub fn check(&self, main: Main) -> Result<()> {
         let Tile { bm, bn, bk, tm, tn } = *self;
         let nt = if tm > 0 && tn > 0 { self.threads() } else { 0 };
-        let ok = tm > 0
-            && tn > 0
-            && bk > 0
-            && bm % tm == 0
-            && bn % tn == 0
-            && (1..=256).contains(&nt)
-            && (nt % bm == 0 || bm % nt == 0)
-            && (nt % bn == 0 || bn % nt == 0)
-            && (bm + bn) * bk * 4 <= 16384;
+        let common =
+            tm > 0 && tn > 0 && bk > 0 && bm % tm == 0 && bn % tn == 0 && (1..=256).contains(&nt);
+        let ok = match main {
+            Main::Tiled => {
+                common
+                    && (nt % bm == 0 || bm % nt == 0)
+                    && (nt % bn == 0 || bn % nt == 0)
+                    && (bm + bn) * bk * 4 <= 16384
+            }
+            Main::Direct => common && bk <= 16,
+        };
         if ok {
             Ok(())
         } else {
             Err(Error::invalid(
                 "gemm",
                 format!(
-                    "tile {self:?} unusable: need tm | bm, tn | bn, 1..=256 invocations \
-                     dividing or divided by bm and bn, and (bm + bn) * bk * 4 <= 16 KiB"
+                    "tile {self:?} unusable with the {main:?} main: need tm | bm, tn | bn, \
+                     1..=256 invocations; tiled: invocations dividing or divided by bm and bn, \
+                     (bm + bn) * bk * 4 <= 16 KiB; direct: bk <= 16"
                 ),
             ))
+        }
+    }
+
+    /// Default tile of the direct main for an `m x n` output, 4-deep K
+    /// unroll. On lavapipe every load in a loop costs a per-lane scalar
+    /// loop while an FMA is one vector op, so the tile maximises FMAs per
+    /// load, TM * TN / (TM + TN), short of spilling (16 x 16 was slower
+    /// than 16 x 8). Narrow N (<= 8): all columns and 16 rows per
+    /// invocation, up to 64 row lanes but no more than M needs (lavapipe
+    /// pays for idle invocations: 128 x 6272 -> 1 with 64 lanes of which 8
+    /// had rows ran 0.27 GFLOP/s, with 8 lanes 1.1). Few rows (M <= 64): all rows in one or two
+    /// row lanes, 8 columns each (M = 25: 25 x 8 per invocation 4.8
+    /// GFLOP/s, 7 x 4 3.9). Otherwise 8 x 16 per invocation, 16 row lanes
+    /// and 4 or 8 column lanes (columns are the cheaper loads: the weight
+    /// or dy side, without the im2col bounds tests; 14x14 backward weights
+    /// 5.2 GFLOP/s vs 4.4 for 16 x 8).
+    pub fn direct_auto(m: usize, n: usize) -> Tile {
+        if n <= 8 {
+            let bn = (n.max(1).next_power_of_two()) as u32;
+            let lanes = m.div_ceil(16).clamp(1, 64) as u32;
+            Tile::new(16 * lanes, bn, 4, 16, bn)
+        } else if n <= 32 && m > 64 {
+            // all columns per invocation, ~200 accumulators (the col2im
+            // GEMM of convT 14->28 64->1, N = 25: 8 x 25 6.4 GFLOP/s wall,
+            // 8 x 16 in 2 column lanes 5.7, 4 x 25 5.1, default 8 x 16 in
+            // 4 lanes 3.8)
+            let tm = (200 / n as u32).clamp(1, 16);
+            Tile::new(16 * tm, n as u32, 4, tm, n as u32)
+        } else if m <= 64 {
+            let rs = m.max(1).div_ceil(32);
+            let tm = m.max(1).div_ceil(rs);
+            Tile::new((rs * tm) as u32, 64, 4, tm as u32, 8)
+        } else {
+            Tile::new(128, if n > 64 { 128 } else { 64 }, 4, 8, 16)
         }
     }
 
@@ -98,11 +144,18 @@ impl Tile {
     }
 }
 
-/// Tile and split-K choice for one GEMM. `Default` picks both by shape.
+/// Main loop, tile and split-K choice for one GEMM. `Default` picks all
+/// three by shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GemmConfig {
-    /// `None`: [`Tile::auto`].
+    /// `None`: [`Main::auto`].
+    pub main: Option<Main>,
+    /// `None`: [`Tile::auto`] (tiled) or [`Tile::direct_auto`] (direct).
     pub tile: Option<Tile>,
+    /// Conv backward data only: `Some(true)` GEMM + col2im, `Some(false)`
+    /// by stride phases, `None`: col2im when Cin <= 8 (see
+    /// [`crate::ops::conv2d::record_backward_data`]).
+    pub col2im: Option<bool>,
     /// `None`: split K until the dispatch has about [`TARGET_WORKGROUPS`].
     pub splits: Option<u32>,
 }
@@ -139,9 +192,38 @@ fn section(name: &str) -> &'static str {
     &src[start..end]
 }
 
+/// Which main loop a GEMM kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Main {
+    /// Register tiles fed through workgroup memory (`main`): wide outputs.
+    Tiled,
+    /// No workgroup memory, no barriers (`main_direct`): each invocation
+    /// reads its operands from storage; for outputs a few columns wide or
+    /// a few rows tall. The tile's `bk` is the K unroll.
+    Direct,
+}
+
+impl Main {
+    /// The default for an `m x n` output on a CPU (`cpu`) or GPU adapter.
+    /// Direct on a CPU driver (lavapipe): there every load from storage or
+    /// workgroup memory inside a loop is a per-lane scalar loop and a
+    /// barrier a coroutine switch per 8 lanes, so staging operands through
+    /// workgroup memory only adds loads (docs/PERFORMANCE.md: 2.7-3.5x).
+    /// On a GPU, direct when N <= 8 (a K step of the tiled loop would hold
+    /// a handful of FMAs per invocation between two barriers) or M <= 64
+    /// (most of a tiled block would be padding); tiled otherwise.
+    pub fn auto(cpu: bool, m: usize, n: usize) -> Main {
+        if cpu || n <= 8 || m <= 64 {
+            Main::Direct
+        } else {
+            Main::Tiled
+        }
+    }
+}
+
 /// Build the kernel for variant `sections` (setup, A, B, C-row, store) at
 /// `tile`. `access` lists the storage bindings 1.. of the variant.
-pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile) -> Kernel {
+pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile, main: Main) -> Kernel {
     let Tile { bm, bn, bk, tm, tn } = tile;
     let nt = tile.threads();
     let mut src = String::new();
@@ -160,15 +242,26 @@ pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile) -> Kernel {
         src.push_str(section(s));
     }
     let majors = k_major(sections);
-    let main = section("main")
-        .replace("{{SETUP}}", &gen_setup(tile, majors))
-        .replace("{{ACC}}", &gen_acc(tile))
-        .replace("{{LOAD}}", &gen_load(tile, majors))
-        .replace("{{INNER}}", &gen_inner(tile))
-        .replace("{{STORE}}", &gen_store(tile));
-    src.push_str(&main);
+    let body = match main {
+        Main::Tiled => section("main")
+            .replace("{{SETUP}}", &gen_setup(tile, majors))
+            .replace("{{ACC}}", &gen_acc(tile))
+            .replace("{{LOAD}}", &gen_load(tile, majors))
+            .replace("{{INNER}}", &gen_inner(tile))
+            .replace("{{STORE}}", &gen_store(tile, main)),
+        Main::Direct => section("main_direct")
+            .replace("{{SETUP}}", &gen_setup_direct(tile))
+            .replace("{{ACC}}", &gen_acc(tile))
+            .replace("{{INNER}}", &gen_inner_direct(tile, bk))
+            .replace("{{INNER1}}", &gen_inner_direct(tile, 1))
+            .replace("{{STORE}}", &gen_store(tile, main)),
+    };
+    src.push_str(&body);
     Kernel {
-        key: format!("gemm[{}],{bm}x{bn}x{bk},{tm}x{tn}", sections.join("+")),
+        key: format!(
+            "gemm[{}],{main:?},{bm}x{bn}x{bk},{tm}x{tn}",
+            sections.join("+")
+        ),
         source: Cow::Owned(src),
         entry: "gemm",
         access: access.to_vec(),
@@ -346,17 +439,67 @@ fn gen_inner(tile: Tile) -> String {
     s
 }
 
-fn gen_store(tile: Tile) -> String {
+/// Offset of an invocation's `i`-th row (or column) from `tr` (`tc`):
+/// consecutive in the tiled main, interleaved by `b / t` in the direct one.
+fn lane_off(main: Main, i: u32, b: u32, t: u32) -> u32 {
+    match main {
+        Main::Tiled => i,
+        Main::Direct => i * (b / t),
+    }
+}
+
+/// Row and column infos of the direct main, computed once per invocation.
+fn gen_setup_direct(tile: Tile) -> String {
     let mut s = String::new();
     for i in 0..tile.tm {
+        let o = lane_off(Main::Direct, i, tile.bm, tile.tm);
+        let _ = writeln!(s, "    let ai{i} = a_row(m0 + tr + {o}u);");
+    }
+    for j in 0..tile.tn {
+        let o = lane_off(Main::Direct, j, tile.bn, tile.tn);
+        let _ = writeln!(s, "    let bi{j} = b_col(n0 + tc + {o}u);");
+    }
+    s
+}
+
+/// `unroll` consecutive k of the direct main: one a_k / b_k per k, TM + TN
+/// loads from storage, TM * TN FMAs.
+fn gen_inner_direct(tile: Tile, unroll: u32) -> String {
+    let mut s = String::new();
+    for u in 0..unroll {
         let _ = writeln!(
             s,
-            "    {{ let m = m0 + tr + {i}u; if (m < dm) {{ let row = c_row(split, m);"
+            "        {{ let kk = k + {u}u; let qa = a_k(kk); let qb = b_k(kk);"
+        );
+        for i in 0..tile.tm {
+            let _ = writeln!(s, "            let a{i} = load_a(ai{i}, qa);");
+        }
+        for j in 0..tile.tn {
+            let _ = writeln!(s, "            let b{j} = load_b(bi{j}, qb);");
+        }
+        for i in 0..tile.tm {
+            for j in 0..tile.tn {
+                let _ = writeln!(s, "            c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
+            }
+        }
+        s.push_str("        }\n");
+    }
+    s
+}
+
+fn gen_store(tile: Tile, main: Main) -> String {
+    let mut s = String::new();
+    for i in 0..tile.tm {
+        let oi = lane_off(main, i, tile.bm, tile.tm);
+        let _ = writeln!(
+            s,
+            "    {{ let m = m0 + tr + {oi}u; if (m < dm) {{ let row = c_row(split, m);"
         );
         for j in 0..tile.tn {
+            let oj = lane_off(main, j, tile.bn, tile.tn);
             let _ = writeln!(
                 s,
-                "        {{ let n = n0 + tc + {j}u; if (n < dn) {{ store_c(row, n, c{i}_{j}); }} }}"
+                "        {{ let n = n0 + tc + {oj}u; if (n < dn) {{ store_c(row, n, c{i}_{j}); }} }}"
             );
         }
         s.push_str("    } }\n");
@@ -403,7 +546,7 @@ fn u(op: &'static str, v: usize) -> Result<u32> {
 }
 
 /// The kernel a call compiles to (for the naga test: every variant).
-pub(crate) fn call_kernel(sections: &[&str], bias: bool, tile: Tile) -> Kernel {
+pub(crate) fn call_kernel(sections: &[&str], bias: bool, tile: Tile, main: Main) -> Kernel {
     let mut all: Vec<&str> = sections.to_vec();
     let mut access = vec![Access::Read, Access::Read, Access::ReadWrite];
     if bias {
@@ -412,7 +555,7 @@ pub(crate) fn call_kernel(sections: &[&str], bias: bool, tile: Tile) -> Kernel {
     } else {
         all.push("store_plain");
     }
-    gemm_kernel(&all, &access, tile)
+    gemm_kernel(&all, &access, tile, main)
 }
 
 /// Record one GEMM (and its split-K reduction). Shapes are the caller's to
@@ -424,8 +567,14 @@ pub(crate) fn record(
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
     let op = call.op;
-    let tile = cfg.tile.unwrap_or_else(|| Tile::auto(call.m, call.n));
-    tile.check()?;
+    let main = cfg
+        .main
+        .unwrap_or_else(|| Main::auto(gpu.is_cpu(), call.m, call.n));
+    let tile = cfg.tile.unwrap_or_else(|| match main {
+        Main::Tiled => Tile::auto(call.m, call.n),
+        Main::Direct => Tile::direct_auto(call.m, call.n),
+    });
+    tile.check(main)?;
     let (bm, bn, bk) = (tile.bm as usize, tile.bn as usize, tile.bk as usize);
     let tiles_m = call.m.div_ceil(bm).max(1);
     let tiles_n = call.n.div_ceil(bn).max(1);
@@ -441,6 +590,13 @@ pub(crate) fn record(
     // K per split, a multiple of BK; then drop empty splits
     let ksplit = call.k.div_ceil(nsplit).div_ceil(bk).max(1) * bk;
     let nsplit = call.k.div_ceil(ksplit).max(1);
+    if call.k >= 1 << 24 {
+        // the kernels split k with an f32 division, exact below 2^24
+        return Err(Error::invalid(
+            op,
+            format!("reduction length K = {} must be below 2^24", call.k),
+        ));
+    }
     let len = call.out.numel();
     // every index the kernels form must fit u32
     u(op, len * nsplit)?;
@@ -477,14 +633,14 @@ pub(crate) fn record(
     let mut groups = grid(gpu, (tiles_m * tiles_n * nsplit) as u64)?;
     groups[2] = call.slices;
     if nsplit == 1 {
-        let kernel = call_kernel(call.sections, call.bias.is_some(), tile);
+        let kernel = call_kernel(call.sections, call.bias.is_some(), tile, main);
         let mut t = vec![call.a, call.b, call.out];
         t.extend(call.bias);
         step.dispatch(gpu, op, &kernel, &params_for(0)?, &t, groups)?;
         return Ok(Scratch::default());
     }
     let partial = Tensor::zeros(gpu, &[nsplit, len], &format!("{op} split-K partials"))?;
-    let kernel = call_kernel(call.sections, false, tile);
+    let kernel = call_kernel(call.sections, false, tile, main);
     step.dispatch(
         gpu,
         op,
@@ -549,7 +705,7 @@ pub(crate) fn reduce_kernel(bias: bool) -> Kernel {
     }
 }
 
-/// Every tile a default config can pick, for the naga test.
+/// Every tiled-main tile a default config can pick, for the naga test.
 pub const AUTO_TILES: [Tile; 6] = [
     Tile::T128X128,
     Tile::T256X64,
@@ -558,3 +714,23 @@ pub const AUTO_TILES: [Tile; 6] = [
     Tile::T128X32,
     Tile::T256X4,
 ];
+
+/// (main, tile) pairs the naga test builds for every variant: the tiled
+/// tiles and representative direct tiles (N = 1, 3 -> 4, 8; M = 25, 3).
+pub fn test_tiles() -> Vec<(Main, Tile)> {
+    let mut v: Vec<(Main, Tile)> = AUTO_TILES.iter().map(|&t| (Main::Tiled, t)).collect();
+    for (m, n) in [
+        (1000, 1),
+        (40, 1),
+        (1000, 3),
+        (1000, 8),
+        (25, 64),
+        (3, 100),
+        (1000, 100),
+        (1000, 25),
+        (1000, 9),
+    ] {
+        v.push((Main::Direct, Tile::direct_auto(m, n)));
+    }
+    v
+}
