@@ -318,6 +318,13 @@ pub struct TrainStep {
     pub fake: Tensor,
     /// The discriminator's logits on [real; fake], `[2B, 1]`.
     pub d_logits: Tensor,
+    /// Every LeakyReLU input of the step by name (the generator's three
+    /// batch-norm outputs, then the discriminator's two conv outputs in the
+    /// D update on [real; fake] and in the G update on fake), for tests that
+    /// check which side of the kink each unit took.
+    pub leaky_inputs: Vec<(&'static str, Tensor)>,
+    /// The global max pool winners (max pool head only): D update, G update.
+    pub pool_argmax: Vec<(&'static str, Tensor)>,
 }
 
 impl Gan {
@@ -640,6 +647,19 @@ impl Gan {
 
         let d_logits = both.logits.clone();
         let fake_img = ga.img.clone();
+        let leaky_inputs = vec![
+            ("gen fc bn", ga.g0n.clone()),
+            ("gen1 bn", ga.g1n.clone()),
+            ("gen2 bn", ga.g2n.clone()),
+            ("d update disc1", both.h1.clone()),
+            ("d update disc2", both.h2.clone()),
+            ("g update disc1", fake.h1.clone()),
+            ("g update disc2", fake.h2.clone()),
+        ];
+        let pool_argmax = [("d update", &both.argmax), ("g update", &fake.argmax)]
+            .into_iter()
+            .filter_map(|(n, a)| a.clone().map(|a| (n, a)))
+            .collect();
         s.retain(both_g.tensors());
         s.retain(fake_g.tensors());
         s.retain([
@@ -660,6 +680,8 @@ impl Gan {
             step: s,
             fake: fake_img,
             d_logits,
+            leaky_inputs,
+            pool_argmax,
         })
     }
 

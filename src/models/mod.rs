@@ -2,6 +2,7 @@
 //! explicit list of ops, forward then backward then optimizer.
 
 pub mod gan;
+pub mod gan_cpu;
 pub mod vae;
 pub mod vae_cpu;
 
