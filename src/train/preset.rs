@@ -126,7 +126,7 @@ impl Preset {
                 lr_d: 1e-3,
                 epochs: 2,
                 head: DHead::GlobalMaxPool,
-                train_images: Some(4_000),
+                train_images: Some(3_200),
             },
             Preset::Tiny => GanPreset {
                 latent: 2,
