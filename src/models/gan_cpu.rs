@@ -174,25 +174,17 @@ impl<T: Real> GanCpu<T> {
     /// Copy the GPU model's parameters, Adam moments (engine layout) and
     /// running statistics.
     pub fn from_gpu(gpu: &Gpu, gan: &Gan) -> Result<GanCpu<T>> {
-        let to_t =
-            |v: Vec<f32>| -> Vec<T> { v.into_iter().map(|x| T::from_f64(x as f64)).collect() };
-        let params = gan
-            .params()
-            .into_iter()
-            .map(|p| {
-                Ok(CpuParam {
-                    name: p.name.clone(),
-                    shape: p.shape().to_vec(),
-                    value: to_t(p.value.read_f32(gpu)?),
-                    m: to_t(p.m.read_f32(gpu)?),
-                    v: to_t(p.v.read_f32(gpu)?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let params = CpuParam::read_all(gpu, &gan.params())?;
         let mut running = Vec::new();
         for bn in [&gan.g_bn0, &gan.g_bn1, &gan.g_bn2] {
             for (name, t) in bn.buffers() {
-                running.push((name, to_t(t.read_f32(gpu)?)));
+                running.push((
+                    name,
+                    t.read_f32(gpu)?
+                        .into_iter()
+                        .map(|x| T::from_f64(x as f64))
+                        .collect(),
+                ));
             }
         }
         Ok(GanCpu {

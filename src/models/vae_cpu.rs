@@ -19,6 +19,7 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::vae::{Vae, VaeConfig};
+use crate::nn::Param;
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_cpu, BceReduction};
 use crate::ops::bias::bias_grad_cpu;
@@ -43,6 +44,26 @@ pub struct CpuParam<T> {
     pub value: Vec<T>,
     pub m: Vec<T>,
     pub v: Vec<T>,
+}
+
+impl<T: Real> CpuParam<T> {
+    /// Copies of GPU parameters' values and Adam moments (engine layout).
+    pub fn read_all(gpu: &Gpu, params: &[&Param]) -> Result<Vec<CpuParam<T>>> {
+        let to_t =
+            |v: Vec<f32>| -> Vec<T> { v.into_iter().map(|x| T::from_f64(x as f64)).collect() };
+        params
+            .iter()
+            .map(|p| {
+                Ok(CpuParam {
+                    name: p.name.clone(),
+                    shape: p.shape().to_vec(),
+                    value: to_t(p.value.read_f32(gpu)?),
+                    m: to_t(p.m.read_f32(gpu)?),
+                    v: to_t(p.v.read_f32(gpu)?),
+                })
+            })
+            .collect()
+    }
 }
 
 /// What one CPU training step produced.
@@ -111,20 +132,7 @@ fn min_nonzero_abs<T: Real>(xs: &[T]) -> f64 {
 impl<T: Real> VaeCpu<T> {
     /// Copy the GPU model's parameters and Adam moments (engine layout).
     pub fn from_gpu(gpu: &Gpu, vae: &Vae) -> Result<VaeCpu<T>> {
-        let to_t = |v: Vec<f32>| v.into_iter().map(|x| T::from_f64(x as f64)).collect();
-        let params = vae
-            .params()
-            .into_iter()
-            .map(|p| {
-                Ok(CpuParam {
-                    name: p.name.clone(),
-                    shape: p.shape().to_vec(),
-                    value: to_t(p.value.read_f32(gpu)?),
-                    m: to_t(p.m.read_f32(gpu)?),
-                    v: to_t(p.v.read_f32(gpu)?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let params = CpuParam::read_all(gpu, &vae.params())?;
         Ok(VaeCpu {
             config: vae.config.clone(),
             params,
