@@ -1,4 +1,4 @@
-//! The engine's VAE loss equals PyTorch's on the same weights, batch and
+//! The engine's VAE loss (and the GAN's outputs) equal PyTorch's on the same weights, batch and
 //! noise, without PyTorch: `tests/fixtures/vae_pytorch_check.safetensors`
 //! holds the weights of an engine checkpoint (latent 2, trained 32 steps;
 //! written by `examples/pytorch_check_bundle.rs`), and
@@ -26,12 +26,16 @@
 //! (~0.7 nats, 2 latents per image, from the encoder's f32 mean/log-variance)
 //! gets atol 1e-5 + rtol 1e-5. Measured on lavapipe when the fixture was
 //! written: recon 2.7e-6 and KL 6.2e-8 away from PyTorch.
+//!
+//! `gan_matches_pytorch` does the same for the GAN (see its doc comment).
 
 mod common;
 mod fixture_loader;
+mod gan_check_model;
 
 use common::gpu;
 use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
+use vae_vs_gan::models::gan::DHead;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::train::Checkpoint;
@@ -132,4 +136,146 @@ fn vae_loss_on_refuses_mismatched_inputs() {
         assert!(err.contains("vae loss_on"), "{err}");
     }
     assert!(vae.loss_on(g, &px, &[0.0; 6]).is_ok());
+}
+
+/// Mean binary cross-entropy with logits against `target`, in f64.
+fn bce_mean(logits: &[f32], target: f64) -> f64 {
+    let n = logits.len() as f64;
+    logits
+        .iter()
+        .map(|&z| {
+            let z = z as f64;
+            z.max(0.0) - z * target + (-z.abs()).exp().ln_1p()
+        })
+        .sum::<f64>()
+        / n
+}
+
+/// Largest `|got - want| / (atol + rtol |want|)`; panics past 1.
+fn all_within(what: &str, got: &[f32], want: &[f32], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let (mut worst, mut at, mut max_err) = (0.0f64, 0, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w as f64).abs();
+        let r = if g.is_finite() {
+            err / (atol + rtol * (w as f64).abs())
+        } else {
+            f64::INFINITY
+        };
+        max_err = max_err.max(err);
+        if r > worst {
+            (worst, at) = (r, i);
+        }
+    }
+    eprintln!(
+        "{what}: max |engine - pytorch| {max_err:.3e}, worst {worst:.3} of tol (atol {atol:e} + rtol {rtol:e})"
+    );
+    assert!(
+        worst <= 1.0,
+        "{what}[{at}]: engine {}, pytorch {}: {worst:.2}x the tolerance atol {atol:e} + rtol {rtol:e}",
+        got[at],
+        want[at]
+    );
+}
+
+/// The GAN's eval-mode outputs equal PyTorch's on the same weights, latents
+/// and batch, for both discriminator heads, without PyTorch and without a
+/// 5 MB weight fixture: `tests/gan_check_model` rebuilds the check's model
+/// bit for bit (seeded CPU init, batch norms and biases from an integer
+/// hash), the fixture's `<head>_weights_hash` proves it is the model
+/// PyTorch loaded, and `tests/fixtures/gan_pytorch_check.json` holds the
+/// twin's float64 images G(z), logits D(real) and D(G(z)), and the losses
+/// `d_loss = BCE(real, 1) + BCE(fake, 0)`, `g_loss = BCE(fake, 1)` (written
+/// by `tools/check_with_pytorch.py --model gan`, see tools/README.md). This
+/// checks every layer's checkpoint layout (the NHWC order of the 12544
+/// dense features and of their batch norm, transposed-conv weights, the
+/// flatten head's NCHW order), Keras `same` padding of the stride-2 convs
+/// and transposed convs, eval-mode batch norm from the running statistics,
+/// dropout off, the max pool, and the logits' sign convention.
+///
+/// Tolerances. Weights, z and pixels are the same f32 values on both sides;
+/// the difference is the engine's f32 arithmetic vs PyTorch's f64. The
+/// longest reduction is the 5x5 stride-1 transposed conv (6400 terms), and
+/// the first batch norm divides by sqrt(var + 1e-3) ~ 0.035 to 0.045,
+/// magnifying the dense output's absolute rounding but not its relative
+/// one: activations carry relative errors of order 1e-6, and tanh only
+/// shrinks them (its slope is at most 1). Images (in [-1, 1]): atol 2e-5 +
+/// rtol 2e-5. Logits (|z| < 0.25 here, a 128- or 6272-term dense on
+/// 3200-term conv outputs): atol 1e-5 + rtol 1e-5. The losses follow from
+/// the logits (BCE's slope in the logit is at most 1, and d_loss adds two
+/// means), so they get what the logit tolerance allows, atol 2.5e-5 and no
+/// rtol; they check the loss definitions, whose mistakes move them by far
+/// more (a sum for a mean by 8x, a swapped target by a mean logit: 7.6e-3
+/// to 0.2 here). Measured on lavapipe when the
+/// fixture was written: images 2.7e-6, logits 1.2e-7 at most, losses
+/// 1.1e-8 at most, from PyTorch. Each layout mistake tried in the twin
+/// (tools/README.md) moves the images by 1.39 or more (generator mistakes)
+/// or some logit by 5e-2 or more (discriminator ones), thousands of times
+/// these tolerances.
+#[test]
+fn gan_matches_pytorch() {
+    let g = gpu();
+    let f = fixture_loader::load("gan_pytorch_check");
+    assert_eq!(f.int("latent"), gan_check_model::LATENT);
+    assert_eq!(f.int("seed") as u64, gan_check_model::SEED);
+    let (zshape, z) = f.tensor("z");
+    let n = zshape[0];
+    assert_eq!(zshape, [n, gan_check_model::LATENT]);
+    let (_, idx) = f.tensor("indices");
+    let (ishape, torch_images) = f.tensor("torch_images");
+    assert_eq!(ishape, [n, PIXELS]);
+
+    let last = idx.iter().map(|&i| i as usize).max().unwrap() + 1;
+    let test = load(
+        Dataset::Mnist,
+        &Dataset::Mnist.default_dir(),
+        Split::Test,
+        Some(last),
+    )
+    .unwrap();
+    let real: Vec<f32> = idx
+        .iter()
+        .flat_map(|&i| {
+            test.image(i as usize)
+                .iter()
+                .map(|&b| b as f32 / 255.0 * 2.0 - 1.0)
+        })
+        .collect();
+
+    for head in [DHead::GlobalMaxPool, DHead::Flatten] {
+        let h = head.name();
+        let gan = gan_check_model::build(g, head).unwrap();
+        let hash = gan_check_model::weights_hash(&gan.checkpoint(g).unwrap());
+        let want = f.int(&format!("{h}_weights_hash")) as u64;
+        assert_eq!(
+            hash, want,
+            "{h}: the rebuilt GAN's weights hash {hash:#x} is not the fixture's {want:#x}: the \
+             seeded initialisation changed (rand / StdRng version, init order or formula, or \
+             tests/gan_check_model): regenerate the fixture as tools/README.md says"
+        );
+        let images = gan.generate(g, &z).unwrap();
+        all_within(&format!("{h} images"), &images, &torch_images, 2e-5, 2e-5);
+        let real_logits = gan.discriminate(g, &real).unwrap();
+        let fake_logits = gan.discriminate(g, &images).unwrap();
+        let (_, tr) = f.tensor(&format!("{h}_torch_real_logits"));
+        let (_, tf) = f.tensor(&format!("{h}_torch_fake_logits"));
+        all_within(&format!("{h} real logits"), &real_logits, &tr, 1e-5, 1e-5);
+        all_within(&format!("{h} fake logits"), &fake_logits, &tf, 1e-5, 1e-5);
+        let d_loss = bce_mean(&real_logits, 1.0) + bce_mean(&fake_logits, 0.0);
+        let g_loss = bce_mean(&fake_logits, 1.0);
+        within(
+            &format!("{h} d_loss"),
+            d_loss,
+            f.scalar(&format!("{h}_torch_d_loss")),
+            2.5e-5,
+            0.0,
+        );
+        within(
+            &format!("{h} g_loss"),
+            g_loss,
+            f.scalar(&format!("{h}_torch_g_loss")),
+            2.5e-5,
+            0.0,
+        );
+    }
 }
