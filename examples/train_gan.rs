@@ -10,7 +10,7 @@ use clap::Parser;
 use vae_vs_gan::models::gan::DHead;
 use vae_vs_gan::train::cli::CommonArgs;
 use vae_vs_gan::train::gan_run::{train_gan, GanRun};
-use vae_vs_gan::train::session::{choose_preset, open_gpu};
+use vae_vs_gan::train::session::open_gpu;
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the article's DCGAN on the GPU")]
@@ -34,21 +34,9 @@ fn main() -> Result<()> {
     let out = a.out_dir("target/gan")?;
     let gpu = open_gpu()?;
     let run = GanRun {
-        preset: choose_preset(&gpu, a.preset),
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr: a.lr,
+        common: a.into_options(&gpu, out.clone()),
         lr_d,
-        latent_dim: a.latent_dim,
         head: d_head,
-        seed: a.seed,
-        out: out.clone(),
-        dataset: a.dataset,
-        data_dir: a.data_dir,
-        resume: a.resume.is_some(),
-        train_images: a.train_images,
-        overwrite: a.overwrite,
-        plots: true,
     };
     train_gan(&gpu, &run)?;
     eprintln!("wrote {}", out.display());

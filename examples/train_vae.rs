@@ -8,7 +8,7 @@
 use anyhow::Result;
 use clap::Parser;
 use vae_vs_gan::train::cli::CommonArgs;
-use vae_vs_gan::train::session::{choose_preset, open_gpu};
+use vae_vs_gan::train::session::open_gpu;
 use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
 
 #[derive(Parser, Debug)]
@@ -29,20 +29,8 @@ fn main() -> Result<()> {
     let out = a.out_dir("target/vae")?;
     let gpu = open_gpu()?;
     let run = VaeRun {
-        preset: choose_preset(&gpu, a.preset),
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        lr: a.lr,
-        latent_dim: a.latent_dim,
-        seed: a.seed,
-        out: out.clone(),
-        dataset: a.dataset,
-        data_dir: a.data_dir,
-        resume: a.resume.is_some(),
+        common: a.into_options(&gpu, out.clone()),
         binarize,
-        train_images: a.train_images,
-        overwrite: a.overwrite,
-        plots: true,
     };
     train_vae(&gpu, &run)?;
     eprintln!("wrote {}", out.display());

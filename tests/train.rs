@@ -12,8 +12,8 @@ use vae_vs_gan::Error;
 
 fn tiny(out: &std::path::Path, epochs: usize) -> VaeRun {
     let mut r = VaeRun::new(Preset::Tiny, out);
-    r.epochs = Some(epochs);
-    r.plots = false;
+    r.common.epochs = Some(epochs);
+    r.common.plots = false;
     r
 }
 
@@ -25,7 +25,7 @@ fn train_vae_resume_is_bit_identical() {
     train_vae(g, &tiny(&a, 2)).unwrap();
     train_vae(g, &tiny(&b, 1)).unwrap();
     let mut r = tiny(&b, 2);
-    r.resume = true;
+    r.common.resume = true;
     let (_, m) = train_vae(g, &r).unwrap();
     assert_eq!(m.epochs.len(), 2, "metrics continue the resumed run");
     let ca = Checkpoint::load(&a.join(CHECKPOINT)).unwrap();
@@ -72,8 +72,8 @@ fn train_vae_refuses_bad_out_and_mismatched_checkpoints() {
 
     // Resuming with another latent size: every mismatched tensor listed.
     let mut other = tiny(&run, 2);
-    other.resume = true;
-    other.latent_dim = Some(3);
+    other.common.resume = true;
+    other.common.latent_dim = Some(3);
     let e = train_vae(g, &other).err().expect("must fail").to_string();
     assert!(
         e.contains("encoder.5.weight") && e.contains("mismatched"),
@@ -91,7 +91,7 @@ fn train_vae_divergence_stops_naming_the_step() {
     let g = gpu();
     let d = tempfile::tempdir().unwrap();
     let mut r = tiny(d.path(), 1);
-    r.lr = Some(1e30);
+    r.common.lr = Some(1e30);
     match train_vae(g, &r) {
         Err(Error::Stopped { cause, hint }) => {
             let msg = cause.to_string();
@@ -127,10 +127,10 @@ fn train_gan_resume_is_bit_identical() {
     let d = tempfile::tempdir().unwrap();
     let run = |out: &std::path::Path, epochs: usize, resume: bool| {
         let mut r = GanRun::new(Preset::Tiny, out);
-        r.epochs = Some(epochs);
-        r.train_images = Some(32); // 4 steps per epoch: a GAN step is slow on lavapipe
-        r.plots = false;
-        r.resume = resume;
+        r.common.epochs = Some(epochs);
+        r.common.train_images = Some(32); // 4 steps per epoch: a GAN step is slow on lavapipe
+        r.common.plots = false;
+        r.common.resume = resume;
         r
     };
     let (a, b) = (d.path().join("straight"), d.path().join("resumed"));

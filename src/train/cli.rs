@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::train::session::{choose_preset, RunOptions};
 use crate::train::Preset;
 
 /// Options of every training run.
@@ -61,6 +63,26 @@ impl CommonArgs {
                 ),
             )),
             _ => Ok(out),
+        }
+    }
+
+    /// The run these options describe, on `gpu` (which picks the default
+    /// preset), writing to `out`.
+    pub fn into_options(self, gpu: &Gpu, out: PathBuf) -> RunOptions {
+        RunOptions {
+            preset: choose_preset(gpu, self.preset),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            latent_dim: self.latent_dim,
+            seed: self.seed,
+            out,
+            dataset: self.dataset,
+            data_dir: self.data_dir,
+            resume: self.resume.is_some(),
+            train_images: self.train_images,
+            overwrite: self.overwrite,
+            plots: true,
         }
     }
 }

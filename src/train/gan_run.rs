@@ -1,80 +1,54 @@
 //! A whole GAN training run (what `examples/train_gan.rs` runs): data,
 //! model, resume, the epoch loop, per-epoch outputs and the final plots.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::data::{self, Dataset, Split};
+use crate::data::{self, Split};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
-use crate::train::session::{prepare_out, prior_grid, Session};
+use crate::train::session::{prepare_out, prior_grid, RunOptions, Session};
 use crate::train::{EpochMetrics, GpuDataset, Metrics, Preset};
 
-/// Everything a GAN run can be told; `None` takes the preset's value.
+/// A GAN run: the common options and the GAN's own.
 #[derive(Clone, Debug)]
 pub struct GanRun {
-    pub preset: Preset,
-    pub epochs: Option<usize>,
-    pub batch_size: Option<usize>,
-    /// Both optimizers' learning rate.
-    pub lr: Option<f32>,
-    /// The discriminator's learning rate, overriding `lr`.
+    pub common: RunOptions,
+    /// The discriminator's learning rate, overriding `common.lr`.
     pub lr_d: Option<f32>,
-    pub latent_dim: Option<usize>,
+    /// The discriminator's head (default: the preset's).
     pub head: Option<DHead>,
-    pub seed: u64,
-    pub out: PathBuf,
-    pub dataset: Dataset,
-    pub data_dir: Option<PathBuf>,
-    pub resume: bool,
-    pub train_images: Option<usize>,
-    pub overwrite: bool,
-    pub plots: bool,
 }
 
 impl GanRun {
     /// The preset's run into `out`.
     pub fn new(preset: Preset, out: &Path) -> GanRun {
         GanRun {
-            preset,
-            epochs: None,
-            batch_size: None,
-            lr: None,
+            common: RunOptions::new(preset, out),
             lr_d: None,
-            latent_dim: None,
             head: None,
-            seed: 0,
-            out: out.to_path_buf(),
-            dataset: Dataset::Mnist,
-            data_dir: None,
-            resume: false,
-            train_images: None,
-            overwrite: false,
-            plots: true,
         }
     }
 }
 
 /// Train (or continue, with `resume`) and return the metrics; every epoch
 /// writes its sample grid, `metrics.json` and the checkpoint into `out`.
-pub fn train_gan(gpu: &Gpu, opts: &GanRun) -> Result<(Gan, Metrics)> {
+pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
+    let opts = &run.common;
     let (preset, out) = (opts.preset, opts.out.as_path());
     let p = preset.gan();
-    let dir = opts
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| opts.dataset.default_dir());
+    let dir = opts.data_dir();
     prepare_out(out, opts.resume, opts.overwrite)?;
     let lr_g = opts.lr.unwrap_or(p.lr_g);
     let config = GanConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
         batch: opts.batch_size.unwrap_or(p.batch),
         adam_g: AdamConfig::keras(lr_g),
-        adam_d: AdamConfig::keras(opts.lr_d.or(opts.lr).unwrap_or(p.lr_d)),
+        adam_d: AdamConfig::keras(run.lr_d.or(opts.lr).unwrap_or(p.lr_d)),
         seed: opts.seed,
-        head: opts.head.unwrap_or(p.head),
+        head: run.head.unwrap_or(p.head),
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
     let train = data::load(

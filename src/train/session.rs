@@ -12,6 +12,56 @@ use crate::train::{
     Preset,
 };
 
+/// What every training run can be told; `None` takes the preset's value.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub preset: Preset,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Learning rate (the GAN: both optimizers unless `lr_d` is given).
+    pub lr: Option<f32>,
+    pub latent_dim: Option<usize>,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub dataset: crate::data::Dataset,
+    pub data_dir: Option<PathBuf>,
+    /// Continue the run in `out`.
+    pub resume: bool,
+    pub train_images: Option<usize>,
+    /// Replace a run already in `out`.
+    pub overwrite: bool,
+    /// Write the final plots.
+    pub plots: bool,
+}
+
+impl RunOptions {
+    /// The preset's run into `out`.
+    pub fn new(preset: Preset, out: &Path) -> RunOptions {
+        RunOptions {
+            preset,
+            epochs: None,
+            batch_size: None,
+            lr: None,
+            latent_dim: None,
+            seed: 0,
+            out: out.to_path_buf(),
+            dataset: crate::data::Dataset::Mnist,
+            data_dir: None,
+            resume: false,
+            train_images: None,
+            overwrite: false,
+            plots: true,
+        }
+    }
+
+    /// The data folder: `data_dir`, or the dataset's default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dataset.default_dir())
+    }
+}
+
 /// The checkpoint file inside a run's output folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 

@@ -2,7 +2,7 @@
 //! model, resume, the epoch loop, per-epoch outputs and the final plots.
 //! In the library so tests can run it end to end.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::data::{self, Dataset, Split, PIXELS};
 use crate::error::{Error, Result};
@@ -10,68 +10,42 @@ use crate::gpu::Gpu;
 use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
-use crate::train::session::{prepare_out, prior_grid, Session};
+use crate::train::session::{prepare_out, prior_grid, RunOptions, Session};
 use crate::train::{EpochMetrics, GpuDataset, Metrics, Preset};
 
-/// Everything a VAE run can be told; `None` takes the preset's value.
+/// A VAE run: the common options and the VAE's own.
 #[derive(Clone, Debug)]
 pub struct VaeRun {
-    pub preset: Preset,
-    pub epochs: Option<usize>,
-    pub batch_size: Option<usize>,
-    pub lr: Option<f32>,
-    pub latent_dim: Option<usize>,
-    pub seed: u64,
-    pub out: PathBuf,
-    pub dataset: Dataset,
-    pub data_dir: Option<PathBuf>,
-    pub resume: bool,
+    pub common: RunOptions,
+    /// Static binarisation of the pixels at 0.5.
     pub binarize: bool,
-    pub train_images: Option<usize>,
-    pub overwrite: bool,
-    /// Write the final plots (loss curves, reconstructions, latent plots).
-    pub plots: bool,
 }
 
 impl VaeRun {
     /// The preset's run into `out`.
     pub fn new(preset: Preset, out: &Path) -> VaeRun {
         VaeRun {
-            preset,
-            epochs: None,
-            batch_size: None,
-            lr: None,
-            latent_dim: None,
-            seed: 0,
-            out: out.to_path_buf(),
-            dataset: Dataset::Mnist,
-            data_dir: None,
-            resume: false,
+            common: RunOptions::new(preset, out),
             binarize: false,
-            train_images: None,
-            overwrite: false,
-            plots: true,
         }
     }
 }
 
 /// Train (or continue, with `resume`) and return the metrics; every epoch
 /// writes its sample grid, `metrics.json` and the checkpoint into `out`.
-pub fn train_vae(gpu: &Gpu, opts: &VaeRun) -> Result<(Vae, Metrics)> {
+pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
+    let opts = &run.common;
     let (preset, out) = (opts.preset, opts.out.as_path());
     let p = preset.vae()?;
     let dataset = opts.dataset;
-    let dir = opts
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| dataset.default_dir());
+    let dir = opts.data_dir();
     prepare_out(out, opts.resume, opts.overwrite)?;
     let config = VaeConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
         batch: opts.batch_size.unwrap_or(p.batch),
         adam: AdamConfig::keras(opts.lr.unwrap_or(p.lr)),
         seed: opts.seed,
-        binarize: opts.binarize,
+        binarize: run.binarize,
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
     let train = data::load(
