@@ -29,7 +29,7 @@ pub(crate) fn rows(
             format!("{what}: dimension must be positive"),
         ));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(Error::invalid(
             op,
             format!(
