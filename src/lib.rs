@@ -9,6 +9,7 @@
 
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod gpu;
 pub mod models;
 pub mod nn;
