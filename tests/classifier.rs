@@ -37,7 +37,7 @@ fn mnist_dir() -> &'static Path {
 /// the mean loss of the last pass must be well below the first pass's
 /// (which starts near ln 10 = 2.30). A broken backward or optimizer leaves
 /// it near 2.3; a working one memorises 64 images quickly (< 1.0 after 10
-/// passes, typically ~0.1).
+/// passes).
 #[test]
 fn classifier_train_step_lowers_loss() {
     let gpu = gpu();
@@ -189,6 +189,7 @@ fn classifier_checkpoint_accuracy() {
     m.restore(gpu, &ck, path).expect("restore");
     let test = load(Dataset::Mnist, mnist_dir(), Split::Test, Some(1000)).expect("mnist");
     let acc = m.accuracy(gpu, &test).expect("accuracy");
+    eprintln!("classifier accuracy on the first 1,000 test images: {acc}");
     assert!(
         acc >= MIN_ACCURACY_1K,
         "accuracy {acc} on the first 1,000 test images is below {MIN_ACCURACY_1K}"
@@ -196,5 +197,5 @@ fn classifier_checkpoint_accuracy() {
 }
 
 /// Lower bound on the committed checkpoint's accuracy on the first 1,000
-/// test images.
+/// test images (measured: 0.990, i.e. 990/1000; 99.14% on all 10,000).
 const MIN_ACCURACY_1K: f64 = 0.985;
