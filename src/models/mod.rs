@@ -35,3 +35,4 @@ pub fn record_adam(
 pub fn count(params: &[&Param]) -> usize {
     params.iter().map(|p| p.numel()).sum()
 }
+pub mod classifier;

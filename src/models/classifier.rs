@@ -1,0 +1,378 @@
+//! A LeNet-style MNIST classifier on the engine's ops: its penultimate
+//! 128 features are the feature space for sample-quality metrics (FID-like
+//! distances, classifier scores).
+//!
+//! conv 16 5x5 same ReLU (28x28), max pool 2x2 (14), conv 32 5x5 same ReLU,
+//! max pool 2x2 (7), flatten 1568, dense 128 ReLU (features), dense 10
+//! (logits); loss: softmax cross-entropy with the gathered labels, batch
+//! mean, in nats.
+//!
+//! PyTorch twin (checkpoint names): `Sequential(Conv2d(1,16,5,padding=2),
+//! ReLU, MaxPool2d(2), Conv2d(16,32,5,padding=2), ReLU, MaxPool2d(2),
+//! Flatten, Linear(1568,128), ReLU, Linear(128,10))`: layers `net.0`,
+//! `net.3`, `net.7`, `net.9`.
+
+use rand::SeedableRng;
+
+use crate::data::{Images, PIXELS};
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
+use crate::models::{count, record_adam};
+use crate::nn::{Dense, Layer, Param};
+use crate::ops::activation::Activation;
+use crate::ops::conv2d::{Conv2d, Padding};
+use crate::ops::gather::{gather_labels, gather_pixels, PixelMap};
+use crate::ops::pool::{max_pool2x2_backward, max_pool2x2_forward};
+use crate::ops::softmax_ce::softmax_ce;
+use crate::optim::adam::{Adam, AdamConfig};
+use crate::train::{Checkpoint, GpuDataset};
+
+const RELU: Activation = Activation::Relu;
+/// Width of the penultimate (feature) layer.
+pub const FEATURES: usize = 128;
+/// Number of classes.
+pub const CLASSES: usize = 10;
+/// Image after the second pool: 7x7x32.
+const POOL2_HWC: (usize, usize, usize) = (7, 7, 32);
+
+/// Loss slot in the step's ring row.
+pub const SLOT_CE: usize = 0;
+
+/// Hyperparameters.
+#[derive(Clone, Debug)]
+pub struct ClassifierConfig {
+    pub batch: usize,
+    pub adam: AdamConfig,
+    pub seed: u64,
+}
+
+/// The classifier's layers.
+pub struct Classifier {
+    pub config: ClassifierConfig,
+    pub conv1: Layer<Conv2d>,
+    pub conv2: Layer<Conv2d>,
+    pub fc1: Layer<Dense>,
+    pub fc2: Layer<Dense>,
+}
+
+/// Forward activations for one batch size.
+struct Acts {
+    x: Tensor,
+    h1: Tensor,
+    a1: Tensor,
+    p1: Tensor,
+    arg1: Tensor,
+    h2: Tensor,
+    a2: Tensor,
+    p2: Tensor,
+    arg2: Tensor,
+    f: Tensor,
+    fa: Tensor,
+    logits: Tensor,
+}
+
+fn zeros(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
+    Tensor::zeros(gpu, shape, name)
+}
+
+impl Acts {
+    fn new(gpu: &Gpu, b: usize) -> Result<Acts> {
+        let u = |shape: &[usize], name: &str| Tensor::new(gpu, shape, DType::U32, name);
+        Ok(Acts {
+            x: zeros(gpu, &[b, 28, 28, 1], "x")?,
+            h1: zeros(gpu, &[b, 28, 28, 16], "conv1")?,
+            a1: zeros(gpu, &[b, 28, 28, 16], "conv1 relu")?,
+            p1: zeros(gpu, &[b, 14, 14, 16], "pool1")?,
+            arg1: u(&[b, 14, 14, 16], "pool1 argmax")?,
+            h2: zeros(gpu, &[b, 14, 14, 32], "conv2")?,
+            a2: zeros(gpu, &[b, 14, 14, 32], "conv2 relu")?,
+            p2: zeros(gpu, &[b, 7, 7, 32], "pool2")?,
+            arg2: u(&[b, 7, 7, 32], "pool2 argmax")?,
+            f: zeros(gpu, &[b, FEATURES], "fc1")?,
+            fa: zeros(gpu, &[b, FEATURES], "features")?,
+            logits: zeros(gpu, &[b, CLASSES], "logits")?,
+        })
+    }
+
+    fn into_tensors(self) -> Vec<Tensor> {
+        vec![
+            self.x,
+            self.h1,
+            self.a1,
+            self.p1,
+            self.arg1,
+            self.h2,
+            self.a2,
+            self.p2,
+            self.arg2,
+            self.f,
+            self.fa,
+            self.logits,
+        ]
+    }
+}
+
+/// The `[B, F]` view of an NHWC activation.
+fn flat(t: &Tensor) -> Result<Tensor> {
+    let b = t.shape()[0];
+    t.reshape(&[b, t.numel() / b])
+}
+
+/// A recorded training step.
+pub struct TrainStep {
+    pub step: Step,
+    /// Logits of the last batch, `[B, 10]`.
+    pub logits: Tensor,
+}
+
+impl Classifier {
+    /// Build with Keras initialisation (Glorot-uniform, zero bias) from
+    /// `config.seed`.
+    pub fn new(gpu: &Gpu, config: ClassifierConfig) -> Result<Classifier> {
+        if config.batch == 0 {
+            return Err(Error::invalid("classifier", "batch size must be positive"));
+        }
+        config.adam.validate()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+        let r = &mut rng;
+        let same = Padding::uniform(2);
+        Ok(Classifier {
+            conv1: Layer::conv(gpu, r, "net.0", 5, 1, same, 1, 16, true)?,
+            conv2: Layer::conv(gpu, r, "net.3", 5, 1, same, 16, 32, true)?,
+            fc1: Layer::dense(gpu, r, "net.7", 1568, FEATURES, true, Some(POOL2_HWC), None)?,
+            fc2: Layer::dense(gpu, r, "net.9", FEATURES, CLASSES, true, None, None)?,
+            config,
+        })
+    }
+
+    /// Every parameter, input side first.
+    pub fn params(&self) -> Vec<&Param> {
+        [&self.conv1, &self.conv2]
+            .iter()
+            .flat_map(|l| l.params())
+            .chain(self.fc1.params())
+            .chain(self.fc2.params())
+            .collect()
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&self) -> usize {
+        count(&self.params())
+    }
+
+    fn record_forward(&self, gpu: &Gpu, s: &mut Step, a: &Acts) -> Result<()> {
+        self.conv1.forward(gpu, s, &a.x, &a.h1)?;
+        RELU.forward(gpu, s, &a.h1, &a.a1)?;
+        max_pool2x2_forward(gpu, s, &a.a1, &a.p1, &a.arg1)?;
+        self.conv2.forward(gpu, s, &a.p1, &a.h2)?;
+        RELU.forward(gpu, s, &a.h2, &a.a2)?;
+        max_pool2x2_forward(gpu, s, &a.a2, &a.p2, &a.arg2)?;
+        self.fc1.forward(gpu, s, &flat(&a.p2)?, &a.f)?;
+        RELU.forward(gpu, s, &a.f, &a.fa)?;
+        self.fc2.forward(gpu, s, &a.fa, &a.logits)
+    }
+
+    /// Record one training step on `data` (gather the batch and labels the
+    /// step counter picks, forward, softmax cross-entropy, backward, Adam,
+    /// advance): the batch-mean loss goes to ring slot [`SLOT_CE`].
+    pub fn train_step(&self, gpu: &Gpu, state: &StepState, data: &GpuDataset) -> Result<TrainStep> {
+        let b = self.config.batch;
+        if data.batches(b) == 0 {
+            return Err(Error::invalid(
+                "classifier",
+                format!(
+                    "batch size {b} is larger than the {} training images",
+                    data.len
+                ),
+            ));
+        }
+        let a = Acts::new(gpu, b)?;
+        let g = |shape: &[usize], n: &str| zeros(gpu, shape, n);
+        let labels = Tensor::new(gpu, &[b], DType::U32, "labels")?;
+        let rows = g(&[b], "ce rows")?;
+        let loss = g(&[1], "ce loss")?;
+        let dlogits = g(&[b, CLASSES], "d logits")?;
+        let dfa = g(&[b, FEATURES], "d features")?;
+        let df = g(&[b, FEATURES], "d fc1")?;
+        let dp2 = g(&[b, 7, 7, 32], "d pool2")?;
+        let da2 = g(&[b, 14, 14, 32], "d conv2 relu")?;
+        let dh2 = g(&[b, 14, 14, 32], "d conv2")?;
+        let dp1 = g(&[b, 14, 14, 16], "d pool1")?;
+        let da1 = g(&[b, 28, 28, 16], "d conv1 relu")?;
+        let dh1 = g(&[b, 28, 28, 16], "d conv1")?;
+
+        let mut s = Step::new("classifier train");
+        let st = &mut s;
+        gather_pixels(
+            gpu,
+            st,
+            &state.counters,
+            &data.perm,
+            &data.images,
+            &a.x,
+            PixelMap::UNIT,
+        )?;
+        gather_labels(gpu, st, &state.counters, &data.perm, &data.labels, &labels)?;
+        self.record_forward(gpu, st, &a)?;
+        softmax_ce(
+            gpu,
+            st,
+            &a.logits,
+            &labels,
+            &rows,
+            &loss,
+            Some(&dlogits),
+            1.0,
+        )?;
+        state.record_loss(gpu, st, &loss, SLOT_CE)?;
+        self.fc2.backward(gpu, st, &a.fa, &dlogits, Some(&dfa))?;
+        RELU.backward(gpu, st, &a.f, &dfa, &df)?;
+        self.fc1
+            .backward(gpu, st, &flat(&a.p2)?, &df, Some(&flat(&dp2)?))?;
+        max_pool2x2_backward(gpu, st, &a.arg2, &dp2, &da2)?;
+        RELU.backward(gpu, st, &a.h2, &da2, &dh2)?;
+        self.conv2.backward(gpu, st, &a.p1, &dh2, Some(&dp1))?;
+        max_pool2x2_backward(gpu, st, &a.arg1, &dp1, &da1)?;
+        RELU.backward(gpu, st, &a.h1, &da1, &dh1)?;
+        self.conv1.backward(gpu, st, &a.x, &dh1, None)?;
+        record_adam(
+            gpu,
+            st,
+            state,
+            &Adam::new(self.config.adam)?,
+            &self.params(),
+        )?;
+        state.record_advance(gpu, st)?;
+        s.retain([
+            labels, rows, loss, dlogits, dfa, df, dp2, da2, dh2, dp1, da1, dh1,
+        ]);
+        let logits = a.logits.clone();
+        s.retain(a.into_tensors());
+        Ok(TrainStep { step: s, logits })
+    }
+
+    /// Penultimate features `[n, 128]` (after the ReLU) and class
+    /// probabilities `[n, 10]` (softmax of the logits, computed on the CPU in
+    /// f64) of `pixels` (`n * 784` values in [0, 1]), in chunks of at most
+    /// 500 images per submit.
+    pub fn features_and_probs(&self, gpu: &Gpu, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        let n = pixels.len() / PIXELS;
+        if n == 0 || !pixels.len().is_multiple_of(PIXELS) {
+            return Err(Error::invalid(
+                "classifier features_and_probs",
+                format!("{} values are not whole 28x28 images", pixels.len()),
+            ));
+        }
+        const CHUNK: usize = 500;
+        let (mut feats, mut probs) = (
+            Vec::with_capacity(n * FEATURES),
+            Vec::with_capacity(n * CLASSES),
+        );
+        let mut acts: Option<Acts> = None;
+        for chunk in pixels.chunks(CHUNK * PIXELS) {
+            let m = chunk.len() / PIXELS;
+            if acts.as_ref().map(|a| a.x.shape()[0]) != Some(m) {
+                acts = Some(Acts::new(gpu, m)?);
+            }
+            let a = acts.as_ref().expect("just set");
+            a.x.write_f32(gpu, chunk)?;
+            let mut s = Step::new("classifier forward");
+            self.record_forward(gpu, &mut s, a)?;
+            gpu.run(&[&s])?;
+            feats.extend(a.fa.read_f32(gpu)?);
+            for row in a.logits.read_f32(gpu)?.chunks(CLASSES) {
+                let mx = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                let e: Vec<f64> = row.iter().map(|&v| (v as f64 - mx).exp()).collect();
+                let z: f64 = e.iter().sum();
+                probs.extend(e.iter().map(|&v| (v / z) as f32));
+            }
+        }
+        Ok((feats, probs))
+    }
+
+    /// Fraction of `images` whose most probable class is the label.
+    pub fn accuracy(&self, gpu: &Gpu, images: &Images) -> Result<f64> {
+        if images.is_empty() {
+            return Err(Error::invalid("classifier accuracy", "no images"));
+        }
+        let pixels: Vec<f32> = images.pixels.iter().map(|&p| p as f32 / 255.0).collect();
+        let (_, probs) = self.features_and_probs(gpu, &pixels)?;
+        let correct = probs
+            .chunks(CLASSES)
+            .zip(&images.labels)
+            .filter(|(row, &label)| argmax(row) == label as usize)
+            .count();
+        Ok(correct as f64 / images.len() as f64)
+    }
+
+    /// Parameters (and Adam moments when `with_moments`) and metadata,
+    /// PyTorch names and layouts.
+    pub fn checkpoint(&self, gpu: &Gpu, with_moments: bool) -> Result<Checkpoint> {
+        let mut ck = Checkpoint::default();
+        for p in self.params() {
+            p.save(gpu, &mut ck)?;
+        }
+        if !with_moments {
+            ck.tensors.retain(|n, _| !n.starts_with("optimizer."));
+        }
+        ck.metadata.insert("model".into(), "classifier".into());
+        Ok(ck)
+    }
+
+    /// Names and PyTorch shapes of the weights (the Adam moments, when
+    /// present, follow as `optimizer.<name>.exp_avg` / `.exp_avg_sq`).
+    pub fn checkpoint_entries(&self) -> Vec<(String, Vec<usize>)> {
+        self.params()
+            .iter()
+            .map(|p| (p.name.clone(), p.torch_shape()))
+            .collect()
+    }
+
+    /// Restore parameters, and the Adam moments when the checkpoint holds
+    /// them (zeros otherwise); a checkpoint of another model or size is
+    /// refused with every mismatched tensor listed.
+    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+        if let Some(m) = ck.metadata.get("model") {
+            if m != "classifier" {
+                return Err(Error::data(
+                    path,
+                    format!("checkpoint is of model {m:?}, not the classifier"),
+                ));
+            }
+        }
+        let has_moments = ck.tensors.keys().any(|n| n.starts_with("optimizer."));
+        if has_moments {
+            let all: Vec<_> = self
+                .params()
+                .iter()
+                .flat_map(|p| p.checkpoint_entries())
+                .collect();
+            ck.expect(path, &all)?;
+            for p in self.params() {
+                p.load(gpu, ck, path)?;
+            }
+        } else {
+            ck.expect(path, &self.checkpoint_entries())?;
+            for p in self.params() {
+                let ts = p.torch_shape();
+                let v = p.layout.from_torch(p.shape(), ck.get(path, &p.name, &ts)?);
+                p.value.write_f32(gpu, &v)?;
+                let z = vec![0.0; p.numel()];
+                p.m.write_f32(gpu, &z)?;
+                p.v.write_f32(gpu, &z)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
