@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use crate::data::{Images, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
-use crate::models::{count, record_adam};
+use crate::models::{count, flat, record_adam};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2d, Padding};
@@ -110,12 +110,6 @@ impl Acts {
             self.logits,
         ]
     }
-}
-
-/// The `[B, F]` view of an NHWC activation.
-fn flat(t: &Tensor) -> Result<Tensor> {
-    let b = t.shape()[0];
-    t.reshape(&[b, t.numel() / b])
 }
 
 /// A recorded training step.

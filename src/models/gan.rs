@@ -56,7 +56,7 @@ use rand::SeedableRng;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
-use crate::models::{count, record_adam};
+use crate::models::{count, flat, record_adam};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, WeightOp};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
@@ -149,12 +149,6 @@ pub struct Gan {
 
 fn zeros(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
     Tensor::zeros(gpu, shape, name)
-}
-
-/// The `[B, F]` view of an NHWC activation.
-fn flat(t: &Tensor) -> Result<Tensor> {
-    let b = t.shape()[0];
-    t.reshape(&[b, t.numel() / b])
 }
 
 /// Generator activations for one batch size.

@@ -7,7 +7,7 @@ pub mod vae;
 pub mod vae_cpu;
 
 use crate::error::Result;
-use crate::gpu::{Gpu, Step, StepState};
+use crate::gpu::{Gpu, Step, StepState, Tensor};
 use crate::nn::Param;
 use crate::optim::adam::{Adam, AdamTensors};
 
@@ -29,6 +29,12 @@ pub fn record_adam(
         adam.record_update(gpu, step, &state.counters, &t)?;
     }
     Ok(())
+}
+
+/// The `[B, F]` view of an `[B, ...]` activation (flatten: no copy).
+pub fn flat(t: &Tensor) -> Result<Tensor> {
+    let b = t.shape()[0];
+    t.reshape(&[b, t.numel() / b])
 }
 
 /// Number of scalars in `params`.

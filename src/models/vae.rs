@@ -19,7 +19,7 @@ use rand::SeedableRng;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState, Tensor};
-use crate::models::{count, record_adam};
+use crate::models::{count, flat, record_adam};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
@@ -169,12 +169,6 @@ impl Elbo {
             self.kl,
         ]
     }
-}
-
-/// The `[B, F]` view of an NHWC activation.
-fn flat(t: &Tensor) -> Result<Tensor> {
-    let b = t.shape()[0];
-    t.reshape(&[b, t.numel() / b])
 }
 
 /// A recorded training step, with the tensors it reads and writes.
