@@ -4,7 +4,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vae_vs_gan::eval::{coverage, fid, prdc, sharpness};
+use vae_vs_gan::eval::{coverage, fid, iwae, latent, prdc, sharpness};
 
 /// Standard normal samples by Box-Muller (rand_distr is not a dependency).
 fn normals(rng: &mut StdRng, n: usize) -> Vec<f64> {
@@ -490,4 +490,179 @@ fn sharpness_blurring_lowers_it() {
         once < 0.5 * sharp && twice < once,
         "sharp {sharp}, blurred {once}, twice {twice}"
     );
+}
+
+/// A toy VAE with a 1-D latent and a 3-pixel "image" whose decoder is
+/// linear in z: `logits_d = a_d z + b_d`. Its `log p(x)` and the ELBO of a
+/// Gaussian `q` are 1-D integrals, done here by the trapezoid rule on
+/// [-12, 12] with 48,001 points (error far below the tolerances).
+struct Toy {
+    a: [f64; 3],
+    b: [f64; 3],
+    x: [f32; 3],
+}
+
+impl Toy {
+    fn log_px_z(&self, z: f64) -> f64 {
+        let logits: Vec<f32> = (0..3).map(|d| (self.a[d] * z + self.b[d]) as f32).collect();
+        iwae::bernoulli_log_likelihood(&logits, &self.x)
+    }
+    fn integrate(f: impl Fn(f64) -> f64) -> f64 {
+        let n = 48_000;
+        let h = 24.0 / n as f64;
+        (0..=n)
+            .map(|i| {
+                let z = -12.0 + i as f64 * h;
+                let w = if i == 0 || i == n { 0.5 } else { 1.0 };
+                w * f(z)
+            })
+            .sum::<f64>()
+            * h
+    }
+    fn log_normal(z: f64, mu: f64, lv: f64) -> f64 {
+        -0.5 * ((z - mu).powi(2) / lv.exp() + lv + std::f64::consts::TAU.ln())
+    }
+    fn log_px(&self) -> f64 {
+        Toy::integrate(|z| (self.log_px_z(z) + Toy::log_normal(z, 0.0, 0.0)).exp()).ln()
+    }
+    fn elbo(&self, mu: f64, lv: f64) -> f64 {
+        Toy::integrate(|z| {
+            let lq = Toy::log_normal(z, mu, lv);
+            lq.exp() * (self.log_px_z(z) + Toy::log_normal(z, 0.0, 0.0) - lq)
+        })
+    }
+    /// The bound for `rows` independent copies of one image, `k` draws each.
+    fn bounds(&self, mu: f32, lv: f32, rows: usize, k: usize, seed: u64) -> Vec<f64> {
+        let d = iwae::draw(&vec![mu; rows], &vec![lv; rows], 1, k, seed).expect("draw");
+        let lp: Vec<f64> = d.z.iter().map(|&z| self.log_px_z(z as f64)).collect();
+        iwae::bound(&lp, &d.log_ratio, k).expect("bound")
+    }
+}
+
+fn mean_and_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0);
+    (m, (var / n).sqrt())
+}
+
+/// k = 1 is the ELBO in expectation; k = 1000 reaches log p(x); both lie
+/// below log p(x), and the bound tightens with k. Tolerances: 4 standard
+/// errors of the Monte Carlo mean for k = 1; for k = 1000 the bias of the
+/// bound (about var(w) / 2k w^2, under 1e-3 nats here) plus 4 standard
+/// errors.
+#[test]
+fn iwae_bound_reaches_log_likelihood_of_toy_model() {
+    let toy = Toy {
+        a: [1.5, -2.0, 0.7],
+        b: [0.2, 0.5, -1.0],
+        x: [1.0, 0.0, 0.6],
+    };
+    let (mu, lv) = (0.4f32, -0.7f32);
+    let log_px = toy.log_px();
+    let elbo = toy.elbo(mu as f64, lv as f64);
+    assert!(elbo < log_px - 0.01, "the chosen q must not be the posterior: {elbo} vs {log_px}");
+
+    let (m1, se1) = mean_and_se(&toy.bounds(mu, lv, 20_000, 1, 1));
+    assert!((m1 - elbo).abs() < 4.0 * se1, "k=1: {m1} +- {se1}, ELBO {elbo}");
+
+    let (m10, _) = mean_and_se(&toy.bounds(mu, lv, 2_000, 10, 2));
+    let (m1000, se1000) = mean_and_se(&toy.bounds(mu, lv, 200, 1000, 3));
+    assert!(
+        (m1000 - log_px).abs() < 1e-3 + 4.0 * se1000,
+        "k=1000: {m1000} +- {se1000}, log p(x) {log_px}"
+    );
+    assert!(m1 < m10 && m10 < m1000 + 4.0 * se1000, "tightening: {m1} {m10} {m1000}");
+}
+
+/// A decoder that ignores z with q equal to the prior: every weight is
+/// `p(x|z)`, so the bound is exact for any k.
+#[test]
+fn iwae_bound_is_exact_when_weights_are_constant() {
+    let toy = Toy {
+        a: [0.0; 3],
+        b: [0.3, -1.2, 2.0],
+        x: [1.0, 0.25, 0.0],
+    };
+    let want = toy.log_px_z(0.0);
+    for k in [1, 7, 100] {
+        for b in toy.bounds(0.0, 0.0, 3, k, 9) {
+            assert!((b - want).abs() < 1e-9, "k={k}: {b} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn iwae_pieces_by_hand() {
+    // Softplus form agrees with the naive log-sigmoid form where both are exact.
+    let (l, x) = (0.8f32, 0.3f32);
+    let s = 1.0 / (1.0 + (-(l as f64)).exp());
+    let naive = x as f64 * s.ln() + (1.0 - x as f64) * (1.0 - s).ln();
+    assert!((iwae::bernoulli_log_likelihood(&[l], &[x]) - naive).abs() < 1e-12);
+    // Saturated logits stay finite (the naive form gives -inf / NaN).
+    assert!((iwae::bernoulli_log_likelihood(&[-200.0], &[1.0]) + 200.0).abs() < 1e-9);
+    assert_eq!(iwae::bernoulli_log_likelihood(&[200.0], &[1.0]), 0.0);
+    // log-mean-exp of huge and tiny values.
+    assert!((iwae::log_mean_exp(&[1000.0, 1000.0]) - 1000.0).abs() < 1e-9);
+    let v = iwae::log_mean_exp(&[-1000.0, -1000.0 + 3f64.ln()]);
+    assert!((v - (-1000.0 + 2f64.ln())).abs() < 1e-9, "{v}");
+    // Refusals.
+    assert!(iwae::draw(&[0.0; 3], &[0.0; 2], 1, 1, 0).is_err());
+    assert!(iwae::draw(&[0.0; 3], &[0.0; 3], 2, 1, 0).is_err());
+    assert!(iwae::draw(&[0.0; 2], &[0.0; 2], 1, 0, 0).is_err());
+    assert!(iwae::bound(&[0.0; 5], &[0.0; 5], 2).is_err());
+}
+
+#[test]
+fn latent_neighbour_purity_by_hand() {
+    assert_eq!(latent::neighbour_purity(&[3; 16], 4).unwrap(), 1.0);
+    // Checkerboard: no neighbours agree.
+    let checker: Vec<u32> = (0..16).map(|i| ((i / 4 + i % 4) % 2) as u32).collect();
+    assert_eq!(latent::neighbour_purity(&checker, 4).unwrap(), 0.0);
+    // Left half 0, right half 1: 4 of 24 pairs cross the border.
+    let halves: Vec<u32> = (0..16).map(|i| u32::from(i % 4 >= 2)).collect();
+    assert!((latent::neighbour_purity(&halves, 4).unwrap() - 20.0 / 24.0).abs() < 1e-12);
+    assert!(latent::neighbour_purity(&[0; 15], 4).is_err());
+    assert!(latent::neighbour_purity(&[0; 1], 1).is_err());
+}
+
+/// Random labels on a 20x20 grid: purity near chance (0.1), far below an
+/// organised grid (negative control).
+#[test]
+fn latent_neighbour_purity_of_random_grid_is_chance() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let labels: Vec<u32> = (0..400).map(|_| rng.random_range(0..10)).collect();
+    let p = latent::neighbour_purity(&labels, 20).unwrap();
+    assert!((p - 0.1).abs() < 0.05, "{p}");
+    assert_eq!(latent::distinct_classes(&labels).unwrap(), 10);
+    assert_eq!(latent::distinct_classes(&[4, 4, 7]).unwrap(), 2);
+}
+
+#[test]
+fn latent_knn_accuracy_clusters_random_labels_and_ties() {
+    let mut rng = StdRng::seed_from_u64(6);
+    // Ten well-separated clusters, labelled by cluster: perfect.
+    let mut pts = Vec::new();
+    let mut labels = Vec::new();
+    for c in 0..10u32 {
+        pts.extend(cluster(&mut rng, 30, 2, 100.0 * c as f64, 1.0));
+        labels.extend(std::iter::repeat_n(c, 30));
+    }
+    assert_eq!(latent::knn_accuracy(&pts, 2, &labels, 5).unwrap(), 1.0);
+    // The same points with shuffled labels: near chance (negative control).
+    let random: Vec<u32> = labels.iter().map(|_| rng.random_range(0..10)).collect();
+    let acc = latent::knn_accuracy(&pts, 2, &random, 5).unwrap();
+    assert!(acc < 0.3, "{acc}");
+    // Ties go to the nearest neighbour's label. Points on a line at
+    // 0, 1, 2.1, 3.3, 4.6 (all gaps distinct) with labels 1 1 2 2 1, k = 4
+    // (every other point votes). P0: votes 1,2,2,1 tie, nearest P1 -> 1, right.
+    // P1: tie, nearest P0 (1.0 < 1.1) -> 1, right. P2, P3: 1 wins, wrong.
+    // P4: votes 1,1,2,2 tie, nearest P3 -> 2, wrong. So 2/5; breaking ties
+    // by smaller label would give 3/5, by larger label 0.
+    let line = [0.0f32, 1.0, 2.1, 3.3, 4.6];
+    let l = [1u32, 1, 2, 2, 1];
+    assert!((latent::knn_accuracy(&line, 1, &l, 4).unwrap() - 0.4).abs() < 1e-12);
+    assert!(latent::knn_accuracy(&line, 1, &l[..4], 4).is_err());
+    assert!(latent::knn_accuracy(&line, 1, &[0, 1, 2, 3, 10], 2).is_err());
+    assert!(latent::knn_accuracy(&line[..3], 1, &l[..3], 4).is_err());
 }

@@ -6,9 +6,13 @@
 //! - [`prdc`]: k-NN manifold precision and recall (Kynkaanniemi et al. 2019).
 //! - [`coverage`]: class histogram, its entropy, KL to uniform, Inception Score.
 //! - [`sharpness`]: mean squared Laplacian of 28x28 images.
+//! - [`iwae`]: the importance-weighted log-likelihood bound of a VAE.
+//! - [`latent`]: structure of a 2-D latent (grid purity, k-NN accuracy).
 
 pub mod coverage;
 pub mod fid;
+pub mod iwae;
+pub mod latent;
 pub mod prdc;
 pub mod sharpness;
 

@@ -78,6 +78,8 @@ const D_HWC: (usize, usize, usize) = (7, 7, 128);
 const LEAKY: Activation = Activation::LeakyRelu(0.2);
 /// Dropout rate of the discriminator.
 pub const DROPOUT: f32 = 0.3;
+/// Most images one generate submit holds (bounds the activations' memory).
+pub const CHUNK: usize = 500;
 
 /// Loss slots in the step's ring row.
 pub const SLOT_G: usize = 0;
@@ -680,7 +682,8 @@ impl Gan {
     }
 
     /// Images `[n, 784]` in [-1, 1] generated from `z` (`n * L` values),
-    /// batch norm from the running statistics (eval mode).
+    /// batch norm from the running statistics (eval mode), in submits of at
+    /// most [`CHUNK`] images.
     pub fn generate(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
         let l = self.config.latent;
         let n = z.len() / l;
@@ -690,12 +693,16 @@ impl Gan {
                 format!("{} values are not whole {l}-d latents", z.len()),
             ));
         }
-        let a = GActs::new(gpu, n, l)?;
-        a.z.write_f32(gpu, z)?;
-        let mut s = Step::new("gan generate");
-        self.record_generate(gpu, &mut s, &a, false)?;
-        gpu.run(&[&s])?;
-        a.img.read_f32(gpu)
+        let mut out = Vec::with_capacity(n * PIXELS);
+        for chunk in z.chunks(CHUNK * l) {
+            let a = GActs::new(gpu, chunk.len() / l, l)?;
+            a.z.write_f32(gpu, chunk)?;
+            let mut s = Step::new("gan generate");
+            self.record_generate(gpu, &mut s, &a, false)?;
+            gpu.run(&[&s])?;
+            out.extend(a.img.read_f32(gpu)?);
+        }
+        Ok(out)
     }
 
     /// `n` samples (eval mode) at z ~ N(0, I) drawn from `seed`.

@@ -18,6 +18,7 @@ use rand::SeedableRng;
 
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
+use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepState, Tensor};
 use crate::models::{count, flat, record_adam};
 use crate::nn::{Dense, Layer, Param};
@@ -37,6 +38,9 @@ const ENC_HWC: (usize, usize, usize) = (6, 6, 64);
 /// Decoder input image: 7x7x32.
 const DEC_HWC: (usize, usize, usize) = (7, 7, 32);
 const RELU: Activation = Activation::Relu;
+/// Most images one encode or decode submit holds (bounds the activations'
+/// memory: 500 decoded images take about 120 MB).
+pub const CHUNK: usize = 500;
 
 /// Loss slots in the step's ring row.
 pub const SLOT_RECON: usize = 0;
@@ -413,7 +417,7 @@ impl Vae {
     }
 
     /// Mean and log-variance `[n, L]` each of `pixels` (`n * 784` values in
-    /// [0, 1]).
+    /// [0, 1]), in submits of at most [`CHUNK`] images.
     pub fn encode(&self, gpu: &Gpu, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let n = pixels.len() / PIXELS;
         if n == 0 || !pixels.len().is_multiple_of(PIXELS) {
@@ -423,23 +427,34 @@ impl Vae {
             ));
         }
         let l = self.config.latent;
-        let enc = EncActs::new(gpu, n, l)?;
-        enc.x.write_f32(gpu, pixels)?;
-        let mut s = Step::new("vae encode");
-        self.record_encode(gpu, &mut s, &enc)?;
-        gpu.run(&[&s])?;
-        let h = enc.h.read_f32(gpu)?;
         let (mut mu, mut lv) = (Vec::with_capacity(n * l), Vec::with_capacity(n * l));
-        for row in h.chunks(2 * l) {
-            mu.extend_from_slice(&row[..l]);
-            lv.extend_from_slice(&row[l..]);
+        for chunk in pixels.chunks(CHUNK * PIXELS) {
+            let enc = EncActs::new(gpu, chunk.len() / PIXELS, l)?;
+            enc.x.write_f32(gpu, chunk)?;
+            let mut s = Step::new("vae encode");
+            self.record_encode(gpu, &mut s, &enc)?;
+            gpu.run(&[&s])?;
+            for row in enc.h.read_f32(gpu)?.chunks(2 * l) {
+                mu.extend_from_slice(&row[..l]);
+                lv.extend_from_slice(&row[l..]);
+            }
         }
         Ok((mu, lv))
     }
 
     /// Bernoulli means (pixel probabilities) `[n, 784]` decoded from `z`
-    /// (`n * L` values).
+    /// (`n * L` values), in submits of at most [`CHUNK`] images.
     pub fn decode(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
+        self.decode_with(gpu, z, true)
+    }
+
+    /// The decoder's logits `[n, 784]` at `z`: what the likelihood is
+    /// computed from (probabilities saturate to 0 or 1 in f32).
+    pub fn decode_logits(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
+        self.decode_with(gpu, z, false)
+    }
+
+    fn decode_with(&self, gpu: &Gpu, z: &[f32], sigmoid: bool) -> Result<Vec<f32>> {
         let l = self.config.latent;
         let n = z.len() / l;
         if n == 0 || !z.len().is_multiple_of(l) {
@@ -448,14 +463,64 @@ impl Vae {
                 format!("{} values are not whole {l}-d latents", z.len()),
             ));
         }
-        let dec = DecActs::new(gpu, n, l)?;
-        dec.z.write_f32(gpu, z)?;
-        let probs = zeros(gpu, &[n, 28, 28, 1], "probabilities")?;
-        let mut s = Step::new("vae decode");
-        self.record_decode(gpu, &mut s, &dec)?;
-        Activation::Sigmoid.forward(gpu, &mut s, &dec.logits, &probs)?;
-        gpu.run(&[&s])?;
-        probs.read_f32(gpu)
+        let mut out = Vec::with_capacity(n * PIXELS);
+        for chunk in z.chunks(CHUNK * l) {
+            let m = chunk.len() / l;
+            let dec = DecActs::new(gpu, m, l)?;
+            dec.z.write_f32(gpu, chunk)?;
+            let mut s = Step::new("vae decode");
+            self.record_decode(gpu, &mut s, &dec)?;
+            if sigmoid {
+                let probs = zeros(gpu, &[m, 28, 28, 1], "probabilities")?;
+                Activation::Sigmoid.forward(gpu, &mut s, &dec.logits, &probs)?;
+                gpu.run(&[&s])?;
+                out.extend(probs.read_f32(gpu)?);
+            } else {
+                gpu.run(&[&s])?;
+                out.extend(dec.logits.read_f32(gpu)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The importance-weighted bound (crate::eval::iwae) with `k` samples
+    /// per image, as a negative log-likelihood in nats per image (an upper
+    /// bound on `-log p(x)`, tighter than the negative ELBO), for each of
+    /// `pixels` (`n * 784` values in [0, 1], the Bernoulli targets as
+    /// given), the noise from `seed`. `progress` is called with the images
+    /// done so far.
+    pub fn iwae_nll(
+        &self,
+        gpu: &Gpu,
+        pixels: &[f32],
+        k: usize,
+        seed: u64,
+        mut progress: impl FnMut(usize),
+    ) -> Result<Vec<f64>> {
+        let (mu, lv) = self.encode(gpu, pixels)?;
+        let l = self.config.latent;
+        // Decode whole images' k latents per submit.
+        let per = (CHUNK / k).max(1);
+        let mut out = Vec::with_capacity(mu.len() / l);
+        for (i, (x, (m, v))) in pixels
+            .chunks(per * PIXELS)
+            .zip(mu.chunks(per * l).zip(lv.chunks(per * l)))
+            .enumerate()
+        {
+            let d = iwae::draw(m, v, l, k, seed.wrapping_add(i as u64))?;
+            let logits = self.decode_logits(gpu, &d.z)?;
+            let log_px_z: Vec<f64> = logits
+                .chunks_exact(PIXELS)
+                .enumerate()
+                .map(|(j, row)| {
+                    let img = j / k;
+                    iwae::bernoulli_log_likelihood(row, &x[img * PIXELS..(img + 1) * PIXELS])
+                })
+                .collect();
+            out.extend(iwae::bound(&log_px_z, &d.log_ratio, k)?.iter().map(|b| -b));
+            progress(out.len());
+        }
+        Ok(out)
     }
 
     /// The negative ELBO of `pixels` (`n * 784` values in [0, 1], used as
