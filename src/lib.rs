@@ -7,6 +7,7 @@
 //! 2. ops: `src/ops/*.rs`, each op's GPU dispatch beside its CPU reference;
 //! 3. models and training steps (later issues), recorded into a [`gpu::Step`].
 
+pub mod compare;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -561,10 +561,16 @@ fn iwae_bound_reaches_log_likelihood_of_toy_model() {
     let (mu, lv) = (0.4f32, -0.7f32);
     let log_px = toy.log_px();
     let elbo = toy.elbo(mu as f64, lv as f64);
-    assert!(elbo < log_px - 0.01, "the chosen q must not be the posterior: {elbo} vs {log_px}");
+    assert!(
+        elbo < log_px - 0.01,
+        "the chosen q must not be the posterior: {elbo} vs {log_px}"
+    );
 
     let (m1, se1) = mean_and_se(&toy.bounds(mu, lv, 20_000, 1, 1));
-    assert!((m1 - elbo).abs() < 4.0 * se1, "k=1: {m1} +- {se1}, ELBO {elbo}");
+    assert!(
+        (m1 - elbo).abs() < 4.0 * se1,
+        "k=1: {m1} +- {se1}, ELBO {elbo}"
+    );
 
     let (m10, _) = mean_and_se(&toy.bounds(mu, lv, 2_000, 10, 2));
     let (m1000, se1000) = mean_and_se(&toy.bounds(mu, lv, 200, 1000, 3));
@@ -572,7 +578,10 @@ fn iwae_bound_reaches_log_likelihood_of_toy_model() {
         (m1000 - log_px).abs() < 1e-3 + 4.0 * se1000,
         "k=1000: {m1000} +- {se1000}, log p(x) {log_px}"
     );
-    assert!(m1 < m10 && m10 < m1000 + 4.0 * se1000, "tightening: {m1} {m10} {m1000}");
+    assert!(
+        m1 < m10 && m10 < m1000 + 4.0 * se1000,
+        "tightening: {m1} {m10} {m1000}"
+    );
 }
 
 /// A decoder that ignores z with q equal to the prior: every weight is

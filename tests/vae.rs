@@ -54,7 +54,13 @@ fn vae_training_lowers_the_loss() {
 }
 
 fn test_pixels(n: usize) -> Vec<f32> {
-    let imgs = load(Dataset::Mnist, &Dataset::Mnist.default_dir(), Split::Test, Some(n)).unwrap();
+    let imgs = load(
+        Dataset::Mnist,
+        &Dataset::Mnist.default_dir(),
+        Split::Test,
+        Some(n),
+    )
+    .unwrap();
     imgs.pixels.iter().map(|&b| b as f32 / 255.0).collect()
 }
 
@@ -88,14 +94,21 @@ fn vae_iwae_k1_matches_the_training_reconstruction() {
 /// prior (an untrained one has nearly constant weights: no tightening).
 fn trained_vae(seed: u64) -> Vae {
     let g = gpu();
-    let imgs = load(Dataset::Mnist, &Dataset::Mnist.default_dir(), Split::Train, Some(64)).unwrap();
+    let imgs = load(
+        Dataset::Mnist,
+        &Dataset::Mnist.default_dir(),
+        Split::Train,
+        Some(64),
+    )
+    .unwrap();
     let data = GpuDataset::upload(g, &imgs, "train").unwrap();
     let vae = Vae::new(g, tiny(seed)).unwrap();
     let state = StepState::new(g, 2, 8, 0).unwrap();
     let ts = vae.train_step(g, &state, &data).unwrap();
     for epoch in 0..10 {
         data.shuffle(g, seed, epoch).unwrap();
-        g.run(&std::iter::repeat_n(&ts.step, 8).collect::<Vec<_>>()).unwrap();
+        g.run(&std::iter::repeat_n(&ts.step, 8).collect::<Vec<_>>())
+            .unwrap();
     }
     vae
 }
@@ -125,11 +138,17 @@ fn vae_iwae_is_the_elbo_at_k1_and_tightens_with_k() {
     };
     let ((m1, se1), (me, see)) = (stat(&k1), stat(&elbo));
     let se = (se1 * se1 + see * see).sqrt();
-    assert!((m1 - me).abs() < 4.0 * se, "k=1 {m1} +- {se1} vs -ELBO {me} +- {see}");
+    assert!(
+        (m1 - me).abs() < 4.0 * se,
+        "k=1 {m1} +- {se1} vs -ELBO {me} +- {see}"
+    );
     let mut done = Vec::new();
     let k50 = vae.iwae_nll(g, &x, 50, 7, |n| done.push(n)).unwrap();
     assert_eq!(done.last(), Some(&4), "progress reports every image");
     let m50 = k50.iter().sum::<f64>() / 4.0;
     eprintln!("k=1 {m1:.3} +- {se1:.3}, -ELBO {me:.3} +- {see:.3}, k=50 {m50:.3}");
-    assert!(m50 < m1 - 4.0 * se1, "k=50 {m50} not below k=1 {m1} +- {se1}");
+    assert!(
+        m50 < m1 - 4.0 * se1,
+        "k=50 {m50} not below k=1 {m1} +- {se1}"
+    );
 }

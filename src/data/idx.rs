@@ -102,3 +102,24 @@ fn read_stream(mut r: impl Read, path: &Path, limit: Option<usize>) -> Result<Id
     dims[0] = count;
     Ok(Idx { dims, data })
 }
+
+/// Write `data` (unsigned bytes, `dims` row-major, e.g. `[n, 28, 28]`) as
+/// a plain IDX file, atomically (temporary file, then rename).
+pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<()> {
+    let count: usize = dims.iter().product();
+    if dims.is_empty() || dims.len() > 255 || count != data.len() {
+        return Err(Error::data(
+            path,
+            format!("{} bytes do not fill IDX dimensions {dims:?}", data.len()),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(4 + 4 * dims.len() + data.len());
+    bytes.extend_from_slice(&[0, 0, UBYTE, dims.len() as u8]);
+    for &d in dims {
+        let d = u32::try_from(d)
+            .map_err(|_| Error::data(path, format!("IDX dimension {d} exceeds u32")))?;
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    crate::train::write_atomic(path, &bytes)
+}

@@ -40,11 +40,9 @@ fn probabilities(hist: &[u64; CLASSES]) -> Result<[f64; CLASSES]> {
 /// Shannon entropy (nats) of the normalised histogram; `0 ln 0 = 0`.
 pub fn histogram_entropy(hist: &[u64; CLASSES]) -> Result<f64> {
     let p = probabilities(hist)?;
-    Ok(-p
-        .iter()
-        .filter(|&&q| q > 0.0)
-        .map(|&q| q * q.ln())
-        .sum::<f64>())
+    let sum: f64 = p.iter().filter(|&&q| q > 0.0).map(|&q| q * q.ln()).sum();
+    // `0.0 - sum`, not `-sum`: a single class gives 0, not -0.
+    Ok(0.0 - sum)
 }
 
 /// `KL(hist || uniform)` in nats: `sum_c p_c ln(p_c * 10)`.
