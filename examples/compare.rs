@@ -21,9 +21,9 @@ struct Args {
     #[arg(long, value_enum)]
     preset: Option<Preset>,
     /// Train and score seeds 0..N and report mean and standard deviation
-    /// (verdicts need at least 3).
-    #[arg(long, default_value_t = 1)]
-    seeds: usize,
+    /// (verdicts need at least 3; default 3 for the article preset, else 1).
+    #[arg(long)]
+    seeds: Option<usize>,
     /// Samples scored per model (default 10000; smoke 2000).
     #[arg(long)]
     samples: Option<usize>,
@@ -57,7 +57,9 @@ fn main() -> Result<()> {
     let a = Args::parse();
     let gpu = open_gpu()?;
     let mut o = CompareOptions::new(choose_preset(&gpu, a.preset), &a.out);
-    o.seeds = a.seeds;
+    if let Some(n) = a.seeds {
+        o.seeds = n;
+    }
     o.samples = a.samples;
     o.iwae_images = a.iwae_images;
     o.iwae_k = a.iwae_k;

@@ -199,3 +199,62 @@ fn classifier_checkpoint_accuracy() {
 /// Lower bound on the committed checkpoint's accuracy on the first 1,000
 /// test images (measured: 0.990, i.e. 990/1000; 99.14% on all 10,000).
 const MIN_ACCURACY_1K: f64 = 0.985;
+
+/// The committed checkpoint's features and probabilities on MNIST test
+/// images 0..16 against its PyTorch float64 twin
+/// (tools/check_classifier_with_pytorch.py, fixture
+/// tests/fixtures/classifier_pytorch_check.json). The features are the
+/// space every comparison metric lives in. Tolerance |diff| <= 1e-4 + 1e-4
+/// |torch|: the engine accumulates the 1568-term dense layer and the 400-term
+/// convolutions in f32 (relative rounding ~ sqrt(1568) * 6e-8 ~ 2.4e-6 of
+/// the summed magnitudes, which reach ~10x the result), well inside.
+#[test]
+fn classifier_matches_pytorch_twin() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/classifier_pytorch_check.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
+    let rows = |key: &str| -> Vec<f64> {
+        doc[key]
+            .as_array()
+            .expect(key)
+            .iter()
+            .flat_map(|r| {
+                r.as_array()
+                    .expect(key)
+                    .iter()
+                    .map(|v| v.as_f64().expect(key))
+            })
+            .collect()
+    };
+    let (want_f, want_p) = (rows("features"), rows("probs"));
+    let n = doc["indices"].as_array().expect("indices").len();
+    assert_eq!((want_f.len(), want_p.len()), (n * FEATURES, n * CLASSES));
+    let gpu = gpu();
+    let ck_path = Path::new(CHECKPOINT);
+    let m = model(64, 0);
+    m.restore(
+        gpu,
+        &Checkpoint::load(ck_path).expect("checkpoint"),
+        ck_path,
+    )
+    .expect("restore");
+    let test = load(Dataset::Mnist, mnist_dir(), Split::Test, Some(n)).expect("mnist");
+    let px: Vec<f32> = test.pixels.iter().map(|&b| b as f32 / 255.0).collect();
+    let (f, p) = m.features_and_probs(gpu, &px).expect("forward");
+    for (what, got, want) in [("features", &f, &want_f), ("probabilities", &p, &want_p)] {
+        let mut worst = 0.0f64;
+        for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
+            let err = (g as f64 - w).abs();
+            let tol = 1e-4 + 1e-4 * w.abs();
+            assert!(err <= tol, "{what} {i}: engine {g}, torch {w}");
+            worst = worst.max(err / tol);
+        }
+        eprintln!("{what}: worst error {worst:.3} of the tolerance");
+    }
+    let acc = doc["test_accuracy"].as_f64().expect("accuracy");
+    assert!(
+        acc >= 0.99,
+        "PyTorch's accuracy of the committed weights: {acc}"
+    );
+}

@@ -157,3 +157,22 @@ fn train_gan_resume_is_bit_identical() {
         .to_string();
     assert!(e.contains("this is a vae run, not a gan run"), "{e}");
 }
+
+/// The training-only memory high-water mark excludes the evaluation: on a
+/// device of its own (the shared test device's counter sees other tests),
+/// a tiny VAE run's training peak holds at least the parameters with their
+/// gradients and Adam moments, and stays below the overall peak, which
+/// includes the test-set ELBO at a batch of 64 (8x the training batch).
+#[test]
+fn train_vae_records_the_training_memory_peak() {
+    let own = vae_vs_gan::Gpu::new().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (vae, m) = train_vae(&own, &tiny(d.path(), 1)).unwrap();
+    let params = 4 * 4 * vae.param_count() as u64;
+    assert!(
+        params <= m.peak_train_gpu_bytes && m.peak_train_gpu_bytes < m.peak_gpu_bytes,
+        "params x4 {params}, training peak {}, overall peak {}",
+        m.peak_train_gpu_bytes,
+        m.peak_gpu_bytes
+    );
+}

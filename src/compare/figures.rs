@@ -101,7 +101,7 @@ impl Figure {
             Figure::Params => ("parameters", "count"),
             Figure::TrainImagesPerSec => ("training speed", "images/s"),
             Figure::SecondsPerEpoch => ("time per epoch", "s"),
-            Figure::PeakGpuMib => ("peak GPU memory", "MiB"),
+            Figure::PeakGpuMib => ("peak GPU memory while training", "MiB"),
             Figure::Fid => (
                 "FID (classifier features, lower is better)",
                 "squared units",

@@ -161,12 +161,16 @@ the same digit (about 0.1 for unrelated neighbours), *digits present* how many o
 appear. The VAE's 5-NN accuracy is leave-one-out over the reference test images' latent \
 means.
 - **Speed and memory** come from the training runs: images per second averaged over \
-epochs, and the engine's own high-water mark of GPU buffer bytes on a device of the \
-model's own (includes the uploaded training set). A GAN training image costs a generator \
-and two discriminator passes, a VAE image one encoder and decoder pass.
+epochs, and the engine's own high-water mark of GPU buffer bytes during the training \
+steps (evaluation excluded), each model on a device of its own (the uploaded datasets \
+included). A GAN training image costs a generator and two discriminator passes, a VAE \
+image one encoder and decoder pass.
 - **Baselines**: real training images scored like samples (what a perfect generator \
 gets), the test images themselves (sharpness and coverage of real digits), uniform noise, \
 a constant image and one training digit repeated (negative controls).
+- **Reading precision**: it counts samples inside *any* real point's k-NN ball, and a few \
+outlying real digits have large balls; in this feature space uniform noise lands inside \
+some of them (see its column). Read precision together with FID and recall, never alone.
 ";
 
 /// Write `report.json` then `report.md` into `out`, atomically.

@@ -10,7 +10,7 @@ use clap::ValueEnum;
 use crate::compare::figures::{Column, Figure, Figures};
 use crate::compare::report::{write_report, Report};
 use crate::compare::score::{classify, own_figures, score, Reference};
-use crate::compare::verdict::{sufficiency, verdicts};
+use crate::compare::verdict::{sufficiency, verdicts, MIN_SEEDS};
 use crate::data::{self, write_idx, Images, Split, PIXELS};
 use crate::error::{Error, Result};
 use crate::eval::latent;
@@ -63,11 +63,16 @@ pub struct CompareOptions {
 }
 
 impl CompareOptions {
-    /// The preset's comparison into `out`, one seed.
+    /// The preset's comparison into `out`: 3 seeds for the article preset
+    /// (what a verdict needs), 1 otherwise.
     pub fn new(preset: Preset, out: &Path) -> CompareOptions {
         CompareOptions {
             preset,
-            seeds: 1,
+            seeds: if preset == Preset::Article {
+                MIN_SEEDS
+            } else {
+                1
+            },
             samples: None,
             iwae_images: None,
             iwae_k: 100,
@@ -267,11 +272,13 @@ fn training_figures(figs: &mut Figures, col: Column, m: &Metrics) {
         figs.push(col, Figure::TrainImagesPerSec, ips);
         figs.push(col, Figure::SecondsPerEpoch, secs);
     }
-    figs.push(
-        col,
-        Figure::PeakGpuMib,
-        m.peak_gpu_bytes as f64 / (1 << 20) as f64,
-    );
+    // The training steps' own high-water mark; older metrics.json files
+    // only have the one that includes evaluation.
+    let peak = match m.peak_train_gpu_bytes {
+        0 => m.peak_gpu_bytes,
+        p => p,
+    };
+    figs.push(col, Figure::PeakGpuMib, peak as f64 / (1 << 20) as f64);
 }
 
 /// What a model leaves for the pictures (first seed only).

@@ -54,7 +54,7 @@ pub fn distinct_classes(labels: &[u32]) -> Result<usize> {
 /// Leave-one-out k-NN accuracy of `points` (`n x dim`) with `labels`: each
 /// point is given the majority label of its `k` nearest other points
 /// (Euclidean; a tied vote goes to the label whose nearest member is
-/// closest). Brute force, `O(n^2 dim)`.
+/// closest). Brute force over all cores, `O(n^2 dim)`.
 pub fn knn_accuracy(points: &[f32], dim: usize, labels: &[u32], k: usize) -> Result<f64> {
     let n = crate::eval::rows(OP, "points", points, dim, k + 1)?;
     if labels.len() != n || k == 0 {
@@ -67,18 +67,18 @@ pub fn knn_accuracy(points: &[f32], dim: usize, labels: &[u32], k: usize) -> Res
         return Err(Error::invalid(OP, format!("label {bad} is not a digit")));
     }
     let row = |i: usize| &points[i * dim..(i + 1) * dim];
-    let mut correct = 0usize;
-    let mut d: Vec<(f64, usize)> = Vec::with_capacity(n);
-    for i in 0..n {
-        d.clear();
-        d.extend((0..n).filter(|&j| j != i).map(|j| {
-            let s: f64 = row(i)
-                .iter()
-                .zip(row(j))
-                .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
-                .sum();
-            (s, j)
-        }));
+    let correct = crate::eval::par_map(n, |i| {
+        let mut d: Vec<(f64, usize)> = (0..n)
+            .filter(|&j| j != i)
+            .map(|j| {
+                let s: f64 = row(i)
+                    .iter()
+                    .zip(row(j))
+                    .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+                    .sum();
+                (s, j)
+            })
+            .collect();
         d.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
         let near = &mut d[..k];
         near.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -93,9 +93,10 @@ pub fn knn_accuracy(points: &[f32], dim: usize, labels: &[u32], k: usize) -> Res
             .map(|&(_, j)| labels[j])
             .find(|&c| votes[c as usize] == top)
             .expect("some neighbour has the top vote");
-        if pick == labels[i] {
-            correct += 1;
-        }
-    }
+        pick == labels[i]
+    })
+    .into_iter()
+    .filter(|&b| b)
+    .count();
     Ok(correct as f64 / n as f64)
 }

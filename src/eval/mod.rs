@@ -57,3 +57,33 @@ pub(crate) fn rows(
     }
     Ok(n)
 }
+
+/// `(0..n).map(f)` spread over the machine's cores (scoped threads, one
+/// contiguous block of indices each); the order of the result is the
+/// order of the indices, so the answer does not depend on the core count.
+pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map(|t| t.get())
+        .unwrap_or(1)
+        .min(n.max(1));
+    if threads <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let block = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t * block..((t + 1) * block).min(n))
+                        .map(f)
+                        .collect::<Vec<T>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("metric worker panicked"))
+            .collect()
+    })
+}

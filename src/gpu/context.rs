@@ -226,9 +226,18 @@ impl Gpu {
         self.memory.current.load(Ordering::Relaxed)
     }
 
-    /// Largest value [`Gpu::allocated_bytes`] has reached.
+    /// Largest value [`Gpu::allocated_bytes`] has reached (since the last
+    /// [`Gpu::reset_peak`]).
     pub fn peak_bytes(&self) -> u64 {
         self.memory.peak.load(Ordering::Relaxed)
+    }
+
+    /// Start a new high-water mark at what is allocated now, to measure
+    /// one phase (e.g. the training steps without the evaluation).
+    pub fn reset_peak(&self) {
+        self.memory
+            .peak
+            .store(self.allocated_bytes(), Ordering::Relaxed);
     }
 
     /// Block until all submitted work is done, then report any error wgpu

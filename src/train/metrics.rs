@@ -53,8 +53,14 @@ pub struct Metrics {
     pub adapter: AdapterDesc,
     pub params: usize,
     pub epochs: Vec<EpochMetrics>,
-    /// High-water mark of the engine's own buffer accounting, in bytes.
+    /// High-water mark of the engine's own buffer accounting, in bytes,
+    /// evaluation included.
     pub peak_gpu_bytes: u64,
+    /// The same during the training steps only: model, optimizer state,
+    /// step activations and the dataset (0 in files from before it was
+    /// recorded).
+    #[serde(default)]
+    pub peak_train_gpu_bytes: u64,
 }
 
 impl Metrics {

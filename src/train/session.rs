@@ -315,6 +315,7 @@ impl<'a> Session<'a> {
             params,
             epochs: Vec::new(),
             peak_gpu_bytes: 0,
+            peak_train_gpu_bytes: 0,
         };
         let (mut start_epoch, mut start_step) = (0, 0u32);
         if resuming {
@@ -351,6 +352,7 @@ impl<'a> Session<'a> {
         let steps = data.batches(batch);
         for epoch in self.start_epoch..epochs {
             let pb = progress_bar(steps, epoch, epochs);
+            self.gpu.reset_peak();
             let run = run_epoch(
                 self.gpu,
                 step,
@@ -363,6 +365,8 @@ impl<'a> Session<'a> {
                 &pb,
             )
             .map_err(|e| stopped(e, self.out))?;
+            let m = &mut self.metrics;
+            m.peak_train_gpu_bytes = m.peak_train_gpu_bytes.max(self.gpu.peak_bytes());
             let (m, ck) = after(epoch, &run).map_err(|e| stopped(e, self.out))?;
             self.metrics.epochs.push(m);
             self.metrics.peak_gpu_bytes = self.metrics.peak_gpu_bytes.max(self.gpu.peak_bytes());
