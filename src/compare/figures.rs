@@ -109,7 +109,7 @@ impl Figure {
             Figure::Precision => ("precision (k = 3)", "fraction"),
             Figure::Recall => ("recall (k = 3)", "fraction"),
             Figure::CoverageEntropy => ("predicted-digit entropy (max 2.303)", "nats"),
-            Figure::KlToUniform => ("KL(predicted digits || uniform)", "nats"),
+            Figure::KlToUniform => ("KL(predicted digits ‖ uniform)", "nats"),
             Figure::InceptionScore => ("classifier Inception Score (max 10)", "unitless"),
             Figure::Sharpness => ("sharpness (mean squared Laplacian)", "(intensity/px^2)^2"),
             Figure::TestNegElbo => ("test negative ELBO", "nats/image"),
