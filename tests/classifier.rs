@@ -5,6 +5,7 @@
 //! on the first 1,000 MNIST test images.
 
 mod common;
+mod fixture_loader;
 
 use std::path::Path;
 
@@ -210,26 +211,10 @@ const MIN_ACCURACY_1K: f64 = 0.985;
 /// the summed magnitudes, which reach ~10x the result), well inside.
 #[test]
 fn classifier_matches_pytorch_twin() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/classifier_pytorch_check.json");
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json");
-    let rows = |key: &str| -> Vec<f64> {
-        doc[key]
-            .as_array()
-            .expect(key)
-            .iter()
-            .flat_map(|r| {
-                r.as_array()
-                    .expect(key)
-                    .iter()
-                    .map(|v| v.as_f64().expect(key))
-            })
-            .collect()
-    };
-    let (want_f, want_p) = (rows("features"), rows("probs"));
-    let n = doc["indices"].as_array().expect("indices").len();
-    assert_eq!((want_f.len(), want_p.len()), (n * FEATURES, n * CLASSES));
+    let fx = fixture_loader::load("classifier_pytorch_check");
+    let n = fx.int("count");
+    let ((fs, want_f), (ps, want_p)) = (fx.tensor("features"), fx.tensor("probs"));
+    assert_eq!((fs, ps), (vec![n, FEATURES], vec![n, CLASSES]));
     let gpu = gpu();
     let ck_path = Path::new(CHECKPOINT);
     let m = model(64, 0);
@@ -245,14 +230,15 @@ fn classifier_matches_pytorch_twin() {
     for (what, got, want) in [("features", &f, &want_f), ("probabilities", &p, &want_p)] {
         let mut worst = 0.0f64;
         for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
-            let err = (g as f64 - w).abs();
+            let (g, w) = (g as f64, w as f64);
+            let err = (g - w).abs();
             let tol = 1e-4 + 1e-4 * w.abs();
             assert!(err <= tol, "{what} {i}: engine {g}, torch {w}");
             worst = worst.max(err / tol);
         }
         eprintln!("{what}: worst error {worst:.3} of the tolerance");
     }
-    let acc = doc["test_accuracy"].as_f64().expect("accuracy");
+    let acc = fx.scalar("test_accuracy");
     assert!(
         acc >= 0.99,
         "PyTorch's accuracy of the committed weights: {acc}"

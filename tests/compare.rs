@@ -106,8 +106,7 @@ fn compare_tiny_writes_the_whole_report() {
     // Running again into the same folder is refused; nothing is touched.
     let before = std::fs::read(out.join(REPORT_JSON)).unwrap();
     let e = compare(g, &tiny(&out))
-        .err()
-        .expect("must refuse")
+        .expect_err("must refuse")
         .to_string();
     assert!(e.contains("--overwrite"), "{e}");
     assert_eq!(std::fs::read(out.join(REPORT_JSON)).unwrap(), before);
@@ -131,7 +130,7 @@ fn compare_tiny_writes_the_whole_report() {
     let wrong = d.path().join("wrong");
     let mut o = tiny(&wrong);
     o.vae_ckpt = Some(out.join("seed-0/gan/checkpoint.safetensors"));
-    let e = compare(g, &o).err().expect("must refuse").to_string();
+    let e = compare(g, &o).expect_err("must refuse").to_string();
     assert!(e.contains("not the VAE"), "{e}");
     assert!(!wrong.join(REPORT_JSON).exists() && !wrong.join("seed-0").exists());
 }
@@ -144,8 +143,7 @@ fn compare_refuses_bad_options_before_writing() {
     let file = d.path().join("a-file");
     std::fs::write(&file, b"keep me").unwrap();
     let e = compare(g, &tiny(&file))
-        .err()
-        .expect("must refuse")
+        .expect_err("must refuse")
         .to_string();
     assert!(e.contains("--out is a file"), "{e}");
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
@@ -178,7 +176,7 @@ fn compare_refuses_bad_options_before_writing() {
     ] {
         let mut o = tiny(&out);
         set(&mut o);
-        let e = compare(g, &o).err().expect("must refuse").to_string();
+        let e = compare(g, &o).expect_err("must refuse").to_string();
         assert!(e.contains(want), "{want}: {e}");
         assert!(!out.exists(), "{want}: wrote {}", out.display());
     }
@@ -186,7 +184,7 @@ fn compare_refuses_bad_options_before_writing() {
 
 #[test]
 fn bernoulli_draws_follow_the_means() {
-    let means = vec![0.0f32, 1.0, 0.25];
+    let means = [0.0f32, 1.0, 0.25];
     let rows: Vec<f32> = means.iter().copied().cycle().take(3 * 20_000).collect();
     let d = bernoulli_draws(&rows, 4);
     assert!(d.iter().all(|&v| v == 0.0 || v == 1.0));

@@ -80,14 +80,18 @@ def main():
         probs = torch.softmax(net[9](feats), dim=1)
     if args.write_fixture:
         out = os.path.join(args.write_fixture, "classifier_pytorch_check.json")
+        def tensor(t):
+            return {"shape": list(t.shape), "data": t.flatten().tolist()}
+
         doc = {
-            "about": "tools/check_classifier_with_pytorch.py: PyTorch float64 twin of the committed "
-                     "classifier on MNIST test images [0, 16)",
-            "torch": torch.__version__,
+            "description": f"tools/check_classifier_with_pytorch.py: the PyTorch {torch.__version__} "
+                           "float64 twin of data/classifier/classifier.safetensors on MNIST test "
+                           f"images [0, {N_FIXTURE}): penultimate features (after the ReLU) and "
+                           "softmax probabilities; test_accuracy over all 10,000 test images",
+            "count": N_FIXTURE,
             "test_accuracy": acc,
-            "indices": list(range(N_FIXTURE)),
-            "features": feats.tolist(),
-            "probs": probs.tolist(),
+            "features": tensor(feats),
+            "probs": tensor(probs),
         }
         with open(out, "w") as f:
             json.dump(doc, f)

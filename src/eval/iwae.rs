@@ -32,7 +32,8 @@ pub struct Draws {
 /// (`[n, L]` each; logvar clamped as the reparameterisation clamps it),
 /// the noise from Philox `(seed, stream 7)`.
 pub fn draw(mu: &[f32], logvar: &[f32], l: usize, k: usize, seed: u64) -> Result<Draws> {
-    if l == 0 || k == 0 || mu.is_empty() || mu.len() != logvar.len() || mu.len() % l != 0 {
+    if l == 0 || k == 0 || mu.is_empty() || mu.len() != logvar.len() || !mu.len().is_multiple_of(l)
+    {
         return Err(Error::invalid(
             OP,
             format!(
@@ -91,7 +92,7 @@ pub fn log_mean_exp(v: &[f64]) -> f64 {
 /// `n` lower bounds on `log p(x)` (nats; negate for a negative
 /// log-likelihood).
 pub fn bound(log_px_z: &[f64], log_ratio: &[f64], k: usize) -> Result<Vec<f64>> {
-    if k == 0 || log_px_z.len() != log_ratio.len() || log_px_z.len() % k != 0 {
+    if k == 0 || log_px_z.len() != log_ratio.len() || !log_px_z.len().is_multiple_of(k) {
         return Err(Error::invalid(
             OP,
             format!(
