@@ -22,9 +22,8 @@ fn tiny(seed: u64) -> VaeConfig {
     }
 }
 
-#[test]
-fn vae_training_lowers_the_loss() {
-    let g = gpu();
+/// The first 64 MNIST training images on the test device.
+fn first_64_train_images() -> GpuDataset {
     let imgs = load(
         Dataset::Mnist,
         &Dataset::Mnist.default_dir(),
@@ -32,7 +31,13 @@ fn vae_training_lowers_the_loss() {
         Some(64),
     )
     .unwrap();
-    let data = GpuDataset::upload(g, &imgs, "train").unwrap();
+    GpuDataset::upload(gpu(), &imgs, "train").unwrap()
+}
+
+#[test]
+fn vae_training_lowers_the_loss() {
+    let g = gpu();
+    let data = first_64_train_images();
     let vae = Vae::new(g, tiny(1)).unwrap();
     let steps = data.batches(8);
     let state = StepState::new(g, 2, steps, 0).unwrap();
@@ -94,14 +99,7 @@ fn vae_iwae_k1_matches_the_training_reconstruction() {
 /// prior (an untrained one has nearly constant weights: no tightening).
 fn trained_vae(seed: u64) -> Vae {
     let g = gpu();
-    let imgs = load(
-        Dataset::Mnist,
-        &Dataset::Mnist.default_dir(),
-        Split::Train,
-        Some(64),
-    )
-    .unwrap();
-    let data = GpuDataset::upload(g, &imgs, "train").unwrap();
+    let data = first_64_train_images();
     let vae = Vae::new(g, tiny(seed)).unwrap();
     let state = StepState::new(g, 2, 8, 0).unwrap();
     let ts = vae.train_step(g, &state, &data).unwrap();

@@ -20,11 +20,11 @@ use crate::models::gan::{DHead, Gan, GanConfig};
 use crate::models::vae::{Vae, VaeConfig};
 use crate::ops::rng::Philox;
 use crate::optim::adam::AdamConfig;
-use crate::report::{line_plot, save_grid, scatter_by_class};
+use crate::report::{save_grid, scatter_by_class};
 use crate::train::gan_run::{train_gan, GanRun};
-use crate::train::session::{open_gpu, prior_grid, CHECKPOINT};
+use crate::train::session::{open_gpu, prior_grid, RunOptions, CHECKPOINT};
 use crate::train::vae_run::{train_vae, VaeRun};
-use crate::train::{AdapterDesc, Checkpoint, EpochMetrics, GpuDataset, Metrics, Preset};
+use crate::train::{AdapterDesc, Checkpoint, GpuDataset, Metrics, Preset};
 
 /// The most samples a comparison scores: the train-image baseline uses as
 /// many real training images, and there are 60,000.
@@ -98,6 +98,15 @@ impl CompareOptions {
 
     fn seed_dir(&self, seed: usize, model: &str) -> PathBuf {
         self.out.join(format!("seed-{seed}")).join(model)
+    }
+
+    /// The training run of `model` ("vae" or "gan") for `seed`.
+    fn run_options(&self, seed: usize, model: &str) -> RunOptions {
+        let mut r = RunOptions::new(self.preset, &self.seed_dir(seed, model));
+        r.seed = seed as u64;
+        r.overwrite = self.overwrite;
+        r.data_dir = Some(self.data_dir.clone());
+        r
     }
 }
 
@@ -533,6 +542,28 @@ impl ModelSeed {
     }
 }
 
+/// Where a model comes from, and what `measure` learns from it: the
+/// loaded checkpoint on the main device (with `metrics.json` beside it, if
+/// any), or a model trained now by `train` on a device of its own (so the
+/// run's peak memory is its alone).
+fn with_model<M>(
+    gpu: &Gpu,
+    loaded: Option<(&M, &Path)>,
+    train: impl FnOnce(&Gpu) -> Result<(M, Metrics)>,
+    trained_in: &Path,
+    measure: impl FnOnce(&Gpu, &M, Option<Metrics>, String) -> Result<ModelSeed>,
+) -> Result<ModelSeed> {
+    match loaded {
+        Some((m, path)) => measure(gpu, m, metrics_beside(path), path.display().to_string()),
+        None => {
+            let own = open_gpu()?;
+            let (m, metrics) = train(&own)?;
+            let source = format!("trained: {}", trained_in.display());
+            measure(&own, &m, Some(metrics), source)
+        }
+    }
+}
+
 /// Train (or take the loaded) VAE of `seed` and measure it.
 fn vae_seed(
     gpu: &Gpu,
@@ -544,78 +575,80 @@ fn vae_seed(
     samples: usize,
 ) -> Result<ModelSeed> {
     let t = Instant::now();
-    let own_gpu;
-    let trained;
-    let (g, vae, metrics, source) = match loaded {
-        Some(v) => {
-            let p = opts.vae_ckpt.as_deref().expect("loaded from a path");
-            (gpu, v, metrics_beside(p), p.display().to_string())
-        }
-        None => {
-            own_gpu = open_gpu()?;
-            let dir = opts.seed_dir(seed, "vae");
-            let mut run = VaeRun::new(opts.preset, &dir);
-            run.common.seed = seed as u64;
-            run.common.overwrite = opts.overwrite;
-            run.common.data_dir = Some(opts.data_dir.clone());
-            let (v, m) = train_vae(&own_gpu, &run)?;
-            trained = v;
-            (
-                &own_gpu,
-                &trained,
-                Some(m),
-                format!("trained: {}", dir.display()),
-            )
-        }
+    let run = VaeRun {
+        common: opts.run_options(seed, "vae"),
+        binarize: false,
     };
-    let mut own = vec![(Figure::Params, vae.param_count() as f64)];
-    let elbo = match metrics.as_ref().and_then(|m| m.epochs.last()?.test_loss) {
-        Some(l) if loaded.is_none() => l,
-        _ => {
-            let d = GpuDataset::upload(g, &real.test, "test")?;
-            vae.test_loss(g, &d, 500)?
-        }
-    };
-    own.push((Figure::TestNegElbo, elbo));
-    let x = to_unit(&real.test.pixels[..iwae_images * PIXELS]);
-    let pb = indicatif::ProgressBar::new(iwae_images as u64);
+    let from_ckpt = loaded.zip(opts.vae_ckpt.as_deref());
+    let train = |g: &Gpu| train_vae(g, &run);
+    with_model(
+        gpu,
+        from_ckpt,
+        train,
+        &run.common.out,
+        |g, vae, metrics, source| {
+            let mut own = vec![(Figure::Params, vae.param_count() as f64)];
+            // The last epoch's test ELBO of a run trained here; computed afresh
+            // for a loaded checkpoint.
+            let elbo = match metrics.as_ref().and_then(|m| m.epochs.last()?.test_loss) {
+                Some(l) if loaded.is_none() => l,
+                _ => vae.test_loss(g, &GpuDataset::upload(g, &real.test, "test")?, 500)?,
+            };
+            own.push((Figure::TestNegElbo, elbo));
+            let nll = iwae_with_progress(g, vae, &real.test, iwae_images, opts.iwae_k, seed)?;
+            own.push((Figure::IwaeNll, nll));
+            let samples_px = vae.sample(g, samples, 1000 + seed as u64)?;
+            let ref_px = to_unit(&real.test.pixels[..real.n_ref * PIXELS]);
+            let (means, _) = vae.encode(g, &ref_px)?;
+            let labels: Vec<u32> = real.test.labels[..real.n_ref]
+                .iter()
+                .map(|&l| l as u32)
+                .collect();
+            own.push((
+                Figure::LatentKnnAccuracy,
+                latent::knn_accuracy(&means, vae.config.latent, &labels, latent::KNN_K)?,
+            ));
+            let two_d = vae.config.latent == 2;
+            let grid = two_d
+                .then(|| vae.decode(g, &prior_grid(GRID)))
+                .transpose()?;
+            eprintln!("  VAE sampled and measured in {}", elapsed(t));
+            Ok(ModelSeed {
+                samples: samples_px,
+                grid,
+                means: two_d.then_some(means),
+                metrics,
+                source,
+                own,
+            })
+        },
+    )
+}
+
+/// The mean IWAE bound (nats) on the first `n` test images, with a
+/// progress bar.
+fn iwae_with_progress(
+    g: &Gpu,
+    vae: &Vae,
+    test: &Images,
+    n: usize,
+    k: usize,
+    seed: usize,
+) -> Result<f64> {
+    let x = to_unit(&test.pixels[..n * PIXELS]);
+    let pb = indicatif::ProgressBar::new(n as u64);
     pb.set_style(
         indicatif::ProgressStyle::with_template(&format!(
-            "IWAE bound, k = {} [{{bar:30}}] {{pos}}/{{len}} images eta {{eta}}",
-            opts.iwae_k
+            "IWAE bound, k = {k} [{{bar:30}}] {{pos}}/{{len}} images eta {{eta}}"
         ))
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let nll = vae.iwae_nll(g, &x, opts.iwae_k, 3000 + seed as u64, |n| {
-        pb.set_position(n as u64)
+    let nll = vae.iwae_nll(g, &x, k, 3000 + seed as u64, |done| {
+        pb.set_position(done as u64)
     })?;
     pb.finish_and_clear();
-    own.push((Figure::IwaeNll, nll.iter().sum::<f64>() / nll.len() as f64));
-    let samples_px = vae.sample(g, samples, 1000 + seed as u64)?;
-    let ref_px = to_unit(&real.test.pixels[..real.n_ref * PIXELS]);
-    let (means, _) = vae.encode(g, &ref_px)?;
-    let labels: Vec<u32> = real.test.labels[..real.n_ref]
-        .iter()
-        .map(|&l| l as u32)
-        .collect();
-    own.push((
-        Figure::LatentKnnAccuracy,
-        latent::knn_accuracy(&means, vae.config.latent, &labels, latent::KNN_K)?,
-    ));
-    let two_d = vae.config.latent == 2;
-    let grid = two_d
-        .then(|| vae.decode(g, &prior_grid(GRID)))
-        .transpose()?;
-    eprintln!("  VAE sampled and measured in {}", elapsed(t));
-    Ok(ModelSeed {
-        samples: samples_px,
-        grid,
-        means: two_d.then_some(means),
-        metrics,
-        source,
-        own,
-    })
+    Ok(nll.iter().sum::<f64>() / nll.len() as f64)
 }
 
 /// Train (or take the loaded) GAN of `seed` and sample it.
@@ -626,43 +659,35 @@ fn gan_seed(
     loaded: Option<&Gan>,
     samples: usize,
 ) -> Result<ModelSeed> {
-    let own_gpu;
-    let trained;
-    let (g, gan, metrics, source) = match loaded {
-        Some(m) => {
-            let p = opts.gan_ckpt.as_deref().expect("loaded from a path");
-            (gpu, m, metrics_beside(p), p.display().to_string())
-        }
-        None => {
-            own_gpu = open_gpu()?;
-            let dir = opts.seed_dir(seed, "gan");
-            let mut run = GanRun::new(opts.preset, &dir);
-            run.common.seed = seed as u64;
-            run.common.overwrite = opts.overwrite;
-            run.common.data_dir = Some(opts.data_dir.clone());
-            let (m, met) = train_gan(&own_gpu, &run)?;
-            trained = m;
-            (
-                &own_gpu,
-                &trained,
-                Some(met),
-                format!("trained: {}", dir.display()),
-            )
-        }
+    let run = GanRun {
+        common: opts.run_options(seed, "gan"),
+        lr_d: None,
+        head: None,
     };
-    let unit = |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| (x + 1.0) * 0.5).collect() };
-    let samples_px = unit(gan.sample(g, samples, 1000 + seed as u64)?);
-    let grid = (gan.config.latent == 2)
-        .then(|| gan.generate(g, &prior_grid(GRID)).map(unit))
-        .transpose()?;
-    Ok(ModelSeed {
-        samples: samples_px,
-        grid,
-        means: None,
-        metrics,
-        source,
-        own: vec![(Figure::Params, gan.param_count() as f64)],
-    })
+    let from_ckpt = loaded.zip(opts.gan_ckpt.as_deref());
+    let train = |g: &Gpu| train_gan(g, &run);
+    with_model(
+        gpu,
+        from_ckpt,
+        train,
+        &run.common.out,
+        |g, gan, metrics, source| {
+            let unit =
+                |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| (x + 1.0) * 0.5).collect() };
+            let samples_px = unit(gan.sample(g, samples, 1000 + seed as u64)?);
+            let grid = (gan.config.latent == 2)
+                .then(|| gan.generate(g, &prior_grid(GRID)).map(unit))
+                .transpose()?;
+            Ok(ModelSeed {
+                samples: samples_px,
+                grid,
+                means: None,
+                metrics,
+                source,
+                own: vec![(Figure::Params, gan.param_count() as f64)],
+            })
+        },
+    )
 }
 
 /// Rounded to bytes, for the IDX sample files.
@@ -718,35 +743,11 @@ fn write_pictures(out: &Path, p: &Pictures, test: &Images) -> Result<()> {
             &test.labels[..pts.len()],
         )?;
     }
-    let curve = |m: &Metrics, f: fn(&EpochMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
-        m.epochs
-            .iter()
-            .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
-            .collect()
-    };
     if let Some(m) = &p.vae_metrics {
-        line_plot(
-            &out.join("loss_vae.png"),
-            "VAE negative ELBO",
-            "epoch",
-            "nats per image",
-            &[
-                ("train".into(), curve(m, |e| e.train_loss)),
-                ("test".into(), curve(m, |e| e.test_loss)),
-            ],
-        )?;
+        crate::train::vae_run::plot_losses(m, &out.join("loss_vae.png"))?;
     }
     if let Some(m) = &p.gan_metrics {
-        line_plot(
-            &out.join("loss_gan.png"),
-            "GAN losses",
-            "epoch",
-            "binary cross-entropy",
-            &[
-                ("generator".into(), curve(m, |e| e.g_loss)),
-                ("discriminator".into(), curve(m, |e| e.d_loss)),
-            ],
-        )?;
+        crate::train::gan_run::plot_losses(m, &out.join("loss_gan.png"))?;
     }
     for (name, set) in [("vae", &p.vae_samples), ("gan", &p.gan_samples)] {
         write_idx(

@@ -128,23 +128,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     )?;
     let metrics = session.metrics;
     if opts.plots {
-        let pts = |f: fn(&EpochMetrics) -> Option<f64>| {
-            metrics
-                .epochs
-                .iter()
-                .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
-                .collect()
-        };
-        line_plot(
-            &out.join("loss.png"),
-            "GAN losses",
-            "epoch",
-            "binary cross-entropy",
-            &[
-                ("generator".into(), pts(|e| e.g_loss)),
-                ("discriminator".into(), pts(|e| e.d_loss)),
-            ],
-        )?;
+        plot_losses(&metrics, &out.join("loss.png"))?;
         if config.latent == 2 {
             save_grid(
                 &out.join("latent_manifold.png"),
@@ -158,4 +142,18 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
         }
     }
     Ok((gan, metrics))
+}
+
+/// The generator's and discriminator's losses per epoch.
+pub fn plot_losses(m: &Metrics, path: &Path) -> Result<()> {
+    line_plot(
+        path,
+        "GAN losses",
+        "epoch",
+        "binary cross-entropy",
+        &[
+            ("generator".into(), m.curve(|e| e.g_loss)),
+            ("discriminator".into(), m.curve(|e| e.d_loss)),
+        ],
+    )
 }

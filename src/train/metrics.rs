@@ -72,6 +72,14 @@ impl Metrics {
         write_atomic(&path, text.as_bytes())
     }
 
+    /// `(epoch, value)` of one per-epoch figure, for plotting.
+    pub fn curve(&self, f: fn(&EpochMetrics) -> Option<f64>) -> Vec<(f64, f64)> {
+        self.epochs
+            .iter()
+            .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
+            .collect()
+    }
+
     /// Read `dir/metrics.json` (to continue it on resume).
     pub fn load(dir: &Path) -> Result<Metrics> {
         let path = dir.join("metrics.json");

@@ -153,25 +153,24 @@ fn run_metadata(
     ]
 }
 
-/// Loss curves, test images vs reconstructions, and for a 2-D latent the
-/// manifold and the scatter of the test set's latent means.
-fn final_plots(gpu: &Gpu, vae: &Vae, m: &Metrics, test: &data::Images, out: &Path) -> Result<()> {
-    let pts = |f: fn(&EpochMetrics) -> Option<f64>| {
-        m.epochs
-            .iter()
-            .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
-            .collect()
-    };
+/// The training and test negative ELBO per epoch.
+pub fn plot_losses(m: &Metrics, path: &Path) -> Result<()> {
     line_plot(
-        &out.join("loss.png"),
+        path,
         "VAE negative ELBO",
         "epoch",
         "nats per image",
         &[
-            ("train".into(), pts(|e| e.train_loss)),
-            ("test".into(), pts(|e| e.test_loss)),
+            ("train".into(), m.curve(|e| e.train_loss)),
+            ("test".into(), m.curve(|e| e.test_loss)),
         ],
-    )?;
+    )
+}
+
+/// Loss curves, test images vs reconstructions, and for a 2-D latent the
+/// manifold and the scatter of the test set's latent means.
+fn final_plots(gpu: &Gpu, vae: &Vae, m: &Metrics, test: &data::Images, out: &Path) -> Result<()> {
+    plot_losses(m, &out.join("loss.png"))?;
     let n = test.len().min(10);
     let imgs: Vec<f32> = test.pixels[..n * PIXELS]
         .iter()
