@@ -24,7 +24,21 @@ fn compare_tiny_writes_the_whole_report() {
     let g = gpu();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("cmp");
-    let r = compare(g, &tiny(&out)).unwrap();
+    // Two seeds: every model figure is a mean of two values, every
+    // baseline of one (baselines do not depend on the seed).
+    let mut two = tiny(&out);
+    two.seeds = 2;
+    let r = compare(g, &two).unwrap();
+    for m in ["vae", "gan"] {
+        assert!(out
+            .join(format!("seed-1/{m}/checkpoint.safetensors"))
+            .is_file());
+    }
+    let fid_stat = |c| r.figures.stat(c, Figure::Fid).unwrap();
+    assert_eq!((fid_stat(Column::Vae).n, fid_stat(Column::Gan).n), (2, 2));
+    assert_eq!(fid_stat(Column::TestVsTrain).n, 1);
+    let v = r.figures.values(Column::Vae, Figure::Fid).unwrap();
+    assert_ne!(v[0], v[1], "two seeds train two different VAEs");
     for f in [
         REPORT_MD,
         REPORT_JSON,
@@ -84,6 +98,7 @@ fn compare_tiny_writes_the_whole_report() {
 
     let md = std::fs::read_to_string(out.join(REPORT_MD)).unwrap();
     assert!(md.contains("| figure | unit |"), "{md}");
+    assert!(md.contains(" ± "), "two seeds show mean ± std: {md}");
     assert!(
         md.contains("llvmpipe") || md.contains(&g.info.name),
         "adapter named"
@@ -119,8 +134,21 @@ fn compare_tiny_writes_the_whole_report() {
     o.gan_ckpt = Some(out.join("seed-0/gan/checkpoint.safetensors"));
     let r2 = compare(g, &o).unwrap();
     assert!(!loaded.join("seed-0").exists(), "nothing trained");
-    let params = |r: &vae_vs_gan::compare::Report, c| r.figures.stat(c, Figure::Params).unwrap();
-    assert_eq!(params(&r, Column::Gan), params(&r2, Column::Gan));
+    // The same weights, sample seed and reference: seed 0's figures again.
+    for (c, fig) in [
+        (Column::Gan, Figure::Params),
+        (Column::Gan, Figure::Fid),
+        (Column::Vae, Figure::Fid),
+    ] {
+        let (a, b) = (
+            r.figures.values(c, fig).unwrap()[0],
+            r2.figures.values(c, fig).unwrap()[0],
+        );
+        assert!(
+            (a - b).abs() <= 1e-9 * a.abs(),
+            "{c:?} {fig:?}: trained {a}, loaded {b}"
+        );
+    }
     // metrics.json beside the checkpoint gives the training figures.
     assert!(r2
         .figures
