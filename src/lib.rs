@@ -5,7 +5,11 @@
 //! Three layers (see docs/ARCHITECTURE.md):
 //! 1. kernels: `shaders/*.wgsl`, one file per kernel family;
 //! 2. ops: `src/ops/*.rs`, each op's GPU dispatch beside its CPU reference;
-//! 3. models and training steps (later issues), recorded into a [`gpu::Step`].
+//! 3. models and training steps, recorded into a [`gpu::Step`]
+//!    ([`models`], [`train`]).
+//!
+//! On top: the comparison metrics ([`eval`]) and the VAE-vs-GAN comparison
+//! with its report ([`compare`], `examples/compare.rs`).
 
 pub mod compare;
 pub mod data;

@@ -164,7 +164,7 @@ pub fn dense_backward_weights(
     )
 }
 
-/// CPU reference of [`gemm`]: `a`, `b` stored as described there; returns
+/// CPU reference of [`gemm()`]: `a`, `b` stored as described there; returns
 /// `[m, n]`, accumulated in f64.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_cpu<T: Real>(

@@ -25,7 +25,7 @@ pub struct CommonArgs {
     pub latent_dim: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output folder (default target/<model>, or the --resume folder).
+    /// Output folder (default `target/<model>`, or the --resume folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Folder with the four IDX files (default: data/mnist, or the Debian
