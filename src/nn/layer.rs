@@ -79,73 +79,48 @@ impl WeightOp for Dense {
     }
 }
 
-impl WeightOp for Conv2d {
-    fn forward(
-        &self,
-        gpu: &Gpu,
-        step: &mut Step,
-        x: &Tensor,
-        w: &Tensor,
-        b: Option<&Tensor>,
-        y: &Tensor,
-    ) -> Result<Scratch> {
-        Conv2d::forward(self, gpu, step, x, w, b, y)
-    }
-    fn backward_data(
-        &self,
-        gpu: &Gpu,
-        step: &mut Step,
-        dy: &Tensor,
-        w: &Tensor,
-        dx: &Tensor,
-    ) -> Result<Scratch> {
-        Conv2d::backward_data(self, gpu, step, dy, w, dx)
-    }
-    fn backward_weights(
-        &self,
-        gpu: &Gpu,
-        step: &mut Step,
-        x: &Tensor,
-        dy: &Tensor,
-        dw: &Tensor,
-    ) -> Result<Scratch> {
-        Conv2d::backward_weights(self, gpu, step, x, dy, dw)
-    }
+/// `WeightOp` for ops whose inherent methods already have the trait's
+/// signatures (conv and transposed conv): the trait forwards to them, so
+/// the ops stay usable without importing the trait.
+macro_rules! weight_op_from_inherent {
+    ($($op:ty),*) => {$(
+        impl WeightOp for $op {
+            fn forward(
+                &self,
+                gpu: &Gpu,
+                step: &mut Step,
+                x: &Tensor,
+                w: &Tensor,
+                b: Option<&Tensor>,
+                y: &Tensor,
+            ) -> Result<Scratch> {
+                <$op>::forward(self, gpu, step, x, w, b, y)
+            }
+            fn backward_data(
+                &self,
+                gpu: &Gpu,
+                step: &mut Step,
+                dy: &Tensor,
+                w: &Tensor,
+                dx: &Tensor,
+            ) -> Result<Scratch> {
+                <$op>::backward_data(self, gpu, step, dy, w, dx)
+            }
+            fn backward_weights(
+                &self,
+                gpu: &Gpu,
+                step: &mut Step,
+                x: &Tensor,
+                dy: &Tensor,
+                dw: &Tensor,
+            ) -> Result<Scratch> {
+                <$op>::backward_weights(self, gpu, step, x, dy, dw)
+            }
+        }
+    )*};
 }
 
-impl WeightOp for ConvTranspose2d {
-    fn forward(
-        &self,
-        gpu: &Gpu,
-        step: &mut Step,
-        x: &Tensor,
-        w: &Tensor,
-        b: Option<&Tensor>,
-        y: &Tensor,
-    ) -> Result<Scratch> {
-        ConvTranspose2d::forward(self, gpu, step, x, w, b, y)
-    }
-    fn backward_data(
-        &self,
-        gpu: &Gpu,
-        step: &mut Step,
-        dy: &Tensor,
-        w: &Tensor,
-        dx: &Tensor,
-    ) -> Result<Scratch> {
-        ConvTranspose2d::backward_data(self, gpu, step, dy, w, dx)
-    }
-    fn backward_weights(
-        &self,
-        gpu: &Gpu,
-        step: &mut Step,
-        x: &Tensor,
-        dy: &Tensor,
-        dw: &Tensor,
-    ) -> Result<Scratch> {
-        ConvTranspose2d::backward_weights(self, gpu, step, x, dy, dw)
-    }
-}
+weight_op_from_inherent!(Conv2d, ConvTranspose2d);
 
 /// A layer's op with its weight and optional bias (Keras initialisation:
 /// Glorot-uniform weight, zero bias).

@@ -123,3 +123,17 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
+
+/// `r` failed, with an error message that names every one of `parts` (the
+/// op, the expected and the actual shape, ...).
+pub fn assert_err_mentions<T>(r: vae_vs_gan::Result<T>, parts: &[&str]) {
+    match r {
+        Ok(_) => panic!("expected an error naming {parts:?}"),
+        Err(e) => {
+            let msg = e.to_string();
+            for p in parts {
+                assert!(msg.contains(p), "{msg:?} does not name {p:?}");
+            }
+        }
+    }
+}
