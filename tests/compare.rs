@@ -224,3 +224,24 @@ fn bernoulli_draws_follow_the_means() {
     assert_eq!(d, bernoulli_draws(&rows, 4), "deterministic per seed");
     assert_ne!(d, bernoulli_draws(&rows, 5));
 }
+
+/// A VAE checkpoint keeps its pixel convention: one trained on binarised
+/// pixels is loaded (and scored) binarised, one trained on grey levels not.
+#[test]
+fn loaded_vae_keeps_its_binarisation() {
+    use vae_vs_gan::compare::run::load_vae;
+    use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    for binarize in [true, false] {
+        let out = d.path().join(format!("b{binarize}"));
+        let mut run = VaeRun::new(Preset::Tiny, &out);
+        run.binarize = binarize;
+        run.common.epochs = Some(1);
+        run.common.plots = false;
+        train_vae(g, &run).unwrap();
+        let vae = load_vae(g, &out.join("checkpoint.safetensors")).unwrap();
+        assert_eq!(vae.config.binarize, binarize);
+        assert_eq!(vae.config.latent, 2);
+    }
+}

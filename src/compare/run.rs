@@ -18,6 +18,7 @@ use crate::gpu::Gpu;
 use crate::models::classifier::{Classifier, ClassifierConfig};
 use crate::models::gan::{DHead, Gan, GanConfig};
 use crate::models::vae::{Vae, VaeConfig};
+use crate::ops::gather::PixelMap;
 use crate::ops::rng::Philox;
 use crate::optim::adam::AdamConfig;
 use crate::report::{save_grid, scatter_by_class};
@@ -227,7 +228,8 @@ pub fn load_vae(gpu: &Gpu, path: &Path) -> Result<Vae> {
             batch: 1,
             adam: AdamConfig::keras(1e-3),
             seed: 0,
-            binarize: false,
+            // A VAE trained on binarised pixels is scored on binarised pixels.
+            binarize: ck.metadata.get("binarize").is_some_and(|b| b == "true"),
         },
     )?;
     vae.restore(gpu, &ck, path)?;
@@ -635,7 +637,16 @@ fn iwae_with_progress(
     k: usize,
     seed: usize,
 ) -> Result<f64> {
-    let x = to_unit(&test.pixels[..n * PIXELS]);
+    // The pixels as the VAE's likelihood sees them (binarised if it was
+    // trained so), as its test ELBO does.
+    let map = PixelMap {
+        binarize: vae.config.binarize,
+        ..PixelMap::UNIT
+    };
+    let x: Vec<f32> = test.pixels[..n * PIXELS]
+        .iter()
+        .map(|&b| map.apply(b) as f32)
+        .collect();
     let pb = indicatif::ProgressBar::new(n as u64);
     pb.set_style(
         indicatif::ProgressStyle::with_template(&format!(
