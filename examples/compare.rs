@@ -51,6 +51,10 @@ struct Args {
     /// Replace an earlier comparison in --out (and its training runs).
     #[arg(long)]
     overwrite: bool,
+    /// Continue an earlier comparison in --out: finished training runs are
+    /// reused, interrupted ones continue from their last epoch.
+    #[arg(long)]
+    resume: bool,
 }
 
 fn main() -> Result<()> {
@@ -68,6 +72,7 @@ fn main() -> Result<()> {
     o.classifier = a.classifier;
     o.data_dir = a.data_dir;
     o.overwrite = a.overwrite;
+    o.resume = a.resume;
     let report = compare(&gpu, &o)?;
     println!("{}", report.table());
     for v in &report.verdicts {

@@ -123,8 +123,34 @@ fn compare_tiny_writes_the_whole_report() {
     let e = compare(g, &tiny(&out))
         .expect_err("must refuse")
         .to_string();
-    assert!(e.contains("--overwrite"), "{e}");
+    assert!(e.contains("--overwrite") && e.contains("--resume"), "{e}");
     assert_eq!(std::fs::read(out.join(REPORT_JSON)).unwrap(), before);
+
+    // --resume reuses the finished runs (no epoch trained: the checkpoints
+    // stay byte for byte) and scores them to the same figures, training
+    // speed and memory carried over from their metrics.json.
+    let ck = out.join("seed-1/gan/checkpoint.safetensors");
+    let ck_before = std::fs::read(&ck).unwrap();
+    let mut again = two.clone();
+    again.resume = true;
+    let r3 = compare(g, &again).unwrap();
+    assert_eq!(std::fs::read(&ck).unwrap(), ck_before, "nothing retrained");
+    for (c, fig) in [
+        (Column::Vae, Figure::Fid),
+        (Column::Gan, Figure::Fid),
+        (Column::Vae, Figure::IwaeNll),
+        (Column::Gan, Figure::TrainImagesPerSec),
+        (Column::Gan, Figure::PeakGpuMib),
+    ] {
+        assert_eq!(
+            r.figures.values(c, fig),
+            r3.figures.values(c, fig),
+            "{c:?} {fig:?}"
+        );
+    }
+    again.overwrite = true;
+    let e = compare(g, &again).expect_err("must refuse").to_string();
+    assert!(e.contains("choose one"), "{e}");
 
     // Loading the trained checkpoints scores them without training; a
     // checkpoint of the other model is refused before anything is written.

@@ -61,6 +61,10 @@ pub struct CompareOptions {
     pub data_dir: PathBuf,
     /// Replace an earlier comparison (and its training runs) in `out`.
     pub overwrite: bool,
+    /// Continue the training runs an earlier comparison in `out` left
+    /// (finished ones are reused as they are, interrupted ones continue
+    /// from their last epoch, missing ones start), then score everything.
+    pub resume: bool,
 }
 
 impl CompareOptions {
@@ -83,6 +87,7 @@ impl CompareOptions {
             classifier: PathBuf::from("data/classifier/classifier.safetensors"),
             data_dir: PathBuf::from("data/mnist"),
             overwrite: false,
+            resume: false,
         }
     }
 
@@ -106,6 +111,7 @@ impl CompareOptions {
         let mut r = RunOptions::new(self.preset, &self.seed_dir(seed, model));
         r.seed = seed as u64;
         r.overwrite = self.overwrite;
+        r.resume = self.resume && r.out.join(CHECKPOINT).is_file();
         r.data_dir = Some(self.data_dir.clone());
         r
     }
@@ -164,7 +170,12 @@ fn check_options(o: &CompareOptions) -> Result<()> {
     if o.out.exists() && !o.out.is_dir() {
         return Err(Error::data(&o.out, "--out is a file, not a folder"));
     }
-    if !o.overwrite {
+    if o.overwrite && o.resume {
+        return Err(invalid(
+            "--overwrite replaces the runs in --out, --resume continues them: choose one",
+        ));
+    }
+    if !o.overwrite && !o.resume {
         let mut taken = vec![o.out.join(REPORT_JSON), o.out.join(REPORT_MD)];
         for s in 0..o.seeds {
             if o.vae_ckpt.is_none() {
@@ -177,8 +188,8 @@ fn check_options(o: &CompareOptions) -> Result<()> {
         if let Some(p) = taken.iter().find(|p| p.exists()) {
             return Err(Error::data(
                 p,
-                "this folder already holds a comparison: pass --overwrite to replace it, \
-                 or choose another --out",
+                "this folder already holds a comparison: pass --resume to continue its \
+                 training runs, --overwrite to replace it, or choose another --out",
             ));
         }
     }

@@ -194,6 +194,9 @@ pub struct Resumed {
     pub step: u32,
     /// The completed epochs' metrics.
     pub metrics: Vec<EpochMetrics>,
+    /// The memory high-water marks recorded so far (overall, training
+    /// steps only), the floor of the continued run's.
+    pub peaks: (u64, u64),
 }
 
 /// Load `out`'s checkpoint, refuse it if it is of another model or was
@@ -234,8 +237,14 @@ pub fn resume(
             .ok_or_else(|| Error::data(&path, format!("checkpoint metadata has no valid {key:?}")))
     };
     let (epoch, step) = (num("epoch")?, num("steps")? as u32);
-    let metrics = Metrics::load(out)
-        .map(|m| m.epochs.into_iter().filter(|e| e.epoch <= epoch).collect())
+    let (metrics, peaks) = Metrics::load(out)
+        .map(|m| {
+            let peaks = (m.peak_gpu_bytes, m.peak_train_gpu_bytes);
+            (
+                m.epochs.into_iter().filter(|e| e.epoch <= epoch).collect(),
+                peaks,
+            )
+        })
         .unwrap_or_default();
     eprintln!(
         "resuming {} after epoch {epoch} (step {step}) on {}",
@@ -246,6 +255,7 @@ pub fn resume(
         epoch,
         step,
         metrics,
+        peaks,
     })
 }
 
@@ -322,6 +332,7 @@ impl<'a> Session<'a> {
             let r = resume(gpu, out, model, &meta, restore)?;
             (start_epoch, start_step) = (r.epoch, r.step);
             metrics.epochs = r.metrics;
+            (metrics.peak_gpu_bytes, metrics.peak_train_gpu_bytes) = r.peaks;
         }
         let state = StepState::new(gpu, 2, STEPS_PER_SUBMIT, start_step)?;
         Ok(Session {
