@@ -130,7 +130,9 @@ fn steps(c: &mut Criterion) {
     )
     .expect("classifier");
     let state = StepState::new(&gpu, 1, 64, 0).expect("state");
-    let ts = net.train_step(&gpu, &state, &data).expect("classifier step");
+    let ts = net
+        .train_step(&gpu, &state, &data)
+        .expect("classifier step");
     bench_step(c, &gpu, "classifier_train_step", &ts.step, batch);
 }
 
