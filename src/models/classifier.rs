@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use crate::data::{Images, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
-use crate::models::{count, flat, record_adam};
+use crate::models::{count, flat, record_adam, CHUNK};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2d, Padding};
@@ -248,7 +248,7 @@ impl Classifier {
     /// Penultimate features `[n, 128]` (after the ReLU) and class
     /// probabilities `[n, 10]` (softmax of the logits, computed on the CPU in
     /// f64) of `pixels` (`n * 784` values in [0, 1]), in chunks of at most
-    /// 500 images per submit.
+    /// [`CHUNK`] images per submit.
     pub fn features_and_probs(&self, gpu: &Gpu, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let n = pixels.len() / PIXELS;
         if n == 0 || !pixels.len().is_multiple_of(PIXELS) {
@@ -257,7 +257,6 @@ impl Classifier {
                 format!("{} values are not whole 28x28 images", pixels.len()),
             ));
         }
-        const CHUNK: usize = 500;
         let (mut feats, mut probs) = (
             Vec::with_capacity(n * FEATURES),
             Vec::with_capacity(n * CLASSES),

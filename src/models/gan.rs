@@ -56,7 +56,7 @@ use rand::SeedableRng;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
-use crate::models::{count, flat, record_adam};
+use crate::models::{count, flat, record_adam, CHUNK};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, WeightOp};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
@@ -78,8 +78,6 @@ const D_HWC: (usize, usize, usize) = (7, 7, 128);
 const LEAKY: Activation = Activation::LeakyRelu(0.2);
 /// Dropout rate of the discriminator.
 pub const DROPOUT: f32 = 0.3;
-/// Most images one generate submit holds (bounds the activations' memory).
-pub const CHUNK: usize = 500;
 
 /// Loss slots in the step's ring row.
 pub const SLOT_G: usize = 0;

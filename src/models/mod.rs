@@ -11,6 +11,11 @@ use crate::gpu::{Gpu, Step, StepState, Tensor};
 use crate::nn::Param;
 use crate::optim::adam::{Adam, AdamTensors};
 
+/// Most images one inference submit (encode, decode, generate, classify)
+/// holds: bounds the activations' memory (500 decoded VAE images take about
+/// 120 MB).
+pub const CHUNK: usize = 500;
+
 /// Record one Adam update per parameter.
 pub fn record_adam(
     gpu: &Gpu,

@@ -20,7 +20,7 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepState, Tensor};
-use crate::models::{count, flat, record_adam};
+use crate::models::{count, flat, record_adam, CHUNK};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
@@ -38,9 +38,6 @@ const ENC_HWC: (usize, usize, usize) = (6, 6, 64);
 /// Decoder input image: 7x7x32.
 const DEC_HWC: (usize, usize, usize) = (7, 7, 32);
 const RELU: Activation = Activation::Relu;
-/// Most images one encode or decode submit holds (bounds the activations'
-/// memory: 500 decoded images take about 120 MB).
-pub const CHUNK: usize = 500;
 
 /// Loss slots in the step's ring row.
 pub const SLOT_RECON: usize = 0;
