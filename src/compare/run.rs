@@ -9,7 +9,7 @@ use clap::ValueEnum;
 
 use crate::compare::figures::{Column, Figure, Figures};
 use crate::compare::report::{write_report, Report};
-use crate::compare::score::{classify, own_figures, score, Reference};
+use crate::compare::score::{classify, own_figures, score};
 use crate::compare::verdict::{sufficiency, verdicts, MIN_SEEDS};
 use crate::data::{self, write_idx, Images, Split, PIXELS};
 use crate::error::{Error, Result};
@@ -252,8 +252,12 @@ pub fn load_gan(gpu: &Gpu, path: &Path) -> Result<Gan> {
     let ck = Checkpoint::load(path)?;
     expect_model(&ck, path, "gan")?;
     let head = match ck.metadata.get("d_head") {
-        Some(h) => DHead::from_str(&h.replace('_', "-"), true)
-            .map_err(|e| Error::data(path, format!("checkpoint d_head {h:?}: {e}")))?,
+        Some(h) => *DHead::value_variants()
+            .iter()
+            .find(|d| d.name() == h)
+            .ok_or_else(|| {
+                Error::data(path, format!("checkpoint d_head {h:?} is no known head"))
+            })?,
         None => DHead::default(),
     };
     let gan = Gan::new(
@@ -287,8 +291,8 @@ pub fn bernoulli_draws(means: &[f32], seed: u64) -> Vec<f32> {
 
 /// Training-run figures from a model's metrics.
 fn training_figures(figs: &mut Figures, col: Column, m: &Metrics) {
-    let n = m.epochs.len().max(1) as f64;
     if !m.epochs.is_empty() {
+        let n = m.epochs.len() as f64;
         let ips = m.epochs.iter().map(|e| e.images_per_sec).sum::<f64>() / n;
         let secs = m.epochs.iter().map(|e| e.seconds).sum::<f64>() / n;
         figs.push(col, Figure::TrainImagesPerSec, ips);
@@ -319,9 +323,17 @@ struct Pictures {
 /// The data every seed is scored on.
 struct Real {
     test: Images,
-    reference: Reference,
-    /// Pixels of the reference (the first `n_ref` test images).
-    n_ref: usize,
+    /// The reference: the first test images, in [0, 1] pixels...
+    pixels: Vec<f32>,
+    /// ... and in the classifier's feature space.
+    features: Vec<f32>,
+}
+
+impl Real {
+    /// How many test images the reference holds.
+    fn n_ref(&self) -> usize {
+        self.pixels.len() / PIXELS
+    }
 }
 
 fn elapsed(t: Instant) -> String {
@@ -378,28 +390,16 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     }
 
     eprintln!("compare: scoring the real-data baselines ({samples} images each)");
-    let n_ref = samples.min(test.len());
-    let ref_pixels = to_unit(&test.pixels[..n_ref * PIXELS]);
-    let ref_c = classify(gpu, &classifier, &ref_pixels)?;
+    let pixels = to_unit(&test.pixels[..samples.min(test.len()) * PIXELS]);
+    let ref_c = classify(gpu, &classifier, &pixels)?;
     let mut figs = Figures::default();
-    own_figures(&mut figs, Column::TestSet, &ref_c, &ref_pixels)?;
+    own_figures(&mut figs, Column::TestSet, &ref_c, &pixels)?;
     let real = Real {
-        reference: Reference {
-            features: ref_c.features,
-        },
         test,
-        n_ref,
+        pixels,
+        features: ref_c.features,
     };
-    baselines(
-        gpu,
-        &classifier,
-        &real,
-        &train,
-        &ref_pixels,
-        samples,
-        &mut figs,
-    )?;
-    drop(ref_pixels);
+    baselines(gpu, &classifier, &real, &train, samples, &mut figs)?;
     eprintln!("  done at {}", elapsed(t0));
 
     let mut pics = Pictures::default();
@@ -419,7 +419,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
         score(
             gpu,
             &classifier,
-            &real.reference,
+            &real.features,
             &mut figs,
             Column::Vae,
             &s.samples,
@@ -428,7 +428,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
         score(
             gpu,
             &classifier,
-            &real.reference,
+            &real.features,
             &mut figs,
             Column::VaeBernoulli,
             &draws,
@@ -447,7 +447,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
         score(
             gpu,
             &classifier,
-            &real.reference,
+            &real.features,
             &mut figs,
             Column::Gan,
             &s.samples,
@@ -469,7 +469,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
         preset: opts.preset.name().into(),
         seeds: opts.seeds,
         samples,
-        reference_images: n_ref,
+        reference_images: real.n_ref(),
         iwae_images,
         iwae_k: opts.iwae_k,
         vae_source: sources.0,
@@ -489,11 +489,10 @@ fn baselines(
     classifier: &Classifier,
     real: &Real,
     train: &Images,
-    ref_pixels: &[f32],
     n: usize,
     figs: &mut Figures,
 ) -> Result<()> {
-    let r = &real.reference;
+    let r = &real.features;
     let train_px = to_unit(&train.pixels[..n * PIXELS]);
     score(gpu, classifier, r, figs, Column::TestVsTrain, &train_px)?;
     let first: Vec<f32> = train_px[..PIXELS].to_vec();
@@ -501,7 +500,8 @@ fn baselines(
     let noise = Philox::new(0x5eed, 10).uniform_cpu(0, n * PIXELS);
     score(gpu, classifier, r, figs, Column::UniformNoise, &noise)?;
     drop(noise);
-    let grey = (ref_pixels.iter().map(|&v| v as f64).sum::<f64>() / ref_pixels.len() as f64) as f32;
+    let px = &real.pixels;
+    let grey = (px.iter().map(|&v| v as f64).sum::<f64>() / px.len() as f64) as f32;
     score(
         gpu,
         classifier,
@@ -611,9 +611,8 @@ fn vae_seed(
             let nll = iwae_with_progress(g, vae, &real.test, iwae_images, opts.iwae_k, seed)?;
             own.push((Figure::IwaeNll, nll));
             let samples_px = vae.sample(g, samples, 1000 + seed as u64)?;
-            let ref_px = to_unit(&real.test.pixels[..real.n_ref * PIXELS]);
-            let (means, _) = vae.encode(g, &ref_px)?;
-            let labels: Vec<u32> = real.test.labels[..real.n_ref]
+            let (means, _) = vae.encode(g, &real.pixels)?;
+            let labels: Vec<u32> = real.test.labels[..real.n_ref()]
                 .iter()
                 .map(|&l| l as u32)
                 .collect();

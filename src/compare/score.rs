@@ -9,11 +9,6 @@ use crate::gpu::Gpu;
 use crate::models::classifier::{argmax, Classifier, CLASSES, FEATURES};
 use crate::Result;
 
-/// The real images every set is compared with, in feature space.
-pub struct Reference {
-    pub features: Vec<f32>,
-}
-
 /// The classifier's view of one image set.
 pub struct Classified {
     pub features: Vec<f32>,
@@ -55,12 +50,13 @@ pub fn own_figures(figs: &mut Figures, col: Column, c: &Classified, pixels: &[f3
     Ok(())
 }
 
-/// Every sample figure of `pixels` into column `col`; returns the
-/// classifier's view for further use (histograms, latent grids).
+/// Every sample figure of `pixels` into column `col`, against the real
+/// images' features `reference`; returns the classifier's view for further
+/// use (histograms, latent grids).
 pub fn score(
     gpu: &Gpu,
     classifier: &Classifier,
-    reference: &Reference,
+    reference: &[f32],
     figs: &mut Figures,
     col: Column,
     pixels: &[f32],
@@ -69,9 +65,9 @@ pub fn score(
     figs.push(
         col,
         Figure::Fid,
-        fid::fid(&reference.features, &c.features, FEATURES)?,
+        fid::fid(reference, &c.features, FEATURES)?,
     );
-    let pr = prdc::precision_recall(&reference.features, &c.features, FEATURES, prdc::DEFAULT_K)?;
+    let pr = prdc::precision_recall(reference, &c.features, FEATURES, prdc::DEFAULT_K)?;
     figs.push(col, Figure::Precision, pr.precision);
     figs.push(col, Figure::Recall, pr.recall);
     own_figures(figs, col, &c, pixels)?;
