@@ -176,3 +176,93 @@ fn train_vae_records_the_training_memory_peak() {
         m.peak_gpu_bytes
     );
 }
+
+/// metrics.json carries figures that `compare --resume` compares for
+/// equality, so every finite f64 must come back bit for bit: awkward
+/// hand-picked values (the one that failed in CI, subnormals, extremes,
+/// values whose shortest decimal form is 17 digits) and 10,000 random bit
+/// patterns.
+#[test]
+fn metrics_json_round_trips_f64_bit_for_bit() {
+    use rand::{Rng, SeedableRng};
+    use vae_vs_gan::train::{AdapterDesc, EpochMetrics, Metrics};
+    let mut values = vec![
+        12.284847993022186,
+        12.284847993022188,
+        0.1 + 0.2,
+        1.0 / 3.0,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324,
+        2.225073858507201e-308,
+        -0.0,
+        9007199254740993.0,
+        123456789.12345679,
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    while values.len() < 10_000 {
+        let v = f64::from_bits(rng.random::<u64>());
+        if v.is_finite() {
+            values.push(v);
+        }
+    }
+    let m = Metrics {
+        model: "vae".into(),
+        preset: "tiny".into(),
+        adapter: AdapterDesc {
+            name: "test".into(),
+            backend: "Vulkan".into(),
+            device_type: "Cpu".into(),
+        },
+        params: 1,
+        epochs: values
+            .chunks(4)
+            .enumerate()
+            .map(|(i, c)| EpochMetrics {
+                epoch: i + 1,
+                train_loss: Some(c[0]),
+                test_loss: c.get(1).copied(),
+                g_loss: None,
+                d_loss: None,
+                seconds: *c.get(2).unwrap_or(&0.0),
+                images_per_sec: *c.get(3).unwrap_or(&0.0),
+            })
+            .collect(),
+        peak_gpu_bytes: u64::MAX,
+        peak_train_gpu_bytes: 1,
+    };
+    let d = tempfile::tempdir().unwrap();
+    m.save(d.path()).unwrap();
+    let back = Metrics::load(d.path()).unwrap();
+    let bits = |m: &Metrics| -> Vec<u64> {
+        m.epochs
+            .iter()
+            .flat_map(|e| {
+                [
+                    e.train_loss,
+                    e.test_loss,
+                    Some(e.seconds),
+                    Some(e.images_per_sec),
+                ]
+            })
+            .flatten()
+            .map(f64::to_bits)
+            .collect()
+    };
+    let (a, b) = (bits(&m), bits(&back));
+    assert_eq!(a.len(), b.len());
+    let wrong: Vec<(f64, f64)> = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| x != y)
+        .map(|(&x, &y)| (f64::from_bits(x), f64::from_bits(y)))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} f64 values changed through metrics.json, first {:?}",
+        wrong.len(),
+        a.len(),
+        wrong[0]
+    );
+    assert_eq!(m, back);
+}
