@@ -1,6 +1,7 @@
 //! Checkpoints round-trip exactly, are written atomically, and a checkpoint
 //! of another architecture is refused with every mismatched tensor listed.
 
+mod common;
 use vae_vs_gan::train::Checkpoint;
 
 fn sample() -> Checkpoint {
@@ -64,4 +65,89 @@ fn checkpoint_corrupt_file_is_an_error_and_save_failure_keeps_the_old_file() {
     let bad = d.path().join("no/such/dir/m.safetensors");
     assert!(sample().save(&bad).is_err());
     assert_eq!(Checkpoint::load(&p).unwrap(), sample());
+}
+
+/// Checkpoints written before a change must load after it. Two fixtures
+/// written by commit 2d2306a: the tensor names, shapes and metadata of every
+/// model's checkpoint (`legacy/layouts.json`: the VAE, the GAN with either
+/// head, the classifier with its Adam moments), and a whole VAE checkpoint
+/// (`legacy/vae_tiny_1epoch.safetensors`, `train_vae --preset tiny
+/// --epochs 1`), which must load and save back bit for bit.
+mod legacy {
+    use super::common::gpu;
+    use vae_vs_gan::compare::load_vae;
+    use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
+    use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
+    use vae_vs_gan::models::vae::{Vae, VaeConfig};
+    use vae_vs_gan::optim::adam::AdamConfig;
+    use vae_vs_gan::train::Checkpoint;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy");
+
+    fn layout(ck: &Checkpoint) -> serde_json::Value {
+        let t: Vec<serde_json::Value> = ck
+            .tensors
+            .iter()
+            .map(|(n, (s, _))| serde_json::json!([n, s]))
+            .collect();
+        serde_json::json!({"tensors": t, "metadata": ck.metadata})
+    }
+
+    #[test]
+    fn checkpoint_layouts_are_those_of_earlier_versions() {
+        let g = gpu();
+        let want: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/layouts.json")).unwrap())
+                .unwrap();
+        let a = AdamConfig::keras(1e-3);
+        let vae = Vae::new(
+            g,
+            VaeConfig {
+                latent: 2,
+                batch: 1,
+                adam: a.clone(),
+                seed: 0,
+                binarize: false,
+            },
+        )
+        .unwrap();
+        let mut got = vec![("vae", layout(&vae.checkpoint(g).unwrap()))];
+        for (k, head) in [
+            ("gan_global_max_pool", DHead::GlobalMaxPool),
+            ("gan_flatten", DHead::Flatten),
+        ] {
+            let c = GanConfig {
+                latent: 100,
+                batch: 2,
+                adam_g: a.clone(),
+                adam_d: a.clone(),
+                seed: 0,
+                head,
+            };
+            got.push((k, layout(&Gan::new(g, c).unwrap().checkpoint(g).unwrap())));
+        }
+        let c = ClassifierConfig {
+            batch: 1,
+            adam: a.clone(),
+            seed: 0,
+        };
+        let ck = Classifier::new(g, c).unwrap().checkpoint(g, true).unwrap();
+        got.push(("classifier", layout(&ck)));
+        assert_eq!(want.as_object().unwrap().len(), got.len());
+        for (k, v) in got {
+            assert_eq!(want[k], v, "{k}: checkpoint layout changed");
+        }
+    }
+
+    #[test]
+    fn a_vae_checkpoint_from_an_earlier_version_loads_and_saves_back_bit_for_bit() {
+        let g = gpu();
+        let path = std::path::PathBuf::from(format!("{DIR}/vae_tiny_1epoch.safetensors"));
+        let old = Checkpoint::load(&path).unwrap();
+        let vae = load_vae(g, &path).unwrap();
+        let new = vae.checkpoint(g).unwrap();
+        assert!(old.tensors.len() > 20, "moments included");
+        assert_eq!(old.tensors, new.tensors, "every tensor bit for bit");
+        assert_eq!(old.metadata["latent_dim"], new.metadata["latent_dim"]);
+    }
 }

@@ -16,4 +16,4 @@ pub mod verdict;
 
 pub use figures::{Column, Figure, Figures, Stat};
 pub use report::Report;
-pub use run::{compare, CompareOptions};
+pub use run::{compare, load_gan, load_vae, CompareOptions};
