@@ -14,13 +14,13 @@ use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
 use vae_vs_gan::models::gan::{Gan, GanConfig};
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::GpuDataset;
 use vae_vs_gan::{Gpu, Step};
 
 fn env(name: &str, default: usize) -> usize {

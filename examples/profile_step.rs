@@ -3,11 +3,11 @@
 //!
 //! `cargo run --release --example profile_step -- [batch]`
 
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{self, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::GpuDataset;
 
 fn main() -> anyhow::Result<()> {
     let batch: usize = std::env::args()

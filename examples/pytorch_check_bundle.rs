@@ -27,13 +27,14 @@ mod gan_check_model;
 
 use std::path::{Path, PathBuf};
 
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
 use vae_vs_gan::gpu::{Gpu, StepState};
+use vae_vs_gan::io::write_atomic;
 use vae_vs_gan::models::gan::DHead;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::ops::rng::Philox;
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::{write_atomic, GpuDataset};
 
 const SEED: u64 = 7;
 const LATENT: usize = 2;

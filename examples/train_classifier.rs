@@ -10,13 +10,14 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Parser;
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{self, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::train::run::STEPS_PER_SUBMIT;
 use vae_vs_gan::train::session::open_gpu;
-use vae_vs_gan::train::{progress_bar, run_epoch, GpuDataset};
+use vae_vs_gan::train::{progress_bar, run_epoch};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the LeNet-style MNIST classifier on the GPU")]

@@ -16,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod gpu;
+pub mod io;
 pub mod models;
 pub mod nn;
 pub mod ops;
@@ -25,4 +26,14 @@ pub mod shaders;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// Every kernel the engine compiles, with representative parameters: the
+/// ops', the optimizer's and the step state's. The naga validation test
+/// parses, validates and translates each of them.
+pub fn all_kernels() -> Vec<gpu::Kernel> {
+    let mut v = ops::kernels();
+    v.extend(optim::adam::kernels());
+    v.extend(gpu::state::kernels());
+    v
+}
 pub use gpu::{DType, Gpu, GpuOptions, Step, Tensor};

@@ -1,8 +1,14 @@
 //! Every WGSL file in `shaders/`, embedded at build time. One file per kernel
 //! family. The naga validation test covers every kernel compiled from them
-//! through `ops::all_kernels()`.
+//! through [`crate::all_kernels`]. Imports nothing: the GPU layer above
+//! compiles these.
 
-use crate::gpu::Shader;
+/// A WGSL file from `shaders/`.
+#[derive(Clone, Copy, Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
 
 macro_rules! shader {
     ($const:ident, $name:literal) => {

@@ -2,7 +2,7 @@
 //! of another architecture is refused with every mismatched tensor listed.
 
 mod common;
-use vae_vs_gan::train::Checkpoint;
+use vae_vs_gan::io::Checkpoint;
 
 fn sample() -> Checkpoint {
     let mut c = Checkpoint::default();
@@ -76,11 +76,11 @@ fn checkpoint_corrupt_file_is_an_error_and_save_failure_keeps_the_old_file() {
 mod legacy {
     use super::common::gpu;
     use vae_vs_gan::compare::load_vae;
+    use vae_vs_gan::io::Checkpoint;
     use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
     use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
     use vae_vs_gan::models::vae::{Vae, VaeConfig};
     use vae_vs_gan::optim::adam::AdamConfig;
-    use vae_vs_gan::train::Checkpoint;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy");
 

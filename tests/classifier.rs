@@ -10,11 +10,12 @@ mod fixture_loader;
 use std::path::Path;
 
 use common::*;
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
 use vae_vs_gan::gpu::{Step, StepState};
+use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig, CLASSES, FEATURES, SLOT_CE};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::{Checkpoint, GpuDataset};
 
 const CHECKPOINT: &str = "data/classifier/classifier.safetensors";
 

@@ -6,12 +6,13 @@
 
 mod common;
 use common::*;
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
+use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::{Checkpoint, GpuDataset};
 use vae_vs_gan::Gpu;
 
 fn tiny(seed: u64, head: DHead) -> GanConfig {

@@ -74,6 +74,7 @@
 
 mod common;
 use common::*;
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::{Step, StepState};
 use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, TrainStep, SLOT_D, SLOT_G};
@@ -81,7 +82,6 @@ use vae_vs_gan::models::gan_cpu::{GanCpu, GanCpuStep};
 use vae_vs_gan::ops::rng::{fill_normal, Philox};
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::train::preset::Preset;
-use vae_vs_gan::train::GpuDataset;
 use vae_vs_gan::Tensor;
 
 const STEPS: usize = 3;

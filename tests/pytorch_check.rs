@@ -35,10 +35,10 @@ mod gan_check_model;
 
 use common::gpu;
 use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
+use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::models::gan::DHead;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::Checkpoint;
 
 const NAME: &str = "vae_pytorch_check";
 

@@ -3,7 +3,7 @@
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use vae_vs_gan::ops::all_kernels;
+use vae_vs_gan::all_kernels;
 
 #[test]
 fn shaders_validate_and_translate_to_spirv_msl_hlsl() {

@@ -5,9 +5,10 @@
 
 mod common;
 use common::*;
+use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::train::session::CHECKPOINT;
 use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
-use vae_vs_gan::train::{Checkpoint, Preset};
+use vae_vs_gan::train::Preset;
 use vae_vs_gan::Error;
 
 fn tiny(out: &std::path::Path, epochs: usize) -> VaeRun {

@@ -5,12 +5,12 @@
 
 mod common;
 use common::*;
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
 use vae_vs_gan::eval::iwae;
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::GpuDataset;
 
 fn tiny(seed: u64) -> VaeConfig {
     VaeConfig {

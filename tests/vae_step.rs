@@ -54,13 +54,13 @@
 
 mod common;
 use common::*;
+use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::{Step, StepState};
 use vae_vs_gan::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use vae_vs_gan::models::vae_cpu::{CpuStep, VaeCpu};
 use vae_vs_gan::ops::rng::{fill_normal, Philox};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::GpuDataset;
 use vae_vs_gan::Tensor;
 
 const LR: f64 = 1e-3;

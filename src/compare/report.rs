@@ -8,7 +8,8 @@ use crate::compare::figures::{Figure, Figures};
 use crate::compare::run::{REPORT_JSON, REPORT_MD};
 use crate::compare::verdict::{Verdict, Vote};
 use crate::error::{Error, Result};
-use crate::train::{write_atomic, AdapterDesc};
+use crate::io::write_atomic;
+use crate::train::AdapterDesc;
 
 /// Everything a comparison measured.
 #[derive(Clone, Debug)]

@@ -11,10 +11,12 @@ use crate::compare::figures::{Column, Figure, Figures};
 use crate::compare::report::{write_report, Report};
 use crate::compare::score::{classify, own_figures, score};
 use crate::compare::verdict::{sufficiency, verdicts, MIN_SEEDS};
+use crate::data::GpuDataset;
 use crate::data::{self, write_idx, Images, Split, PIXELS};
 use crate::error::{Error, Result};
 use crate::eval::latent;
 use crate::gpu::Gpu;
+use crate::io::Checkpoint;
 use crate::models::classifier::{Classifier, ClassifierConfig};
 use crate::models::gan::{DHead, Gan, GanConfig};
 use crate::models::vae::{Vae, VaeConfig};
@@ -25,7 +27,7 @@ use crate::report::{save_grid, scatter_by_class};
 use crate::train::gan_run::{train_gan, GanRun};
 use crate::train::session::{open_gpu, prior_grid, RunOptions, CHECKPOINT};
 use crate::train::vae_run::{train_vae, VaeRun};
-use crate::train::{AdapterDesc, Checkpoint, GpuDataset, Metrics, Preset};
+use crate::train::{AdapterDesc, Metrics, Preset};
 
 /// The most samples a comparison scores: the train-image baseline uses as
 /// many real training images, and there are 60,000.

@@ -121,5 +121,5 @@ pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<()> {
         bytes.extend_from_slice(&d.to_be_bytes());
     }
     bytes.extend_from_slice(data);
-    crate::train::write_atomic(path, &bytes)
+    crate::io::write_atomic(path, &bytes)
 }

@@ -11,13 +11,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
-
-/// A WGSL file from `shaders/`.
-#[derive(Clone, Copy, Debug)]
-pub struct Shader {
-    pub name: &'static str,
-    pub source: &'static str,
-}
+use crate::shaders::Shader;
 
 /// How a kernel uses a storage binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

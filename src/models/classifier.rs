@@ -14,9 +14,11 @@
 
 use rand::SeedableRng;
 
+use crate::data::GpuDataset;
 use crate::data::{Images, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
+use crate::io::Checkpoint;
 use crate::models::{count, flat, record_adam, CHUNK};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
@@ -25,7 +27,6 @@ use crate::ops::gather::{gather_labels, gather_pixels, PixelMap};
 use crate::ops::pool::{max_pool2x2_backward, max_pool2x2_forward};
 use crate::ops::softmax_ce::softmax_ce;
 use crate::optim::adam::{Adam, AdamConfig};
-use crate::train::{Checkpoint, GpuDataset};
 
 const RELU: Activation = Activation::Relu;
 /// Width of the penultimate (feature) layer.

@@ -53,9 +53,11 @@
 
 use rand::SeedableRng;
 
+use crate::data::GpuDataset;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
+use crate::io::Checkpoint;
 use crate::models::{count, flat, record_adam, CHUNK};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, WeightOp};
 use crate::ops::activation::Activation;
@@ -68,7 +70,6 @@ use crate::ops::gather::{gather_pixels, PixelMap};
 use crate::ops::pool::{global_max_pool_backward, global_max_pool_forward};
 use crate::ops::rng::{fill_normal, Philox};
 use crate::optim::adam::{Adam, AdamConfig};
-use crate::train::{Checkpoint, GpuDataset};
 
 /// The generator's first image, 7x7x256 (12544 dense features).
 const G_HWC: (usize, usize, usize) = (7, 7, 256);

@@ -16,10 +16,12 @@
 
 use rand::SeedableRng;
 
+use crate::data::GpuDataset;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepState, Tensor};
+use crate::io::Checkpoint;
 use crate::models::{count, flat, record_adam, CHUNK};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
@@ -31,7 +33,6 @@ use crate::ops::kl::kl_divergence;
 use crate::ops::reparam::{reparam_backward, reparam_forward, reparam_forward_cpu};
 use crate::ops::rng::Philox;
 use crate::optim::adam::{Adam, AdamConfig};
-use crate::train::{Checkpoint, GpuDataset};
 
 /// Encoder output image after the second conv: 6x6x64.
 const ENC_HWC: (usize, usize, usize) = (6, 6, 64);

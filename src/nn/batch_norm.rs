@@ -3,9 +3,9 @@
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Step, Tensor};
+use crate::io::Checkpoint;
 use crate::nn::param::{Layout, Param};
 use crate::ops::batch_norm::{BatchNorm, BatchNormConfig, BnBackward, BnGrads, BnParams, BnSaved};
-use crate::train::Checkpoint;
 
 /// Learned scale and shift, running statistics, and the batch statistics
 /// the training forward saves for the backward.

@@ -5,7 +5,7 @@ use rand::Rng;
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Tensor};
-use crate::train::Checkpoint;
+use crate::io::Checkpoint;
 
 /// How a parameter's engine layout relates to its PyTorch layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -53,15 +53,14 @@ impl Real for f64 {
 /// Threads per workgroup of the one-element-per-thread kernels.
 pub const ELEMENTWISE_WG: u32 = 256;
 
-/// Every kernel the ops compile, with representative parameters: the naga
-/// validation test parses, validates and translates each of them.
-pub fn all_kernels() -> Vec<Kernel> {
+/// Every kernel the ops compile, with representative parameters (the
+/// optimizer's and the step state's are added by [`crate::all_kernels`]).
+pub fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     v.extend(activation::kernels());
     v.extend(gather::kernels());
     v.extend(batch_norm::kernels());
     v.extend(pool::kernels());
-    v.extend(crate::optim::adam::kernels());
     v.extend(rng::kernels());
     v.extend(reduce::kernels());
     v.extend(dropout::kernels());
@@ -73,6 +72,5 @@ pub fn all_kernels() -> Vec<Kernel> {
     v.extend(dense::kernels());
     v.extend(conv2d::kernels());
     v.extend(copy::kernels());
-    v.extend(crate::gpu::state::kernels());
     v
 }

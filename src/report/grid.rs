@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::train::write_atomic;
+use crate::io::write_atomic;
 
 /// Pixels of background between tiles.
 const GAP: usize = 2;

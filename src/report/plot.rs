@@ -9,7 +9,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::train::write_atomic;
+use crate::io::write_atomic;
 
 const W: u32 = 800;
 const H: u32 = 500;

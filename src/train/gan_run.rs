@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::data::GpuDataset;
 use crate::data::{self, Split};
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -10,7 +11,7 @@ use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
 use crate::train::session::{prepare_out, prior_grid, RunOptions, Session};
-use crate::train::{EpochMetrics, GpuDataset, Metrics, Preset};
+use crate::train::{EpochMetrics, Metrics, Preset};
 
 /// A GAN run: the common options and the GAN's own.
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::train::write_atomic;
+use crate::io::write_atomic;
 
 /// The adapter a run used.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,9 +1,8 @@
-//! Training support: checkpoints, the GPU-resident dataset, presets, the
-//! epoch loop and the metrics file.
+//! Training runs: presets, the command-line options every run takes, the
+//! epoch loop, the session (resume, checkpoints, metrics), and the metrics
+//! file.
 
-pub mod checkpoint;
 pub mod cli;
-pub mod dataset;
 pub mod gan_run;
 pub mod metrics;
 pub mod preset;
@@ -11,8 +10,6 @@ pub mod run;
 pub mod session;
 pub mod vae_run;
 
-pub use checkpoint::{write_atomic, Checkpoint};
-pub use dataset::GpuDataset;
 pub use metrics::{AdapterDesc, EpochMetrics, Metrics};
 pub use preset::{GanPreset, Preset, VaePreset};
 pub use run::{progress_bar, run_epoch, EpochRun};

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::data::GpuDataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState};
-use crate::train::GpuDataset;
 
 /// Steps per submit (and per loss readback) in the training loop.
 pub const STEPS_PER_SUBMIT: usize = 16;

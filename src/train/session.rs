@@ -4,13 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::data::GpuDataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState};
+use crate::io::Checkpoint;
 use crate::train::run::STEPS_PER_SUBMIT;
-use crate::train::{
-    progress_bar, run_epoch, AdapterDesc, Checkpoint, EpochMetrics, EpochRun, GpuDataset, Metrics,
-    Preset,
-};
+use crate::train::{progress_bar, run_epoch, AdapterDesc, EpochMetrics, EpochRun, Metrics, Preset};
 
 /// What every training run can be told; `None` takes the preset's value.
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::data::GpuDataset;
 use crate::data::{self, Dataset, Split, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -11,7 +12,7 @@ use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
 use crate::train::session::{prepare_out, prior_grid, RunOptions, Session};
-use crate::train::{EpochMetrics, GpuDataset, Metrics, Preset};
+use crate::train::{EpochMetrics, Metrics, Preset};
 
 /// A VAE run: the common options and the VAE's own.
 #[derive(Clone, Debug)]

@@ -20,9 +20,9 @@
 use std::path::Path;
 
 use vae_vs_gan::gpu::Gpu;
+use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::Checkpoint;
 
 pub const SEED: u64 = 7;
 pub const LATENT: usize = 2;

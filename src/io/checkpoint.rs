@@ -1,17 +1,17 @@
 //! Checkpoints: named f32 tensors plus string metadata in a safetensors
-//! file, written atomically (temporary file, fsync, rename) so a crash or a
-//! failed run never leaves a half-written checkpoint in place of a good one.
+//! file, written atomically ([`write_atomic`]) so a crash or a failed run
+//! never leaves a half-written checkpoint in place of a good one.
 //!
 //! Tensor names and layouts are PyTorch's (`encoder.0.weight` `[32,1,3,3]`);
 //! models convert from the engine's layouts when they save.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 
 /// Tensors by name, each with its shape, and metadata strings.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -128,29 +128,4 @@ impl Checkpoint {
         }
         Ok(ck)
     }
-}
-
-/// Write `bytes` to `path` through a temporary file in the same folder,
-/// flushed to disk, then renamed over `path`: readers see the old file or
-/// the new one, never a partial one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::data(path, "not a file path"))?
-        .to_string_lossy();
-    let tmp: PathBuf = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::data(path, format!("cannot write: {e}"))
-    })
 }
