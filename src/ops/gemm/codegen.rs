@@ -1,0 +1,340 @@
+//! The WGSL of one GEMM variant at one tile: the template's sections glued
+//! together with the tile constants, and the unrolled parts of the loop
+//! generated here (naga bounds every WGSL loop, which stops drivers from
+//! unrolling it).
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::gpu::{Access, Kernel};
+use crate::ops::gemm::policy::{Main, Tile};
+use crate::shaders;
+
+/// The template cut into its `//! section NAME` parts.
+fn section(name: &str) -> &'static str {
+    let src = shaders::GEMM.source;
+    let marker = format!("//! section {name}\n");
+    let start = src
+        .find(&marker)
+        .unwrap_or_else(|| panic!("gemm.wgsl has no section {name}"))
+        + marker.len();
+    let end = src[start..]
+        .find("//! section ")
+        .map_or(src.len(), |e| start + e);
+    &src[start..end]
+}
+
+/// Build the kernel for variant `sections` (setup, A, B, C-row, store) at
+/// `tile`. `access` lists the storage bindings 1.. of the variant.
+pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile, main: Main) -> Kernel {
+    let Tile { bm, bn, bk, tm, tn } = tile;
+    let nt = tile.threads();
+    let mut src = String::new();
+    for (n, v) in [
+        ("BM", bm),
+        ("BN", bn),
+        ("BK", bk),
+        ("TM", tm),
+        ("TN", tn),
+        ("NT", nt),
+    ] {
+        let _ = writeln!(src, "const {n}: u32 = {v}u;");
+    }
+    src.push_str(section("common"));
+    for s in sections {
+        src.push_str(section(s));
+    }
+    let majors = k_major(sections);
+    let body = match main {
+        Main::Tiled => section("main")
+            .replace("{{SETUP}}", &gen_setup(tile, majors))
+            .replace("{{ACC}}", &gen_acc(tile))
+            .replace("{{LOAD}}", &gen_load(tile, majors))
+            .replace("{{INNER}}", &gen_inner(tile))
+            .replace("{{STORE}}", &gen_store(tile, main)),
+        Main::Direct => section("main_direct")
+            .replace("{{SETUP}}", &gen_setup_direct(tile))
+            .replace("{{ACC}}", &gen_acc(tile))
+            .replace("{{INNER}}", &gen_inner_direct(tile, bk))
+            .replace("{{INNER1}}", &gen_inner_direct(tile, 1))
+            .replace("{{STORE}}", &gen_store(tile, main)),
+    };
+    src.push_str(&body);
+    Kernel {
+        key: format!(
+            "gemm[{}],{main:?},{bm}x{bn}x{bk},{tm}x{tn}",
+            sections.join("+")
+        ),
+        source: Cow::Owned(src),
+        entry: "gemm",
+        access: access.to_vec(),
+        trusted: false,
+    }
+}
+
+/// How a thread's loads of one operand tile are laid out. `b` is the
+/// tile's row count (BM for A, BN for B), `bk` its K depth.
+/// - m-major: consecutive invocations take consecutive rows (m or n): for
+///   operands contiguous along m/n. Each thread keeps its rows and loads
+///   several k, calling the k part (`a_k`) per load.
+/// - k-major: consecutive invocations take consecutive k: for operands
+///   contiguous along k (im2col reads channel runs). Each thread keeps one
+///   kk, calls the k part once per K step, and loads several rows.
+struct LoadPlan {
+    /// Tile-relative row expressions whose row info is computed once, with
+    /// whether the row may fall past the tile (then its stores are skipped).
+    rows: Vec<(String, bool)>,
+    /// Per K step: (row slot, kk expression, needs `kk < BK` guard).
+    loads: Vec<(usize, String, bool)>,
+    k_major: bool,
+}
+
+fn load_plan(b: u32, bk: u32, nt: u32, k_major: bool) -> LoadPlan {
+    if k_major && nt.is_multiple_of(bk) {
+        // kk = t % bk; rows t / bk + i * (nt / bk)
+        let rs = nt / bk;
+        let nrows = b.div_ceil(rs);
+        let guard = !b.is_multiple_of(rs);
+        LoadPlan {
+            rows: (0..nrows)
+                .map(|i| (format!("t / {bk}u + {}u", i * rs), guard))
+                .collect(),
+            loads: (0..nrows as usize)
+                .map(|i| (i, format!("t % {bk}u"), false))
+                .collect(),
+            k_major: true,
+        }
+    } else if nt.is_multiple_of(b) {
+        // every thread keeps one row: t % b; kk = t / b + j * (nt / b)
+        let ks = nt / b;
+        let slots = bk.div_ceil(ks);
+        LoadPlan {
+            rows: vec![(format!("t % {b}u"), false)],
+            loads: (0..slots)
+                .map(|j| (0, format!("t / {b}u + {}u", j * ks), !bk.is_multiple_of(ks)))
+                .collect(),
+            k_major: false,
+        }
+    } else {
+        // b = c * nt: rows t + i * nt, every kk
+        let c = b / nt;
+        LoadPlan {
+            rows: (0..c)
+                .map(|i| (format!("t + {}u", i * nt), false))
+                .collect(),
+            loads: (0..bk)
+                .flat_map(|kk| (0..c as usize).map(move |i| (i, format!("{kk}u"), false)))
+                .collect(),
+            k_major: false,
+        }
+    }
+}
+
+/// Which operands are read k-major: those whose sections read along k
+/// contiguously (row-major A, transposed B, the conv gathers over channels).
+fn k_major(sections: &[&str]) -> (bool, bool) {
+    let a = sections
+        .iter()
+        .any(|s| matches!(*s, "a_dense" | "a_conv_fwd" | "conv_dgrad"));
+    let b = sections
+        .iter()
+        .any(|s| matches!(*s, "b_dense_t" | "conv_dgrad"));
+    (a, b)
+}
+
+fn gen_setup(tile: Tile, majors: (bool, bool)) -> String {
+    let nt = tile.threads();
+    let mut s = String::new();
+    for (i, (r, _)) in load_plan(tile.bm, tile.bk, nt, majors.0)
+        .rows
+        .iter()
+        .enumerate()
+    {
+        let _ = writeln!(s, "    let ar{i} = {r};");
+        let _ = writeln!(s, "    let ai{i} = a_row(m0 + ar{i});");
+    }
+    for (i, (r, _)) in load_plan(tile.bn, tile.bk, nt, majors.1)
+        .rows
+        .iter()
+        .enumerate()
+    {
+        let _ = writeln!(s, "    let br{i} = {r};");
+        let _ = writeln!(s, "    let bi{i} = b_col(n0 + br{i});");
+    }
+    s
+}
+
+fn gen_acc(tile: Tile) -> String {
+    let mut s = String::new();
+    for i in 0..tile.tm {
+        for j in 0..tile.tn {
+            let _ = writeln!(s, "    var c{i}_{j} = 0.0;");
+        }
+    }
+    s
+}
+
+fn gen_load(tile: Tile, majors: (bool, bool)) -> String {
+    let nt = tile.threads();
+    let mut s = String::new();
+    for (side, b, km) in [("a", tile.bm, majors.0), ("b", tile.bn, majors.1)] {
+        let (arr, info, r, kf, f) = if side == "a" {
+            ("As", "ai", "ar", "a_k", "load_a")
+        } else {
+            ("Bs", "bi", "br", "b_k", "load_b")
+        };
+        let plan = load_plan(b, tile.bk, nt, km);
+        if plan.k_major {
+            let kk = &plan.loads[0].1;
+            let _ = writeln!(
+                s,
+                "        {{ let kk = {kk}; let k = k0 + kk; let q = {kf}(k); let kin = k < kend;"
+            );
+            for (slot, (_, guard)) in plan.rows.iter().enumerate() {
+                let open = if *guard {
+                    format!("if ({r}{slot} < {b}u) ")
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "            {open}{{ var v = 0.0; if (kin) {{ v = {f}({info}{slot}, q); }} \
+                     {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                );
+            }
+            s.push_str("        }\n");
+        } else {
+            for (slot, kk, guard) in plan.loads {
+                let open = if guard {
+                    format!("if ({kk} < {}u) ", tile.bk)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    s,
+                    "        {open}{{ let kk = {kk}; let k = k0 + kk; var v = 0.0; \
+                     if (k < kend) {{ v = {f}({info}{slot}, {kf}(k)); }} {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                );
+            }
+        }
+    }
+    s
+}
+
+fn gen_inner(tile: Tile) -> String {
+    let Tile { bm, bn, bk, tm, tn } = tile;
+    let mut s = String::new();
+    for kk in 0..bk {
+        s.push_str("        {\n");
+        for i in 0..tm {
+            let _ = writeln!(s, "            let a{i} = As[tr + {}u];", kk * bm + i);
+        }
+        for j in 0..tn {
+            let _ = writeln!(s, "            let b{j} = Bs[tc + {}u];", kk * bn + j);
+        }
+        for i in 0..tm {
+            for j in 0..tn {
+                let _ = writeln!(s, "            c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
+            }
+        }
+        s.push_str("        }\n");
+    }
+    s
+}
+
+/// Offset of an invocation's `i`-th row (or column) from `tr` (`tc`):
+/// consecutive in the tiled main, interleaved by `b / t` in the direct one.
+fn lane_off(main: Main, i: u32, b: u32, t: u32) -> u32 {
+    match main {
+        Main::Tiled => i,
+        Main::Direct => i * (b / t),
+    }
+}
+
+/// Row and column infos of the direct main, computed once per invocation.
+fn gen_setup_direct(tile: Tile) -> String {
+    let mut s = String::new();
+    for i in 0..tile.tm {
+        let o = lane_off(Main::Direct, i, tile.bm, tile.tm);
+        let _ = writeln!(s, "    let ai{i} = a_row(m0 + tr + {o}u);");
+    }
+    for j in 0..tile.tn {
+        let o = lane_off(Main::Direct, j, tile.bn, tile.tn);
+        let _ = writeln!(s, "    let bi{j} = b_col(n0 + tc + {o}u);");
+    }
+    s
+}
+
+/// `unroll` consecutive k of the direct main: one a_k / b_k per k, TM + TN
+/// loads from storage, TM * TN FMAs.
+fn gen_inner_direct(tile: Tile, unroll: u32) -> String {
+    let mut s = String::new();
+    for u in 0..unroll {
+        let _ = writeln!(
+            s,
+            "        {{ let kk = k + {u}u; let qa = a_k(kk); let qb = b_k(kk);"
+        );
+        for i in 0..tile.tm {
+            let _ = writeln!(s, "            let a{i} = load_a(ai{i}, qa);");
+        }
+        for j in 0..tile.tn {
+            let _ = writeln!(s, "            let b{j} = load_b(bi{j}, qb);");
+        }
+        for i in 0..tile.tm {
+            for j in 0..tile.tn {
+                let _ = writeln!(s, "            c{i}_{j} = fma(a{i}, b{j}, c{i}_{j});");
+            }
+        }
+        s.push_str("        }\n");
+    }
+    s
+}
+
+fn gen_store(tile: Tile, main: Main) -> String {
+    let mut s = String::new();
+    for i in 0..tile.tm {
+        let oi = lane_off(main, i, tile.bm, tile.tm);
+        let _ = writeln!(
+            s,
+            "    {{ let m = m0 + tr + {oi}u; if (m < dm) {{ let row = c_row(split, m);"
+        );
+        for j in 0..tile.tn {
+            let oj = lane_off(main, j, tile.bn, tile.tn);
+            let _ = writeln!(
+                s,
+                "        {{ let n = n0 + tc + {oj}u; if (n < dn) {{ store_c(row, n, c{i}_{j}); }} }}"
+            );
+        }
+        s.push_str("    } }\n");
+    }
+    s
+}
+
+/// The kernel a call compiles to (for the naga test: every variant).
+pub(crate) fn call_kernel(sections: &[&str], bias: bool, tile: Tile, main: Main) -> Kernel {
+    let mut all: Vec<&str> = sections.to_vec();
+    let mut access = vec![Access::Read, Access::Read, Access::ReadWrite];
+    if bias {
+        all.push("store_bias");
+        access.push(Access::Read);
+    } else {
+        all.push("store_plain");
+    }
+    gemm_kernel(&all, &access, tile, main)
+}
+
+pub(crate) fn reduce_kernel(bias: bool) -> Kernel {
+    if bias {
+        Kernel::new(
+            shaders::SPLITS,
+            "reduce_splits_bias",
+            &[Access::Read, Access::ReadWrite, Access::Read],
+        )
+    } else {
+        Kernel::new(
+            shaders::SPLITS,
+            "reduce_splits",
+            &[Access::Read, Access::ReadWrite],
+        )
+    }
+}

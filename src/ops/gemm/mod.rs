@@ -1,0 +1,34 @@
+//! The one register-tiled GEMM template behind dense, conv2d and transposed
+//! conv2d, forward and backward.
+//!
+//! `shaders/gemm.wgsl` holds the tiled loop (`main`) once, and small
+//! sections of index functions: where A(m, k) and B(k, n) are read from and
+//! where C(m, n) goes. A variant is a list of sections; [`gemm_kernel`]
+//! glues them together with the tile constants and generates the unrolled
+//! parts of the loop here in Rust (naga bounds every WGSL loop, which stops
+//! drivers from unrolling it: DESIGN.md measured up to 2.5x lost).
+//!
+//! Two main loops share the sections ([`Main`]): the register-tiled one
+//! (operands staged through workgroup memory, barriers) for wide outputs on
+//! GPUs, and a barrier-free direct one (each invocation reads its operands
+//! from storage) for outputs a few columns wide or rows tall, and for every
+//! shape on CPU adapters, where workgroup memory only adds loads
+//! (docs/PERFORMANCE.md).
+//!
+//! Small GEMMs (few output tiles, long K) are split along K into `nsplit`
+//! partial outputs that a second kernel sums in a fixed order: more
+//! workgroups, no float atomics, the same bits every run.
+//!
+//! Three files, one job each: [`policy`] (main loop, tile and split-K
+//! choice by shape), [`codegen`] (the WGSL of a variant at a tile) and
+//! [`record`] (recording a call and its split-K reduction).
+
+pub mod codegen;
+pub mod policy;
+pub mod record;
+
+pub use codegen::gemm_kernel;
+pub(crate) use codegen::{call_kernel, reduce_kernel};
+pub use policy::{test_tiles, GemmConfig, Main, Tile, AUTO_TILES, TARGET_WORKGROUPS};
+pub(crate) use record::{record, reduce_splits, GemmCall, Geo};
+pub use record::Scratch;
