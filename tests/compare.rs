@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use vae_vs_gan::compare::run::{bernoulli_draws, REPORT_JSON, REPORT_MD};
+use vae_vs_gan::compare::{bernoulli_draws, REPORT_JSON, REPORT_MD};
 use vae_vs_gan::compare::{compare, Column, CompareOptions, Figure};
 use vae_vs_gan::data::read_idx;
 use vae_vs_gan::train::Preset;
@@ -255,7 +255,7 @@ fn bernoulli_draws_follow_the_means() {
 /// pixels is loaded (and scored) binarised, one trained on grey levels not.
 #[test]
 fn loaded_vae_keeps_its_binarisation() {
-    use vae_vs_gan::compare::run::load_vae;
+    use vae_vs_gan::compare::load_vae;
     use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
     let g = gpu();
     let d = tempfile::tempdir().unwrap();

@@ -6,9 +6,17 @@
 //! - [`score`]: one image set's sample figures;
 //! - [`verdict`]: the claims as rules over the figures;
 //! - [`report`]: report.md and report.json;
+//! - [`options`]: what to compare, and the up-front refusals;
+//! - [`load`]: models from checkpoints;
+//! - [`measure`]: the baselines and each model's figures per seed;
+//! - [`output`]: the pictures and sample files;
 //! - [`run`]: the whole comparison.
 
 pub mod figures;
+pub mod load;
+pub mod measure;
+pub mod options;
+pub mod output;
 pub mod report;
 pub mod run;
 pub mod score;
@@ -16,4 +24,8 @@ pub mod verdict;
 
 pub use figures::{Column, Figure, Figures, Stat};
 pub use report::Report;
-pub use run::{compare, load_gan, load_vae, CompareOptions};
+pub use load::{load_gan, load_vae};
+pub use measure::bernoulli_draws;
+pub use options::CompareOptions;
+pub use report::{REPORT_JSON, REPORT_MD};
+pub use run::compare;

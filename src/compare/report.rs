@@ -5,11 +5,14 @@
 use std::path::Path;
 
 use crate::compare::figures::{Figure, Figures};
-use crate::compare::run::{REPORT_JSON, REPORT_MD};
 use crate::compare::verdict::{Verdict, Vote};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::train::AdapterDesc;
+
+/// The report files, written last.
+pub const REPORT_MD: &str = "report.md";
+pub const REPORT_JSON: &str = "report.json";
 
 /// Everything a comparison measured.
 #[derive(Clone, Debug)]

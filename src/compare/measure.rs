@@ -1,0 +1,307 @@
+//! What each seed measures: the real-data baselines, and each model's
+//! samples, latent grid and own figures, trained here or loaded.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::compare::figures::{Column, Figure, Figures};
+use crate::compare::options::CompareOptions;
+use crate::compare::score::{classify, score};
+use crate::data::{GpuDataset, Images, PIXELS};
+use crate::error::Result;
+use crate::eval::latent;
+use crate::gpu::Gpu;
+use crate::models::classifier::Classifier;
+use crate::models::gan::Gan;
+use crate::models::vae::Vae;
+use crate::ops::gather::PixelMap;
+use crate::ops::rng::Philox;
+use crate::compare::load::metrics_beside;
+use crate::train::gan_run::{train_gan, GanRun};
+use crate::train::session::{open_gpu, prior_grid};
+use crate::train::vae_run::{train_vae, VaeRun};
+use crate::train::Metrics;
+
+/// Side of the latent grid over the prior.
+pub const GRID: usize = 20;
+
+pub(crate) fn to_unit(pixels: &[u8]) -> Vec<f32> {
+    pixels.iter().map(|&b| b as f32 / 255.0).collect()
+}
+
+/// Binary images drawn pixel by pixel from Bernoulli means.
+pub fn bernoulli_draws(means: &[f32], seed: u64) -> Vec<f32> {
+    let u = Philox::new(seed, 9).uniform_cpu(0, means.len());
+    means
+        .iter()
+        .zip(u)
+        .map(|(&p, u)| if u < p { 1.0 } else { 0.0 })
+        .collect()
+}
+
+/// Training-run figures from a model's metrics.
+fn training_figures(figs: &mut Figures, col: Column, m: &Metrics) {
+    if !m.epochs.is_empty() {
+        let n = m.epochs.len() as f64;
+        let ips = m.epochs.iter().map(|e| e.images_per_sec).sum::<f64>() / n;
+        let secs = m.epochs.iter().map(|e| e.seconds).sum::<f64>() / n;
+        figs.push(col, Figure::TrainImagesPerSec, ips);
+        figs.push(col, Figure::SecondsPerEpoch, secs);
+    }
+    // The training steps' own high-water mark; older metrics.json files
+    // only have the one that includes evaluation.
+    let peak = match m.peak_train_gpu_bytes {
+        0 => m.peak_gpu_bytes,
+        p => p,
+    };
+    figs.push(col, Figure::PeakGpuMib, peak as f64 / (1 << 20) as f64);
+}
+
+/// The data every seed is scored on.
+pub(crate) struct Reference {
+    pub test: Images,
+    /// The reference: the first test images, in [0, 1] pixels...
+    pub pixels: Vec<f32>,
+    /// ... and in the classifier's feature space.
+    pub features: Vec<f32>,
+}
+
+impl Reference {
+    /// How many test images the reference holds.
+    pub fn n_ref(&self) -> usize {
+        self.pixels.len() / PIXELS
+    }
+}
+
+pub(crate) fn elapsed(t: Instant) -> String {
+    format!("{:.0} s", t.elapsed().as_secs_f64())
+}
+
+/// Scores of the baselines: real training images, noise, a constant image,
+/// one repeated digit.
+pub(crate) fn baselines(
+    gpu: &Gpu,
+    classifier: &Classifier,
+    real: &Reference,
+    train: &Images,
+    n: usize,
+    figs: &mut Figures,
+) -> Result<()> {
+    let r = &real.features;
+    let train_px = to_unit(&train.pixels[..n * PIXELS]);
+    score(gpu, classifier, r, figs, Column::TestVsTrain, &train_px)?;
+    let first: Vec<f32> = train_px[..PIXELS].to_vec();
+    drop(train_px);
+    let noise = Philox::new(0x5eed, 10).uniform_cpu(0, n * PIXELS);
+    score(gpu, classifier, r, figs, Column::UniformNoise, &noise)?;
+    drop(noise);
+    let px = &real.pixels;
+    let grey = (px.iter().map(|&v| v as f64).sum::<f64>() / px.len() as f64) as f32;
+    score(
+        gpu,
+        classifier,
+        r,
+        figs,
+        Column::ConstantImage,
+        &vec![grey; n * PIXELS],
+    )?;
+    let repeated: Vec<f32> = first.iter().copied().cycle().take(n * PIXELS).collect();
+    score(gpu, classifier, r, figs, Column::RepeatedDigit, &repeated)?;
+    Ok(())
+}
+
+/// One model's outputs for one seed, in [0, 1] pixels.
+pub(crate) struct ModelSeed {
+    pub samples: Vec<f32>,
+    /// The decoded 20x20 prior grid (2-D latents only).
+    pub grid: Option<Vec<f32>>,
+    /// The reference test images' latent means (VAE).
+    pub means: Option<Vec<f32>>,
+    pub metrics: Option<Metrics>,
+    /// Trained in this run (with its folder), or the checkpoint loaded.
+    pub source: String,
+    /// Figures measured on the model's own device.
+    pub own: Vec<(Figure, f64)>,
+}
+
+impl ModelSeed {
+    /// Push the model's own figures, and classify its latent grid.
+    pub fn push_into(&self, figs: &mut Figures, gpu: &Gpu, c: &Classifier, col: Column) -> Result<()> {
+        for &(f, v) in &self.own {
+            figs.push(col, f, v);
+        }
+        if let Some(m) = &self.metrics {
+            training_figures(figs, col, m);
+        }
+        if let Some(g) = &self.grid {
+            let labels = classify(gpu, c, g)?.labels;
+            figs.push(
+                col,
+                Figure::LatentPurity,
+                latent::neighbour_purity(&labels, GRID)?,
+            );
+            figs.push(
+                col,
+                Figure::LatentDigits,
+                latent::distinct_classes(&labels)? as f64,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Where a model comes from, and what `measure` learns from it: the
+/// loaded checkpoint on the main device (with `metrics.json` beside it, if
+/// any), or a model trained now by `train` on a device of its own (so the
+/// run's peak memory is its alone).
+fn with_model<M>(
+    gpu: &Gpu,
+    loaded: Option<(&M, &Path)>,
+    train: impl FnOnce(&Gpu) -> Result<(M, Metrics)>,
+    trained_in: &Path,
+    measure: impl FnOnce(&Gpu, &M, Option<Metrics>, String) -> Result<ModelSeed>,
+) -> Result<ModelSeed> {
+    match loaded {
+        Some((m, path)) => measure(gpu, m, metrics_beside(path), path.display().to_string()),
+        None => {
+            let own = open_gpu()?;
+            let (m, metrics) = train(&own)?;
+            let source = format!("trained: {}", trained_in.display());
+            measure(&own, &m, Some(metrics), source)
+        }
+    }
+}
+
+/// Train (or take the loaded) VAE of `seed` and measure it.
+pub(crate) fn vae_seed(
+    gpu: &Gpu,
+    opts: &CompareOptions,
+    seed: usize,
+    loaded: Option<&Vae>,
+    real: &Reference,
+    iwae_images: usize,
+    samples: usize,
+) -> Result<ModelSeed> {
+    let t = Instant::now();
+    let run = VaeRun {
+        common: opts.run_options(seed, "vae"),
+        binarize: false,
+    };
+    let from_ckpt = loaded.zip(opts.vae_ckpt.as_deref());
+    let train = |g: &Gpu| train_vae(g, &run);
+    with_model(
+        gpu,
+        from_ckpt,
+        train,
+        &run.common.out,
+        |g, vae, metrics, source| {
+            let mut own = vec![(Figure::Params, vae.param_count() as f64)];
+            // The last epoch's test ELBO of a run trained here; computed afresh
+            // for a loaded checkpoint.
+            let elbo = match metrics.as_ref().and_then(|m| m.epochs.last()?.test_loss) {
+                Some(l) if loaded.is_none() => l,
+                _ => vae.test_loss(g, &GpuDataset::upload(g, &real.test, "test")?, 500)?,
+            };
+            own.push((Figure::TestNegElbo, elbo));
+            let nll = iwae_with_progress(g, vae, &real.test, iwae_images, opts.iwae_k, seed)?;
+            own.push((Figure::IwaeNll, nll));
+            let samples_px = vae.sample(g, samples, 1000 + seed as u64)?;
+            let (means, _) = vae.encode(g, &real.pixels)?;
+            let labels: Vec<u32> = real.test.labels[..real.n_ref()]
+                .iter()
+                .map(|&l| l as u32)
+                .collect();
+            own.push((
+                Figure::LatentKnnAccuracy,
+                latent::knn_accuracy(&means, vae.config.latent, &labels, latent::KNN_K)?,
+            ));
+            let two_d = vae.config.latent == 2;
+            let grid = two_d
+                .then(|| vae.decode(g, &prior_grid(GRID)))
+                .transpose()?;
+            eprintln!("  VAE sampled and measured in {}", elapsed(t));
+            Ok(ModelSeed {
+                samples: samples_px,
+                grid,
+                means: two_d.then_some(means),
+                metrics,
+                source,
+                own,
+            })
+        },
+    )
+}
+
+/// The mean IWAE bound (nats) on the first `n` test images, with a
+/// progress bar.
+fn iwae_with_progress(
+    g: &Gpu,
+    vae: &Vae,
+    test: &Images,
+    n: usize,
+    k: usize,
+    seed: usize,
+) -> Result<f64> {
+    // The pixels as the VAE's likelihood sees them (binarised if it was
+    // trained so), as its test ELBO does.
+    let map = PixelMap {
+        binarize: vae.config.binarize,
+        ..PixelMap::UNIT
+    };
+    let x: Vec<f32> = test.pixels[..n * PIXELS]
+        .iter()
+        .map(|&b| map.apply(b) as f32)
+        .collect();
+    let pb = indicatif::ProgressBar::new(n as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "IWAE bound, k = {k} [{{bar:30}}] {{pos}}/{{len}} images eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let nll = vae.iwae_nll(g, &x, k, 3000 + seed as u64, |done| {
+        pb.set_position(done as u64)
+    })?;
+    pb.finish_and_clear();
+    Ok(nll.iter().sum::<f64>() / nll.len() as f64)
+}
+
+/// Train (or take the loaded) GAN of `seed` and sample it.
+pub(crate) fn gan_seed(
+    gpu: &Gpu,
+    opts: &CompareOptions,
+    seed: usize,
+    loaded: Option<&Gan>,
+    samples: usize,
+) -> Result<ModelSeed> {
+    let run = GanRun {
+        common: opts.run_options(seed, "gan"),
+        lr_d: None,
+        head: None,
+    };
+    let from_ckpt = loaded.zip(opts.gan_ckpt.as_deref());
+    let train = |g: &Gpu| train_gan(g, &run);
+    with_model(
+        gpu,
+        from_ckpt,
+        train,
+        &run.common.out,
+        |g, gan, metrics, source| {
+            let unit =
+                |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| (x + 1.0) * 0.5).collect() };
+            let samples_px = unit(gan.sample(g, samples, 1000 + seed as u64)?);
+            let grid = (gan.config.latent == 2)
+                .then(|| gan.generate(g, &prior_grid(GRID)).map(unit))
+                .transpose()?;
+            Ok(ModelSeed {
+                samples: samples_px,
+                grid,
+                means: None,
+                metrics,
+                source,
+                own: vec![(Figure::Params, gan.param_count() as f64)],
+            })
+        },
+    )
+}

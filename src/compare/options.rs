@@ -1,0 +1,175 @@
+//! The comparison's options, and the checks that refuse what cannot work
+//! before anything is trained or written.
+
+use std::path::{Path, PathBuf};
+
+use crate::compare::report::{REPORT_JSON, REPORT_MD};
+use crate::compare::verdict::MIN_SEEDS;
+use crate::data::PIXELS;
+use crate::error::{Error, Result};
+use crate::train::session::{RunOptions, CHECKPOINT};
+use crate::train::Preset;
+
+/// The most samples a comparison scores: the train-image baseline uses as
+/// many real training images, and there are 60,000.
+pub const MAX_SAMPLES: usize = 60_000;
+/// The fewest: precision and recall need more than k = 3 points per set.
+pub const MIN_SAMPLES: usize = 10;
+
+/// What to compare and where to write it.
+#[derive(Clone, Debug)]
+pub struct CompareOptions {
+    pub preset: Preset,
+    /// Seeds `0..seeds`, each a VAE and a GAN trained and scored.
+    pub seeds: usize,
+    /// Samples scored per model (default: the preset's).
+    pub samples: Option<usize>,
+    /// Test images the IWAE bound is computed on (default: the preset's).
+    pub iwae_images: Option<usize>,
+    /// Importance samples per image.
+    pub iwae_k: usize,
+    pub out: PathBuf,
+    /// Score this VAE checkpoint instead of training one.
+    pub vae_ckpt: Option<PathBuf>,
+    /// Score this GAN checkpoint instead of training one.
+    pub gan_ckpt: Option<PathBuf>,
+    /// The feature network's weights.
+    pub classifier: PathBuf,
+    /// The MNIST IDX files.
+    pub data_dir: PathBuf,
+    /// Replace an earlier comparison (and its training runs) in `out`.
+    pub overwrite: bool,
+    /// Continue the training runs an earlier comparison in `out` left
+    /// (finished ones are reused as they are, interrupted ones continue
+    /// from their last epoch, missing ones start), then score everything.
+    pub resume: bool,
+}
+
+impl CompareOptions {
+    /// The preset's comparison into `out`: 3 seeds for the article preset
+    /// (what a verdict needs), 1 otherwise.
+    pub fn new(preset: Preset, out: &Path) -> CompareOptions {
+        CompareOptions {
+            preset,
+            seeds: if preset == Preset::Article {
+                MIN_SEEDS
+            } else {
+                1
+            },
+            samples: None,
+            iwae_images: None,
+            iwae_k: 100,
+            out: out.to_path_buf(),
+            vae_ckpt: None,
+            gan_ckpt: None,
+            classifier: PathBuf::from("data/classifier/classifier.safetensors"),
+            data_dir: PathBuf::from("data/mnist"),
+            overwrite: false,
+            resume: false,
+        }
+    }
+
+    /// `(samples, IWAE images)`: given, else 10,000 and the whole test set;
+    /// the smoke preset 2,000 and 200; tiny 64 and 4.
+    pub fn sizes(&self) -> (usize, usize) {
+        let (s, i) = match self.preset {
+            Preset::Smoke => (2_000, 200),
+            Preset::Tiny => (64, 4),
+            _ => (10_000, 10_000),
+        };
+        (self.samples.unwrap_or(s), self.iwae_images.unwrap_or(i))
+    }
+
+    pub(crate) fn seed_dir(&self, seed: usize, model: &str) -> PathBuf {
+        self.out.join(format!("seed-{seed}")).join(model)
+    }
+
+    /// The training run of `model` ("vae" or "gan") for `seed`.
+    pub(crate) fn run_options(&self, seed: usize, model: &str) -> RunOptions {
+        let mut r = RunOptions::new(self.preset, &self.seed_dir(seed, model));
+        r.seed = seed as u64;
+        r.overwrite = self.overwrite;
+        r.resume = self.resume && r.out.join(CHECKPOINT).is_file();
+        r.data_dir = Some(self.data_dir.clone());
+        r
+    }
+}
+
+pub(crate) fn invalid(msg: impl Into<String>) -> Error {
+    Error::invalid("compare", msg.into())
+}
+
+/// Bytes of host memory the scoring needs per sample (a few f32 image
+/// sets and their features alive at once), for the up-front check.
+const HOST_BYTES_PER_SAMPLE: u64 = 10 * (PIXELS as u64) * 4;
+
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Refuse what cannot work before anything is trained or written.
+pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
+    let (samples, iwae_images) = o.sizes();
+    if o.seeds == 0 {
+        return Err(invalid("--seeds must be at least 1"));
+    }
+    if (o.vae_ckpt.is_some() || o.gan_ckpt.is_some()) && o.seeds > 1 {
+        return Err(invalid(
+            "--vae-ckpt/--gan-ckpt score one trained model: --seeds must be 1",
+        ));
+    }
+    if !(MIN_SAMPLES..=MAX_SAMPLES).contains(&samples) {
+        return Err(invalid(format!(
+            "--samples {samples}: must be between {MIN_SAMPLES} and {MAX_SAMPLES} \
+             (the train-image baseline scores as many real training images)"
+        )));
+    }
+    let need = samples as u64 * HOST_BYTES_PER_SAMPLE;
+    if let Some(avail) = available_memory() {
+        if need > avail / 10 * 8 {
+            return Err(invalid(format!(
+                "--samples {samples} needs about {} MiB of memory to score, but only {} MiB \
+                 is available: use fewer samples",
+                need >> 20,
+                avail >> 20
+            )));
+        }
+    }
+    if iwae_images == 0 || iwae_images > 10_000 || o.iwae_k == 0 {
+        return Err(invalid(format!(
+            "--iwae-images {iwae_images} must be in 1..=10000 (the test set) and --iwae-k {} \
+             positive",
+            o.iwae_k
+        )));
+    }
+    if o.out.exists() && !o.out.is_dir() {
+        return Err(Error::data(&o.out, "--out is a file, not a folder"));
+    }
+    if o.overwrite && o.resume {
+        return Err(invalid(
+            "--overwrite replaces the runs in --out, --resume continues them: choose one",
+        ));
+    }
+    if !o.overwrite && !o.resume {
+        let mut taken = vec![o.out.join(REPORT_JSON), o.out.join(REPORT_MD)];
+        for s in 0..o.seeds {
+            if o.vae_ckpt.is_none() {
+                taken.push(o.seed_dir(s, "vae").join(CHECKPOINT));
+            }
+            if o.gan_ckpt.is_none() {
+                taken.push(o.seed_dir(s, "gan").join(CHECKPOINT));
+            }
+        }
+        if let Some(p) = taken.iter().find(|p| p.exists()) {
+            return Err(Error::data(
+                p,
+                "this folder already holds a comparison: pass --resume to continue its \
+                 training runs, --overwrite to replace it, or choose another --out",
+            ));
+        }
+    }
+    Ok(())
+}
