@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::compare::figures::{Column, Figure, Figures};
+use crate::compare::load::metrics_beside;
 use crate::compare::options::CompareOptions;
 use crate::compare::score::{classify, score};
 use crate::data::{GpuDataset, Images, PIXELS};
@@ -16,7 +17,6 @@ use crate::models::gan::Gan;
 use crate::models::vae::Vae;
 use crate::ops::gather::PixelMap;
 use crate::ops::rng::Philox;
-use crate::compare::load::metrics_beside;
 use crate::train::gan_run::{train_gan, GanRun};
 use crate::train::session::{open_gpu, prior_grid};
 use crate::train::vae_run::{train_vae, VaeRun};
@@ -126,7 +126,13 @@ pub(crate) struct ModelSeed {
 
 impl ModelSeed {
     /// Push the model's own figures, and classify its latent grid.
-    pub fn push_into(&self, figs: &mut Figures, gpu: &Gpu, c: &Classifier, col: Column) -> Result<()> {
+    pub fn push_into(
+        &self,
+        figs: &mut Figures,
+        gpu: &Gpu,
+        c: &Classifier,
+        col: Column,
+    ) -> Result<()> {
         for &(f, v) in &self.own {
             figs.push(col, f, v);
         }

@@ -23,9 +23,9 @@ pub mod score;
 pub mod verdict;
 
 pub use figures::{Column, Figure, Figures, Stat};
-pub use report::Report;
 pub use load::{load_gan, load_vae};
 pub use measure::bernoulli_draws;
 pub use options::CompareOptions;
+pub use report::Report;
 pub use report::{REPORT_JSON, REPORT_MD};
 pub use run::compare;

@@ -19,7 +19,7 @@ use crate::data::{Images, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, record_adam, CHUNK};
+use crate::models::{count, flat, infer_chunked, record_adam, Stored};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2d, Padding};
@@ -72,26 +72,22 @@ struct Acts {
     logits: Tensor,
 }
 
-fn zeros(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
-    Tensor::zeros(gpu, shape, name)
-}
-
 impl Acts {
     fn new(gpu: &Gpu, b: usize) -> Result<Acts> {
         let u = |shape: &[usize], name: &str| Tensor::new(gpu, shape, DType::U32, name);
         Ok(Acts {
-            x: zeros(gpu, &[b, 28, 28, 1], "x")?,
-            h1: zeros(gpu, &[b, 28, 28, 16], "conv1")?,
-            a1: zeros(gpu, &[b, 28, 28, 16], "conv1 relu")?,
-            p1: zeros(gpu, &[b, 14, 14, 16], "pool1")?,
+            x: Tensor::zeros(gpu, &[b, 28, 28, 1], "x")?,
+            h1: Tensor::zeros(gpu, &[b, 28, 28, 16], "conv1")?,
+            a1: Tensor::zeros(gpu, &[b, 28, 28, 16], "conv1 relu")?,
+            p1: Tensor::zeros(gpu, &[b, 14, 14, 16], "pool1")?,
             arg1: u(&[b, 14, 14, 16], "pool1 argmax")?,
-            h2: zeros(gpu, &[b, 14, 14, 32], "conv2")?,
-            a2: zeros(gpu, &[b, 14, 14, 32], "conv2 relu")?,
-            p2: zeros(gpu, &[b, 7, 7, 32], "pool2")?,
+            h2: Tensor::zeros(gpu, &[b, 14, 14, 32], "conv2")?,
+            a2: Tensor::zeros(gpu, &[b, 14, 14, 32], "conv2 relu")?,
+            p2: Tensor::zeros(gpu, &[b, 7, 7, 32], "pool2")?,
             arg2: u(&[b, 7, 7, 32], "pool2 argmax")?,
-            f: zeros(gpu, &[b, FEATURES], "fc1")?,
-            fa: zeros(gpu, &[b, FEATURES], "features")?,
-            logits: zeros(gpu, &[b, CLASSES], "logits")?,
+            f: Tensor::zeros(gpu, &[b, FEATURES], "fc1")?,
+            fa: Tensor::zeros(gpu, &[b, FEATURES], "features")?,
+            logits: Tensor::zeros(gpu, &[b, CLASSES], "logits")?,
         })
     }
 
@@ -182,7 +178,7 @@ impl Classifier {
             ));
         }
         let a = Acts::new(gpu, b)?;
-        let g = |shape: &[usize], n: &str| zeros(gpu, shape, n);
+        let g = |shape: &[usize], n: &str| Tensor::zeros(gpu, shape, n);
         let labels = Tensor::new(gpu, &[b], DType::U32, "labels")?;
         let rows = g(&[b], "ce rows")?;
         let loss = g(&[1], "ce loss")?;
@@ -249,38 +245,34 @@ impl Classifier {
     /// Penultimate features `[n, 128]` (after the ReLU) and class
     /// probabilities `[n, 10]` (softmax of the logits, computed on the CPU in
     /// f64) of `pixels` (`n * 784` values in [0, 1]), in chunks of at most
-    /// [`CHUNK`] images per submit.
+    /// [`CHUNK`](super::CHUNK) images per submit.
     pub fn features_and_probs(&self, gpu: &Gpu, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
         let n = pixels.len() / PIXELS;
-        if n == 0 || !pixels.len().is_multiple_of(PIXELS) {
-            return Err(Error::invalid(
-                "classifier features_and_probs",
-                format!("{} values are not whole 28x28 images", pixels.len()),
-            ));
-        }
         let (mut feats, mut probs) = (
             Vec::with_capacity(n * FEATURES),
             Vec::with_capacity(n * CLASSES),
         );
-        let mut acts: Option<Acts> = None;
-        for chunk in pixels.chunks(CHUNK * PIXELS) {
-            let m = chunk.len() / PIXELS;
-            if acts.as_ref().map(|a| a.x.shape()[0]) != Some(m) {
-                acts = Some(Acts::new(gpu, m)?);
-            }
-            let a = acts.as_ref().expect("just set");
-            a.x.write_f32(gpu, chunk)?;
-            let mut s = Step::new("classifier forward");
-            self.record_forward(gpu, &mut s, a)?;
-            gpu.run(&[&s])?;
-            feats.extend(a.fa.read_f32(gpu)?);
-            for row in a.logits.read_f32(gpu)?.chunks(CLASSES) {
-                let mx = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-                let e: Vec<f64> = row.iter().map(|&v| (v as f64 - mx).exp()).collect();
-                let z: f64 = e.iter().sum();
-                probs.extend(e.iter().map(|&v| (v / z) as f32));
-            }
-        }
+        infer_chunked(
+            gpu,
+            "classifier features_and_probs",
+            pixels,
+            PIXELS,
+            |m| Acts::new(gpu, m),
+            |a, chunk, s| {
+                a.x.write_f32(gpu, chunk)?;
+                self.record_forward(gpu, s, a)
+            },
+            |a, ()| {
+                feats.extend(a.fa.read_f32(gpu)?);
+                for row in a.logits.read_f32(gpu)?.chunks(CLASSES) {
+                    let mx = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                    let e: Vec<f64> = row.iter().map(|&v| (v as f64 - mx).exp()).collect();
+                    let z: f64 = e.iter().sum();
+                    probs.extend(e.iter().map(|&v| (v / z) as f32));
+                }
+                Ok(())
+            },
+        )?;
         Ok((feats, probs))
     }
 
@@ -313,50 +305,29 @@ impl Classifier {
         Ok(ck)
     }
 
+    /// What the checkpoint holds: the weights, and the Adam moments when
+    /// it was saved with them.
+    fn stored(&self) -> Stored<'_> {
+        Stored {
+            model: "classifier",
+            label: "the classifier",
+            params: self.params(),
+            batch_norms: Vec::new(),
+            weights_only_ok: true,
+        }
+    }
+
     /// Names and PyTorch shapes of the weights (the Adam moments, when
     /// present, follow as `optimizer.<name>.exp_avg` / `.exp_avg_sq`).
     pub fn checkpoint_entries(&self) -> Vec<(String, Vec<usize>)> {
-        self.params()
-            .iter()
-            .map(|p| (p.name.clone(), p.torch_shape()))
-            .collect()
+        self.stored().entries(false)
     }
 
     /// Restore parameters, and the Adam moments when the checkpoint holds
     /// them (zeros otherwise); a checkpoint of another model or size is
     /// refused with every mismatched tensor listed.
     pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
-        if let Some(m) = ck.metadata.get("model") {
-            if m != "classifier" {
-                return Err(Error::data(
-                    path,
-                    format!("checkpoint is of model {m:?}, not the classifier"),
-                ));
-            }
-        }
-        let has_moments = ck.tensors.keys().any(|n| n.starts_with("optimizer."));
-        if has_moments {
-            let all: Vec<_> = self
-                .params()
-                .iter()
-                .flat_map(|p| p.checkpoint_entries())
-                .collect();
-            ck.expect(path, &all)?;
-            for p in self.params() {
-                p.load(gpu, ck, path)?;
-            }
-        } else {
-            ck.expect(path, &self.checkpoint_entries())?;
-            for p in self.params() {
-                let ts = p.torch_shape();
-                let v = p.layout.from_torch(p.shape(), ck.get(path, &p.name, &ts)?);
-                p.value.write_f32(gpu, &v)?;
-                let z = vec![0.0; p.numel()];
-                p.m.write_f32(gpu, &z)?;
-                p.v.write_f32(gpu, &z)?;
-            }
-        }
-        Ok(())
+        self.stored().restore(gpu, ck, path)
     }
 }
 

@@ -58,7 +58,7 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, record_adam, CHUNK};
+use crate::models::{count, flat, infer_chunked, record_adam, Stored};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, WeightOp};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
@@ -148,10 +148,6 @@ pub struct Gan {
     pub d_fc: Layer<Dense>,
 }
 
-fn zeros(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
-    Tensor::zeros(gpu, shape, name)
-}
-
 /// Generator activations for one batch size.
 struct GActs {
     z: Tensor,
@@ -175,18 +171,18 @@ impl GActs {
     fn new(gpu: &Gpu, b: usize, l: usize) -> Result<GActs> {
         let (h, w, c) = G_HWC;
         Ok(GActs {
-            z: zeros(gpu, &[b, l], "z")?,
-            g0: zeros(gpu, &[b, G0], "gen fc")?,
-            g0n: zeros(gpu, &[b, G0], "gen fc bn")?,
-            g0a: zeros(gpu, &[b, h, w, c], "gen fc leaky")?,
-            g1: zeros(gpu, &[b, 7, 7, 128], "gen1")?,
-            g1n: zeros(gpu, &[b, 7, 7, 128], "gen1 bn")?,
-            g1a: zeros(gpu, &[b, 7, 7, 128], "gen1 leaky")?,
-            g2: zeros(gpu, &[b, 14, 14, 64], "gen2")?,
-            g2n: zeros(gpu, &[b, 14, 14, 64], "gen2 bn")?,
-            g2a: zeros(gpu, &[b, 14, 14, 64], "gen2 leaky")?,
-            g3: zeros(gpu, &[b, 28, 28, 1], "gen3")?,
-            img: zeros(gpu, &[b, 28, 28, 1], "fake images")?,
+            z: Tensor::zeros(gpu, &[b, l], "z")?,
+            g0: Tensor::zeros(gpu, &[b, G0], "gen fc")?,
+            g0n: Tensor::zeros(gpu, &[b, G0], "gen fc bn")?,
+            g0a: Tensor::zeros(gpu, &[b, h, w, c], "gen fc leaky")?,
+            g1: Tensor::zeros(gpu, &[b, 7, 7, 128], "gen1")?,
+            g1n: Tensor::zeros(gpu, &[b, 7, 7, 128], "gen1 bn")?,
+            g1a: Tensor::zeros(gpu, &[b, 7, 7, 128], "gen1 leaky")?,
+            g2: Tensor::zeros(gpu, &[b, 14, 14, 64], "gen2")?,
+            g2n: Tensor::zeros(gpu, &[b, 14, 14, 64], "gen2 bn")?,
+            g2a: Tensor::zeros(gpu, &[b, 14, 14, 64], "gen2 leaky")?,
+            g3: Tensor::zeros(gpu, &[b, 28, 28, 1], "gen3")?,
+            img: Tensor::zeros(gpu, &[b, 28, 28, 1], "fake images")?,
         })
     }
 }
@@ -216,27 +212,27 @@ impl DActs {
         let b = x.shape()[0];
         let s1 = [b, 14, 14, 64];
         let s2 = [b, D_HWC.0, D_HWC.1, D_HWC.2];
-        let o2 = zeros(gpu, &s2, "disc2 dropout")?;
+        let o2 = Tensor::zeros(gpu, &s2, "disc2 dropout")?;
         let (feat, argmax) = match head {
             DHead::GlobalMaxPool => (
-                zeros(gpu, &[b, D_HWC.2], "disc pooled")?,
+                Tensor::zeros(gpu, &[b, D_HWC.2], "disc pooled")?,
                 Some(Tensor::new(gpu, &[b, D_HWC.2], DType::U32, "disc argmax")?),
             ),
             DHead::Flatten => (flat(&o2)?, None),
         };
         Ok(DActs {
             x,
-            h1: zeros(gpu, &s1, "disc1")?,
-            a1: zeros(gpu, &s1, "disc1 leaky")?,
-            m1: zeros(gpu, &s1, "disc1 mask")?,
-            o1: zeros(gpu, &s1, "disc1 dropout")?,
-            h2: zeros(gpu, &s2, "disc2")?,
-            a2: zeros(gpu, &s2, "disc2 leaky")?,
-            m2: zeros(gpu, &s2, "disc2 mask")?,
+            h1: Tensor::zeros(gpu, &s1, "disc1")?,
+            a1: Tensor::zeros(gpu, &s1, "disc1 leaky")?,
+            m1: Tensor::zeros(gpu, &s1, "disc1 mask")?,
+            o1: Tensor::zeros(gpu, &s1, "disc1 dropout")?,
+            h2: Tensor::zeros(gpu, &s2, "disc2")?,
+            a2: Tensor::zeros(gpu, &s2, "disc2 leaky")?,
+            m2: Tensor::zeros(gpu, &s2, "disc2 mask")?,
             o2,
             feat,
             argmax,
-            logits: zeros(gpu, &[b, 1], "disc logits")?,
+            logits: Tensor::zeros(gpu, &[b, 1], "disc logits")?,
         })
     }
 }
@@ -257,20 +253,20 @@ impl DGrads {
     fn new(gpu: &Gpu, b: usize, head: DHead) -> Result<DGrads> {
         let s1 = [b, 14, 14, 64];
         let s2 = [b, D_HWC.0, D_HWC.1, D_HWC.2];
-        let do2 = zeros(gpu, &s2, "d disc2 dropout")?;
+        let do2 = Tensor::zeros(gpu, &s2, "d disc2 dropout")?;
         let dfeat = match head {
-            DHead::GlobalMaxPool => zeros(gpu, &[b, D_HWC.2], "d disc pooled")?,
+            DHead::GlobalMaxPool => Tensor::zeros(gpu, &[b, D_HWC.2], "d disc pooled")?,
             DHead::Flatten => flat(&do2)?,
         };
         Ok(DGrads {
-            dlogits: zeros(gpu, &[b, 1], "d disc logits")?,
+            dlogits: Tensor::zeros(gpu, &[b, 1], "d disc logits")?,
             dfeat,
             do2,
-            da2: zeros(gpu, &s2, "d disc2 leaky")?,
-            dh2: zeros(gpu, &s2, "d disc2")?,
-            do1: zeros(gpu, &s1, "d disc1 dropout")?,
-            da1: zeros(gpu, &s1, "d disc1 leaky")?,
-            dh1: zeros(gpu, &s1, "d disc1")?,
+            da2: Tensor::zeros(gpu, &s2, "d disc2 leaky")?,
+            dh2: Tensor::zeros(gpu, &s2, "d disc2")?,
+            do1: Tensor::zeros(gpu, &s1, "d disc1 dropout")?,
+            da1: Tensor::zeros(gpu, &s1, "d disc1 leaky")?,
+            dh1: Tensor::zeros(gpu, &s1, "d disc1")?,
         })
     }
 
@@ -537,8 +533,12 @@ impl Gan {
         }
         let seed = self.config.seed;
         let ga = GActs::new(gpu, b, l)?;
-        let real = zeros(gpu, &[b, 28, 28, 1], "real images")?;
-        let both = DActs::new(gpu, zeros(gpu, &[2 * b, 28, 28, 1], "real|fake")?, head)?;
+        let real = Tensor::zeros(gpu, &[b, 28, 28, 1], "real images")?;
+        let both = DActs::new(
+            gpu,
+            Tensor::zeros(gpu, &[2 * b, 28, 28, 1], "real|fake")?,
+            head,
+        )?;
         let both_g = DGrads::new(gpu, 2 * b, head)?;
         let fake = DActs::new(gpu, ga.img.clone(), head)?;
         let fake_g = DGrads::new(gpu, b, head)?;
@@ -547,24 +547,24 @@ impl Gan {
         let d_targets = Tensor::from_f32(gpu, &[2 * b, 1], &t, "real|fake targets")?;
         let g_targets = Tensor::from_f32(gpu, &[b, 1], &vec![1.0; b], "generator targets")?;
         let (d_rows, d_loss) = (
-            zeros(gpu, &[2 * b], "d loss rows")?,
-            zeros(gpu, &[1], "d loss")?,
+            Tensor::zeros(gpu, &[2 * b], "d loss rows")?,
+            Tensor::zeros(gpu, &[1], "d loss")?,
         );
         let (g_rows, g_loss) = (
-            zeros(gpu, &[b], "g loss rows")?,
-            zeros(gpu, &[1], "g loss")?,
+            Tensor::zeros(gpu, &[b], "g loss rows")?,
+            Tensor::zeros(gpu, &[1], "g loss")?,
         );
-        let dimg = zeros(gpu, &[b, 28, 28, 1], "d fake images")?;
-        let dg3 = zeros(gpu, &[b, 28, 28, 1], "d gen3")?;
-        let dg2a = zeros(gpu, &[b, 14, 14, 64], "d gen2 leaky")?;
-        let dg2n = zeros(gpu, &[b, 14, 14, 64], "d gen2 bn")?;
-        let dg2 = zeros(gpu, &[b, 14, 14, 64], "d gen2")?;
-        let dg1a = zeros(gpu, &[b, 7, 7, 128], "d gen1 leaky")?;
-        let dg1n = zeros(gpu, &[b, 7, 7, 128], "d gen1 bn")?;
-        let dg1 = zeros(gpu, &[b, 7, 7, 128], "d gen1")?;
-        let dg0a = zeros(gpu, &[b, G_HWC.0, G_HWC.1, G_HWC.2], "d gen fc leaky")?;
-        let dg0n = zeros(gpu, &[b, G0], "d gen fc bn")?;
-        let dg0 = zeros(gpu, &[b, G0], "d gen fc")?;
+        let dimg = Tensor::zeros(gpu, &[b, 28, 28, 1], "d fake images")?;
+        let dg3 = Tensor::zeros(gpu, &[b, 28, 28, 1], "d gen3")?;
+        let dg2a = Tensor::zeros(gpu, &[b, 14, 14, 64], "d gen2 leaky")?;
+        let dg2n = Tensor::zeros(gpu, &[b, 14, 14, 64], "d gen2 bn")?;
+        let dg2 = Tensor::zeros(gpu, &[b, 14, 14, 64], "d gen2")?;
+        let dg1a = Tensor::zeros(gpu, &[b, 7, 7, 128], "d gen1 leaky")?;
+        let dg1n = Tensor::zeros(gpu, &[b, 7, 7, 128], "d gen1 bn")?;
+        let dg1 = Tensor::zeros(gpu, &[b, 7, 7, 128], "d gen1")?;
+        let dg0a = Tensor::zeros(gpu, &[b, G_HWC.0, G_HWC.1, G_HWC.2], "d gen fc leaky")?;
+        let dg0n = Tensor::zeros(gpu, &[b, G0], "d gen fc bn")?;
+        let dg0 = Tensor::zeros(gpu, &[b, G0], "d gen fc")?;
 
         let mut s = Step::new("gan train");
         let st = &mut s;
@@ -682,25 +682,25 @@ impl Gan {
 
     /// Images `[n, 784]` in [-1, 1] generated from `z` (`n * L` values),
     /// batch norm from the running statistics (eval mode), in submits of at
-    /// most [`CHUNK`] images.
+    /// most [`CHUNK`](super::CHUNK) images.
     pub fn generate(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
         let l = self.config.latent;
-        let n = z.len() / l;
-        if n == 0 || !z.len().is_multiple_of(l) {
-            return Err(Error::invalid(
-                "gan generate",
-                format!("{} values are not whole {l}-d latents", z.len()),
-            ));
-        }
-        let mut out = Vec::with_capacity(n * PIXELS);
-        for chunk in z.chunks(CHUNK * l) {
-            let a = GActs::new(gpu, chunk.len() / l, l)?;
-            a.z.write_f32(gpu, chunk)?;
-            let mut s = Step::new("gan generate");
-            self.record_generate(gpu, &mut s, &a, false)?;
-            gpu.run(&[&s])?;
-            out.extend(a.img.read_f32(gpu)?);
-        }
+        let mut out = Vec::with_capacity(z.len() / l * PIXELS);
+        infer_chunked(
+            gpu,
+            "gan generate",
+            z,
+            l,
+            |m| GActs::new(gpu, m, l),
+            |a, chunk, s| {
+                a.z.write_f32(gpu, chunk)?;
+                self.record_generate(gpu, s, a, false)
+            },
+            |a, ()| {
+                out.extend(a.img.read_f32(gpu)?);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -746,40 +746,27 @@ impl Gan {
         Ok(ck)
     }
 
+    /// What the checkpoint holds: parameters, Adam moments, running
+    /// statistics.
+    fn stored(&self) -> Stored<'_> {
+        Stored {
+            model: "gan",
+            label: "the GAN",
+            params: self.params(),
+            batch_norms: self.batch_norms().to_vec(),
+            weights_only_ok: false,
+        }
+    }
+
     /// Names and PyTorch shapes a checkpoint of this model holds.
     pub fn checkpoint_entries(&self) -> Vec<(String, Vec<usize>)> {
-        let mut e: Vec<(String, Vec<usize>)> = self
-            .params()
-            .iter()
-            .flat_map(|p| p.checkpoint_entries())
-            .collect();
-        for bn in self.batch_norms() {
-            for (name, t) in bn.buffers() {
-                e.push((name, t.shape().to_vec()));
-            }
-        }
-        e
+        self.stored().entries(true)
     }
 
     /// Restore parameters, Adam moments and running statistics; a
     /// checkpoint of another model, head or size is refused with every
     /// mismatched tensor listed.
     pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
-        if let Some(m) = ck.metadata.get("model") {
-            if m != "gan" {
-                return Err(Error::data(
-                    path,
-                    format!("checkpoint is of model {m:?}, not the GAN"),
-                ));
-            }
-        }
-        ck.expect(path, &self.checkpoint_entries())?;
-        for p in self.params() {
-            p.load(gpu, ck, path)?;
-        }
-        for bn in self.batch_norms() {
-            bn.load_buffers(gpu, ck, path)?;
-        }
-        Ok(())
+        self.stored().restore(gpu, ck, path)
     }
 }

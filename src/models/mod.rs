@@ -6,15 +6,121 @@ pub mod gan_cpu;
 pub mod vae;
 pub mod vae_cpu;
 
-use crate::error::Result;
+use std::path::Path;
+
+use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState, Tensor};
-use crate::nn::Param;
+use crate::io::Checkpoint;
+use crate::nn::{BatchNormLayer, Param};
 use crate::optim::adam::{Adam, AdamTensors};
 
 /// Most images one inference submit (encode, decode, generate, classify)
 /// holds: bounds the activations' memory (500 decoded VAE images take about
 /// 120 MB).
 pub const CHUNK: usize = 500;
+
+/// Run an inference forward over `input`, whole rows of `row` values
+/// (784-value images, or `row`-d latents), in submits of at most [`CHUNK`]
+/// rows. Per chunk of `m` rows: `acts(m)` allocates the activations (kept
+/// while `m` repeats), `record` writes the chunk into them and records the
+/// forward into a step named `op`, returning what `collect` reads back
+/// once the step has run.
+pub(crate) fn infer_chunked<A, R>(
+    gpu: &Gpu,
+    op: &'static str,
+    input: &[f32],
+    row: usize,
+    mut acts: impl FnMut(usize) -> Result<A>,
+    mut record: impl FnMut(&A, &[f32], &mut Step) -> Result<R>,
+    mut collect: impl FnMut(&A, R) -> Result<()>,
+) -> Result<()> {
+    if input.is_empty() || !input.len().is_multiple_of(row) {
+        let what = if row == crate::data::PIXELS {
+            "28x28 images".to_string()
+        } else {
+            format!("{row}-d latents")
+        };
+        return Err(Error::invalid(
+            op,
+            format!("{} values are not whole {what}", input.len()),
+        ));
+    }
+    let mut kept: Option<(usize, A)> = None;
+    for chunk in input.chunks(CHUNK * row) {
+        let m = chunk.len() / row;
+        if kept.as_ref().map(|(n, _)| *n) != Some(m) {
+            kept = Some((m, acts(m)?));
+        }
+        let a = &kept.as_ref().expect("just set").1;
+        let mut s = Step::new(op);
+        let r = record(a, chunk, &mut s)?;
+        gpu.run(&[&s])?;
+        collect(a, r)?;
+    }
+    Ok(())
+}
+
+/// What a model keeps in its checkpoint: its parameters with their Adam
+/// moments (PyTorch names and layouts), then its batch norms' running
+/// statistics. One restore path serves every model.
+pub(crate) struct Stored<'a> {
+    /// The checkpoint's "model" metadata.
+    pub model: &'static str,
+    /// How errors name the model ("the VAE").
+    pub label: &'static str,
+    pub params: Vec<&'a Param>,
+    pub batch_norms: Vec<&'a BatchNormLayer>,
+    /// Whether a weights-only checkpoint (no `optimizer.` tensors) is
+    /// accepted, its moments starting at zero.
+    pub weights_only_ok: bool,
+}
+
+impl Stored<'_> {
+    /// Names and PyTorch shapes of the tensors, with or without the moments.
+    pub fn entries(&self, with_moments: bool) -> Vec<(String, Vec<usize>)> {
+        let mut e: Vec<(String, Vec<usize>)> = Vec::new();
+        for p in &self.params {
+            if with_moments {
+                e.extend(p.checkpoint_entries());
+            } else {
+                e.push((p.name.clone(), p.torch_shape()));
+            }
+        }
+        for bn in &self.batch_norms {
+            for (name, t) in bn.buffers() {
+                e.push((name, t.shape().to_vec()));
+            }
+        }
+        e
+    }
+
+    /// Restore everything from `ck`; a checkpoint of another model or size
+    /// is refused with every mismatched tensor listed.
+    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &Path) -> Result<()> {
+        if let Some(m) = ck.metadata.get("model") {
+            if m != self.model {
+                return Err(Error::data(
+                    path,
+                    format!("checkpoint is of model {m:?}, not {}", self.label),
+                ));
+            }
+        }
+        let with_moments =
+            !self.weights_only_ok || ck.tensors.keys().any(|n| n.starts_with("optimizer."));
+        ck.expect(path, &self.entries(with_moments))?;
+        for p in &self.params {
+            if with_moments {
+                p.load(gpu, ck, path)?;
+            } else {
+                p.load_weights(gpu, ck, path)?;
+            }
+        }
+        for bn in &self.batch_norms {
+            bn.load_buffers(gpu, ck, path)?;
+        }
+        Ok(())
+    }
+}
 
 /// Record one Adam update per parameter.
 pub fn record_adam(

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, record_adam, CHUNK};
+use crate::models::{count, flat, infer_chunked, record_adam, Stored, CHUNK};
 use crate::nn::{Dense, Layer, Param};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
@@ -90,19 +90,15 @@ struct DecActs {
     logits: Tensor,
 }
 
-fn zeros(gpu: &Gpu, shape: &[usize], name: &str) -> Result<Tensor> {
-    Tensor::zeros(gpu, shape, name)
-}
-
 impl EncActs {
     fn new(gpu: &Gpu, b: usize, l: usize) -> Result<EncActs> {
         Ok(EncActs {
-            x: zeros(gpu, &[b, 28, 28, 1], "x")?,
-            h1: zeros(gpu, &[b, 13, 13, 32], "enc1")?,
-            a1: zeros(gpu, &[b, 13, 13, 32], "enc1 relu")?,
-            h2: zeros(gpu, &[b, 6, 6, 64], "enc2")?,
-            a2: zeros(gpu, &[b, 6, 6, 64], "enc2 relu")?,
-            h: zeros(gpu, &[b, 2 * l], "mean|logvar")?,
+            x: Tensor::zeros(gpu, &[b, 28, 28, 1], "x")?,
+            h1: Tensor::zeros(gpu, &[b, 13, 13, 32], "enc1")?,
+            a1: Tensor::zeros(gpu, &[b, 13, 13, 32], "enc1 relu")?,
+            h2: Tensor::zeros(gpu, &[b, 6, 6, 64], "enc2")?,
+            a2: Tensor::zeros(gpu, &[b, 6, 6, 64], "enc2 relu")?,
+            h: Tensor::zeros(gpu, &[b, 2 * l], "mean|logvar")?,
         })
     }
 }
@@ -110,14 +106,14 @@ impl EncActs {
 impl DecActs {
     fn new(gpu: &Gpu, b: usize, l: usize) -> Result<DecActs> {
         Ok(DecActs {
-            z: zeros(gpu, &[b, l], "z")?,
-            d0: zeros(gpu, &[b, 7, 7, 32], "dec_fc")?,
-            d0a: zeros(gpu, &[b, 7, 7, 32], "dec_fc relu")?,
-            d1: zeros(gpu, &[b, 14, 14, 64], "dec1")?,
-            d1a: zeros(gpu, &[b, 14, 14, 64], "dec1 relu")?,
-            d2: zeros(gpu, &[b, 28, 28, 32], "dec2")?,
-            d2a: zeros(gpu, &[b, 28, 28, 32], "dec2 relu")?,
-            logits: zeros(gpu, &[b, 28, 28, 1], "logits")?,
+            z: Tensor::zeros(gpu, &[b, l], "z")?,
+            d0: Tensor::zeros(gpu, &[b, 7, 7, 32], "dec_fc")?,
+            d0a: Tensor::zeros(gpu, &[b, 7, 7, 32], "dec_fc relu")?,
+            d1: Tensor::zeros(gpu, &[b, 14, 14, 64], "dec1")?,
+            d1a: Tensor::zeros(gpu, &[b, 14, 14, 64], "dec1 relu")?,
+            d2: Tensor::zeros(gpu, &[b, 28, 28, 32], "dec2")?,
+            d2a: Tensor::zeros(gpu, &[b, 28, 28, 32], "dec2 relu")?,
+            logits: Tensor::zeros(gpu, &[b, 28, 28, 1], "logits")?,
         })
     }
 }
@@ -138,11 +134,11 @@ impl Elbo {
         Ok(Elbo {
             enc: EncActs::new(gpu, b, l)?,
             dec: DecActs::new(gpu, b, l)?,
-            eps: zeros(gpu, &[b, l], "eps")?,
-            recon_rows: zeros(gpu, &[b], "recon rows")?,
-            recon: zeros(gpu, &[1], "recon loss")?,
-            kl_rows: zeros(gpu, &[b], "kl rows")?,
-            kl: zeros(gpu, &[1], "kl loss")?,
+            eps: Tensor::zeros(gpu, &[b, l], "eps")?,
+            recon_rows: Tensor::zeros(gpu, &[b], "recon rows")?,
+            recon: Tensor::zeros(gpu, &[1], "recon loss")?,
+            kl_rows: Tensor::zeros(gpu, &[b], "kl rows")?,
+            kl: Tensor::zeros(gpu, &[1], "kl loss")?,
         })
     }
 
@@ -318,7 +314,7 @@ impl Vae {
         }
         let e = Elbo::new(gpu, b, l)?;
         let (enc, dec) = (&e.enc, &e.dec);
-        let g = |shape: &[usize], n: &str| zeros(gpu, shape, n);
+        let g = |shape: &[usize], n: &str| Tensor::zeros(gpu, shape, n);
         let dlogits = g(&[b, 28, 28, 1], "d logits")?;
         let dd2a = g(&[b, 28, 28, 32], "d dec2 relu")?;
         let dd2 = g(&[b, 28, 28, 32], "d dec2")?;
@@ -417,26 +413,27 @@ impl Vae {
     /// Mean and log-variance `[n, L]` each of `pixels` (`n * 784` values in
     /// [0, 1]), in submits of at most [`CHUNK`] images.
     pub fn encode(&self, gpu: &Gpu, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
-        let n = pixels.len() / PIXELS;
-        if n == 0 || !pixels.len().is_multiple_of(PIXELS) {
-            return Err(Error::invalid(
-                "vae encode",
-                format!("{} values are not whole 28x28 images", pixels.len()),
-            ));
-        }
         let l = self.config.latent;
+        let n = pixels.len() / PIXELS;
         let (mut mu, mut lv) = (Vec::with_capacity(n * l), Vec::with_capacity(n * l));
-        for chunk in pixels.chunks(CHUNK * PIXELS) {
-            let enc = EncActs::new(gpu, chunk.len() / PIXELS, l)?;
-            enc.x.write_f32(gpu, chunk)?;
-            let mut s = Step::new("vae encode");
-            self.record_encode(gpu, &mut s, &enc)?;
-            gpu.run(&[&s])?;
-            for row in enc.h.read_f32(gpu)?.chunks(2 * l) {
-                mu.extend_from_slice(&row[..l]);
-                lv.extend_from_slice(&row[l..]);
-            }
-        }
+        infer_chunked(
+            gpu,
+            "vae encode",
+            pixels,
+            PIXELS,
+            |m| EncActs::new(gpu, m, l),
+            |enc, chunk, s| {
+                enc.x.write_f32(gpu, chunk)?;
+                self.record_encode(gpu, s, enc)
+            },
+            |enc, ()| {
+                for row in enc.h.read_f32(gpu)?.chunks(2 * l) {
+                    mu.extend_from_slice(&row[..l]);
+                    lv.extend_from_slice(&row[l..]);
+                }
+                Ok(())
+            },
+        )?;
         Ok((mu, lv))
     }
 
@@ -454,30 +451,29 @@ impl Vae {
 
     fn decode_with(&self, gpu: &Gpu, z: &[f32], sigmoid: bool) -> Result<Vec<f32>> {
         let l = self.config.latent;
-        let n = z.len() / l;
-        if n == 0 || !z.len().is_multiple_of(l) {
-            return Err(Error::invalid(
-                "vae decode",
-                format!("{} values are not whole {l}-d latents", z.len()),
-            ));
-        }
-        let mut out = Vec::with_capacity(n * PIXELS);
-        for chunk in z.chunks(CHUNK * l) {
-            let m = chunk.len() / l;
-            let dec = DecActs::new(gpu, m, l)?;
-            dec.z.write_f32(gpu, chunk)?;
-            let mut s = Step::new("vae decode");
-            self.record_decode(gpu, &mut s, &dec)?;
-            if sigmoid {
-                let probs = zeros(gpu, &[m, 28, 28, 1], "probabilities")?;
-                Activation::Sigmoid.forward(gpu, &mut s, &dec.logits, &probs)?;
-                gpu.run(&[&s])?;
-                out.extend(probs.read_f32(gpu)?);
-            } else {
-                gpu.run(&[&s])?;
-                out.extend(dec.logits.read_f32(gpu)?);
-            }
-        }
+        let mut out = Vec::with_capacity(z.len() / l * PIXELS);
+        infer_chunked(
+            gpu,
+            "vae decode",
+            z,
+            l,
+            |m| DecActs::new(gpu, m, l),
+            |dec, chunk, s| {
+                dec.z.write_f32(gpu, chunk)?;
+                self.record_decode(gpu, s, dec)?;
+                if !sigmoid {
+                    return Ok(None);
+                }
+                let m = chunk.len() / l;
+                let probs = Tensor::zeros(gpu, &[m, 28, 28, 1], "probabilities")?;
+                Activation::Sigmoid.forward(gpu, s, &dec.logits, &probs)?;
+                Ok(Some(probs))
+            },
+            |dec, probs| {
+                out.extend(probs.as_ref().unwrap_or(&dec.logits).read_f32(gpu)?);
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -551,7 +547,7 @@ impl Vae {
         let z = reparam_forward_cpu(&enc.h.read_f32(gpu)?, eps, l);
         let dec = DecActs::new(gpu, n, l)?;
         dec.z.write_f32(gpu, &z)?;
-        let g = |shape: &[usize], name: &str| zeros(gpu, shape, name);
+        let g = |shape: &[usize], name: &str| Tensor::zeros(gpu, shape, name);
         let (recon_rows, recon) = (g(&[n], "recon rows")?, g(&[1], "recon")?);
         let (kl_rows, kl) = (g(&[n], "kl rows")?, g(&[1], "kl")?);
         let mut s = Step::new("vae loss_on decode");
@@ -597,29 +593,25 @@ impl Vae {
         Ok(ck)
     }
 
+    /// What the checkpoint holds: parameters and Adam moments.
+    fn stored(&self) -> Stored<'_> {
+        Stored {
+            model: "vae",
+            label: "the VAE",
+            params: self.params(),
+            batch_norms: Vec::new(),
+            weights_only_ok: false,
+        }
+    }
+
     /// Names and PyTorch shapes a checkpoint of this model holds.
     pub fn checkpoint_entries(&self) -> Vec<(String, Vec<usize>)> {
-        self.params()
-            .iter()
-            .flat_map(|p| p.checkpoint_entries())
-            .collect()
+        self.stored().entries(true)
     }
 
     /// Restore parameters and Adam moments; a checkpoint of another model
     /// or size is refused with every mismatched tensor listed.
     pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
-        if let Some(m) = ck.metadata.get("model") {
-            if m != "vae" {
-                return Err(Error::data(
-                    path,
-                    format!("checkpoint is of model {m:?}, not the VAE"),
-                ));
-            }
-        }
-        ck.expect(path, &self.checkpoint_entries())?;
-        for p in self.params() {
-            p.load(gpu, ck, path)?;
-        }
-        Ok(())
+        self.stored().restore(gpu, ck, path)
     }
 }

@@ -169,6 +169,19 @@ impl Param {
         ]
     }
 
+    /// Restore the value from a weights-only `ck`, the moments to zero
+    /// (shapes checked by the caller with [`Checkpoint::expect`]).
+    pub fn load_weights(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+        let ts = self.torch_shape();
+        let v = self
+            .layout
+            .from_torch(self.shape(), ck.get(path, &self.name, &ts)?);
+        self.value.write_f32(gpu, &v)?;
+        let z = vec![0.0; self.numel()];
+        self.m.write_f32(gpu, &z)?;
+        self.v.write_f32(gpu, &z)
+    }
+
     /// Restore value and moments from `ck` (shapes checked by the caller
     /// with [`Checkpoint::expect`]).
     pub fn load(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {

@@ -5,8 +5,8 @@
 //! every run: each 256-invocation workgroup sums one chunk (invocation `t`
 //! adds elements `t, t+256, ...` of the chunk in order, then a fixed binary
 //! tree over the 256 partial sums, `shaders/wg_reduce.wgsl`). A whole-tensor
-//! sum of more than [`CHUNK`] elements takes two passes: chunks of
-//! [`CHUNK`] into a partials tensor owned by a [`SumPlan`], then one
+//! sum of more than [`SUM_CHUNK`] elements takes two passes: chunks of
+//! [`SUM_CHUNK`] into a partials tensor owned by a [`SumPlan`], then one
 //! workgroup over the partials. The CPU references sum in f64.
 //!
 //! Rounding: a sum of `n` f32 values this way rounds at most
@@ -21,7 +21,7 @@ use crate::ops::Real;
 use crate::shaders;
 
 /// Elements per workgroup in the first pass of a whole-tensor sum.
-pub const CHUNK: usize = 4096;
+pub const SUM_CHUNK: usize = 4096;
 
 /// Threads per reducing workgroup.
 pub const WG: usize = 256;
@@ -65,16 +65,16 @@ pub(crate) fn record_chunks(
 /// `k * 2^-24 * sum |x|` in tests.
 pub fn rounding_depth(n: usize) -> usize {
     let tree = WG.trailing_zeros() as usize; // 8 levels
-    if n <= CHUNK {
+    if n <= SUM_CHUNK {
         n.div_ceil(WG) + tree + 1
     } else {
-        let parts = n.div_ceil(CHUNK);
-        CHUNK / WG + tree + parts.div_ceil(WG) + tree + 1
+        let parts = n.div_ceil(SUM_CHUNK);
+        SUM_CHUNK / WG + tree + parts.div_ceil(WG) + tree + 1
     }
 }
 
 /// A whole-tensor sum of `n` elements, planned once (it owns the partials
-/// of its first pass when `n > CHUNK`), recorded into any number of steps.
+/// of its first pass when `n > SUM_CHUNK`), recorded into any number of steps.
 pub struct SumPlan {
     n: usize,
     partials: Option<Tensor>,
@@ -86,8 +86,12 @@ impl SumPlan {
         if n == 0 {
             return Err(Error::invalid("sum", "cannot reduce an empty tensor"));
         }
-        let partials = if n > CHUNK {
-            Some(Tensor::zeros(gpu, &[n.div_ceil(CHUNK)], "sum partials")?)
+        let partials = if n > SUM_CHUNK {
+            Some(Tensor::zeros(
+                gpu,
+                &[n.div_ceil(SUM_CHUNK)],
+                "sum partials",
+            )?)
         } else {
             None
         };
@@ -124,7 +128,7 @@ impl SumPlan {
             None => record_chunks(gpu, step, op, x, out, self.n, self.n, scale),
             Some(p) => {
                 let parts = p.numel();
-                record_chunks(gpu, step, op, x, p, self.n, CHUNK, 1.0)?;
+                record_chunks(gpu, step, op, x, p, self.n, SUM_CHUNK, 1.0)?;
                 record_chunks(gpu, step, op, p, out, parts, parts, scale)
             }
         }

@@ -30,5 +30,5 @@ pub mod record;
 pub use codegen::gemm_kernel;
 pub(crate) use codegen::{call_kernel, reduce_kernel};
 pub use policy::{test_tiles, GemmConfig, Main, Tile, AUTO_TILES, TARGET_WORKGROUPS};
-pub(crate) use record::{record, reduce_splits, GemmCall, Geo};
 pub use record::Scratch;
+pub(crate) use record::{record, reduce_splits, GemmCall, Geo};
