@@ -105,7 +105,7 @@ mod legacy {
             VaeConfig {
                 latent: 2,
                 batch: 1,
-                adam: a.clone(),
+                adam: a,
                 seed: 0,
                 binarize: false,
             },
@@ -119,8 +119,8 @@ mod legacy {
             let c = GanConfig {
                 latent: 100,
                 batch: 2,
-                adam_g: a.clone(),
-                adam_d: a.clone(),
+                adam_g: a,
+                adam_d: a,
                 seed: 0,
                 head,
             };
@@ -128,7 +128,7 @@ mod legacy {
         }
         let c = ClassifierConfig {
             batch: 1,
-            adam: a.clone(),
+            adam: a,
             seed: 0,
         };
         let ck = Classifier::new(g, c).unwrap().checkpoint(g, true).unwrap();
