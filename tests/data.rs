@@ -200,3 +200,81 @@ fn data_images_not_28x28_are_refused() {
         "{e}"
     );
 }
+
+/// Random-looking bytes that deflate cannot shrink much, so a flipped bit
+/// lands in literal data, where only the gzip CRC catches it.
+fn noisy(n: usize) -> Vec<u8> {
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect()
+}
+
+#[test]
+fn data_one_flipped_bit_in_a_gz_is_never_loaded_silently() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x-idx3-ubyte.gz");
+    let plain = idx_bytes(0x803, &[20, 28, 28], &noisy(20 * 784));
+    let z = gz(&plain);
+    // Every bit flip past the 10-byte gzip header (whose MTIME/OS bytes
+    // carry no data) is an error naming the file, or loads the same bytes;
+    // the subset read (the first 2 items) checks the whole stream too.
+    let (mut refused, mut same) = (0, 0);
+    for i in (10..z.len()).step_by(7) {
+        let mut bad = z.clone();
+        bad[i] ^= 1 << (i % 8);
+        std::fs::write(&p, &bad).unwrap();
+        for limit in [None, Some(2)] {
+            match read_idx(&p, limit) {
+                Err(e) => {
+                    assert!(e.to_string().contains("x-idx3-ubyte.gz"), "{e}");
+                    refused += 1;
+                }
+                Ok(idx) => {
+                    let n = idx.dims[0] * 784;
+                    assert_eq!(idx.data, plain[16..16 + n], "byte {i}: loaded wrong data");
+                    same += 1;
+                }
+            }
+        }
+    }
+    assert!(refused > 100, "{refused} refused, {same} loaded unchanged");
+}
+
+#[test]
+fn data_a_gz_with_a_bad_crc_names_the_crc_problem() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("y-idx1-ubyte.gz");
+    let mut z = gz(&idx_bytes(0x801, &[5], &[1, 2, 3, 4, 5]));
+    let n = z.len();
+    z[n - 8] ^= 0xff; // the CRC-32 in the trailer
+    std::fs::write(&p, &z).unwrap();
+    for limit in [None, Some(1)] {
+        let e = read_idx(&p, limit).unwrap_err().to_string();
+        assert!(
+            e.contains("y-idx1-ubyte.gz") && e.contains("corrupt gzip"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn data_trailing_bytes_and_absurd_headers_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("z-idx1-ubyte");
+    std::fs::write(&p, idx_bytes(0x801, &[3], &[1, 2, 3, 4])).unwrap();
+    let e = read_idx(&p, None).unwrap_err().to_string();
+    assert!(e.contains("1 bytes after the 3 items"), "{e}");
+    let e = read_idx(&p, Some(1)).unwrap_err().to_string();
+    assert!(
+        e.contains("bytes after"),
+        "a subset read checks the length too: {e}"
+    );
+    // A header claiming 4e9 items of 4e9 bytes: refused as it is, with
+    // nothing allocated for it.
+    std::fs::write(&p, idx_bytes(0x803, &[u32::MAX, 65535, 65535], &[0; 10])).unwrap();
+    let e = read_idx(&p, None).unwrap_err().to_string();
+    assert!(e.contains("truncated") || e.contains("absurd"), "{e}");
+    std::fs::write(&p, idx_bytes(0x803, &[1 << 30, 1, 1], &[0; 10])).unwrap();
+    let e = read_idx(&p, None).unwrap_err().to_string();
+    assert!(e.contains("truncated"), "{e}");
+}

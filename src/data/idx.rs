@@ -4,12 +4,18 @@
 //! number of dimensions), DD big-endian u32 sizes, then the elements. Only
 //! unsigned bytes (TT = 0x08) occur in MNIST and Fashion-MNIST, and only
 //! those are read. Gzip is detected by its magic bytes, not the file name.
+//!
+//! Corruption is caught, not loaded: a gzip file is decompressed to its
+//! end (every member), so its CRC-32 and length are checked even when only
+//! the first items are wanted, and the data must be exactly as long as the
+//! header promises. Memory grows with the bytes actually read, never with
+//! a size a header claims.
 
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::read::MultiGzDecoder;
 
 use crate::error::{Error, Result};
 
@@ -36,10 +42,17 @@ pub fn read_idx(path: &Path, limit: Option<usize>) -> Result<Idx> {
     read_exact(&mut raw, &mut head, path, "the header")?;
     let rest = std::io::Cursor::new(head).chain(raw);
     if head == [0x1f, 0x8b] {
-        read_stream(GzDecoder::new(rest), path, limit)
+        read_stream(MultiGzDecoder::new(rest), path, limit)
     } else {
         read_stream(rest, path, limit)
     }
+}
+
+fn gzip_error(path: &Path, what: &str, e: &std::io::Error) -> Error {
+    Error::data(
+        path,
+        format!("corrupt gzip stream while reading {what}: {e}"),
+    )
 }
 
 fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Result<()> {
@@ -47,10 +60,7 @@ fn read_exact(r: &mut impl Read, buf: &mut [u8], path: &Path, what: &str) -> Res
         ErrorKind::UnexpectedEof => {
             Error::data(path, format!("truncated: file ends inside {what}"))
         }
-        ErrorKind::InvalidInput | ErrorKind::InvalidData => Error::data(
-            path,
-            format!("corrupt gzip stream while reading {what}: {e}"),
-        ),
+        ErrorKind::InvalidInput | ErrorKind::InvalidData => gzip_error(path, what, &e),
         _ => Error::data(path, format!("read error in {what}: {e}")),
     })
 }
@@ -88,17 +98,48 @@ fn read_stream(mut r: impl Read, path: &Path, limit: Option<usize>) -> Result<Id
     let want = count
         .checked_mul(item)
         .ok_or_else(|| Error::data(path, format!("absurd dimensions {dims:?}")))?;
-    let mut data = vec![0u8; want];
-    r.read_exact(&mut data).map_err(|e| match e.kind() {
-        ErrorKind::UnexpectedEof => Error::data(
+    let total = dims[0]
+        .checked_mul(item)
+        .ok_or_else(|| Error::data(path, format!("absurd dimensions {dims:?}")))?;
+    let truncated = || {
+        Error::data(
             path,
             format!(
                 "truncated: header promises {} items of {item} bytes",
                 dims[0]
             ),
-        ),
+        )
+    };
+    let read_err = |e: std::io::Error| match e.kind() {
+        ErrorKind::InvalidInput | ErrorKind::InvalidData => gzip_error(path, "the data", &e),
         _ => Error::data(path, format!("corrupt data ({e})")),
-    })?;
+    };
+    // Grows with what arrives: a header claiming gigabytes allocates nothing.
+    let mut data = Vec::new();
+    (&mut r)
+        .take(want as u64)
+        .read_to_end(&mut data)
+        .map_err(read_err)?;
+    if data.len() < want {
+        return Err(truncated());
+    }
+    // The rest, to the end: the gzip trailer's CRC and length are checked
+    // there, and the data must end where the header says.
+    let rest = std::io::copy(&mut r, &mut std::io::sink()).map_err(read_err)?;
+    let expected_rest = (total - want) as u64;
+    if rest < expected_rest {
+        return Err(truncated());
+    }
+    if rest > expected_rest {
+        return Err(Error::data(
+            path,
+            format!(
+                "{} bytes after the {} items of {item} bytes the header promises",
+                rest - expected_rest,
+                dims[0]
+            ),
+        ));
+    }
     dims[0] = count;
     Ok(Idx { dims, data })
 }
