@@ -7,8 +7,12 @@
 
 use vae_vs_gan::gpu::{list_adapters, select_adapter, ADAPTER_ENV};
 
-fn main() -> anyhow::Result<()> {
-    let entries = list_adapters();
+fn main() -> std::process::ExitCode {
+    vae_vs_gan::train::cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
+    let entries = list_adapters()?;
     if entries.is_empty() {
         // The same error the engine gives, with how to get an adapter.
         select_adapter(entries)?;
@@ -48,7 +52,7 @@ fn main() -> anyhow::Result<()> {
             has(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
         );
     }
-    let chosen = select_adapter(list_adapters())?;
+    let chosen = select_adapter(list_adapters()?)?;
     let how = match std::env::var(ADAPTER_ENV) {
         Ok(v) => format!("{ADAPTER_ENV}={v:?}"),
         Err(_) => "best ranked: discrete > integrated > virtual > CPU".into(),

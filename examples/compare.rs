@@ -8,7 +8,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
 use clap::Parser;
 use vae_vs_gan::compare::{compare, CompareOptions};
 use vae_vs_gan::train::session::{choose_preset, open_gpu};
@@ -57,7 +56,12 @@ struct Args {
     resume: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    vae_vs_gan::train::cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
+    vae_vs_gan::train::interrupt::install()?;
     let a = Args::parse();
     let gpu = open_gpu()?;
     let mut o = CompareOptions::new(choose_preset(&gpu, a.preset), &a.out);

@@ -9,7 +9,11 @@ use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    vae_vs_gan::train::cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let batch: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse())

@@ -44,7 +44,11 @@ const EPOCHS: usize = 4;
 /// Philox stream of the fixed noise (the model uses streams 1 to 3).
 const EPS_STREAM: u32 = 9;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    vae_vs_gan::train::cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let out = PathBuf::from(
         std::env::args()
             .nth(1)

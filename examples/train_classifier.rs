@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
 use clap::Parser;
 use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{self, Dataset, Split};
@@ -17,17 +16,17 @@ use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::train::run::STEPS_PER_SUBMIT;
 use vae_vs_gan::train::session::open_gpu;
-use vae_vs_gan::train::{progress_bar, run_epoch};
+use vae_vs_gan::train::{progress_bar, run_epoch, EpochOutcome, EpochPlan};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the LeNet-style MNIST classifier on the GPU")]
 struct Args {
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     epochs: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
     batch_size: usize,
     /// Adam learning rate (Keras defaults otherwise).
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -43,10 +42,50 @@ struct Args {
     /// Score only the first N test images each epoch.
     #[arg(long)]
     test_images: Option<usize>,
+    /// Replace a classifier already in --out (data/classifier holds the one
+    /// the comparison uses).
+    #[arg(long)]
+    overwrite: bool,
 }
 
-fn main() -> Result<()> {
+/// Refuse, before any work, what would fail later or replace a classifier
+/// silently.
+fn check(a: &Args) -> anyhow::Result<()> {
+    use vae_vs_gan::train::session::check_writable;
+    if a.epochs == 0 {
+        anyhow::bail!("--epochs must be at least 1 (0 would write no classifier)");
+    }
+    if a.batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        anyhow::bail!("--lr {}: must be a positive number", a.lr);
+    }
+    if a.out.exists() && !a.out.is_dir() {
+        anyhow::bail!("{}: --out is a file, not a folder", a.out.display());
+    }
+    let ck = a.out.join(CHECKPOINT);
+    if ck.exists() && !a.overwrite {
+        anyhow::bail!(
+            "{}: a classifier is already there: pass --overwrite to replace it, or choose \
+             another --out",
+            ck.display()
+        );
+    }
+    check_writable(&a.out)?;
+    Ok(())
+}
+
+/// The checkpoint file in --out.
+const CHECKPOINT: &str = "classifier.safetensors";
+
+fn main() -> std::process::ExitCode {
+    vae_vs_gan::train::cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
     let a = Args::parse();
+    check(&a)?;
     let gpu = open_gpu()?;
     let train = data::load(Dataset::Mnist, &a.data_dir, Split::Train, a.train_images)?;
     let test = data::load(Dataset::Mnist, &a.data_dir, Split::Test, a.test_images)?;
@@ -66,26 +105,27 @@ fn main() -> Result<()> {
         test.len(),
         a.batch_size
     );
-    std::fs::create_dir_all(&a.out)?;
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
     let state = StepState::new(&gpu, 1, 4 * STEPS_PER_SUBMIT, 0)?;
     let step = model.train_step(&gpu, &state, &train_gpu)?;
     let t0 = Instant::now();
     for epoch in 0..a.epochs {
         let pb = progress_bar(train_gpu.batches(a.batch_size), epoch, a.epochs);
-        let run = run_epoch(
-            &gpu,
-            &step.step,
-            &state,
-            &train_gpu,
-            a.seed,
+        let plan = EpochPlan {
+            seed: a.seed,
             epoch,
-            a.batch_size,
-            &["ce"],
-            &pb,
-        )?;
+            batch: a.batch_size,
+            names: &["ce"],
+            from: None,
+        };
+        let EpochOutcome::Done(run) = run_epoch(&gpu, &step.step, &state, &train_gpu, &plan, &pb)?
+        else {
+            anyhow::bail!("interrupted");
+        };
         let te = Instant::now();
         let acc = model.accuracy(&gpu, &test)?;
-        let path = a.out.join("classifier.safetensors");
+        let path = a.out.join(CHECKPOINT);
         model.checkpoint(&gpu, false)?.save(&path)?;
         println!(
             "epoch {}/{}: train ce {:.4}, test accuracy {:.2}% ({} images), train {:.1}s ({:.0} img/s), eval {:.1}s, total {:.1}s",
@@ -100,6 +140,6 @@ fn main() -> Result<()> {
             t0.elapsed().as_secs_f64()
         );
     }
-    eprintln!("wrote {}", a.out.join("classifier.safetensors").display());
+    eprintln!("wrote {}", a.out.join(CHECKPOINT).display());
     Ok(())
 }

@@ -5,7 +5,6 @@
 //!
 //! `cargo run --release --example train_gan -- --preset smoke --out target/gan`
 
-use anyhow::Result;
 use clap::Parser;
 use vae_vs_gan::models::gan::DHead;
 use vae_vs_gan::train::cli::CommonArgs;
@@ -18,14 +17,19 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
     /// The discriminator's learning rate (overrides --lr for it).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_d: Option<f32>,
     /// The discriminator's head: the article's global max pool, or flatten.
     #[arg(long, value_enum)]
     d_head: Option<DHead>,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    vae_vs_gan::train::cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
+    vae_vs_gan::train::interrupt::install()?;
     let Args {
         common: a,
         lr_d,

@@ -5,7 +5,6 @@
 //!
 //! `cargo run --release --example train_vae -- --preset smoke --out target/vae`
 
-use anyhow::Result;
 use clap::Parser;
 use vae_vs_gan::train::cli::CommonArgs;
 use vae_vs_gan::train::session::open_gpu;
@@ -21,7 +20,12 @@ struct Args {
     binarize: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    vae_vs_gan::train::cli::exit_code(run())
+}
+
+fn run() -> anyhow::Result<()> {
+    vae_vs_gan::train::interrupt::install()?;
     let Args {
         common: a,
         binarize,

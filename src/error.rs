@@ -69,6 +69,22 @@ pub enum Error {
     #[error("{cause}; {hint}")]
     Stopped { cause: Box<Error>, hint: String },
 
+    /// Ctrl-C or SIGTERM stopped a training run after the steps in flight,
+    /// and its checkpoint was saved there.
+    #[error(
+        "interrupted after {steps} steps (epoch {epoch}, {done} of {per_epoch} steps done); \
+         saved {checkpoint}. To continue, run the same command with --resume (train_vae and \
+         train_gan take the run's folder: --resume {dir})"
+    )]
+    Interrupted {
+        checkpoint: String,
+        dir: String,
+        epoch: usize,
+        done: usize,
+        per_epoch: usize,
+        steps: u64,
+    },
+
     /// Mapping a buffer for readback failed (device lost, out of memory).
     #[error("reading back {label:?} failed: {message}")]
     Readback { label: String, message: String },

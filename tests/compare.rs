@@ -187,6 +187,23 @@ fn compare_tiny_writes_the_whole_report() {
     let e = compare(g, &o).expect_err("must refuse").to_string();
     assert!(e.contains("not the VAE"), "{e}");
     assert!(!wrong.join(REPORT_JSON).exists() && !wrong.join("seed-0").exists());
+
+    // A comparison that fails once under way (--overwrite, then a seed's
+    // run folder that is a file) keeps the earlier report as it was: the
+    // new one would replace it atomically, last.
+    let (md, js) = (
+        std::fs::read(out.join(REPORT_MD)).unwrap(),
+        std::fs::read(out.join(REPORT_JSON)).unwrap(),
+    );
+    let vae_dir = out.join("seed-0/vae");
+    std::fs::rename(&vae_dir, out.join("seed-0/vae.kept")).unwrap();
+    std::fs::write(&vae_dir, b"in the way").unwrap();
+    let mut over = two.clone();
+    over.overwrite = true;
+    let e = compare(g, &over).expect_err("must fail").to_string();
+    assert!(e.contains("is a file"), "{e}");
+    assert_eq!(std::fs::read(out.join(REPORT_MD)).unwrap(), md);
+    assert_eq!(std::fs::read(out.join(REPORT_JSON)).unwrap(), js);
 }
 
 #[test]

@@ -1,14 +1,17 @@
 //! Whole training runs with the tiny preset: resuming continues
-//! bit-identically, and bad input (an --out that is a file, an --out that
-//! holds another run, a checkpoint of another size, a diverging run) ends in
-//! a clear error with nothing already written lost.
+//! bit-identically (after Ctrl-C too, mid-epoch), and bad input (an --out
+//! that is a file or cannot be written, an --out that holds another run, a
+//! checkpoint of another size, settings that cannot train, a diverging run)
+//! ends in a clear error before any work, with nothing already written
+//! lost. The example binaries are driven as a user runs them where that is
+//! the honest check (signals, exit status, what stderr says).
 
 mod common;
 use common::*;
 use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::train::session::CHECKPOINT;
 use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
-use vae_vs_gan::train::Preset;
+use vae_vs_gan::train::{Metrics, Preset};
 use vae_vs_gan::Error;
 
 fn tiny(out: &std::path::Path, epochs: usize) -> VaeRun {
@@ -37,7 +40,22 @@ fn train_vae_resume_is_bit_identical() {
         "2 epochs straight == 1 + resume + 1"
     );
     assert_eq!(ca.metadata.get("steps"), Some(&"16".to_string()));
-    assert_eq!(ca.metadata, cb.metadata);
+    // The same metadata but for the history's wall-clock figures.
+    let key = vae_vs_gan::train::session::META_METRICS;
+    let without = |c: &Checkpoint| {
+        let mut m = c.metadata.clone();
+        m.remove(key);
+        m
+    };
+    assert_eq!(without(&ca), without(&cb));
+    let history = |c: &Checkpoint| -> Vec<(usize, Option<f64>, Option<f64>)> {
+        let m: Metrics = serde_json::from_str(&c.metadata[key]).unwrap();
+        m.epochs
+            .iter()
+            .map(|e| (e.epoch, e.train_loss, e.test_loss))
+            .collect()
+    };
+    assert_eq!(history(&ca), history(&cb));
     for f in [
         "metrics.json",
         "samples_epoch_001.png",
@@ -186,7 +204,7 @@ fn train_vae_records_the_training_memory_peak() {
 #[test]
 fn metrics_json_round_trips_f64_bit_for_bit() {
     use rand::{Rng, SeedableRng};
-    use vae_vs_gan::train::{AdapterDesc, EpochMetrics, Metrics};
+    use vae_vs_gan::train::{AdapterDesc, EpochMetrics};
     let mut values = vec![
         12.284847993022186,
         12.284847993022188,
@@ -266,4 +284,301 @@ fn metrics_json_round_trips_f64_bit_for_bit() {
         wrong[0]
     );
     assert_eq!(m, back);
+}
+
+/// What a user sees when a run stops: exit status and stderr.
+fn output(mut c: std::process::Command) -> (Option<i32>, String) {
+    let o = c.output().expect("run the example");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Run `train_vae` at the tiny preset with 256 images (32 steps, two
+/// submits, per epoch) for `epochs` into `out` (or resuming it).
+fn tiny_vae_cmd(out: &std::path::Path, epochs: usize, resume: bool) -> std::process::Command {
+    let mut c = example_cmd("train_vae");
+    c.args(["--preset", "tiny", "--train-images", "256", "--epochs"])
+        .arg(epochs.to_string())
+        .arg(if resume { "--resume" } else { "--out" })
+        .arg(out);
+    c
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Wait (at most 3 minutes) until `path` exists.
+fn wait_for(path: &std::path::Path) {
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed().as_secs() < 180,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Ctrl-C during a run: the chunk in flight finishes, a checkpoint is
+/// written where it stopped (mid-epoch or at an epoch's end, wherever the
+/// signal lands), the message says how to resume, the exit status is not
+/// 0; resuming then ends bit-identical to a run never interrupted.
+#[test]
+fn ctrl_c_saves_and_the_resumed_run_is_bit_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("straight"), d.path().join("stopped"));
+    let (code, err) = output(tiny_vae_cmd(&a, 4, false));
+    assert_eq!(code, Some(0), "{err}");
+    let child = tiny_vae_cmd(&b, 4, false)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&b.join(CHECKPOINT)); // after epoch 1 of 4
+    signal(child.id(), "-INT");
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("interrupted after") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let (code, err) = output(tiny_vae_cmd(&b, 4, true));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("resuming"), "{err}");
+    let (ca, cb) = (
+        Checkpoint::load(&a.join(CHECKPOINT)).unwrap(),
+        Checkpoint::load(&b.join(CHECKPOINT)).unwrap(),
+    );
+    assert_eq!(ca.tensors, cb.tensors, "interrupted + resumed == straight");
+    let (ma, mb) = (Metrics::load(&a).unwrap(), Metrics::load(&b).unwrap());
+    let losses = |m: &Metrics| -> Vec<(usize, Option<f64>, Option<f64>)> {
+        m.epochs
+            .iter()
+            .map(|e| (e.epoch, e.train_loss, e.test_loss))
+            .collect()
+    };
+    assert_eq!(losses(&ma), losses(&mb), "the same history, bit for bit");
+    assert_eq!(mb.epochs.len(), 4);
+}
+
+/// A second Ctrl-C exits at once (status 130), without waiting to save.
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let child = tiny_vae_cmd(&out, 20, false)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&out.join(CHECKPOINT));
+    signal(child.id(), "-INT");
+    signal(child.id(), "-INT");
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("exiting without saving"), "{err}");
+}
+
+/// An ordinary error prints `Error: ...` and exits 1, with no stack
+/// backtrace even under RUST_BACKTRACE=1, and no --out folder is made.
+#[test]
+fn errors_print_one_message_without_a_backtrace() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("never-made");
+    let mut c = example_cmd("train_vae");
+    c.env("RUST_BACKTRACE", "1")
+        .args(["--preset", "tiny", "--data-dir", "/nonexistent", "--out"])
+        .arg(&out);
+    let (code, err) = output(c);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("Error: /nonexistent/train-images"), "{err}");
+    assert!(
+        !err.contains("backtrace") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused run makes no folder");
+
+    let mut c = example_cmd("train_vae");
+    c.env("WGPU_BACKEND", "bogus")
+        .args(["--preset", "tiny", "--out"])
+        .arg(&out);
+    let (code, err) = output(c);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("unknown backend \"bogus\"") && err.contains("vulkan"),
+        "{err}"
+    );
+    assert!(!err.contains("Backends("), "{err}");
+
+    // Negative numbers reach the validation (not a clap parse error).
+    let mut c = example_cmd("train_vae");
+    c.args(["--preset", "tiny", "--lr", "-1", "--out"])
+        .arg(&out);
+    let (code, err) = output(c);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--lr -1: must be a positive number"), "{err}");
+    assert!(!out.exists());
+}
+
+/// Settings that cannot train are refused before anything is loaded or
+/// written, each with one message; nothing is created.
+#[test]
+fn bad_settings_are_refused_before_any_work() {
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let refuse = |r: VaeRun, want: &str| {
+        let e = train_vae(g, &r).err().expect("must refuse").to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(!out.exists(), "{want}: no folder made");
+    };
+    refuse(tiny(&out, 0), "--epochs must be at least 1");
+    let mut r = tiny(&out, 1);
+    r.common.latent_dim = Some(100_000);
+    refuse(r, "--latent-dim 100000");
+    let mut r = tiny(&out, 1);
+    r.common.lr = Some(f32::NAN);
+    refuse(r, "must be a positive number");
+    let mut r = tiny(&out, 1);
+    r.common.batch_size = Some(0);
+    refuse(r, "--batch-size");
+    // An --out under a file cannot be written.
+    let file = d.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let e = train_vae(g, &tiny(&file.join("run"), 1))
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(e.contains("cannot write there"), "{e}");
+    // --resume of a folder with no run, and of a run that has done its
+    // epochs.
+    let mut r = tiny(&out, 1);
+    r.common.resume = true;
+    refuse(r, "no checkpoint to resume from");
+    train_vae(g, &tiny(&out, 1)).unwrap();
+    let before = std::fs::read(out.join(CHECKPOINT)).unwrap();
+    let mut r = tiny(&out, 1);
+    r.common.resume = true;
+    let e = train_vae(g, &r).err().expect("must refuse").to_string();
+    assert!(
+        e.contains("has done 1 epochs") && e.contains("--epochs above 1"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join(CHECKPOINT)).unwrap(), before);
+}
+
+/// The checkpoint carries the run's history, so a resume rebuilds it even
+/// when metrics.json is gone or lags (a kill between the two renames);
+/// a checkpoint without it (older versions) resumes only from a
+/// metrics.json that lists exactly its epochs, else is refused.
+#[test]
+fn resume_rebuilds_the_history_from_the_checkpoint_or_refuses() {
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    train_vae(g, &tiny(&out, 1)).unwrap();
+    let one = std::fs::read(out.join("metrics.json")).unwrap();
+    let mut r = tiny(&out, 2);
+    r.common.resume = true;
+    train_vae(g, &r).unwrap();
+    // Killed between the checkpoint's rename and metrics.json's: the
+    // checkpoint is after epoch 2, metrics.json still after epoch 1.
+    std::fs::write(out.join("metrics.json"), &one).unwrap();
+    let mut r = tiny(&out, 3);
+    r.common.resume = true;
+    let (_, m) = train_vae(g, &r).unwrap();
+    let epochs: Vec<usize> = m.epochs.iter().map(|e| e.epoch).collect();
+    assert_eq!(epochs, [1, 2, 3]);
+    // metrics.json gone: the same.
+    std::fs::remove_file(out.join("metrics.json")).unwrap();
+    let mut r = tiny(&out, 4);
+    r.common.resume = true;
+    let (_, m) = train_vae(g, &r).unwrap();
+    assert_eq!(m.epochs.len(), 4);
+    // A checkpoint from before the history moved into it (the legacy
+    // fixture's kind): metrics.json must list exactly its epochs.
+    let mut ck = Checkpoint::load(&out.join(CHECKPOINT)).unwrap();
+    ck.metadata.remove(vae_vs_gan::train::session::META_METRICS);
+    ck.save(&out.join(CHECKPOINT)).unwrap();
+    std::fs::write(out.join("metrics.json"), &one).unwrap();
+    let mut r = tiny(&out, 5);
+    r.common.resume = true;
+    let e = train_vae(g, &r).err().expect("must refuse").to_string();
+    assert!(
+        e.contains("cannot rebuild this run's per-epoch history") && e.contains("[1]"),
+        "{e}"
+    );
+    std::fs::remove_file(out.join("metrics.json")).unwrap();
+    let e = train_vae(g, &r).err().expect("must refuse").to_string();
+    assert!(e.contains("cannot rebuild"), "{e}");
+}
+
+/// Temporary files a killed writer left are removed at the next start in
+/// that folder; --overwrite removes the earlier run's files (a GAN run
+/// over a VAE run keeps none of the VAE's pictures) and nothing else.
+#[test]
+fn a_new_start_cleans_stale_temporaries_and_overwrite_the_old_run() {
+    use vae_vs_gan::train::gan_run::{train_gan, GanRun};
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let mut r = tiny(&out, 1);
+    r.common.plots = true;
+    train_vae(g, &r).unwrap();
+    for f in [".checkpoint.safetensors.tmp-99999", ".metrics.json.tmp-12"] {
+        std::fs::write(out.join(f), b"half-written").unwrap();
+    }
+    std::fs::write(out.join("notes.txt"), b"mine").unwrap();
+    assert!(out.join("reconstructions.png").is_file());
+    let mut r = GanRun::new(Preset::Tiny, &out);
+    r.common.epochs = Some(1);
+    r.common.train_images = Some(16);
+    r.common.plots = false;
+    r.common.overwrite = true;
+    train_gan(g, &r).unwrap();
+    for f in [
+        ".checkpoint.safetensors.tmp-99999",
+        ".metrics.json.tmp-12",
+        "reconstructions.png",
+        "latent_scatter.png",
+    ] {
+        assert!(!out.join(f).exists(), "{f} removed");
+    }
+    assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
+    let ck = Checkpoint::load(&out.join(CHECKPOINT)).unwrap();
+    assert_eq!(ck.metadata["model"], "gan");
+}
+
+/// Resuming on another adapter than the run's warns, naming both.
+#[test]
+fn resuming_on_another_adapter_warns() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let (code, err) = output(tiny_vae_cmd(&out, 1, false));
+    assert_eq!(code, Some(0), "{err}");
+    let path = out.join(CHECKPOINT);
+    let mut ck = Checkpoint::load(&path).unwrap();
+    let key = vae_vs_gan::train::session::META_METRICS;
+    let mut m: Metrics = serde_json::from_str(&ck.metadata[key]).unwrap();
+    m.adapter.name = "Some Other GPU".into();
+    ck.metadata
+        .insert(key.into(), serde_json::to_string(&m).unwrap());
+    ck.save(&path).unwrap();
+    let (code, err) = output(tiny_vae_cmd(&out, 2, true));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: this run was trained on Some Other GPU")
+            && err.contains(&format!("resuming on {}", gpu().info.name)),
+        "{err}"
+    );
 }

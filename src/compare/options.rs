@@ -7,7 +7,7 @@ use crate::compare::report::{REPORT_JSON, REPORT_MD};
 use crate::compare::verdict::MIN_SEEDS;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
-use crate::train::session::{RunOptions, CHECKPOINT};
+use crate::train::session::{check_writable, RunOptions, CHECKPOINT};
 use crate::train::Preset;
 
 /// The most samples a comparison scores: the train-image baseline uses as
@@ -91,6 +91,7 @@ impl CompareOptions {
         r.overwrite = self.overwrite;
         r.resume = self.resume && r.out.join(CHECKPOINT).is_file();
         r.data_dir = Some(self.data_dir.clone());
+        r.reuse_finished = true;
         r
     }
 }
@@ -145,9 +146,24 @@ pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
             o.iwae_k
         )));
     }
+    // The host memory one image's k decoded latents take (logits and
+    // their log-likelihoods), against what is available.
+    let iwae_need = o.iwae_k as u64 * (PIXELS as u64 + 2) * 8;
+    if let Some(avail) = available_memory() {
+        if iwae_need > avail / 10 * 8 {
+            return Err(invalid(format!(
+                "--iwae-k {} needs about {} MiB of memory per image, but only {} MiB is \
+                 available: use a smaller k (the IWAE paper uses 5000)",
+                o.iwae_k,
+                iwae_need >> 20,
+                avail >> 20
+            )));
+        }
+    }
     if o.out.exists() && !o.out.is_dir() {
         return Err(Error::data(&o.out, "--out is a file, not a folder"));
     }
+    check_writable(&o.out)?;
     if o.overwrite && o.resume {
         return Err(invalid(
             "--overwrite replaces the runs in --out, --resume continues them: choose one",

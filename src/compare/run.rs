@@ -11,7 +11,7 @@ use crate::compare::measure::{
 };
 use crate::compare::options::{check_options, invalid, CompareOptions};
 use crate::compare::output::{write_pictures, Pictures};
-use crate::compare::report::{write_report, Report, REPORT_JSON, REPORT_MD};
+use crate::compare::report::{write_report, Report};
 use crate::compare::score::{classify, own_figures, score};
 use crate::compare::verdict::{sufficiency, verdicts};
 use crate::data::{self, Split, PIXELS};
@@ -67,9 +67,8 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     }
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Error::data(&opts.out, format!("cannot create output folder: {e}")))?;
-    for f in [REPORT_MD, REPORT_JSON] {
-        let _ = std::fs::remove_file(opts.out.join(f));
-    }
+    // An earlier report stays until the new one replaces it (atomically,
+    // last): an interrupted comparison loses nothing already written.
 
     eprintln!("compare: scoring the real-data baselines ({samples} images each)");
     let pixels = to_unit(&test.pixels[..samples.min(test.len()) * PIXELS]);

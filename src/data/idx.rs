@@ -94,13 +94,15 @@ fn read_stream(mut r: impl Read, path: &Path, limit: Option<usize>) -> Result<Id
         dims.push(u32::from_be_bytes(b) as usize);
     }
     let count = limit.map_or(dims[0], |l| l.min(dims[0]));
-    let item: usize = dims[1..].iter().product();
-    let want = count
-        .checked_mul(item)
-        .ok_or_else(|| Error::data(path, format!("absurd dimensions {dims:?}")))?;
-    let total = dims[0]
-        .checked_mul(item)
-        .ok_or_else(|| Error::data(path, format!("absurd dimensions {dims:?}")))?;
+    let absurd = || Error::data(path, format!("absurd dimensions {dims:?}"));
+    // Checked: a wrapped product (e.g. 2^31 * 2^31 * 4 = 0 in 64 bits) would
+    // accept a file whose data does not fill its dimensions.
+    let item = dims[1..]
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(absurd)?;
+    let want = count.checked_mul(item).ok_or_else(absurd)?;
+    let total = dims[0].checked_mul(item).ok_or_else(absurd)?;
     let truncated = || {
         Error::data(
             path,

@@ -91,32 +91,72 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (ty, backend)
 }
 
-fn instance() -> wgpu::Instance {
+/// The backends `WGPU_BACKEND` enables (all when it is unset), each name
+/// checked: a name wgpu does not know is an error listing the known ones,
+/// not a silently empty set.
+pub fn enabled_backends() -> Result<wgpu::Backends> {
+    let Ok(list) = std::env::var("WGPU_BACKEND") else {
+        return Ok(wgpu::Backends::all());
+    };
+    let mut b = wgpu::Backends::empty();
+    for name in list.split(',').map(str::trim) {
+        let one = wgpu::Backends::from_comma_list(name);
+        if one.is_empty() {
+            return Err(Error::invalid(
+                "WGPU_BACKEND",
+                format!(
+                    "{list:?}: unknown backend {name:?}; use vulkan, metal, dx12 or gl \
+                     (comma-separated), or unset it to try them all"
+                ),
+            ));
+        }
+        b |= one;
+    }
+    Ok(b)
+}
+
+/// Backend names as a user types them (`vulkan, gl`).
+pub fn backend_names(b: wgpu::Backends) -> String {
+    let names: Vec<&str> = [
+        (wgpu::Backends::VULKAN, "vulkan"),
+        (wgpu::Backends::METAL, "metal"),
+        (wgpu::Backends::DX12, "dx12"),
+        (wgpu::Backends::GL, "gl"),
+        (wgpu::Backends::BROWSER_WEBGPU, "webgpu"),
+    ]
+    .iter()
+    .filter(|(f, _)| b.contains(*f))
+    .map(|&(_, n)| n)
+    .collect();
+    names.join(", ")
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = wgpu::Backends::all().with_env();
+    desc.backends = backends;
     desc.flags = wgpu::InstanceFlags::from_build_config().with_env();
     wgpu::Instance::new(desc)
 }
 
 /// Every adapter on every enabled backend (`WGPU_BACKEND` narrows them), in
 /// enumeration order: the index `VAE_VS_GAN_ADAPTER` refers to.
-pub fn list_adapters() -> Vec<AdapterEntry> {
-    let inst = instance();
-    let backends = wgpu::Backends::all().with_env();
-    pollster::block_on(inst.enumerate_adapters(backends))
+pub fn list_adapters() -> Result<Vec<AdapterEntry>> {
+    let backends = enabled_backends()?;
+    let inst = instance(backends);
+    Ok(pollster::block_on(inst.enumerate_adapters(backends))
         .into_iter()
         .map(|adapter| {
             let info = adapter.get_info();
             AdapterEntry { adapter, info }
         })
-        .collect()
+        .collect())
 }
 
 /// The adapter `VAE_VS_GAN_ADAPTER` names, or else the best-ranked one.
 pub fn select_adapter(mut entries: Vec<AdapterEntry>) -> Result<AdapterEntry> {
     if entries.is_empty() {
         return Err(Error::NoAdapter {
-            backends: format!("{:?}", wgpu::Backends::all().with_env()),
+            backends: backend_names(enabled_backends()?),
         });
     }
     if let Ok(wanted) = std::env::var(ADAPTER_ENV) {
@@ -138,7 +178,7 @@ pub fn select_adapter(mut entries: Vec<AdapterEntry>) -> Result<AdapterEntry> {
                 available: entries
                     .iter()
                     .enumerate()
-                    .map(|(i, e)| format!("[{i}] {} ({:?})", e.info.name, e.info.backend))
+                    .map(|(i, e)| format!("[{i}] {} ({})", e.info.name, e.info.backend))
                     .collect::<Vec<_>>()
                     .join(", "),
             }),
@@ -158,7 +198,7 @@ impl Gpu {
 
     /// Open the selected adapter with the given options.
     pub fn with_options(opts: GpuOptions) -> Result<Gpu> {
-        let entry = select_adapter(list_adapters())?;
+        let entry = select_adapter(list_adapters()?)?;
         Gpu::from_adapter(entry.adapter, opts)
     }
 

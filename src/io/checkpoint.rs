@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
@@ -104,6 +105,7 @@ impl Checkpoint {
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path)
             .map_err(|e| Error::data(path, format!("cannot read checkpoint: {e}")))?;
+        check_offsets(path, &bytes)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
         let (_, meta) = SafeTensors::read_metadata(&bytes)
@@ -128,4 +130,61 @@ impl Checkpoint {
         }
         Ok(ck)
     }
+}
+
+/// The part of a safetensors header that [`check_offsets`] reads: every
+/// entry's data offsets, nothing else. It accepts every header the
+/// safetensors crate accepts (it ignores dtypes and shapes).
+#[derive(Deserialize)]
+struct Offsets {
+    #[serde(rename = "__metadata__")]
+    _metadata: Option<HashMap<String, String>>,
+    #[serde(flatten)]
+    tensors: HashMap<String, TensorOffsets>,
+}
+
+#[derive(Deserialize)]
+struct TensorOffsets {
+    data_offsets: (u64, u64),
+}
+
+/// Refuse a tensor whose data offsets run past the end of the file, before
+/// the safetensors crate sees them: it adds the last tensor's end offset to
+/// the header length unchecked, an overflow panic (where overflow checks are
+/// on) for offsets near 2^64, which a chain of tensors of up to 2^61 bytes
+/// each passes its other checks with. A header that does not parse here is
+/// left to the safetensors crate, whose error names the problem.
+fn check_offsets(path: &Path, bytes: &[u8]) -> Result<()> {
+    let Some(&len) = bytes.first_chunk::<8>() else {
+        return Ok(());
+    };
+    let n = u64::from_le_bytes(len);
+    // The safetensors crate refuses a larger header before parsing it.
+    const MAX_HEADER_SIZE: u64 = 100_000_000;
+    if n > MAX_HEADER_SIZE {
+        return Ok(());
+    }
+    let Some(header) = bytes.get(8..8 + n as usize) else {
+        return Ok(());
+    };
+    let data_len = (bytes.len() - 8 - header.len()) as u64;
+    let Ok(offsets) = serde_json::from_slice::<Offsets>(header) else {
+        return Ok(());
+    };
+    // Sorted, so the error names the same tensor every time.
+    let mut tensors: Vec<_> = offsets.tensors.into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in tensors {
+        let (s, e) = t.data_offsets;
+        if s > data_len || e > data_len {
+            return Err(Error::data(
+                path,
+                format!(
+                    "not a valid safetensors file: tensor {name} has data offsets [{s}, {e}] \
+                     past the end of its {data_len} data bytes"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -5,5 +5,5 @@
 pub mod atomic;
 pub mod checkpoint;
 
-pub use atomic::write_atomic;
+pub use atomic::{remove_stale_temps, write_atomic};
 pub use checkpoint::Checkpoint;

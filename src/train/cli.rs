@@ -1,6 +1,8 @@
-//! Command-line options both training examples share.
+//! Command-line options both training examples share, and how every
+//! example ends.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -14,14 +16,14 @@ pub struct CommonArgs {
     /// Hyperparameter preset (default: article on a GPU, smoke on a CPU adapter).
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
     /// Learning rate (for the GAN: both optimizers).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f32>,
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub latent_dim: Option<usize>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -38,7 +40,7 @@ pub struct CommonArgs {
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Use only the first N training images.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub train_images: Option<usize>,
     /// Replace a run already in --out.
     #[arg(long)]
@@ -83,6 +85,23 @@ impl CommonArgs {
             train_images: self.train_images,
             overwrite: self.overwrite,
             plots: true,
+            reuse_finished: false,
+        }
+    }
+}
+
+/// How every example's `main` ends: on an error, `Error: <message>` and
+/// each cause on stderr and exit status 1 (no stack backtrace, even with
+/// `RUST_BACKTRACE` set: backtraces are for panics, which are bugs).
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
         }
     }
 }

@@ -10,7 +10,9 @@ use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
-use crate::train::session::{prepare_out, prior_grid, RunOptions, Session};
+use crate::train::session::{
+    check_out, check_run, create_out, prior_grid, RunOptions, Schedule, Session,
+};
 use crate::train::{EpochMetrics, Metrics, Preset};
 
 /// A GAN run: the common options and the GAN's own.
@@ -41,7 +43,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     let (preset, out) = (opts.preset, opts.out.as_path());
     let p = preset.gan();
     let dir = opts.data_dir();
-    prepare_out(out, opts.resume, opts.overwrite)?;
+    check_out(out, opts.resume, opts.overwrite)?;
     let lr_g = opts.lr.unwrap_or(p.lr_g);
     let config = GanConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
@@ -52,6 +54,13 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
         head: run.head.unwrap_or(p.head),
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
+    check_run(
+        opts,
+        epochs,
+        config.batch,
+        config.latent,
+        &[("--lr", config.adam_g.lr), ("--lr-d", config.adam_d.lr)],
+    )?;
     let train = data::load(
         opts.dataset,
         &dir,
@@ -82,6 +91,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
         ("lr_g".into(), config.adam_g.lr.to_string()),
         ("lr_d".into(), config.adam_d.lr.to_string()),
     ];
+    create_out(out, opts.resume, opts.overwrite)?;
     let mut session = Session::start(
         gpu,
         out,
@@ -93,13 +103,17 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
         |ck, path| gan.restore(gpu, ck, path),
     )?;
     let ts = gan.train_step(gpu, &session.state, &train_gpu)?;
+    let schedule = Schedule {
+        seed: config.seed,
+        batch: config.batch,
+        epochs,
+        names: &["g_loss", "d_loss"],
+    };
     session.run_epochs(
         &ts.step,
         &train_gpu,
-        config.seed,
-        config.batch,
-        epochs,
-        &["g_loss", "d_loss"],
+        schedule,
+        || gan.checkpoint(gpu),
         |epoch, run| {
             let (g, d) = (run.mean_losses[SLOT_G], run.mean_losses[SLOT_D]);
             println!(
@@ -124,7 +138,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
                 images_per_sec: run.images_per_sec,
                 ..Default::default()
             };
-            Ok((m, gan.checkpoint(gpu)?))
+            Ok(m)
         },
     )?;
     let metrics = session.metrics;

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod gan_run;
+pub mod interrupt;
 pub mod metrics;
 pub mod preset;
 pub mod run;
@@ -12,4 +13,4 @@ pub mod vae_run;
 
 pub use metrics::{AdapterDesc, EpochMetrics, Metrics};
 pub use preset::{GanPreset, Preset, VaePreset};
-pub use run::{progress_bar, run_epoch, EpochRun};
+pub use run::{progress_bar, run_epoch, EpochOutcome, EpochPlan, EpochProgress, EpochRun};

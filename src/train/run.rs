@@ -1,15 +1,18 @@
 //! The epoch loop shared by the training examples: submit recorded steps in
 //! chunks (several steps per submit), read the loss ring once per chunk,
-//! stop at the first NaN or infinite loss naming its step, and measure
-//! images per second by the wall clock.
+//! stop at the first NaN or infinite loss naming its step, stop after the
+//! chunk in flight when interrupted (Ctrl-C), and measure images per
+//! second by the wall clock.
 
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
 
 use crate::data::GpuDataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState};
+use crate::train::interrupt;
 
 /// Steps per submit (and per loss readback) in the training loop.
 pub const STEPS_PER_SUBMIT: usize = 16;
@@ -26,6 +29,38 @@ pub struct EpochRun {
     pub images_per_sec: f64,
 }
 
+/// How far an interrupted epoch got: what resuming it continues from.
+/// The step counter picks each batch and the epoch's order is seeded, so
+/// the continued epoch runs exactly the steps the uninterrupted one would.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// Steps of the epoch done.
+    pub steps: usize,
+    /// Sum of each loss slot over those steps.
+    pub sums: Vec<f64>,
+    /// Wall-clock seconds they took.
+    pub seconds: f64,
+}
+
+/// How an epoch ended.
+#[derive(Clone, Debug)]
+pub enum EpochOutcome {
+    Done(EpochRun),
+    /// Interrupted after the chunk in flight.
+    Interrupted(EpochProgress),
+}
+
+/// Which epoch to run and how: the shuffle seed, the batch size, the names
+/// of the ring's loss slots, and where an interrupted epoch resumes.
+#[derive(Clone, Debug)]
+pub struct EpochPlan<'a> {
+    pub seed: u64,
+    pub epoch: usize,
+    pub batch: usize,
+    pub names: &'a [&'a str],
+    pub from: Option<EpochProgress>,
+}
+
 /// A progress bar for `steps` steps: epoch, step, loss, images/s, ETA.
 pub fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     let pb = ProgressBar::new(steps as u64);
@@ -38,20 +73,18 @@ pub fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
     pb
 }
 
-/// Run one epoch of `step` over `data` (shuffled for `epoch` from `seed`),
-/// `batch` images per step. `names` names the ring's loss slots.
-#[allow(clippy::too_many_arguments)]
+/// Run one epoch of `step` over `data` (shuffled for the plan's epoch
+/// from its seed), from where `plan.from` left it. Returns early, after the
+/// chunk in flight, when an interrupt was asked for.
 pub fn run_epoch(
     gpu: &Gpu,
     step: &Step,
     state: &StepState,
     data: &GpuDataset,
-    seed: u64,
-    epoch: usize,
-    batch: usize,
-    names: &[&str],
+    plan: &EpochPlan,
     pb: &ProgressBar,
-) -> Result<EpochRun> {
+) -> Result<EpochOutcome> {
+    let (batch, epoch, names) = (plan.batch, plan.epoch, plan.names);
     let steps = data.batches(batch);
     if steps == 0 {
         return Err(Error::invalid(
@@ -59,12 +92,19 @@ pub fn run_epoch(
             format!("batch {batch} is larger than the {} images", data.len),
         ));
     }
-    data.shuffle(gpu, seed, epoch)?;
+    data.shuffle(gpu, plan.seed, epoch)?;
+    let from_progress = plan.from.clone().unwrap_or_default();
+    let mut done = from_progress.steps;
+    let mut sums = if from_progress.sums.len() == names.len() {
+        from_progress.sums
+    } else {
+        vec![0.0f64; names.len()]
+    };
     let mut from = state.steps_done(gpu)?;
-    let first = from;
-    let mut sums = vec![0.0f64; names.len()];
+    let first = from - done as u64;
     let t0 = Instant::now();
-    let mut done = 0;
+    let seconds = || from_progress.seconds + t0.elapsed().as_secs_f64();
+    pb.set_position(done as u64);
     while done < steps {
         let chunk = (steps - done).min(STEPS_PER_SUBMIT).min(state.capacity);
         let list: Vec<&Step> = std::iter::repeat_n(step, chunk).collect();
@@ -87,7 +127,6 @@ pub fn run_epoch(
         }
         from += rows.len() as u64;
         done += chunk;
-        let secs = t0.elapsed().as_secs_f64();
         let last: Vec<String> = names
             .iter()
             .zip(&rows.last().map(|r| r.values.clone()).unwrap_or_default())
@@ -97,16 +136,24 @@ pub fn run_epoch(
         pb.set_message(format!(
             "{} | {:.0} img/s",
             last.join(" "),
-            (done * batch) as f64 / secs
+            (done * batch) as f64 / seconds()
         ));
+        if interrupt::requested() && done < steps {
+            pb.abandon();
+            return Ok(EpochOutcome::Interrupted(EpochProgress {
+                steps: done,
+                sums,
+                seconds: seconds(),
+            }));
+        }
     }
-    let seconds = t0.elapsed().as_secs_f64();
+    let seconds = seconds();
     pb.finish_and_clear();
-    Ok(EpochRun {
+    Ok(EpochOutcome::Done(EpochRun {
         mean_losses: sums.iter().map(|s| s / steps as f64).collect(),
         steps,
         global_steps: from,
         seconds,
         images_per_sec: (steps * batch) as f64 / seconds,
-    })
+    }))
 }

@@ -11,7 +11,9 @@ use crate::gpu::Gpu;
 use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
-use crate::train::session::{prepare_out, prior_grid, RunOptions, Session};
+use crate::train::session::{
+    check_out, check_run, create_out, prior_grid, RunOptions, Schedule, Session,
+};
 use crate::train::{EpochMetrics, Metrics, Preset};
 
 /// A VAE run: the common options and the VAE's own.
@@ -40,7 +42,7 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
     let p = preset.vae()?;
     let dataset = opts.dataset;
     let dir = opts.data_dir();
-    prepare_out(out, opts.resume, opts.overwrite)?;
+    check_out(out, opts.resume, opts.overwrite)?;
     let config = VaeConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
         batch: opts.batch_size.unwrap_or(p.batch),
@@ -49,6 +51,13 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
         binarize: run.binarize,
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
+    check_run(
+        opts,
+        epochs,
+        config.batch,
+        config.latent,
+        &[("--lr", config.adam.lr)],
+    )?;
     let train = data::load(
         dataset,
         &dir,
@@ -71,6 +80,7 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
     );
 
     let meta = run_metadata(&config, preset, train.len(), dataset);
+    create_out(out, opts.resume, opts.overwrite)?;
     let mut session = Session::start(
         gpu,
         out,
@@ -82,13 +92,17 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
         |ck, path| vae.restore(gpu, ck, path),
     )?;
     let ts = vae.train_step(gpu, &session.state, &train_gpu)?;
+    let schedule = Schedule {
+        seed: config.seed,
+        batch: config.batch,
+        epochs,
+        names: &["recon", "kl"],
+    };
     session.run_epochs(
         &ts.step,
         &train_gpu,
-        config.seed,
-        config.batch,
-        epochs,
-        &["recon", "kl"],
+        schedule,
+        || vae.checkpoint(gpu),
         |epoch, run| {
             let train_loss = run.mean_losses[SLOT_RECON] + run.mean_losses[SLOT_KL];
             let test_loss = vae.test_loss(gpu, &test_gpu, 500)?;
@@ -126,7 +140,7 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
                 images_per_sec: run.images_per_sec,
                 ..Default::default()
             };
-            Ok((m, vae.checkpoint(gpu)?))
+            Ok(m)
         },
     )?;
     let metrics = session.metrics;

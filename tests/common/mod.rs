@@ -137,3 +137,29 @@ pub fn assert_err_mentions<T>(r: vae_vs_gan::Result<T>, parts: &[&str]) {
         }
     }
 }
+
+/// An example binary built by `cargo test` beside this test binary
+/// (`target/<profile>/examples/NAME`), to drive as a user would.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>/deps");
+    let p = dir.join("examples").join(name);
+    assert!(
+        p.is_file(),
+        "{} not built: `cargo test` builds the examples before it runs tests",
+        p.display()
+    );
+    p
+}
+
+/// `example(name)` as a command run from the repository root (where the
+/// default data paths point), with a private XDG_RUNTIME_DIR.
+pub fn example_cmd(name: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(example(name));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c.stdin(std::process::Stdio::null());
+    c
+}
