@@ -227,6 +227,7 @@ fn compare_refuses_bad_options_before_writing() {
         (|o| o.samples = Some(3), "--samples 3"),
         (|o| o.seeds = 0, "--seeds"),
         (|o| o.iwae_k = 0, "--iwae-k"),
+        (|o| o.iwae_k = 1_000_000_000, "--iwae-k 1000000000 needs"),
         (|o| o.iwae_images = Some(20_000), "--iwae-images"),
         (
             |o| {
@@ -251,6 +252,12 @@ fn compare_refuses_bad_options_before_writing() {
         assert!(e.contains(want), "{want}: {e}");
         assert!(!out.exists(), "{want}: wrote {}", out.display());
     }
+    // An --out that cannot be written (its parent is a file) is refused
+    // before any work, not after the scoring.
+    let e = compare(g, &tiny(&file.join("run")))
+        .expect_err("must refuse")
+        .to_string();
+    assert!(e.contains("cannot write there"), "{e}");
 }
 
 #[test]

@@ -582,3 +582,42 @@ fn resuming_on_another_adapter_warns() {
         "{err}"
     );
 }
+
+/// train_classifier refuses, before any work: an --out holding a
+/// classifier (the shipped one included) without --overwrite, --epochs 0
+/// (which would write nothing), and an --out that is a file, each naming
+/// the path; the shipped classifier stays as it was.
+#[test]
+fn train_classifier_refuses_before_any_work() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/classifier/classifier.safetensors");
+    let before = std::fs::read(&shipped).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("a-file");
+    std::fs::write(&file, b"keep me").unwrap();
+    let fresh = d.path().join("fresh");
+    for (args, want) in [
+        (
+            vec!["--out", "data/classifier"],
+            "a classifier is already there",
+        ),
+        (
+            vec!["--epochs", "0", "--out", fresh.to_str().unwrap()],
+            "--epochs must be at least 1",
+        ),
+        (vec!["--out", file.to_str().unwrap()], "is a file"),
+        (
+            vec!["--lr", "-0.5", "--out", fresh.to_str().unwrap()],
+            "--lr -0.5",
+        ),
+    ] {
+        let mut c = example_cmd("train_classifier");
+        c.args(&args);
+        let (code, err) = output(c);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(&shipped).unwrap(), before);
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    assert!(!fresh.exists());
+}
