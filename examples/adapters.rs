@@ -5,13 +5,14 @@
 //! Select another with `VAE_VS_GAN_ADAPTER=<index or name substring>`, and
 //! narrow backends with `WGPU_BACKEND=vulkan|metal|dx12|gl`.
 
-use vae_vs_gan::gpu::{list_adapters, select_adapter, ADAPTER_ENV};
+use vae_vs_gan::gpu::{list_adapters, select_adapter, KernelPolicy, ADAPTER_ENV, KERNELS_ENV};
 
 fn main() -> std::process::ExitCode {
     vae_vs_gan::train::cli::exit_code(run())
 }
 
 fn run() -> anyhow::Result<()> {
+    let policy = KernelPolicy::from_env()?;
     let entries = list_adapters()?;
     if entries.is_empty() {
         // The same error the engine gives, with how to get an adapter.
@@ -50,6 +51,15 @@ fn run() -> anyhow::Result<()> {
             has(wgpu::Features::SUBGROUP),
             has(wgpu::Features::TIMESTAMP_QUERY),
             has(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
+        );
+        let cpu = |p: KernelPolicy| if p.cpu_kernels(info.device_type) { "cpu" } else { "gpu" };
+        let forced = match policy {
+            KernelPolicy::Auto => String::new(),
+            p => format!("; {KERNELS_ENV}={} makes it {}", p.name(), cpu(p)),
+        };
+        println!(
+            "    kernels: auto picks the {} kernels{forced}",
+            cpu(KernelPolicy::Auto)
         );
     }
     let chosen = select_adapter(list_adapters()?)?;

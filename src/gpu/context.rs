@@ -10,6 +10,66 @@ use crate::gpu::pipeline::PipelineCache;
 /// `cargo run --example adapters`) or by a case-insensitive name substring.
 pub const ADAPTER_ENV: &str = "VAE_VS_GAN_ADAPTER";
 
+/// Environment variable that forces the kernel policy ([`KernelPolicy`]).
+pub const KERNELS_ENV: &str = "VAE_VS_GAN_KERNELS";
+
+/// Which kernel choices (GEMM main loop, tiles, split-K) the engine makes.
+/// `Auto` picks by adapter type; `Gpu` and `Cpu` force what it would pick
+/// on a discrete GPU or on a CPU driver, whatever the adapter, so a CPU
+/// driver can run (and CI can test) exactly what a GPU would execute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelPolicy {
+    #[default]
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+impl KernelPolicy {
+    /// The names `VAE_VS_GAN_KERNELS` takes.
+    pub const NAMES: [&'static str; 3] = ["auto", "gpu", "cpu"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPolicy::Auto => "auto",
+            KernelPolicy::Gpu => "gpu",
+            KernelPolicy::Cpu => "cpu",
+        }
+    }
+
+    /// Parse a policy name (case-insensitive); an unknown one is refused
+    /// with the valid ones.
+    pub fn parse(s: &str) -> Result<KernelPolicy> {
+        match s.trim().to_lowercase().as_str() {
+            "auto" | "" => Ok(KernelPolicy::Auto),
+            "gpu" => Ok(KernelPolicy::Gpu),
+            "cpu" => Ok(KernelPolicy::Cpu),
+            _ => Err(Error::invalid(
+                "VAE_VS_GAN_KERNELS",
+                format!("{s:?} is no kernel policy: use one of {}", Self::NAMES.join(", ")),
+            )),
+        }
+    }
+
+    /// The policy `VAE_VS_GAN_KERNELS` names (`Auto` when unset).
+    pub fn from_env() -> Result<KernelPolicy> {
+        match std::env::var(KERNELS_ENV) {
+            Ok(s) => KernelPolicy::parse(&s),
+            Err(_) => Ok(KernelPolicy::Auto),
+        }
+    }
+
+    /// Whether this policy makes the CPU-driver choices on an adapter of
+    /// type `device_type`.
+    pub fn cpu_kernels(self, device_type: wgpu::DeviceType) -> bool {
+        match self {
+            KernelPolicy::Auto => device_type == wgpu::DeviceType::Cpu,
+            KernelPolicy::Gpu => false,
+            KernelPolicy::Cpu => true,
+        }
+    }
+}
+
 /// Which device limits to request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitsPolicy {
@@ -26,6 +86,8 @@ pub struct GpuOptions {
     pub limits: LimitsPolicy,
     /// Request timestamp queries when the adapter has them.
     pub timestamps: bool,
+    /// The kernel policy; `None` takes `VAE_VS_GAN_KERNELS` (default auto).
+    pub kernels: Option<KernelPolicy>,
 }
 
 impl Default for GpuOptions {
@@ -33,6 +95,7 @@ impl Default for GpuOptions {
         GpuOptions {
             limits: LimitsPolicy::AdapterBuffers,
             timestamps: true,
+            kernels: None,
         }
     }
 }
@@ -66,6 +129,7 @@ pub struct Gpu {
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounter>,
     errors: Arc<Mutex<Vec<String>>>,
+    kernels: KernelPolicy,
 }
 
 /// One adapter as enumerated, with the facts the `adapters` example prints.
@@ -204,6 +268,10 @@ impl Gpu {
 
     /// Open a device on a specific adapter.
     pub fn from_adapter(adapter: wgpu::Adapter, opts: GpuOptions) -> Result<Gpu> {
+        let kernels = match opts.kernels {
+            Some(k) => k,
+            None => KernelPolicy::from_env()?,
+        };
         let info = adapter.get_info();
         let have = adapter.limits();
         let mut limits = wgpu::Limits::default();
@@ -245,6 +313,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             memory: Arc::default(),
             errors,
+            kernels,
         })
     }
 
@@ -254,6 +323,30 @@ impl Gpu {
             "{} ({:?}, {:?})",
             self.info.name, self.info.backend, self.info.device_type
         )
+    }
+
+    /// The kernel choices in words: `gpu kernels (forced by
+    /// VAE_VS_GAN_KERNELS)`, `cpu kernels (auto: CPU adapter)`.
+    pub fn describe_kernels(&self) -> String {
+        let chosen = if self.cpu_kernels() { "cpu" } else { "gpu" };
+        match self.kernels {
+            KernelPolicy::Auto => format!(
+                "{chosen} kernels (auto: {} adapter)",
+                if self.is_cpu() { "CPU" } else { "GPU" }
+            ),
+            _ => format!("{chosen} kernels (forced by {KERNELS_ENV})"),
+        }
+    }
+
+    /// The kernel policy this device was opened with.
+    pub fn kernel_policy(&self) -> KernelPolicy {
+        self.kernels
+    }
+
+    /// Whether kernels are chosen as for a CPU driver: by the policy, and
+    /// under `auto` by the adapter type.
+    pub fn cpu_kernels(&self) -> bool {
+        self.kernels.cpu_kernels(self.info.device_type)
     }
 
     /// True on a CPU driver such as lavapipe.

@@ -8,7 +8,10 @@ pub mod state;
 pub mod tensor;
 
 pub use crate::shaders::Shader;
-pub use context::{list_adapters, select_adapter, Gpu, GpuOptions, LimitsPolicy, ADAPTER_ENV};
+pub use context::{
+    list_adapters, select_adapter, Gpu, GpuOptions, KernelPolicy, LimitsPolicy, ADAPTER_ENV,
+    KERNELS_ENV,
+};
 pub use pipeline::{Access, Kernel};
 pub use recorder::{f32_param, grid, DispatchTime, Step};
 pub use state::{StepLosses, StepState};

@@ -75,7 +75,7 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 /// Open the selected adapter and print one line naming it.
 pub fn open_gpu() -> Result<Gpu> {
     let gpu = Gpu::new()?;
-    eprintln!("adapter: {}", gpu.describe());
+    eprintln!("adapter: {}; {}", gpu.describe(), gpu.describe_kernels());
     Ok(gpu)
 }
 

@@ -17,10 +17,11 @@ pub fn gpu() -> &'static Gpu {
         let opts = GpuOptions {
             limits: LimitsPolicy::WebGpuDefaults,
             timestamps: true,
+            kernels: None,
         };
         match Gpu::with_options(opts) {
             Ok(g) => {
-                eprintln!("test adapter: {}", g.describe());
+                eprintln!("test adapter: {}; {}", g.describe(), g.describe_kernels());
                 g
             }
             Err(e) => panic!("GPU tests need an adapter: {e}"),

@@ -70,7 +70,7 @@ pub(crate) fn record(
     let op = call.op;
     let main = cfg
         .main
-        .unwrap_or_else(|| Main::auto(gpu.is_cpu(), call.m, call.n));
+        .unwrap_or_else(|| Main::auto(gpu.cpu_kernels(), call.m, call.n));
     let tile = cfg.tile.unwrap_or_else(|| match main {
         Main::Tiled => Tile::auto(call.m, call.n),
         Main::Direct => Tile::direct_auto(call.m, call.n),
