@@ -47,6 +47,14 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The GPU device was lost (driver reset, GPU timeout, destroyed): no
+    /// later GPU work can succeed.
+    #[error(
+        "the GPU device was lost while {context} ({reason}); nothing more can run on it: \
+         restart the program (a training run resumes from its last checkpoint)"
+    )]
+    DeviceLost { context: String, reason: String },
+
     /// A validation, out-of-memory or internal error reported by wgpu.
     #[error("GPU error in {context}: {message}")]
     Gpu { context: String, message: String },

@@ -119,3 +119,30 @@ fn recorder_profile_times_every_dispatch() {
     assert_eq!(t.iter().map(|d| d.op).collect::<Vec<_>>(), ["relu", "tanh"]);
     assert!(t.iter().all(|d| d.seconds >= 0.0 && d.seconds < 10.0));
 }
+
+/// A lost device (here destroyed; on a user's machine a driver reset or a
+/// GPU timeout) ends the next GPU call with one error saying so and what
+/// was running: not a hang, not a bare map failure. Its own device, so the
+/// shared test device lives on.
+#[test]
+fn a_lost_device_is_one_clear_error() {
+    let g = vae_vs_gan::Gpu::with_options(vae_vs_gan::GpuOptions::default()).unwrap();
+    let x = Tensor::from_f32(&g, &[4], &[1.0, 2.0, 3.0, 4.0], "x").unwrap();
+    let y = Tensor::zeros(&g, &[4], "y").unwrap();
+    let mut s = Step::new("after the loss");
+    Activation::Relu.forward(&g, &mut s, &x, &y).unwrap();
+    assert_eq!(x.read_f32(&g).unwrap(), [1.0, 2.0, 3.0, 4.0]);
+    g.device.destroy();
+    let e = x.read_f32(&g).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::DeviceLost { .. }), "{msg}");
+    assert!(
+        msg.contains("reading back x") && msg.contains("restart"),
+        "{msg}"
+    );
+    let e = g.run(&[&s]).unwrap_err().to_string();
+    assert!(
+        e.contains("device was lost") && e.contains("after the loss"),
+        "{e}"
+    );
+}

@@ -621,3 +621,34 @@ fn train_classifier_refuses_before_any_work() {
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     assert!(!fresh.exists());
 }
+
+/// A user's shell has no XDG_RUNTIME_DIR: opening the adapter prints no
+/// "error:" line (Mesa's device-select layer and the GL probe used to),
+/// and `adapters` says which kernels auto picks.
+#[test]
+fn no_error_lines_without_xdg_runtime_dir() {
+    let mut c = example_cmd("adapters");
+    c.env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY");
+    let o = c.output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(!err.to_lowercase().contains("error"), "{err}");
+    assert!(out.contains("kernels: auto picks the"), "{out}");
+    let mut c = example_cmd("train_vae");
+    c.env_remove("XDG_RUNTIME_DIR").args([
+        "--preset",
+        "tiny",
+        "--epochs",
+        "0",
+        "--out",
+        "/nonexistent/x",
+    ]);
+    let (code, err) = output(c);
+    assert_eq!(code, Some(1));
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("rror")).collect();
+    assert_eq!(lines.len(), 1, "one error line, the refusal: {err}");
+}

@@ -46,7 +46,10 @@ impl KernelPolicy {
             "cpu" => Ok(KernelPolicy::Cpu),
             _ => Err(Error::invalid(
                 "VAE_VS_GAN_KERNELS",
-                format!("{s:?} is no kernel policy: use one of {}", Self::NAMES.join(", ")),
+                format!(
+                    "{s:?} is no kernel policy: use one of {}",
+                    Self::NAMES.join(", ")
+                ),
             )),
         }
     }
@@ -129,6 +132,8 @@ pub struct Gpu {
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounter>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Set by wgpu's device-lost callback: why the device was lost.
+    lost: Arc<Mutex<Option<String>>>,
     kernels: KernelPolicy,
 }
 
@@ -195,25 +200,60 @@ pub fn backend_names(b: wgpu::Backends) -> String {
     names.join(", ")
 }
 
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` probes for
+/// a Wayland display while the loader enumerates devices, and prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." where
+/// there is none (CI, containers, ssh): a new user reads that as a failure.
+/// With neither `XDG_RUNTIME_DIR` nor `WAYLAND_DISPLAY` set no Wayland
+/// session can exist, the layer has nothing to select by, and the engine
+/// ranks adapters itself; so the layer is switched off there with its own
+/// documented switch, `NODEVICE_SELECT=1`, unless the user set it.
+fn quiet_mesa_device_select() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let unset = |k: &str| std::env::var_os(k).is_none();
+        if unset("XDG_RUNTIME_DIR") && unset("WAYLAND_DISPLAY") && unset("NODEVICE_SELECT") {
+            std::env::set_var("NODEVICE_SELECT", "1");
+        }
+    });
+}
+
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    quiet_mesa_device_select();
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     desc.flags = wgpu::InstanceFlags::from_build_config().with_env();
     wgpu::Instance::new(desc)
 }
 
-/// Every adapter on every enabled backend (`WGPU_BACKEND` narrows them), in
-/// enumeration order: the index `VAE_VS_GAN_ADAPTER` refers to.
+/// Every adapter on the enabled backends, in enumeration order: the index
+/// `VAE_VS_GAN_ADAPTER` refers to. With `WGPU_BACKEND` set, exactly the
+/// backends it names; unset, Vulkan, Metal and DX12 first, and GL only when
+/// none of them has an adapter (probing GL opens EGL, which prints errors
+/// on machines without a display).
 pub fn list_adapters() -> Result<Vec<AdapterEntry>> {
+    let asked = std::env::var("WGPU_BACKEND").is_ok();
     let backends = enabled_backends()?;
+    let mut found = enumerate(if asked {
+        backends
+    } else {
+        wgpu::Backends::PRIMARY
+    });
+    if found.is_empty() && !asked {
+        found = enumerate(wgpu::Backends::GL);
+    }
+    Ok(found)
+}
+
+fn enumerate(backends: wgpu::Backends) -> Vec<AdapterEntry> {
     let inst = instance(backends);
-    Ok(pollster::block_on(inst.enumerate_adapters(backends))
+    pollster::block_on(inst.enumerate_adapters(backends))
         .into_iter()
         .map(|adapter| {
             let info = adapter.get_info();
             AdapterEntry { adapter, info }
         })
-        .collect())
+        .collect()
 }
 
 /// The adapter `VAE_VS_GAN_ADAPTER` names, or else the best-ranked one.
@@ -304,6 +344,13 @@ impl Gpu {
                 v.push(e.to_string());
             }
         }));
+        let lost: Arc<Mutex<Option<String>>> = Arc::default();
+        let why = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut w) = why.lock() {
+                w.get_or_insert(format!("{reason:?}: {message}"));
+            }
+        });
         Ok(Gpu {
             device,
             queue,
@@ -313,6 +360,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             memory: Arc::default(),
             errors,
+            lost,
             kernels,
         })
     }
@@ -385,8 +433,21 @@ impl Gpu {
         self.check_errors(context)
     }
 
-    /// Report (and clear) errors wgpu raised outside an error scope.
+    /// Why the device was lost, if it was (a driver reset, a GPU timeout,
+    /// `destroy`).
+    pub fn lost(&self) -> Option<String> {
+        self.lost.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Report (and clear) errors wgpu raised outside an error scope; a lost
+    /// device first, since every later error follows from it.
     pub fn check_errors(&self, context: &str) -> Result<()> {
+        if let Some(reason) = self.lost() {
+            return Err(Error::DeviceLost {
+                context: context.to_string(),
+                reason,
+            });
+        }
         let mut errs = self.errors.lock().map_err(|_| Error::Gpu {
             context: context.to_string(),
             message: "error sink poisoned".into(),

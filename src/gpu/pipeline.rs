@@ -6,7 +6,7 @@
 //! layer records its dispatches at model build time, never per step.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -91,6 +91,21 @@ pub struct PipelineCache {
     modules: Mutex<HashMap<(String, bool), wgpu::ShaderModule>>,
     layouts: Mutex<HashMap<Vec<Access>, wgpu::BindGroupLayout>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    /// The WGSL of every module a pipeline was created from, by kernel key
+    /// (what `examples/dump_kernels.rs` writes out for a second compiler).
+    sources: Mutex<BTreeMap<String, String>>,
+}
+
+impl PipelineCache {
+    /// (key, WGSL source) of every module compiled so far, sorted by key.
+    pub fn compiled_kernels(&self) -> Vec<(String, String)> {
+        // a poisoned lock still holds a consistent map (inserts only)
+        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect()
+    }
 }
 
 fn poisoned(what: &str) -> Error {
@@ -101,6 +116,12 @@ fn poisoned(what: &str) -> Error {
 }
 
 impl Gpu {
+    /// (key, WGSL source) of every distinct shader module this device has
+    /// compiled a pipeline from, sorted by key: what its recorded steps run.
+    pub fn compiled_kernels(&self) -> Vec<(String, String)> {
+        self.pipelines.compiled_kernels()
+    }
+
     /// The bind group layout for a kernel's bindings (uniform + storage).
     pub fn bind_group_layout(&self, access: &[Access]) -> Result<wgpu::BindGroupLayout> {
         let mut layouts = self
@@ -215,6 +236,12 @@ impl Gpu {
                 message: err.to_string(),
             });
         }
+        self.pipelines
+            .sources
+            .lock()
+            .map_err(|_| poisoned("sources"))?
+            .entry(kernel.key.clone())
+            .or_insert_with(|| kernel.source.to_string());
         self.pipelines
             .pipelines
             .lock()

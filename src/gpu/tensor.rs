@@ -180,10 +180,12 @@ impl Tensor {
             label: self.label.to_string(),
             message,
         };
-        gpu.sync(&format!("reading back {}", self.label))?;
-        rx.recv()
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(|e| fail(e.to_string()))?;
+        let context = format!("reading back {}", self.label);
+        gpu.sync(&context)?;
+        let mapped = rx.recv().map_err(|e| fail(e.to_string()))?;
+        // A lost device fails the map: say that, not a bare map error.
+        gpu.check_errors(&context)?;
+        mapped.map_err(|e| fail(e.to_string()))?;
         let view = staging
             .get_mapped_range(..)
             .map_err(|e| fail(e.to_string()))?;
