@@ -52,7 +52,13 @@ fn run() -> anyhow::Result<()> {
             has(wgpu::Features::TIMESTAMP_QUERY),
             has(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES),
         );
-        let cpu = |p: KernelPolicy| if p.cpu_kernels(info.device_type) { "cpu" } else { "gpu" };
+        let cpu = |p: KernelPolicy| {
+            if p.cpu_kernels(info.device_type) {
+                "cpu"
+            } else {
+                "gpu"
+            }
+        };
         let forced = match policy {
             KernelPolicy::Auto => String::new(),
             p => format!("; {KERNELS_ENV}={} makes it {}", p.name(), cpu(p)),
