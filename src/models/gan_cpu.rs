@@ -472,7 +472,28 @@ impl<T: Real> GanCpu<T> {
     /// `counters[0] == step`: returns losses and gradients, updates the
     /// parameters, moments and running statistics in place.
     pub fn train_step(&mut self, step: u64, perm: &[u32], images: &[u8]) -> Result<GanCpuStep<T>> {
-        let (b, l, seed) = (self.config.batch, self.config.latent, self.config.seed);
+        let (n, seed) = (self.config.batch * self.config.latent, self.config.seed);
+        let z: Vec<T> = Philox::new(seed, STREAM_Z).normal_cpu(step as u32, n);
+        self.train_step_with_noise(step, perm, images, z)
+    }
+
+    /// [`Self::train_step`] with the latents `z` (`B * L` values) given: a
+    /// test feeds the very draws the GPU made, so both sides compute from
+    /// the same inputs whatever the accuracy of the driver's `log`/`cos`.
+    pub fn train_step_with_noise(
+        &mut self,
+        step: u64,
+        perm: &[u32],
+        images: &[u8],
+        z: Vec<T>,
+    ) -> Result<GanCpuStep<T>> {
+        let (b, l) = (self.config.batch, self.config.latent);
+        if z.len() != b * l {
+            return Err(Error::invalid(
+                "gan cpu",
+                format!("{} latent values for batch {b} x latent {l}", z.len()),
+            ));
+        }
         if b == 0 || perm.len() < b || images.len() < perm.len() * PIXELS {
             return Err(Error::invalid(
                 "gan cpu",
@@ -488,7 +509,6 @@ impl<T: Real> GanCpu<T> {
         // (1) The real batch in [-1, 1], the latents, the generator forward
         // (batch norm from batch statistics, running averages updated).
         let real: Vec<T> = gather_pixels_cpu(step, perm, images, b, PIXELS, PixelMap::SIGNED);
-        let z: Vec<T> = Philox::new(seed, STREAM_Z).normal_cpu(s, b * l);
         let gf = self.generate(z)?;
         let img = gf.img.clone();
 

@@ -157,7 +157,29 @@ impl<T: Real> VaeCpu<T> {
     /// `counters[0] == step`: returns losses and gradients, updates the
     /// parameters and moments in place.
     pub fn train_step(&mut self, step: u64, perm: &[u32], images: &[u8]) -> Result<CpuStep<T>> {
+        let n = self.config.batch * self.config.latent;
+        let eps: Vec<T> = Philox::new(self.config.seed, 1).normal_cpu(step as u32, n);
+        self.train_step_with_noise(step, perm, images, &eps)
+    }
+
+    /// [`Self::train_step`] with the reparameterisation noise `eps`
+    /// (`B * L` values) given: a test feeds the very draws the GPU made, so
+    /// both sides compute from the same inputs whatever the accuracy of the
+    /// driver's `log`/`cos` (WGSL allows 2^-11 absolute for `cos`).
+    pub fn train_step_with_noise(
+        &mut self,
+        step: u64,
+        perm: &[u32],
+        images: &[u8],
+        eps: &[T],
+    ) -> Result<CpuStep<T>> {
         let (b, l) = (self.config.batch, self.config.latent);
+        if eps.len() != b * l {
+            return Err(Error::invalid(
+                "vae cpu",
+                format!("{} noise values for batch {b} x latent {l}", eps.len()),
+            ));
+        }
         if b == 0 || perm.len() < b || images.len() < perm.len() * PIXELS {
             return Err(Error::invalid(
                 "vae cpu",
@@ -199,8 +221,7 @@ impl<T: Real> VaeCpu<T> {
             2 * l,
         );
         // Sampling.
-        let eps: Vec<T> = Philox::new(self.config.seed, 1).normal_cpu(step as u32, b * l);
-        let z = reparam_forward_cpu(&h, &eps, l);
+        let z = reparam_forward_cpu(&h, eps, l);
         // Decoder.
         let d0 = dense_forward_cpu(
             &z,
@@ -268,7 +289,7 @@ impl<T: Real> VaeCpu<T> {
         g.push(("decoder.0.bias", bias_grad_cpu(&dd0, 1568)));
         let dz = dense_backward_data_cpu(&dd0, self.w("decoder.0.weight"), b, l, 1568);
         // Through the sampling, plus the KL term's own gradient.
-        let dh: Vec<T> = reparam_backward_cpu(&h, &eps, &dz, l)
+        let dh: Vec<T> = reparam_backward_cpu(&h, eps, &dz, l)
             .iter()
             .zip(&kl.grad)
             .map(|(r, k)| T::from_f64(r.to_f64() + k.to_f64()))

@@ -164,3 +164,35 @@ pub fn example_cmd(name: &str) -> std::process::Command {
     c.stdin(std::process::Stdio::null());
     c
 }
+
+/// The normals the GPU's RNG kernel draws on stream `stream` of `seed` at
+/// step counters `0..steps` (`n` each), as f64: what a whole-step test
+/// feeds its CPU reference, so both sides compute from the same noise
+/// whatever the driver's transcendental accuracy. Each draw is checked
+/// only against what WGSL allows (`rng::NORMAL_ATOL`, derived from the
+/// spec's `cos` and `log` bounds, plus 1e-5 relative, as tests/rng.rs).
+pub fn gpu_normals(seed: u64, stream: u32, n: usize, steps: usize) -> Vec<Vec<f64>> {
+    use vae_vs_gan::gpu::StepState;
+    use vae_vs_gan::ops::rng::{fill_normal, Philox, NORMAL_ATOL};
+    let g = gpu();
+    let rng = Philox::new(seed, stream);
+    (0..steps as u32)
+        .map(|s| {
+            let state = StepState::new(g, 1, 1, s).unwrap();
+            let out = vae_vs_gan::Tensor::zeros(g, &[n], "normals").unwrap();
+            let mut step = Step::new("normal draws");
+            fill_normal(g, &mut step, rng, &state.counters, &out).unwrap();
+            run(&step);
+            let got: Vec<f64> = out.read_f32(g).unwrap().iter().map(|&v| v as f64).collect();
+            let want: Vec<f64> = rng.normal_cpu(s, n);
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                let tol = NORMAL_ATOL + 1e-5 * b.abs();
+                assert!(
+                    (a - b).abs() <= tol,
+                    "normal {i} at step {s}: gpu {a}, f64 {b}: beyond WGSL's bounds ({tol:e})"
+                );
+            }
+            got
+        })
+        .collect()
+}
