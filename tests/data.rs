@@ -278,3 +278,134 @@ fn data_trailing_bytes_and_absurd_headers_are_refused() {
     let e = read_idx(&p, None).unwrap_err().to_string();
     assert!(e.contains("truncated"), "{e}");
 }
+
+/// Found by the `idx` fuzz target in its first second (fuzz/README.md): a
+/// header whose sizes multiply past 2^64 panicked on overflow where overflow
+/// checks are on (the fuzz build, debug builds), and in a release build the
+/// product wraps, e.g. to 0 for 2^31 * 2^31 * 4, so a 20-byte file with those
+/// sizes would load as an array of 2^64 bytes holding none. Refused now,
+/// naming the file.
+#[test]
+fn data_sizes_whose_product_overflows_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("w-idx4-ubyte");
+    // The fuzzer's input, minimized: 18 bytes of a gzip stream cut short,
+    // enough to inflate to magic 00 00 08 07 and sizes 0xf9f9f9f9.
+    let found = [
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x63, 0x60, 0xe0, 0x60, 0xff,
+        0x39, 0x00, 0x00,
+    ];
+    std::fs::write(&p, found).unwrap();
+    for limit in [None, Some(0), Some(1)] {
+        let e = read_idx(&p, limit).unwrap_err().to_string();
+        assert!(e.contains("w-idx4-ubyte") && e.contains("absurd"), "{e}");
+    }
+    for dims in [
+        [1, 1 << 31, 1 << 31, 4],
+        [0, 1 << 31, 1 << 31, 4],
+        [1, u32::MAX, u32::MAX, u32::MAX],
+    ] {
+        for bytes in [
+            idx_bytes(0x804, &dims, &[]),
+            gz(&idx_bytes(0x804, &dims, &[])),
+        ] {
+            std::fs::write(&p, bytes).unwrap();
+            for limit in [None, Some(0), Some(1)] {
+                let e = read_idx(&p, limit).unwrap_err().to_string();
+                assert!(
+                    e.contains("w-idx4-ubyte") && e.contains("absurd"),
+                    "{dims:?}: {e}"
+                );
+            }
+        }
+    }
+}
+
+/// A bounded, seeded property check of the IDX reader, in the normal suite
+/// (the fuzz targets in fuzz/ explore far more, but only when run by hand).
+/// One small file of 2 images of 28x28 random bytes, plain and gzipped:
+/// every truncation, and 300 single-byte changes of each, read whole and as
+/// a 1-item subset.
+///
+/// What it catches: a panic; a truncated file that loads (every prefix must
+/// be refused, plain or gzip, subset read included); an error that does not
+/// name the file; a change in a plain file's 16-byte header that loads (each
+/// such change breaks the magic, the element type, the rank or a size, and
+/// no other rank or size fits the file's length); a plain file whose data
+/// bytes are not loaded exactly as they are (no checksum: a changed data
+/// byte must load, changed, in its place); a gzip file that loads anything
+/// but the original bytes (the CRC-32 and length catch changed data; the
+/// header's MTIME, XFL and OS bytes carry none).
+/// What it cannot catch: anything that needs another input: other ranks or
+/// sizes, gzip streams of several members or other compressors' choices,
+/// several changed bytes, files of hostile sizes; nor memory use or time
+/// (the fuzz targets run with memory and time limits for those).
+#[test]
+fn data_truncated_or_changed_idx_files_are_refused_or_load_what_they_hold() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    let mut rng = StdRng::seed_from_u64(0x1d8);
+    let pixels: Vec<u8> = (0..2 * 784).map(|_| rng.random::<u32>() as u8).collect();
+    let plain = idx_bytes(0x803, &[2, 28, 28], &pixels);
+    let z = gz(&plain);
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("p-idx3-ubyte");
+    let read = |bytes: &[u8]| {
+        std::fs::write(&p, bytes).unwrap();
+        [read_idx(&p, None), read_idx(&p, Some(1))]
+    };
+    let named = |e: &vae_vs_gan::Error| {
+        let e = e.to_string();
+        assert!(e.contains("p-idx3-ubyte"), "{e}");
+    };
+    for file in [&plain, &z] {
+        for n in 0..file.len() {
+            for r in read(&file[..n]) {
+                match r {
+                    Err(e) => named(&e),
+                    Ok(idx) => panic!("a {n}-byte prefix of {} loaded: {:?}", file.len(), idx.dims),
+                }
+            }
+        }
+        let [full, part] = read(file);
+        assert_eq!(full.unwrap().data, pixels);
+        assert_eq!(part.unwrap().data, pixels[..784]);
+    }
+    let (mut refused, mut loaded) = (0, 0);
+    for (file, gzipped) in [(&plain, false), (&z, true)] {
+        for _ in 0..300 {
+            let i = rng.random_range(0..file.len());
+            let mut bad = file.clone();
+            bad[i] ^= rng.random_range(1..=255u8);
+            for (r, limit) in read(&bad).into_iter().zip([2, 1]) {
+                match r {
+                    Err(e) => {
+                        named(&e);
+                        assert!(gzipped || i < 16, "plain, data byte {i} changed: {e}");
+                        refused += 1;
+                    }
+                    Ok(idx) if gzipped => {
+                        assert_eq!(idx.data, pixels[..limit * 784], "gzip byte {i} changed");
+                        loaded += 1;
+                    }
+                    Ok(idx) => {
+                        assert!(
+                            i >= 16,
+                            "plain, header byte {i} changed, loaded {:?}",
+                            idx.dims
+                        );
+                        assert_eq!(idx.dims, [limit, 28, 28]);
+                        assert_eq!(idx.data, bad[16..16 + limit * 784], "plain byte {i}");
+                        loaded += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Both outcomes occur: the check is not vacuous.
+    assert!(
+        refused > 300 && loaded > 300,
+        "{refused} refused, {loaded} loaded"
+    );
+}
