@@ -1,6 +1,6 @@
 // The register-tiled GEMM template and its index-function sections.
 //
-// This file is NOT compiled as it is: `src/ops/gemm.rs` cuts it into the
+// This file is NOT compiled as it is: `src/ops/gemm/codegen.rs` cuts it into the
 // sections marked `//! section NAME`, and builds one kernel per variant as
 //   tile constants (BM, BN, BK, TM, TN, NT) + `common` + the variant's
 //   sections (setup, A-load, B-load, C-row, C-store) + `main`,
@@ -12,8 +12,9 @@
 // its NT = (BM/TM)(BN/TN) invocations a TM x TN block held in registers.
 // K advances BK at a time through workgroup memory (As: BK x BM, Bs: BK x BN).
 // Each variant supplies:
-//   fn setup(z)              per-slice geometry (z = workgroup_id.z, the stride phase)
-//   fn dim_m/dim_n/dim_k()   GEMM sizes for this slice
+//   fn setup(z) -> Dims      the GEMM sizes M, N, K of slice z (z = workgroup_id.z,
+//                            the stride phase), and any per-slice geometry the
+//                            index functions read
 //   struct ARow, fn a_row(m); struct AK, fn a_k(k); fn load_a(ARow, AK)
 //                            A(m, k), 0 when m >= M (the ARow says so)
 //   struct BCol, fn b_col(n); struct BKI, fn b_k(k); fn load_b(BCol, BKI)
@@ -25,8 +26,20 @@
 // rows) or "m-major" (consecutive invocations along m, one row, several k),
 // chosen in Rust per variant to follow the operand's contiguous axis.
 // Callers of load_a/load_b guarantee k < kend <= K.
+//
+// Uniformity: the barriers of the tiled main sit in a loop over
+// [kbeg, kend) after an exit on `ok`, so those must be provably
+// workgroup-uniform (WGSL's uniformity analysis, which Tint enforces and
+// naga does not). They derive from setup's return value, computed from
+// workgroup_id.z and the uniform block only. Module-scope `var<private>`
+// reads count as non-uniform, so no private may feed them: the privates a
+// variant's setup writes are read by the index functions only (data, not
+// control flow around a barrier).
 
 //! section common
+// The GEMM sizes of one slice.
+struct Dims { m: u32, n: u32, k: u32 }
+
 struct Params {
     m: u32, n: u32, k: u32, ksplit: u32,
     tiles_m: u32, tiles_n: u32, nsplit: u32, batch: u32,
@@ -53,26 +66,21 @@ fn udiv(a: u32, b: u32) -> u32 {
 // grid or past this phase's rows (a workgroup-uniform exit).
 struct Block { m0: u32, n0: u32, kbeg: u32, kend: u32, split: u32, dm: u32, dn: u32, ok: bool }
 fn block(wid: vec3<u32>, nwg: vec3<u32>) -> Block {
-    setup(wid.z);
+    let d = setup(wid.z);
     let lin = wid.x + wid.y * nwg.x;
     let tn = lin % p.tiles_n;
     let rest = lin / p.tiles_n;
     let tm = rest % p.tiles_m;
     let split = rest / p.tiles_m;
-    let dm = dim_m();
-    let dk = dim_k();
-    let kbeg = min(dk, split * p.ksplit);
-    let kend = min(dk, kbeg + p.ksplit);
-    return Block(tm * BM, tn * BN, kbeg, kend, split, dm, dim_n(),
-                 split < p.nsplit && tm * BM < dm);
+    let kbeg = min(d.k, split * p.ksplit);
+    let kend = min(d.k, kbeg + p.ksplit);
+    return Block(tm * BM, tn * BN, kbeg, kend, split, d.m, d.n,
+                 split < p.nsplit && tm * BM < d.m);
 }
 
 //! section setup_plain
 // Dense GEMM sizes straight from the parameter block; one slice.
-fn setup(z: u32) {}
-fn dim_m() -> u32 { return p.m; }
-fn dim_n() -> u32 { return p.n; }
-fn dim_k() -> u32 { return p.k; }
+fn setup(z: u32) -> Dims { return Dims(p.m, p.n, p.k); }
 
 //! section a_dense
 // A stored row-major [M, K].
@@ -124,7 +132,8 @@ fn load_b(c: BCol, k: BKI) -> f32 {
 
 //! section c_row_plain
 // C row-major [M, N]; split s of split-K writes its partial at s * split_stride.
-fn c_row(split: u32, m: u32) -> u32 { return split * p.split_stride + m * dim_n(); }
+// (With setup_plain: N = p.n.)
+fn c_row(split: u32, m: u32) -> u32 { return split * p.split_stride + m * p.n; }
 
 //! section store_plain
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
@@ -201,6 +210,9 @@ fn load_a(r: ARow, q: AK) -> f32 {
 //   M = N * niy * nix (pixels of the phase), K = nky * nkx * Cout, N = Cin,
 //   A(m, k) = dy[n, oy, ox, co], B(k, ci) = W[ky, kx, ci, co].
 // No zeros are inserted; a phase with no taps (K = 0) writes zeros.
+// setup() returns M, N, K as values computed from z and the uniform block
+// (the barriers' bounds, see Uniformity above) and stores the phase
+// geometry in privates for the index functions.
 @group(0) @binding(1) var<storage, read> src_a: array<f32>;
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 var<private> g_ry: u32;
@@ -213,25 +225,30 @@ var<private> g_nkx: u32;
 var<private> g_qy: u32;
 var<private> g_qx: u32;
 var<private> g_m: u32;
-var<private> g_k: u32;
-fn setup(z: u32) {
+fn setup(z: u32) -> Dims {
     let s = p.stride;
-    g_ry = z / s;
-    g_rx = z % s;
-    g_iy0 = (g_ry + s - p.pad_y % s) % s;
-    g_ix0 = (g_rx + s - p.pad_x % s) % s;
-    g_niy = select(0u, (p.h - g_iy0 + s - 1u) / s, g_iy0 < p.h);
-    g_nix = select(0u, (p.w - g_ix0 + s - 1u) / s, g_ix0 < p.w);
-    let nky = select(0u, (p.kh - g_ry + s - 1u) / s, g_ry < p.kh);
-    g_nkx = select(0u, (p.kw - g_rx + s - 1u) / s, g_rx < p.kw);
-    g_qy = (g_iy0 + p.pad_y - g_ry) / s;
-    g_qx = (g_ix0 + p.pad_x - g_rx) / s;
-    g_m = p.batch * g_niy * g_nix;
-    g_k = nky * g_nkx * p.cout;
+    let ry = z / s;
+    let rx = z % s;
+    let iy0 = (ry + s - p.pad_y % s) % s;
+    let ix0 = (rx + s - p.pad_x % s) % s;
+    let niy = select(0u, (p.h - iy0 + s - 1u) / s, iy0 < p.h);
+    let nix = select(0u, (p.w - ix0 + s - 1u) / s, ix0 < p.w);
+    let nky = select(0u, (p.kh - ry + s - 1u) / s, ry < p.kh);
+    let nkx = select(0u, (p.kw - rx + s - 1u) / s, rx < p.kw);
+    let m = p.batch * niy * nix;
+    let k = nky * nkx * p.cout;
+    g_ry = ry;
+    g_rx = rx;
+    g_iy0 = iy0;
+    g_ix0 = ix0;
+    g_niy = niy;
+    g_nix = nix;
+    g_nkx = nkx;
+    g_qy = (iy0 + p.pad_y - ry) / s;
+    g_qx = (ix0 + p.pad_x - rx) / s;
+    g_m = m;
+    return Dims(m, p.cin, k);
 }
-fn dim_m() -> u32 { return g_m; }
-fn dim_n() -> u32 { return p.cin; }
-fn dim_k() -> u32 { return g_k; }
 struct ARow { base: u32, oy: i32, ox: i32, ok: bool }
 fn a_row(m: u32) -> ARow {
     let hw = max(g_niy * g_nix, 1u);

@@ -20,8 +20,12 @@ struct CeParams {
 @group(0) @binding(3) var<storage, read_write> c_row: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c_grad: array<f32>;
 
+// A quiet NaN. WGSL has no NaN constants: a const-expression that evaluates
+// to NaN is a shader-creation error (Tint: "value nan cannot be represented
+// as 'f32'"; naga accepts it). `cp.k & 0u` is 0 but a runtime value,
+// so the bitcast is evaluated when the kernel runs.
 fn ce_nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
+    return bitcast<f32>(0x7fc00000u | (cp.k & 0u));
 }
 
 // Row max and sum of exp(x - max): two fixed-order workgroup reductions.
