@@ -652,3 +652,30 @@ fn no_error_lines_without_xdg_runtime_dir() {
     let lines: Vec<&str> = err.lines().filter(|l| l.contains("rror")).collect();
     assert_eq!(lines.len(), 1, "one error line, the refusal: {err}");
 }
+
+/// An unknown kernel policy is refused with the valid ones, and
+/// dump_kernels refuses a path that is a file; both before any work.
+#[test]
+fn unknown_kernel_policy_and_a_dump_into_a_file_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let mut c = example_cmd("train_vae");
+    c.env("VAE_VS_GAN_KERNELS", "fast")
+        .args(["--preset", "tiny", "--out"])
+        .arg(&out);
+    let (code, err) = output(c);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("\"fast\" is no kernel policy") && err.contains("auto, gpu, cpu"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let file = d.path().join("a-file");
+    std::fs::write(&file, b"keep me").unwrap();
+    let mut c = example_cmd("dump_kernels");
+    c.arg(&file);
+    let (code, err) = output(c);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is a file"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
