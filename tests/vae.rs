@@ -190,7 +190,7 @@ fn same_policy_same_bits_across_policies_within_rounding() {
             let vae = Vae::new(&g, tiny(5)).unwrap();
             let state = StepState::new(&g, 2, STEPS, 0).unwrap();
             let ts = vae.train_step(&g, &state, &data).unwrap();
-            g.run(&vec![&ts.step; STEPS]).unwrap();
+            g.run(&[&ts.step; STEPS]).unwrap();
             let losses = state.read_losses(&g, 0).unwrap()[0].values.clone();
             let ck = vae.checkpoint(&g).unwrap();
             out.push((losses, ck.tensors.into_values().flat_map(|t| t.1).collect()));
@@ -207,7 +207,7 @@ fn same_policy_same_bits_across_policies_within_rounding() {
             let gan = Gan::new(&g, c).unwrap();
             let state = StepState::new(&g, 2, STEPS, 0).unwrap();
             let ts = gan.train_step(&g, &state, &data).unwrap();
-            g.run(&vec![&ts.step; STEPS]).unwrap();
+            g.run(&[&ts.step; STEPS]).unwrap();
             let losses = state.read_losses(&g, 0).unwrap()[0].values.clone();
             let ck = gan.checkpoint(&g).unwrap();
             out.push((losses, ck.tensors.into_values().flat_map(|t| t.1).collect()));
