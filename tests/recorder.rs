@@ -146,3 +146,29 @@ fn a_lost_device_is_one_clear_error() {
         "{e}"
     );
 }
+
+/// A step the device rejects (here one reading a buffer destroyed after
+/// recording, as no op does: the test breaks it on purpose) ends the run
+/// with one error naming the step and wgpu's reason; the device, and the
+/// next step, go on.
+#[test]
+fn a_rejected_step_is_one_error_naming_the_step() {
+    let g = vae_vs_gan::Gpu::with_options(vae_vs_gan::GpuOptions::default()).unwrap();
+    let x = Tensor::from_f32(&g, &[4], &[1.0, -2.0, 3.0, -4.0], "x").unwrap();
+    let y = Tensor::zeros(&g, &[4], "y").unwrap();
+    let dead = Tensor::zeros(&g, &[4], "destroyed input").unwrap();
+    let mut bad = Step::new("reads a destroyed buffer");
+    Activation::Relu.forward(&g, &mut bad, &dead, &y).unwrap();
+    dead.buffer().destroy();
+    let e = g.run(&[&bad]).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Gpu { .. }), "{msg}");
+    assert!(
+        msg.contains("reads a destroyed buffer") && msg.contains("destroyed"),
+        "{msg}"
+    );
+    let mut ok = Step::new("fine");
+    Activation::Relu.forward(&g, &mut ok, &x, &y).unwrap();
+    g.run(&[&ok]).unwrap();
+    assert_eq!(y.read_f32(&g).unwrap(), [1.0, 0.0, 3.0, 0.0]);
+}
