@@ -50,6 +50,11 @@
 //! AFTER the BatchNorm1d. The flatten head's `discriminator.7.weight`
 //! `[1, 6272]` is in PyTorch's NCHW flatten order (converted at save/load).
 //! Adam moments are stored as `optimizer.<name>.exp_avg` / `.exp_avg_sq`.
+//!
+//! One file, read top to bottom: the layers, their activations, the
+//! recorded training step (forward, both losses, backward in reverse, both
+//! Adams) and inference are one model's forward/backward pair, and
+//! splitting them would scatter the order the step runs in.
 
 use rand::SeedableRng;
 

@@ -22,6 +22,9 @@
 //! [`dropout_mask_cpu`] at step `s` on streams 2 and 3 (discriminator
 //! update: layer 1, layer 2) and 4 and 5 (generator update), bit-equal to
 //! the GPU's; both Adams use `t = s + 1`.
+//!
+//! One file: the whole reference step, in the GPU step's order, so the two
+//! can be read side by side.
 
 use crate::data::PIXELS;
 use crate::error::{Error, Result};

@@ -13,6 +13,10 @@
 //! Sequential(Linear(L, 1568), ReLU, Unflatten(32,7,7), ConvTranspose2d(32,
 //! 64,3,2), ReLU, ConvTranspose2d(64,32,3,2), ReLU, ConvTranspose2d(32,1,3,1))`
 //! with Keras `same` alignment (see tools/check_with_pytorch.py).
+//!
+//! One file, read top to bottom: the layers, their activations, the
+//! recorded training and eval steps and inference are one model's
+//! forward/backward pair, in the order the step runs.
 
 use rand::SeedableRng;
 

@@ -20,6 +20,9 @@
 //! 128*14*14 = 25,088), each chunk a fixed tree, the chunks then summed in
 //! order by one thread per channel: no atomics, identical bits on every run.
 //! The chunk partial sums live in a scratch tensor owned by [`BatchNorm`].
+//!
+//! One op, one file (forward, backward, their CPU references, the kernel
+//! list), as for every op.
 
 use crate::error::{Error, Result};
 use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};

@@ -20,6 +20,9 @@
 //!
 //! Transposed convolution ([`crate::ops::conv_transpose2d`]) reuses these
 //! three recordings with the roles swapped.
+//!
+//! One op, one file (forward, both backwards, their CPU references, the
+//! kernel list), as for every op.
 
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Access, Gpu, Kernel, Step, Tensor};

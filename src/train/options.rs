@@ -1,0 +1,139 @@
+//! What every training run can be told, the adapter and preset it runs
+//! on, and the refusal of settings that cannot train.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::io::Checkpoint;
+use crate::train::out::resume_path;
+use crate::train::Preset;
+
+/// What every training run can be told; `None` takes the preset's value.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub preset: Preset,
+    pub epochs: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Learning rate (the GAN: both optimizers unless `lr_d` is given).
+    pub lr: Option<f32>,
+    pub latent_dim: Option<usize>,
+    pub seed: u64,
+    pub out: PathBuf,
+    pub dataset: crate::data::Dataset,
+    pub data_dir: Option<PathBuf>,
+    /// Continue the run in `out`.
+    pub resume: bool,
+    pub train_images: Option<usize>,
+    /// Replace a run already in `out`.
+    pub overwrite: bool,
+    /// Write the final plots.
+    pub plots: bool,
+    /// With `resume`, take a run that has done all its epochs as it is
+    /// (the comparison's reuse) instead of refusing it.
+    pub reuse_finished: bool,
+}
+
+impl RunOptions {
+    /// The preset's run into `out`.
+    pub fn new(preset: Preset, out: &Path) -> RunOptions {
+        RunOptions {
+            preset,
+            epochs: None,
+            batch_size: None,
+            lr: None,
+            latent_dim: None,
+            seed: 0,
+            out: out.to_path_buf(),
+            dataset: crate::data::Dataset::Mnist,
+            data_dir: None,
+            resume: false,
+            train_images: None,
+            overwrite: false,
+            plots: true,
+            reuse_finished: false,
+        }
+    }
+
+    /// The data folder: `data_dir`, or the dataset's default.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dataset.default_dir())
+    }
+}
+
+/// Open the selected adapter and print one line naming it.
+pub fn open_gpu() -> Result<Gpu> {
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}; {}", gpu.describe(), gpu.describe_kernels());
+    Ok(gpu)
+}
+
+/// The preset asked for, or the default for this adapter (said in one line).
+pub fn choose_preset(gpu: &Gpu, asked: Option<Preset>) -> Preset {
+    asked.unwrap_or_else(|| {
+        let p = Preset::default_for(gpu.is_cpu());
+        if gpu.is_cpu() {
+            eprintln!("CPU adapter: using the `{}` preset (pass --preset article for the article's full run)", p.name());
+        } else {
+            eprintln!("GPU adapter: using the `{}` preset", p.name());
+        }
+        p
+    })
+}
+
+/// Refuse run settings that cannot train: no epochs, no batch, a latent
+/// size outside 1..=[`MAX_LATENT`], a learning rate that is not a positive
+/// number; and a `--resume` whose `epochs` would not continue the run
+/// (unless `reuse_finished`: the comparison reuses finished runs as they
+/// are).
+pub fn check_run(
+    opts: &RunOptions,
+    epochs: usize,
+    batch: usize,
+    latent: usize,
+    lrs: &[(&str, f32)],
+) -> Result<()> {
+    let bad = |msg: String| Err(Error::invalid("train", msg));
+    if epochs == 0 {
+        return bad("--epochs must be at least 1".into());
+    }
+    if batch == 0 {
+        return bad("--batch-size must be at least 1".into());
+    }
+    if latent == 0 || latent > MAX_LATENT {
+        return bad(format!(
+            "--latent-dim {latent}: must be in 1..={MAX_LATENT} (the article uses 2, the \
+             TensorFlow tutorial 100)"
+        ));
+    }
+    for (name, lr) in lrs {
+        if !(lr.is_finite() && *lr > 0.0) {
+            return bad(format!("{name} {lr}: must be a positive number"));
+        }
+    }
+    if opts.resume && !opts.reuse_finished {
+        let path = resume_path(&opts.out)?;
+        let done = Checkpoint::load(&path)?
+            .metadata
+            .get("epoch")
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| Error::data(&path, "checkpoint metadata has no valid \"epoch\""))?;
+        if epochs <= done {
+            return Err(Error::data(
+                &path,
+                format!(
+                    "this run has done {done} epochs, so --epochs {epochs} has nothing to \
+                     continue: pass --epochs above {done}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The largest latent size a run accepts: far above any published MNIST
+/// model, far below what would exhaust a binding (the GAN's first dense
+/// layer holds latent x 12544 weights).
+pub const MAX_LATENT: usize = 1024;
