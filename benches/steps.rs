@@ -8,7 +8,11 @@
 //! (substring of the bench names: vae, gan, classifier).
 //!
 //! The images/s here are the step's own; the examples' figures also count
-//! the per-submit loss readback and the per-epoch shuffle.
+//! the per-interval loss readback and the per-epoch shuffle.
+//!
+//! One line per step: `images/s NAME: X best Y (...) | dispatches D
+//! bind_groups G bytes_bound B`, the step's recorded counts
+//! (`Step::stats`) after the `|` as `key value` pairs.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -65,12 +69,17 @@ fn bench_step(c: &mut Criterion, gpu: &Gpu, name: &str, step: &Step, batch: usiz
     let mut t = times.into_inner();
     t.sort_by(|a, b| a.total_cmp(b));
     let median = t[t.len() / 2];
+    let st = step.stats();
     println!(
-        "images/s {name}: {:.1} best {:.1} (median {:.1} ms per step of {batch}, {reps} per submit, {})",
+        "images/s {name}: {:.1} best {:.1} (median {:.1} ms per step of {batch}, {reps} per submit, {}) \
+         | dispatches {} bind_groups {} bytes_bound {}",
         batch as f64 / median,
         batch as f64 / t[0],
         median * 1e3,
-        gpu.describe()
+        gpu.describe(),
+        st.dispatches,
+        st.bind_groups,
+        st.bytes_bound
     );
 }
 

@@ -14,7 +14,7 @@ use vae_vs_gan::data::{self, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::run::STEPS_PER_SUBMIT;
+use vae_vs_gan::train::run::LOG_INTERVAL;
 use vae_vs_gan::train::session::open_gpu;
 use vae_vs_gan::train::{progress_bar, run_epoch, EpochOutcome, EpochPlan};
 
@@ -107,7 +107,7 @@ fn run() -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&a.out)
         .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
-    let state = StepState::new(&gpu, 1, 4 * STEPS_PER_SUBMIT, 0)?;
+    let state = StepState::new(&gpu, 1, LOG_INTERVAL, 0)?;
     let step = model.train_step(&gpu, &state, &train_gpu)?;
     let t0 = Instant::now();
     for epoch in 0..a.epochs {

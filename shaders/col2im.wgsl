@@ -3,21 +3,22 @@
 // sum_co dy[n, oy, ox, co] W[ky, kx, ci, co]) is wide (KH*KW*Cin columns)
 // where the by-phases GEMM would have Cin, and this gather sums, for every
 // input pixel, the taps that reach it:
-//   dx[n, iy, ix, ci] = bias[ci] + sum_{ky, kx} Z[(n, oy, ox), (ky, kx, ci)]
+//   dx[n, iy, ix, ci] = epilogue(sum_{ky, kx} Z[(n, oy, ox), (ky, kx, ci)])
 //   over oy*s + ky - pad_y = iy, ox*s + kx - pad_x = ix, inside the output;
-// ky, kx ascending (a fixed order). One element per thread; 2-D grid past
-// 65,535 workgroups.
+// ky, kx ascending (a fixed order); the epilogue (bias, activation, ...:
+// src/ops/gemm/epilogue.rs, bindings from 3) is generated in front. One
+// element per thread; 2-D grid past 65,535 workgroups.
 
 struct Params {
     len: u32, h: u32, w: u32, cin: u32,
     oh: u32, ow: u32, kh: u32, kw: u32,
     stride: u32, pad_y: u32, pad_x: u32, pad: u32,
+    {{EPI_PARAMS}}
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
 
 fn gather(i: u32) -> f32 {
     let ci = i % p.cin;
@@ -50,12 +51,5 @@ fn index(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 fn col2im(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(wid, lid, nwg);
     if (i >= p.len) { return; }
-    dx[i] = gather(i);
-}
-
-@compute @workgroup_size(256)
-fn col2im_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(wid, lid, nwg);
-    if (i >= p.len) { return; }
-    dx[i] = gather(i) + bias[i % p.cin];
+    dx[i] = epilogue(i, i % p.cin, gather(i));
 }

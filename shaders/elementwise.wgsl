@@ -3,7 +3,8 @@
 // Forward:  y = f(x).
 // Backward: dx = dy * f'(.), where f' is computed from x (relu, leaky_relu)
 // or from the saved output y (sigmoid: y(1-y), tanh: 1-y^2), whichever the
-// layer keeps. The grid may be 2-D past 65,535 workgroups.
+// layer keeps. The grid may be 2-D past 65,535 workgroups. Concatenated
+// after activations.wgsl (act_sigmoid, act_tanh).
 
 struct Params {
     n: u32,
@@ -23,21 +24,6 @@ struct Params {
 
 fn index(wid: vec3<u32>, lid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return (wid.x + wid.y * nwg.x) * 256u + lid.x;
-}
-
-// Stable for any |x|: exp of a non-positive argument only.
-fn sigmoid(x: f32) -> f32 {
-    if (x >= 0.0) {
-        return 1.0 / (1.0 + exp(-x));
-    }
-    let e = exp(x);
-    return e / (1.0 + e);
-}
-
-// tanh(x) = sign(x) (1 - e) / (1 + e) with e = exp(-2|x|) <= 1: never overflows.
-fn tanh_stable(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - e) / (1.0 + e);
 }
 
 @compute @workgroup_size(256)
@@ -73,7 +59,7 @@ fn leaky_relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
 fn sigmoid_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(wid, lid, nwg);
     if (i >= p.n) { return; }
-    fy[i] = sigmoid(fx[i]);
+    fy[i] = act_sigmoid(fx[i]);
 }
 
 @compute @workgroup_size(256)
@@ -88,7 +74,7 @@ fn sigmoid_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
 fn tanh_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = index(wid, lid, nwg);
     if (i >= p.n) { return; }
-    fy[i] = tanh_stable(fx[i]);
+    fy[i] = act_tanh(fx[i]);
 }
 
 @compute @workgroup_size(256)

@@ -46,6 +46,8 @@ struct Params {
     h: u32, w: u32, cin: u32, oh: u32,
     ow: u32, cout: u32, kh: u32, kw: u32,
     stride: u32, pad_y: u32, pad_x: u32, split_stride: u32,
+    bias_cols: u32, bias_rows: u32, pad0: u32, pad1: u32,
+    {{EPI_PARAMS}}
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -135,14 +137,39 @@ fn load_b(c: BCol, k: BKI) -> f32 {
 // (With setup_plain: N = p.n.)
 fn c_row(split: u32, m: u32) -> u32 { return split * p.split_stride + m * p.n; }
 
-//! section store_plain
+//! section store
+// C's store through the epilogue (src/ops/gemm/epilogue.rs generates
+// `epilogue` and its bindings from 4 on, in front of this section).
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-fn store_c(row: u32, n: u32, v: f32) { dst[row + n] = v; }
+fn store_c(row: u32, n: u32, v: f32) { let i = row + n; dst[i] = epilogue(i, n, v); }
 
-//! section store_bias
-@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-fn store_c(row: u32, n: u32, v: f32) { dst[row + n] = v + bias[n]; }
+//! section bias_grad
+// The bias gradient of a backward-weights GEMM, in the same dispatch: the
+// workgroups past the GEMM's grid sum one column each of the dy operand
+// (BG_SRC, the A or B binding, seen as [bias_rows, bias_cols]), thread t
+// rows t, t + NT, ... in order, then thread 0 the NT partial sums in order
+// (a fixed order: the same bits every run). The sum goes to element
+// e_bias_off + c of split 0's output (the bias follows the weight in the
+// parameter arena) and zeros to the other splits, which the split-K
+// reduction then adds.
+var<workgroup> bg_sum: array<f32, NT>;
+fn bias_grad_job(c: u32, t: u32) {
+    var acc = 0.0;
+    for (var r = t; r < p.bias_rows; r = r + NT) {
+        acc = acc + BG_SRC[r * p.bias_cols + c];
+    }
+    bg_sum[t] = acc;
+    workgroupBarrier();
+    if (t == 0u) {
+        var s = 0.0;
+        for (var j = 0u; j < NT; j = j + 1u) {
+            s = s + bg_sum[j];
+        }
+        for (var q = 0u; q < p.nsplit; q = q + 1u) {
+            dst[q * p.split_stride + p.e_bias_off + c] = select(0.0, s, q == 0u);
+        }
+    }
+}
 
 //! section a_conv_fwd
 // Conv forward as implicit GEMM: A(m, k) = x[n, oy*s + ky - pad_y, ox*s + kx - pad_x, ci]
@@ -304,6 +331,7 @@ var<workgroup> Bs: array<f32, BK * BN>;
 @compute @workgroup_size(NT)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
         @builtin(num_workgroups) nwg: vec3<u32>) {
+{{SIDE}}
     let blk = block(wid, nwg);
     if (!blk.ok) { return; }
     let m0 = blk.m0;
@@ -336,6 +364,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 @compute @workgroup_size(NT)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
         @builtin(num_workgroups) nwg: vec3<u32>) {
+{{SIDE}}
     let blk = block(wid, nwg);
     let m0 = blk.m0;
     let n0 = blk.n0;

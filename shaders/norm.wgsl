@@ -10,7 +10,8 @@
 //   bn_stats_finalize  per channel: sums the chunks IN ORDER, writes the
 //                      batch mean and inv_std = 1/sqrt(var + eps) (biased
 //                      variance) and updates the running averages;
-//   bn_apply           per element: y = gamma * (x - mean) * inv_std + beta.
+//   bn_apply           per element: y = gamma * (x - mean) * inv_std + beta,
+//                      then the ReLU or LeakyReLU that follows, if any.
 // Eval forward: bn_apply alone, from the running mean and variance.
 // Backward (3 dispatches): bn_grad_partial + bn_grad_finalize give
 //   dbeta = sum(dy), dgamma = sum(dy * xhat); bn_backward_dx per element:
@@ -30,6 +31,10 @@ struct Params {
     momentum: f32,
     flag: u32,        // finalize: update running stats; apply: `scale` is a variance
     n: u32,           // R * C
+    act: u32,         // apply: 0 none, 1 ReLU, 2 LeakyReLU(alpha) on y (fused)
+    alpha: f32,
+    pad0: u32,
+    pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -151,7 +156,14 @@ fn bn_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_ind
     if (p.flag == 1u) {
         inv = 1.0 / sqrt(inv + p.eps);
     }
-    ap_y[i] = ap_gamma[c] * ((ap_x[i] - ap_mean[c]) * inv) + ap_beta[c];
+    var y = ap_gamma[c] * ((ap_x[i] - ap_mean[c]) * inv) + ap_beta[c];
+    // the activation that follows, as elementwise.wgsl computes it
+    if (p.act == 1u) {
+        y = max(y, 0.0);
+    } else if (p.act == 2u) {
+        y = select(p.alpha * y, y, y > 0.0);
+    }
+    ap_y[i] = y;
 }
 
 @compute @workgroup_size(256)

@@ -8,13 +8,17 @@
 // increasing index, replace only on strictly greater). The backward gathers:
 // one thread per INPUT element writes dy of its pooled output if it is that
 // output's argmax, else 0. Every dx element is written, no atomics.
-// Grids may be 2-D past 65,535 workgroups.
+// The backward's dx goes through the epilogue (src/ops/epilogue.rs, which
+// generates it and its bindings from 4 on: the saved dropout mask and the
+// activation derivative of the layer before the pool). Grids may be 2-D
+// past 65,535 workgroups.
 
 struct Params {
     n: u32,   // threads: outputs (forward) or inputs (backward)
     h: u32,
     w: u32,
     c: u32,
+    {{EPI_PARAMS}}
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -62,7 +66,7 @@ fn global_max_pool_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(loca
     let c = i % p.c;
     let nb = i / (p.h * p.w * p.c);
     let o = nb * p.c + c;
-    bdx[i] = select(0.0, bdy[o], barg[o] == i);
+    bdx[i] = epilogue(i, c, select(0.0, bdy[o], barg[o] == i));
 }
 
 @compute @workgroup_size(256)
@@ -105,5 +109,5 @@ fn max_pool2x2_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
         let o = ((nb * oh_n + oh) * ow_n + ow) * p.c + c;
         g = select(0.0, bdy[o], barg[o] == i);
     }
-    bdx[i] = g;
+    bdx[i] = epilogue(i, c, g);
 }

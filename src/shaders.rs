@@ -21,6 +21,7 @@ macro_rules! shader {
 
 shader!(STEP, "step");
 shader!(ELEMENTWISE, "elementwise");
+shader!(ACTIVATIONS, "activations");
 shader!(GATHER, "gather");
 shader!(NORM, "norm");
 shader!(POOL, "pool");

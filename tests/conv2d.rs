@@ -14,7 +14,7 @@ mod common;
 use common::*;
 use vae_vs_gan::ops::bias::{bias_grad, bias_grad_cpu};
 use vae_vs_gan::ops::conv2d::*;
-use vae_vs_gan::ops::gemm::{GemmConfig, Main};
+use vae_vs_gan::ops::gemm::{Fused, GemmConfig, Main};
 use vae_vs_gan::{Step, Tensor};
 
 fn atol(k: usize) -> f64 {
@@ -193,10 +193,13 @@ fn conv2d_every_gemm_main_matches_cpu() {
                 let dw = poisoned(&d.w_shape(), "dw");
                 let mut s = Step::new("conv");
                 let op = "conv2d_test";
-                let _s1 = record_forward(g, &mut s, op, &d, &xg, &wg, Some(&bg), &y, &cfg).unwrap();
+                let fb = Fused::bias(Some(&bg));
+                let _s1 = record_forward(g, &mut s, op, &d, &xg, &wg, &fb, &y, &cfg).unwrap();
                 let _s2 =
-                    record_backward_data(g, &mut s, op, &d, &dyg, &wg, None, &dx, &cfg).unwrap();
-                let _s3 = record_backward_weights(g, &mut s, op, &d, &xg, &dyg, &dw, &cfg).unwrap();
+                    record_backward_data(g, &mut s, op, &d, &dyg, &wg, &Fused::default(), &dx, &cfg)
+                        .unwrap();
+                let _s3 =
+                    record_backward_weights(g, &mut s, op, &d, &xg, &dyg, &dw, None, &cfg).unwrap();
                 run(&s);
                 let tag = format!(
                     "{main:?} splits={splits:?} {conv:?} x={:?} cout={cout}",

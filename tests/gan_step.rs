@@ -33,7 +33,7 @@
 //!   branch on the GPU: a derivative of 1 instead of 0.2 at one unit (its
 //!   gradient contribution off by 80%), or the gradient routed to another
 //!   position, which no rounding tolerance covers. The step exposes its
-//!   LeakyReLU inputs and max-pool winners (`TrainStep::leaky_inputs`,
+//!   LeakyReLU outputs and max-pool winners (`TrainStep::leaky_outputs`,
 //!   `pool_argmax`), so after every step the test compares the GPU's side
 //!   of every kink and every winner with the CPU's, prints the forward
 //!   difference, the CPU's smallest margin and how many units lie within
@@ -217,7 +217,7 @@ fn effect(sens: &[(String, Vec<f64>)], tol: &dyn Fn(&str) -> Vec<f64>) -> f64 {
 }
 
 /// Which side of every branch point the GPU's step `s` took, against the
-/// CPU's: LeakyReLU inputs (the derivative is 1 above 0, 0.2 below) and
+/// CPU's: LeakyReLU outputs (the sign of the input) (the derivative is 1 above 0, 0.2 below) and
 /// global max-pool winners. Prints per tensor the forward difference
 /// (step 1: rounding only; later steps also the parameter differences),
 /// the CPU's smallest margin (|x|, or the gap between a pool's top two
@@ -228,8 +228,8 @@ fn effect(sens: &[(String, Vec<f64>)], tol: &dyn Fn(&str) -> Vec<f64>) -> f64 {
 /// comparison would be ill-posed rather than the GPU wrong.
 fn check_branches(c: &mut Checks, head: DHead, s: usize, ts: &TrainStep, cs: &GanCpuStep<f64>) {
     let g = gpu();
-    for ((name, t), (cname, want)) in ts.leaky_inputs.iter().zip(&cs.leaky_inputs) {
-        assert_eq!(name, cname, "LeakyReLU input order");
+    for ((name, t), (cname, want)) in ts.leaky_outputs.iter().zip(&cs.leaky_outputs) {
+        assert_eq!(name, cname, "LeakyReLU output order");
         let got = to_f64(&t.read_f32(g).unwrap());
         assert_eq!(got.len(), want.len(), "{name}: length");
         let diff = got
@@ -249,7 +249,7 @@ fn check_branches(c: &mut Checks, head: DHead, s: usize, ts: &TrainStep, cs: &Ga
             .filter(|(a, b)| (**a > 0.0) != (**b > 0.0))
             .count();
         eprintln!(
-            "{head:?} step {} {name} (LeakyReLU input, {} units, max|x| {:.2e}): max |gpu - cpu| \
+            "{head:?} step {} {name} (LeakyReLU output, {} units, max|x| {:.2e}): max |gpu - cpu| \
              {diff:.2e}, smallest |x| {margin:.2e}, {at_risk} units within that difference of 0, \
              {flips} on the other side",
             s + 1,
@@ -368,7 +368,7 @@ fn gan_step_matches_cpu(head: DHead) {
     );
 
     // GPU: one step at a time; after step 1 its gradients and forward
-    // outputs, after every step the LeakyReLU inputs and max-pool winners.
+    // outputs, after every step the LeakyReLU outputs and max-pool winners.
     let mut c = Checks::default();
     let mut grads1 = Vec::new();
     let (mut fake1, mut logits1, mut running1) = (Vec::new(), Vec::new(), Vec::new());

@@ -15,6 +15,7 @@ use common::*;
 use fixture_loader::load;
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::nn::WeightOp;
+use vae_vs_gan::ops::gemm::{Epilogue, Fused};
 use vae_vs_gan::ops::batch_norm::{
     self, BatchNorm, BatchNormConfig, BnBackward, BnGrads, BnParams, BnSaved,
 };
@@ -128,6 +129,7 @@ fn batch_norm_train_matches_pytorch_fixture() {
             eps: eps as f32,
             momentum: momentum as f32,
             update_running: true,
+            act: None,
         };
         let bn = BatchNorm::new(g, &shape, cfg).unwrap();
         let params = BnParams {
@@ -582,8 +584,10 @@ fn gpu_matches_fixture(name: &str, op: &impl WeightOp, f: &fixture_loader::Fixtu
     }
     let mut s = Step::new(name);
     let scratch = [
-        op.forward(g, &mut s, &x, &w, Some(&b), &y).unwrap(),
-        op.backward_data(g, &mut s, &dy, &w, &dx).unwrap(),
+        op.forward(g, &mut s, &x, &w, &Fused::bias(Some(&b)), &y)
+            .unwrap(),
+        op.backward_data(g, &mut s, &dy, &w, &Epilogue::NONE, &dx)
+            .unwrap(),
         op.backward_weights(g, &mut s, &x, &dy, &dw).unwrap(),
     ];
     s.retain(scratch.into_iter().flat_map(|sc| sc.tensors));

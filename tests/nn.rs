@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use vae_vs_gan::nn::{Layer, Layout};
 use vae_vs_gan::ops::dense;
+use vae_vs_gan::ops::gemm::Epilogue;
 use vae_vs_gan::{Step, Tensor};
 
 #[test]
@@ -59,7 +60,9 @@ fn layer_dense_forward_backward_match_cpu() {
     }
     let mut s = Step::new("layer");
     layer.forward(g, &mut s, &xt, &yt).unwrap();
-    layer.backward(g, &mut s, &xt, &dyt, Some(&dxt)).unwrap();
+    layer
+        .backward(g, &mut s, &xt, &dyt, Some((&dxt, Epilogue::NONE)))
+        .unwrap();
     run(&s);
     let w = layer.w.value.read_f32(g).unwrap();
     let b = vec![0.0f32; 5];

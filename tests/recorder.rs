@@ -172,3 +172,92 @@ fn a_rejected_step_is_one_error_naming_the_step() {
     g.run(&[&ok]).unwrap();
     assert_eq!(y.read_f32(&g).unwrap(), [1.0, 0.0, 3.0, 0.0]);
 }
+
+/// `Step::stats` counts what was recorded: per dispatch one bind group, its
+/// parameter block (a multiple of 16 bytes) and every storage binding;
+/// `extend` adds the counts.
+#[test]
+fn recorder_counts_dispatches_bind_groups_and_bytes_bound() {
+    let g = gpu();
+    let x = Tensor::from_f32(g, &[1000], &uniform(1000, -1., 1., 3), "x").unwrap();
+    let y = Tensor::zeros(g, &[1000], "y").unwrap();
+    let mut s = Step::new("counted");
+    assert_eq!(s.stats(), Default::default());
+    Activation::Relu.forward(g, &mut s, &x, &y).unwrap();
+    Activation::Tanh.forward(g, &mut s, &x, &y).unwrap();
+    let st = s.stats();
+    assert_eq!((st.dispatches, st.bind_groups), (2, 2));
+    assert_eq!(st.dispatches, s.len());
+    let storage = 2 * (vae_vs_gan::gpu::binding_bytes(&x) + vae_vs_gan::gpu::binding_bytes(&y));
+    assert_eq!(storage, 16_000);
+    let params = st.bytes_bound - storage;
+    assert!(
+        params >= 32 && params.is_multiple_of(16) && params <= 2 * 256,
+        "{st:?}: parameter blocks {params} bytes"
+    );
+    let mut more = Step::new("more");
+    Activation::Sigmoid.forward(g, &mut more, &x, &y).unwrap();
+    let one = more.stats();
+    s.extend(more);
+    assert_eq!(s.stats().dispatches, 3);
+    assert_eq!(s.stats().bind_groups, 3);
+    assert_eq!(s.stats().bytes_bound, st.bytes_bound + one.bytes_bound);
+    let line = s.stats().to_string();
+    assert!(line.starts_with("3 dispatches, 3 bind groups"), "{line}");
+}
+
+/// A step keeps every tensor it binds: a scratch tensor whose last handle
+/// the recorder dropped is still counted in the engine's memory while the
+/// step lives (the step can still run and write it), and is freed with
+/// the step. Its own device: the shared one's counter moves with other
+/// tests.
+#[test]
+fn a_step_keeps_what_it_binds_and_frees_it_with_itself() {
+    let g = vae_vs_gan::Gpu::with_options(vae_vs_gan::GpuOptions::default()).unwrap();
+    let n = 1 << 16;
+    let base = g.allocated_bytes();
+    let x = Tensor::from_f32(&g, &[n], &uniform(n, -1., 1., 5), "x").unwrap();
+    let with_x = g.allocated_bytes();
+    assert_eq!(with_x, base + 4 * n as u64);
+    let step = {
+        let scratch = Tensor::zeros(&g, &[n], "scratch").unwrap();
+        let mut s = Step::new("with scratch");
+        Activation::Relu.forward(&g, &mut s, &x, &scratch).unwrap();
+        s
+    }; // the recorder's last handle on the scratch is gone here
+    assert_eq!(
+        g.allocated_bytes(),
+        with_x + 4 * n as u64,
+        "the dropped scratch still counts while the step lives"
+    );
+    g.run(&[&step]).unwrap();
+    drop(step);
+    assert_eq!(g.allocated_bytes(), with_x, "freed with the step");
+    drop(x);
+    assert_eq!(g.allocated_bytes(), base);
+}
+
+/// Two submits can be in flight on one step state (one readback buffer
+/// each); a third is refused until one is read, and each read sees the
+/// counter as its own submit left it.
+#[test]
+fn step_state_keeps_two_submits_in_flight_and_refuses_a_third() {
+    let g = gpu();
+    let x = Tensor::from_f32(g, &[1], &[0.5], "x").unwrap();
+    let loss = Tensor::zeros(g, &[1], "loss").unwrap();
+    let st = StepState::new(g, 2, 8, 5).unwrap();
+    let step = record_step(&st, &x, &loss);
+    let a = st.submit(g, &[&step, &step]).unwrap();
+    let b = st.submit(g, &[&step]).unwrap();
+    let e = st.submit(g, &[&step]).err().expect("a third is refused");
+    assert!(e.to_string().contains("in flight"), "{e}");
+    let sa = a.wait(g, "first").unwrap();
+    assert_eq!(sa.steps_done, 7, "the counter as the first submit left it");
+    assert_eq!(sa.losses(5).unwrap().len(), 2);
+    let c = st.submit(g, &[&step]).unwrap();
+    assert_eq!(b.wait(g, "second").unwrap().steps_done, 8);
+    drop(c); // given up: its steps still run, its readback is free again
+    assert_eq!(st.steps_done(g).unwrap(), 9);
+    let rows = st.read_losses(g, 5).unwrap();
+    assert_eq!(rows.iter().map(|r| r.step).collect::<Vec<_>>(), [5, 6, 7, 8]);
+}

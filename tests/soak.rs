@@ -22,7 +22,7 @@ use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::gan::{Gan, GanConfig};
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
-use vae_vs_gan::train::run::STEPS_PER_SUBMIT;
+use vae_vs_gan::train::run::LOG_INTERVAL;
 use vae_vs_gan::train::{run_epoch, EpochOutcome, EpochPlan};
 use vae_vs_gan::{Gpu, Step};
 
@@ -113,7 +113,7 @@ fn soak_200_epochs_of_vae_and_gan_hold_memory_flat() {
         },
     )
     .unwrap();
-    let state = StepState::new(g, 2, STEPS_PER_SUBMIT, 0).unwrap();
+    let state = StepState::new(g, 2, LOG_INTERVAL, 0).unwrap();
     let ts = vae.train_step(g, &state, &data).unwrap();
     let s = soak(g, &ts.step, &state, &data, batch, |epoch| {
         vae.sample(g, 8, 5).unwrap();
@@ -136,7 +136,7 @@ fn soak_200_epochs_of_vae_and_gan_hold_memory_flat() {
         },
     )
     .unwrap();
-    let state = StepState::new(g, 2, STEPS_PER_SUBMIT, 0).unwrap();
+    let state = StepState::new(g, 2, LOG_INTERVAL, 0).unwrap();
     let ts = gan.train_step(g, &state, &data).unwrap();
     let s = soak(g, &ts.step, &state, &data, batch, |epoch| {
         gan.sample(g, 8, 5).unwrap();

@@ -245,10 +245,13 @@ fn metrics_json_round_trips_f64_bit_for_bit() {
                 d_loss: None,
                 seconds: *c.get(2).unwrap_or(&0.0),
                 images_per_sec: *c.get(3).unwrap_or(&0.0),
+                train_blocking_waits: Some(i as u64),
             })
             .collect(),
         peak_gpu_bytes: u64::MAX,
         peak_train_gpu_bytes: 1,
+        train_step: None,
+        train_allocator: None,
     };
     let d = tempfile::tempdir().unwrap();
     m.save(d.path()).unwrap();
@@ -295,8 +298,8 @@ fn output(mut c: std::process::Command) -> (Option<i32>, String) {
     )
 }
 
-/// Run `train_vae` at the tiny preset with 256 images (32 steps, two
-/// submits, per epoch) for `epochs` into `out` (or resuming it).
+/// Run `train_vae` at the tiny preset with 256 images (32 steps, one
+/// submit, per epoch) for `epochs` into `out` (or resuming it).
 fn tiny_vae_cmd(out: &std::path::Path, epochs: usize, resume: bool) -> std::process::Command {
     let mut c = example_cmd("train_vae");
     c.args(["--preset", "tiny", "--train-images", "256", "--epochs"])
@@ -328,7 +331,7 @@ fn wait_for(path: &std::path::Path) {
     }
 }
 
-/// Ctrl-C during a run: the chunk in flight finishes, a checkpoint is
+/// Ctrl-C during a run: the chunks in flight finish, a checkpoint is
 /// written where it stopped (mid-epoch or at an epoch's end, wherever the
 /// signal lands), the message says how to resume, the exit status is not
 /// 0; resuming then ends bit-identical to a run never interrupted.
@@ -374,9 +377,9 @@ fn ctrl_c_saves_and_the_resumed_run_is_bit_identical() {
 /// A second Ctrl-C exits at once (status 130), without waiting to save.
 /// The second signal is sent only once the first has been handled (its
 /// message read from stderr): two signals sent back to back can reach the
-/// process as one. Batches of 32 over 1024 images make a submit of 16
-/// steps last seconds on lavapipe, so the second arrives while the first
-/// is still waiting for the chunk in flight.
+/// process as one. Batches of 32 over 1024 images make an epoch one
+/// submit of 32 steps lasting seconds on lavapipe, so the second arrives
+/// while the first is still waiting for the chunk in flight.
 #[test]
 fn a_second_ctrl_c_exits_at_once() {
     use std::io::{BufRead, Read};

@@ -120,6 +120,19 @@ impl MemoryCounter {
     }
 }
 
+/// wgpu's allocator figures at one moment ([`Gpu::allocator_report`]),
+/// with the engine's own count taken at the same moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct AllocatorFigures {
+    /// Bytes of live allocations (`AllocatorReport::total_allocated_bytes`).
+    pub allocated_bytes: u64,
+    /// Bytes of the memory blocks they are carved from, free space
+    /// included (`total_reserved_bytes`).
+    pub reserved_bytes: u64,
+    /// [`Gpu::allocated_bytes`] at the same moment.
+    pub engine_bytes: u64,
+}
+
 /// An open device with its queue, what we know about its adapter, and the
 /// pipeline cache. Cheap to share by reference; ops take `&Gpu`.
 pub struct Gpu {
@@ -132,6 +145,8 @@ pub struct Gpu {
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounter>,
     errors: Arc<Mutex<Vec<String>>>,
+    /// Blocking waits on the device so far ([`Gpu::blocking_waits`]).
+    waits: AtomicU64,
     /// Set by wgpu's device-lost callback: why the device was lost.
     lost: Arc<Mutex<Option<String>>>,
     kernels: KernelPolicy,
@@ -360,6 +375,7 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             memory: Arc::default(),
             errors,
+            waits: AtomicU64::new(0),
             lost,
             kernels,
         })
@@ -422,15 +438,59 @@ impl Gpu {
     }
 
     /// Block until all submitted work is done, then report any error wgpu
-    /// raised since the last check (validation, out of memory).
+    /// raised since the last check (validation, out of memory). Counted in
+    /// [`Gpu::blocking_waits`].
     pub fn sync(&self, context: &str) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                context: context.to_string(),
-                message: e.to_string(),
-            })?;
+        self.block(wgpu::PollType::wait_indefinitely(), context)
+    }
+
+    /// Block until submission `index` is done (later submissions may still
+    /// run: this is how the training loop keeps a second chunk in flight),
+    /// then report errors as [`Gpu::sync`] does. Counted in
+    /// [`Gpu::blocking_waits`].
+    pub fn wait_for(&self, index: wgpu::SubmissionIndex, context: &str) -> Result<()> {
+        self.block(
+            wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            },
+            context,
+        )
+    }
+
+    /// The one place the engine blocks on the device, so that every wait
+    /// (syncs, readbacks, the training loop's) is counted.
+    fn block(&self, poll: wgpu::PollType, context: &str) -> Result<()> {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.device.poll(poll).map_err(|e| Error::Gpu {
+            context: context.to_string(),
+            message: e.to_string(),
+        })?;
         self.check_errors(context)
+    }
+
+    /// Blocking waits on the device since it was opened: every
+    /// [`Gpu::sync`] (so every tensor readback) and [`Gpu::wait_for`]. A
+    /// wait is a CPU-GPU round trip during which the CPU records nothing
+    /// and, once the GPU has drained, the GPU idles; the training loop
+    /// reports how many its epochs took (`metrics.json`).
+    pub fn blocking_waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
+
+    /// What wgpu's memory allocator holds now, where the backend reports it
+    /// (Vulkan and DX12 through gpu-allocator; `None` elsewhere, or where
+    /// the backend does not sub-allocate). It counts every buffer the
+    /// device has (uniform blocks, readback buffers, pipelines' scratch),
+    /// so it sits beside, not in place of, [`Gpu::allocated_bytes`].
+    pub fn allocator_report(&self) -> Option<AllocatorFigures> {
+        self.device
+            .generate_allocator_report()
+            .map(|r| AllocatorFigures {
+                allocated_bytes: r.total_allocated_bytes,
+                reserved_bytes: r.total_reserved_bytes,
+                engine_bytes: self.allocated_bytes(),
+            })
     }
 
     /// Why the device was lost, if it was (a driver reset, a GPU timeout,

@@ -1,18 +1,20 @@
 //! Adapter and device selection, tensors, the pipeline cache, the step
-//! recorder and per-step GPU state.
+//! recorder, per-step GPU state and its readback.
 
 pub mod context;
 pub mod pipeline;
+pub mod readback;
 pub mod recorder;
 pub mod state;
 pub mod tensor;
 
 pub use crate::shaders::Shader;
 pub use context::{
-    list_adapters, select_adapter, Gpu, GpuOptions, KernelPolicy, LimitsPolicy, ADAPTER_ENV,
+    list_adapters, select_adapter, AllocatorFigures, Gpu, GpuOptions, KernelPolicy, LimitsPolicy, ADAPTER_ENV,
     KERNELS_ENV,
 };
 pub use pipeline::{Access, Kernel};
-pub use recorder::{f32_param, grid, DispatchTime, Step};
-pub use state::{StepLosses, StepState};
+pub use readback::Readback;
+pub use recorder::{binding_bytes, f32_param, grid, DispatchTime, Step, StepStats};
+pub use state::{InFlight, Snapshot, StepLosses, StepState, IN_FLIGHT};
 pub use tensor::{DType, Tensor};

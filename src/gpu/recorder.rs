@@ -8,7 +8,16 @@
 //! step count, RNG offsets, the loss ring slot) live on the GPU in
 //! [`crate::gpu::StepState`], advanced by a kernel, so no uniform is
 //! overwritten between steps of the same submit.
+//!
+//! A step owns what it binds: every tensor a dispatch binds is kept (one
+//! clone per buffer) as long as the step, so the engine's memory count
+//! ([`Gpu::allocated_bytes`]) holds a step's scratch buffers while the step
+//! can run, whatever its recorder remembered to keep. And it counts what
+//! it records ([`Step::stats`]): dispatches, bind groups and bytes bound,
+//! the figures a GPU's step time follows (each dispatch and bind group
+//! costs the driver microseconds whatever its size).
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use wgpu::util::DeviceExt;
@@ -32,9 +41,54 @@ struct Dispatch {
 pub struct Step {
     pub label: String,
     dispatches: Vec<Dispatch>,
-    /// Scratch tensors the dispatches use (split-K partials, ...): kept so
-    /// the engine's memory accounting counts them while the step exists.
-    retained: Vec<Tensor>,
+    /// Every tensor a dispatch binds, and those given to [`Step::retain`],
+    /// one clone per buffer: the buffers live (and are counted in the
+    /// engine's memory) as long as the step.
+    kept: Vec<Tensor>,
+    kept_buffers: HashSet<wgpu::Buffer>,
+    stats: StepStats,
+}
+
+/// What a recorded step costs to encode and bind ([`Step::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepStats {
+    /// Dispatches recorded.
+    pub dispatches: usize,
+    /// Bind groups created for them (today one per dispatch).
+    pub bind_groups: usize,
+    /// Sum over the dispatches of the bytes each binds: its parameter
+    /// block and every storage binding ([`binding_bytes`]), a tensor bound
+    /// by several dispatches counted each time.
+    pub bytes_bound: u64,
+}
+
+impl std::ops::AddAssign for StepStats {
+    fn add_assign(&mut self, o: StepStats) {
+        self.dispatches += o.dispatches;
+        self.bind_groups += o.bind_groups;
+        self.bytes_bound += o.bytes_bound;
+    }
+}
+
+impl std::fmt::Display for StepStats {
+    /// `78 dispatches, 78 bind groups, 12.3 MiB bound (12898304 bytes)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} dispatches, {} bind groups, {:.1} MiB bound ({} bytes)",
+            self.dispatches,
+            self.bind_groups,
+            self.bytes_bound as f64 / (1u64 << 20) as f64,
+            self.bytes_bound
+        )
+    }
+}
+
+/// Bytes a storage binding of `t` covers: what [`StepStats::bytes_bound`]
+/// counts for it. (Today the whole buffer; with tensors as views into a
+/// shared buffer, the view's size.)
+pub fn binding_bytes(t: &Tensor) -> u64 {
+    t.buffer().size()
 }
 
 /// Time spent in one dispatch.
@@ -73,19 +127,35 @@ impl Step {
     pub fn new(label: &str) -> Step {
         Step {
             label: label.to_string(),
-            dispatches: Vec::new(),
-            retained: Vec::new(),
+            ..Step::default()
         }
     }
 
-    /// Keep `tensors` alive as long as this step.
+    /// Keep `tensors` alive as long as this step. [`Step::dispatch`]
+    /// already keeps every tensor it binds, so this is needed only for a
+    /// tensor no dispatch binds.
     pub fn retain(&mut self, tensors: impl IntoIterator<Item = Tensor>) {
-        self.retained.extend(tensors);
+        for t in tensors {
+            self.keep(&t);
+        }
+    }
+
+    /// Keep a clone of `t` unless its buffer is already kept.
+    fn keep(&mut self, t: &Tensor) {
+        if self.kept_buffers.insert(t.buffer().clone()) {
+            self.kept.push(t.clone());
+        }
+    }
+
+    /// Dispatches, bind groups and bytes bound, over everything recorded.
+    pub fn stats(&self) -> StepStats {
+        self.stats
     }
 
     /// Record one dispatch of `kernel` over `groups` workgroups, with the
     /// scalar parameter block `params` (u32 words; f32 via [`f32_param`]) and
-    /// the storage tensors bound in the kernel's binding order.
+    /// the storage tensors bound in the kernel's binding order. The step
+    /// keeps every bound tensor alive as long as itself.
     pub fn dispatch(
         &mut self,
         gpu: &Gpu,
@@ -126,14 +196,28 @@ impl Step {
                 contents: bytemuck::cast_slice(&words),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
+        let mut bytes_bound = uniform.size();
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: uniform.as_entire_binding(),
         }];
         for (i, t) in tensors.iter().enumerate() {
+            if !t.bindable(gpu) {
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "{} starts at byte {} of its buffer, not a multiple of the \
+                         adapter's storage offset alignment {}",
+                        t.label(),
+                        t.offset(),
+                        gpu.limits.min_storage_buffer_offset_alignment
+                    ),
+                ));
+            }
+            bytes_bound += binding_bytes(t);
             entries.push(wgpu::BindGroupEntry {
                 binding: 1 + i as u32,
-                resource: t.buffer().as_entire_binding(),
+                resource: t.binding(),
             });
         }
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -147,13 +231,25 @@ impl Step {
             bind_group,
             groups,
         });
+        for t in tensors {
+            self.keep(t);
+        }
+        self.stats += StepStats {
+            dispatches: 1,
+            bind_groups: 1,
+            bytes_bound,
+        };
         Ok(())
     }
 
-    /// Append all of `other`'s dispatches after this step's.
+    /// Append all of `other`'s dispatches after this step's (with what it
+    /// keeps and its counts).
     pub fn extend(&mut self, other: Step) {
         self.dispatches.extend(other.dispatches);
-        self.retained.extend(other.retained);
+        for t in &other.kept {
+            self.keep(t);
+        }
+        self.stats += other.stats;
     }
 
     /// Number of recorded dispatches.
@@ -183,6 +279,18 @@ impl Gpu {
     /// Encode `steps`, in order, into ONE encoder and ONE compute pass, and
     /// submit once. Does not wait.
     pub fn submit(&self, steps: &[&Step]) -> wgpu::SubmissionIndex {
+        self.submit_then(steps, |_| {})
+    }
+
+    /// [`Gpu::submit`], with `after` encoding more commands (copies) into
+    /// the same encoder after the compute pass: they run in the same
+    /// submit, after the steps (how step state is read back without a
+    /// submit of its own).
+    pub fn submit_then(
+        &self,
+        steps: &[&Step],
+        after: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> wgpu::SubmissionIndex {
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -197,6 +305,7 @@ impl Gpu {
                 s.encode(&mut pass);
             }
         }
+        after(&mut enc);
         self.queue.submit([enc.finish()])
     }
 
@@ -224,7 +333,7 @@ impl Gpu {
                     bind_group: d.bind_group.clone(),
                     groups: d.groups,
                 }],
-                retained: Vec::new(),
+                ..Step::default()
             };
             let t0 = Instant::now();
             self.run(&[&single])?;

@@ -42,11 +42,18 @@ impl Drop for Allocation {
     }
 }
 
-/// A GPU tensor. Cloning shares the buffer; [`Tensor::reshape`] gives a view
-/// with another shape over the same buffer.
+/// A GPU tensor: a byte range of a buffer, with a shape and a dtype.
+/// Cloning shares the buffer; [`Tensor::reshape`] gives the same range
+/// another shape, and [`Tensor::view`] a sub-range (how a parameter arena
+/// holds many tensors in one buffer).
 #[derive(Clone, Debug)]
 pub struct Tensor {
     buffer: wgpu::Buffer,
+    /// Start of the range in bytes.
+    offset: u64,
+    /// Length of the range in bytes (a whole buffer: its size, at least
+    /// [`MIN_BYTES`]).
+    bytes: u64,
     shape: Vec<usize>,
     dtype: DType,
     label: Arc<str>,
@@ -80,6 +87,8 @@ impl Tensor {
         gpu.memory.add(size);
         Ok(Tensor {
             buffer,
+            offset: 0,
+            bytes: size,
             shape: shape.to_vec(),
             dtype,
             label: label.into(),
@@ -128,7 +137,7 @@ impl Tensor {
             ));
         }
         if !bytes.is_empty() {
-            gpu.queue.write_buffer(&self.buffer, 0, bytes);
+            gpu.queue.write_buffer(&self.buffer, self.offset, bytes);
         }
         Ok(())
     }
@@ -148,17 +157,17 @@ impl Tensor {
     /// Fill every word with NaN (quiet, 0x7fc00000), so a kernel that fails to
     /// write an element is caught by the comparison that follows.
     pub fn poison(&self, gpu: &Gpu) {
-        let words = (self.buffer.size() / 4) as usize;
+        let words = (self.bytes / 4) as usize;
         gpu.queue.write_buffer(
             &self.buffer,
-            0,
+            self.offset,
             bytemuck::cast_slice(&vec![0x7fc0_0000u32; words]),
         );
     }
 
     /// Copy the contents back to the CPU as raw little-endian bytes.
     pub fn read_bytes(&self, gpu: &Gpu) -> Result<Vec<u8>> {
-        let size = self.buffer.size();
+        let size = self.bytes;
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -170,7 +179,7 @@ impl Tensor {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("readback"),
             });
-        enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, size);
+        enc.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, size);
         gpu.queue.submit([enc.finish()]);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
@@ -275,5 +284,77 @@ impl Tensor {
     }
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
+    }
+    /// Start of this tensor's range in its buffer, in bytes.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+    /// Length of this tensor's range, in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether `other` is a range of the same buffer.
+    pub fn same_buffer(&self, other: &Tensor) -> bool {
+        self.buffer == other.buffer
+    }
+
+    /// The binding of this tensor's range in a bind group.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.bytes),
+        })
+    }
+
+    /// The elements `start .. start + shape.product()` of this tensor, as a
+    /// tensor of `shape` sharing the buffer (no copy). A kernel can bind it
+    /// only when its byte offset is a multiple of the adapter's
+    /// `min_storage_buffer_offset_alignment` ([`Tensor::bindable`]); copies,
+    /// uploads and readbacks take any offset.
+    pub fn view(&self, start: usize, shape: &[usize], label: &str) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        if self.dtype == DType::U8 || n == 0 || start + n > self.numel() {
+            return Err(Error::invalid(
+                "view",
+                format!(
+                    "elements {start}..{} of {} {:?} ({:?}) are no view",
+                    start + n,
+                    self.label,
+                    self.shape,
+                    self.dtype
+                ),
+            ));
+        }
+        let mut t = self.clone();
+        t.offset = self.offset + self.dtype.bytes(start);
+        t.bytes = self.dtype.bytes(n);
+        t.shape = shape.to_vec();
+        t.label = label.into();
+        Ok(t)
+    }
+
+    /// This tensor's range and `next`'s as one flat tensor `[n + m]`, when
+    /// `next` starts where this one ends in the same buffer (a weight and
+    /// the bias after it in a parameter arena); else None.
+    pub fn joined(&self, next: &Tensor, label: &str) -> Option<Tensor> {
+        let adjacent = self.same_buffer(next)
+            && next.offset == self.offset + self.bytes
+            && self.dtype == next.dtype
+            && self.dtype.bytes(self.numel()) == self.bytes;
+        adjacent.then(|| {
+            let mut t = self.clone();
+            t.bytes = self.bytes + next.bytes;
+            t.shape = vec![self.numel() + next.numel()];
+            t.label = label.into();
+            t
+        })
+    }
+
+    /// Whether a kernel may bind this tensor on `gpu` (its offset aligned).
+    pub fn bindable(&self, gpu: &Gpu) -> bool {
+        self.offset
+            .is_multiple_of(gpu.limits.min_storage_buffer_offset_alignment as u64)
     }
 }

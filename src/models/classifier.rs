@@ -20,11 +20,12 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
 use crate::models::{count, flat, infer_chunked, record_adam, Stored};
-use crate::nn::{Dense, Layer, Param};
+use crate::nn::{Dense, Layer, Param, ParamArena};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::gather::{gather_labels, gather_pixels, PixelMap};
-use crate::ops::pool::{max_pool2x2_backward, max_pool2x2_forward};
+use crate::ops::gemm::Epilogue;
+use crate::ops::pool::{max_pool2x2_backward_fused, max_pool2x2_forward};
 use crate::ops::softmax_ce::softmax_ce;
 use crate::optim::adam::{Adam, AdamConfig};
 
@@ -47,27 +48,26 @@ pub struct ClassifierConfig {
     pub seed: u64,
 }
 
-/// The classifier's layers.
+/// The classifier's layers, their parameters in one [`ParamArena`].
 pub struct Classifier {
     pub config: ClassifierConfig,
+    pub arena: ParamArena,
     pub conv1: Layer<Conv2d>,
     pub conv2: Layer<Conv2d>,
     pub fc1: Layer<Dense>,
     pub fc2: Layer<Dense>,
 }
 
-/// Forward activations for one batch size.
+/// Forward activations for one batch size (each ReLU fused into the layer
+/// before it: only its output is kept).
 struct Acts {
     x: Tensor,
-    h1: Tensor,
     a1: Tensor,
     p1: Tensor,
     arg1: Tensor,
-    h2: Tensor,
     a2: Tensor,
     p2: Tensor,
     arg2: Tensor,
-    f: Tensor,
     fa: Tensor,
     logits: Tensor,
 }
@@ -77,15 +77,12 @@ impl Acts {
         let u = |shape: &[usize], name: &str| Tensor::new(gpu, shape, DType::U32, name);
         Ok(Acts {
             x: Tensor::zeros(gpu, &[b, 28, 28, 1], "x")?,
-            h1: Tensor::zeros(gpu, &[b, 28, 28, 16], "conv1")?,
             a1: Tensor::zeros(gpu, &[b, 28, 28, 16], "conv1 relu")?,
             p1: Tensor::zeros(gpu, &[b, 14, 14, 16], "pool1")?,
             arg1: u(&[b, 14, 14, 16], "pool1 argmax")?,
-            h2: Tensor::zeros(gpu, &[b, 14, 14, 32], "conv2")?,
             a2: Tensor::zeros(gpu, &[b, 14, 14, 32], "conv2 relu")?,
             p2: Tensor::zeros(gpu, &[b, 7, 7, 32], "pool2")?,
             arg2: u(&[b, 7, 7, 32], "pool2 argmax")?,
-            f: Tensor::zeros(gpu, &[b, FEATURES], "fc1")?,
             fa: Tensor::zeros(gpu, &[b, FEATURES], "features")?,
             logits: Tensor::zeros(gpu, &[b, CLASSES], "logits")?,
         })
@@ -94,15 +91,12 @@ impl Acts {
     fn into_tensors(self) -> Vec<Tensor> {
         vec![
             self.x,
-            self.h1,
             self.a1,
             self.p1,
             self.arg1,
-            self.h2,
             self.a2,
             self.p2,
             self.arg2,
-            self.f,
             self.fa,
             self.logits,
         ]
@@ -127,11 +121,21 @@ impl Classifier {
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let r = &mut rng;
         let same = Padding::uniform(2);
+        let mut conv1 = Layer::conv(gpu, r, "net.0", 5, 1, same, 1, 16, true)?;
+        let mut conv2 = Layer::conv(gpu, r, "net.3", 5, 1, same, 16, 32, true)?;
+        let mut fc1 = Layer::dense(gpu, r, "net.7", 1568, FEATURES, true, Some(POOL2_HWC), None)?;
+        let mut fc2 = Layer::dense(gpu, r, "net.9", FEATURES, CLASSES, true, None, None)?;
+        let mut runs = conv1.runs();
+        runs.extend(conv2.runs());
+        runs.extend(fc1.runs());
+        runs.extend(fc2.runs());
+        let arena = ParamArena::pack(gpu, "classifier", runs)?;
         Ok(Classifier {
-            conv1: Layer::conv(gpu, r, "net.0", 5, 1, same, 1, 16, true)?,
-            conv2: Layer::conv(gpu, r, "net.3", 5, 1, same, 16, 32, true)?,
-            fc1: Layer::dense(gpu, r, "net.7", 1568, FEATURES, true, Some(POOL2_HWC), None)?,
-            fc2: Layer::dense(gpu, r, "net.9", FEATURES, CLASSES, true, None, None)?,
+            conv1,
+            conv2,
+            fc1,
+            fc2,
+            arena,
             config,
         })
     }
@@ -152,14 +156,12 @@ impl Classifier {
     }
 
     fn record_forward(&self, gpu: &Gpu, s: &mut Step, a: &Acts) -> Result<()> {
-        self.conv1.forward(gpu, s, &a.x, &a.h1)?;
-        RELU.forward(gpu, s, &a.h1, &a.a1)?;
+        let relu = Epilogue::act(RELU);
+        self.conv1.forward_fused(gpu, s, &a.x, &a.a1, relu)?;
         max_pool2x2_forward(gpu, s, &a.a1, &a.p1, &a.arg1)?;
-        self.conv2.forward(gpu, s, &a.p1, &a.h2)?;
-        RELU.forward(gpu, s, &a.h2, &a.a2)?;
+        self.conv2.forward_fused(gpu, s, &a.p1, &a.a2, relu)?;
         max_pool2x2_forward(gpu, s, &a.a2, &a.p2, &a.arg2)?;
-        self.fc1.forward(gpu, s, &flat(&a.p2)?, &a.f)?;
-        RELU.forward(gpu, s, &a.f, &a.fa)?;
+        self.fc1.forward_fused(gpu, s, &flat(&a.p2)?, &a.fa, relu)?;
         self.fc2.forward(gpu, s, &a.fa, &a.logits)
     }
 
@@ -182,14 +184,13 @@ impl Classifier {
         let labels = Tensor::new(gpu, &[b], DType::U32, "labels")?;
         let rows = g(&[b], "ce rows")?;
         let loss = g(&[1], "ce loss")?;
+        // gradients at each layer's pre-activation output (the ReLU's
+        // derivative is applied by the kernel that writes them)
         let dlogits = g(&[b, CLASSES], "d logits")?;
-        let dfa = g(&[b, FEATURES], "d features")?;
         let df = g(&[b, FEATURES], "d fc1")?;
         let dp2 = g(&[b, 7, 7, 32], "d pool2")?;
-        let da2 = g(&[b, 14, 14, 32], "d conv2 relu")?;
         let dh2 = g(&[b, 14, 14, 32], "d conv2")?;
         let dp1 = g(&[b, 14, 14, 16], "d pool1")?;
-        let da1 = g(&[b, 28, 28, 16], "d conv1 relu")?;
         let dh1 = g(&[b, 28, 28, 16], "d conv1")?;
 
         let mut s = Step::new("classifier train");
@@ -216,27 +217,26 @@ impl Classifier {
             1.0,
         )?;
         state.record_loss(gpu, st, &loss, SLOT_CE)?;
-        self.fc2.backward(gpu, st, &a.fa, &dlogits, Some(&dfa))?;
-        RELU.backward(gpu, st, &a.f, &dfa, &df)?;
-        self.fc1
-            .backward(gpu, st, &flat(&a.p2)?, &df, Some(&flat(&dp2)?))?;
-        max_pool2x2_backward(gpu, st, &a.arg2, &dp2, &da2)?;
-        RELU.backward(gpu, st, &a.h2, &da2, &dh2)?;
-        self.conv2.backward(gpu, st, &a.p1, &dh2, Some(&dp1))?;
-        max_pool2x2_backward(gpu, st, &a.arg1, &dp1, &da1)?;
-        RELU.backward(gpu, st, &a.h1, &da1, &dh1)?;
-        self.conv1.backward(gpu, st, &a.x, &dh1, None)?;
-        record_adam(
+        let drelu_fa = Epilogue::dact(RELU, &a.fa);
+        self.fc2
+            .backward(gpu, st, &a.fa, &dlogits, Some((&df, drelu_fa)))?;
+        self.fc1.backward(
             gpu,
             st,
-            state,
-            &Adam::new(self.config.adam)?,
-            &self.params(),
+            &flat(&a.p2)?,
+            &df,
+            Some((&flat(&dp2)?, Epilogue::NONE)),
         )?;
+        let drelu_a2 = Epilogue::dact(RELU, &a.a2);
+        max_pool2x2_backward_fused(gpu, st, &a.arg2, &dp2, &dh2, &drelu_a2)?;
+        self.conv2
+            .backward(gpu, st, &a.p1, &dh2, Some((&dp1, Epilogue::NONE)))?;
+        let drelu_a1 = Epilogue::dact(RELU, &a.a1);
+        max_pool2x2_backward_fused(gpu, st, &a.arg1, &dp1, &dh1, &drelu_a1)?;
+        self.conv1.backward(gpu, st, &a.x, &dh1, None)?;
+        record_adam(gpu, st, state, &Adam::new(self.config.adam)?, &self.arena)?;
         state.record_advance(gpu, st)?;
-        s.retain([
-            labels, rows, loss, dlogits, dfa, df, dp2, da2, dh2, dp1, da1, dh1,
-        ]);
+        s.retain([labels, rows, loss, dlogits, df, dp2, dh2, dp1, dh1]);
         let logits = a.logits.clone();
         s.retain(a.into_tensors());
         Ok(TrainStep { step: s, logits })

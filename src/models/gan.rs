@@ -64,15 +64,15 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
 use crate::models::{count, flat, infer_chunked, record_adam, Stored};
-use crate::nn::{BatchNormLayer, Dense, Layer, Param, WeightOp};
+use crate::nn::{BatchNormLayer, Dense, Layer, Param, ParamArena, WeightOp};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::copy::copy_rows;
-use crate::ops::dropout::{dropout_backward, dropout_eval, dropout_forward};
 use crate::ops::gather::{gather_pixels, PixelMap};
-use crate::ops::pool::{global_max_pool_backward, global_max_pool_forward};
+use crate::ops::gemm::{Dropout, Epilogue};
+use crate::ops::pool::{global_max_pool_backward_fused, global_max_pool_forward};
 use crate::ops::rng::{fill_normal, Philox};
 use crate::optim::adam::{Adam, AdamConfig};
 
@@ -139,8 +139,12 @@ pub struct GanConfig {
 
 /// The GAN's layers. Batch norms are built for training batches of
 /// `config.batch` (eval runs at any size from the running statistics).
+/// The generator's and the discriminator's parameters each live in one
+/// [`ParamArena`] (one Adam dispatch each).
 pub struct Gan {
     pub config: GanConfig,
+    pub g_arena: ParamArena,
+    pub d_arena: ParamArena,
     pub g_fc: Layer<Dense>,
     pub g_bn0: BatchNormLayer,
     pub g1: Layer<ConvTranspose2d>,
@@ -153,22 +157,18 @@ pub struct Gan {
     pub d_fc: Layer<Dense>,
 }
 
-/// Generator activations for one batch size.
+/// Generator activations for one batch size: each layer's output, then its
+/// batch norm's with the LeakyReLU fused in (`g0a` `[B, 7, 7, 256]`).
 struct GActs {
     z: Tensor,
-    /// `[B, 12544]` dense output, batch-normed, activated (the last also
-    /// seen as `[B, 7, 7, 256]`).
+    /// `[B, 12544]` dense output.
     g0: Tensor,
-    g0n: Tensor,
     g0a: Tensor,
     g1: Tensor,
-    g1n: Tensor,
     g1a: Tensor,
     g2: Tensor,
-    g2n: Tensor,
     g2a: Tensor,
-    g3: Tensor,
-    /// tanh output `[B, 28, 28, 1]`.
+    /// tanh output `[B, 28, 28, 1]` (fused into the last layer's store).
     img: Tensor,
 }
 
@@ -178,29 +178,22 @@ impl GActs {
         Ok(GActs {
             z: Tensor::zeros(gpu, &[b, l], "z")?,
             g0: Tensor::zeros(gpu, &[b, G0], "gen fc")?,
-            g0n: Tensor::zeros(gpu, &[b, G0], "gen fc bn")?,
-            g0a: Tensor::zeros(gpu, &[b, h, w, c], "gen fc leaky")?,
+            g0a: Tensor::zeros(gpu, &[b, h, w, c], "gen fc bn leaky")?,
             g1: Tensor::zeros(gpu, &[b, 7, 7, 128], "gen1")?,
-            g1n: Tensor::zeros(gpu, &[b, 7, 7, 128], "gen1 bn")?,
-            g1a: Tensor::zeros(gpu, &[b, 7, 7, 128], "gen1 leaky")?,
+            g1a: Tensor::zeros(gpu, &[b, 7, 7, 128], "gen1 bn leaky")?,
             g2: Tensor::zeros(gpu, &[b, 14, 14, 64], "gen2")?,
-            g2n: Tensor::zeros(gpu, &[b, 14, 14, 64], "gen2 bn")?,
-            g2a: Tensor::zeros(gpu, &[b, 14, 14, 64], "gen2 leaky")?,
-            g3: Tensor::zeros(gpu, &[b, 28, 28, 1], "gen3")?,
+            g2a: Tensor::zeros(gpu, &[b, 14, 14, 64], "gen2 bn leaky")?,
             img: Tensor::zeros(gpu, &[b, 28, 28, 1], "fake images")?,
         })
     }
 }
 
-/// Discriminator activations for one batch size.
+/// Discriminator activations for one batch size: each conv's output with
+/// its LeakyReLU and (training) dropout fused in, and the dropout masks.
 struct DActs {
     x: Tensor,
-    h1: Tensor,
-    a1: Tensor,
     m1: Tensor,
     o1: Tensor,
-    h2: Tensor,
-    a2: Tensor,
     m2: Tensor,
     o2: Tensor,
     /// Head features `[B, F]` (the flatten head: a view of `o2`).
@@ -217,7 +210,7 @@ impl DActs {
         let b = x.shape()[0];
         let s1 = [b, 14, 14, 64];
         let s2 = [b, D_HWC.0, D_HWC.1, D_HWC.2];
-        let o2 = Tensor::zeros(gpu, &s2, "disc2 dropout")?;
+        let o2 = Tensor::zeros(gpu, &s2, "disc2 leaky dropout")?;
         let (feat, argmax) = match head {
             DHead::GlobalMaxPool => (
                 Tensor::zeros(gpu, &[b, D_HWC.2], "disc pooled")?,
@@ -227,12 +220,8 @@ impl DActs {
         };
         Ok(DActs {
             x,
-            h1: Tensor::zeros(gpu, &s1, "disc1")?,
-            a1: Tensor::zeros(gpu, &s1, "disc1 leaky")?,
             m1: Tensor::zeros(gpu, &s1, "disc1 mask")?,
-            o1: Tensor::zeros(gpu, &s1, "disc1 dropout")?,
-            h2: Tensor::zeros(gpu, &s2, "disc2")?,
-            a2: Tensor::zeros(gpu, &s2, "disc2 leaky")?,
+            o1: Tensor::zeros(gpu, &s1, "disc1 leaky dropout")?,
             m2: Tensor::zeros(gpu, &s2, "disc2 mask")?,
             o2,
             feat,
@@ -242,15 +231,14 @@ impl DActs {
     }
 }
 
-/// Gradients through the discriminator for one batch size.
+/// Gradients through the discriminator for one batch size, at each conv's
+/// output before its LeakyReLU (the kernel writing them applies the
+/// dropout mask and the LeakyReLU's derivative).
 struct DGrads {
     dlogits: Tensor,
+    /// The head's input gradient (the flatten head: a view of `dh2`).
     dfeat: Tensor,
-    do2: Tensor,
-    da2: Tensor,
     dh2: Tensor,
-    do1: Tensor,
-    da1: Tensor,
     dh1: Tensor,
 }
 
@@ -258,39 +246,26 @@ impl DGrads {
     fn new(gpu: &Gpu, b: usize, head: DHead) -> Result<DGrads> {
         let s1 = [b, 14, 14, 64];
         let s2 = [b, D_HWC.0, D_HWC.1, D_HWC.2];
-        let do2 = Tensor::zeros(gpu, &s2, "d disc2 dropout")?;
+        let dh2 = Tensor::zeros(gpu, &s2, "d disc2")?;
         let dfeat = match head {
             DHead::GlobalMaxPool => Tensor::zeros(gpu, &[b, D_HWC.2], "d disc pooled")?,
-            DHead::Flatten => flat(&do2)?,
+            DHead::Flatten => flat(&dh2)?,
         };
         Ok(DGrads {
             dlogits: Tensor::zeros(gpu, &[b, 1], "d disc logits")?,
             dfeat,
-            do2,
-            da2: Tensor::zeros(gpu, &s2, "d disc2 leaky")?,
-            dh2: Tensor::zeros(gpu, &s2, "d disc2")?,
-            do1: Tensor::zeros(gpu, &s1, "d disc1 dropout")?,
-            da1: Tensor::zeros(gpu, &s1, "d disc1 leaky")?,
+            dh2,
             dh1: Tensor::zeros(gpu, &s1, "d disc1")?,
         })
     }
 
-    fn tensors(self) -> [Tensor; 8] {
-        [
-            self.dlogits,
-            self.dfeat,
-            self.do2,
-            self.da2,
-            self.dh2,
-            self.do1,
-            self.da1,
-            self.dh1,
-        ]
+    fn tensors(self) -> [Tensor; 4] {
+        [self.dlogits, self.dfeat, self.dh2, self.dh1]
     }
 }
 
 /// Backward of one weight layer: parameter gradients and (when given) the
-/// input gradient, or the input gradient alone.
+/// input gradient ending in its epilogue, or the input gradient alone.
 fn layer_backward<Op: WeightOp>(
     l: &Layer<Op>,
     weights: bool,
@@ -298,12 +273,23 @@ fn layer_backward<Op: WeightOp>(
     s: &mut Step,
     x: &Tensor,
     dy: &Tensor,
-    dx: Option<&Tensor>,
+    dx: Option<(&Tensor, Epilogue)>,
 ) -> Result<()> {
     match (weights, dx) {
         (true, dx) => l.backward(gpu, s, x, dy, dx),
-        (false, Some(dx)) => l.backward_input(gpu, s, dy, dx),
+        (false, Some((dx, epi))) => l.backward_input(gpu, s, dy, dx, epi),
         (false, None) => Ok(()),
+    }
+}
+
+/// The backward epilogue through a fused LeakyReLU + dropout: the saved
+/// mask, then the derivative from the saved output `o` (its sign is the
+/// LeakyReLU input's wherever the mask keeps the unit).
+fn d_leaky_dropout<'a>(mask: &'a Tensor, o: &'a Tensor) -> Epilogue<'a> {
+    Epilogue {
+        dmask: Some(mask),
+        dact: Some((LEAKY, o)),
+        ..Epilogue::NONE
     }
 }
 
@@ -314,11 +300,12 @@ pub struct TrainStep {
     pub fake: Tensor,
     /// The discriminator's logits on [real; fake], `[2B, 1]`.
     pub d_logits: Tensor,
-    /// Every LeakyReLU input of the step by name (the generator's three
-    /// batch-norm outputs, then the discriminator's two conv outputs in the
-    /// D update on [real; fake] and in the G update on fake), for tests that
-    /// check which side of the kink each unit took.
-    pub leaky_inputs: Vec<(&'static str, Tensor)>,
+    /// Every LeakyReLU output of the step by name (the generator's three
+    /// batch norms', then the discriminator's two convs' after dropout, in
+    /// the D update on [real; fake] and in the G update on fake), for tests
+    /// that check which side of the kink each unit took: the output has the
+    /// input's sign (a dropped unit is 0, and has no gradient).
+    pub leaky_outputs: Vec<(&'static str, Tensor)>,
     /// The global max pool winners (max pool head only): D update, G update.
     pub pool_argmax: Vec<(&'static str, Tensor)>,
 }
@@ -343,46 +330,71 @@ impl Gan {
             DHead::GlobalMaxPool => ("discriminator.8", None),
             DHead::Flatten => ("discriminator.7", Some(D_HWC)),
         };
+        let leaky = Some(LEAKY);
+        let mut g_fc = Layer::dense(gpu, r, "generator.0", l, G0, false, None, None)?;
+        let mut g_bn0 = BatchNormLayer::new(gpu, "generator.1", &[b, G0], leaky)?;
+        let mut g1 = Layer::conv_transpose_same(gpu, r, "generator.5", 5, 1, 7, 256, 128, false)?;
+        let mut g_bn1 = BatchNormLayer::new(gpu, "generator.6", &[b, 7, 7, 128], leaky)?;
+        let mut g2 = Layer::conv_transpose_same(gpu, r, "generator.8", 5, 2, 7, 128, 64, false)?;
+        let mut g_bn2 = BatchNormLayer::new(gpu, "generator.9", &[b, 14, 14, 64], leaky)?;
+        let mut g3 = Layer::conv_transpose_same(gpu, r, "generator.11", 5, 2, 14, 64, 1, false)?;
+        let mut d1 = Layer::conv(
+            gpu,
+            r,
+            "discriminator.0",
+            5,
+            2,
+            Padding::same(28, 5, 2),
+            1,
+            64,
+            true,
+        )?;
+        let mut d2 = Layer::conv(
+            gpu,
+            r,
+            "discriminator.3",
+            5,
+            2,
+            Padding::same(14, 5, 2),
+            64,
+            128,
+            true,
+        )?;
+        let mut d_fc = Layer::dense(
+            gpu,
+            r,
+            d_fc_name,
+            config.head.features(),
+            1,
+            true,
+            d_in_nhwc,
+            None,
+        )?;
+        let mut runs = g_fc.runs();
+        runs.extend(g_bn0.runs());
+        runs.extend(g1.runs());
+        runs.extend(g_bn1.runs());
+        runs.extend(g2.runs());
+        runs.extend(g_bn2.runs());
+        runs.extend(g3.runs());
+        let g_arena = ParamArena::pack(gpu, "generator", runs)?;
+        let mut runs = d1.runs();
+        runs.extend(d2.runs());
+        runs.extend(d_fc.runs());
+        let d_arena = ParamArena::pack(gpu, "discriminator", runs)?;
         Ok(Gan {
-            g_fc: Layer::dense(gpu, r, "generator.0", l, G0, false, None, None)?,
-            g_bn0: BatchNormLayer::new(gpu, "generator.1", &[b, G0])?,
-            g1: Layer::conv_transpose_same(gpu, r, "generator.5", 5, 1, 7, 256, 128, false)?,
-            g_bn1: BatchNormLayer::new(gpu, "generator.6", &[b, 7, 7, 128])?,
-            g2: Layer::conv_transpose_same(gpu, r, "generator.8", 5, 2, 7, 128, 64, false)?,
-            g_bn2: BatchNormLayer::new(gpu, "generator.9", &[b, 14, 14, 64])?,
-            g3: Layer::conv_transpose_same(gpu, r, "generator.11", 5, 2, 14, 64, 1, false)?,
-            d1: Layer::conv(
-                gpu,
-                r,
-                "discriminator.0",
-                5,
-                2,
-                Padding::same(28, 5, 2),
-                1,
-                64,
-                true,
-            )?,
-            d2: Layer::conv(
-                gpu,
-                r,
-                "discriminator.3",
-                5,
-                2,
-                Padding::same(14, 5, 2),
-                64,
-                128,
-                true,
-            )?,
-            d_fc: Layer::dense(
-                gpu,
-                r,
-                d_fc_name,
-                config.head.features(),
-                1,
-                true,
-                d_in_nhwc,
-                None,
-            )?,
+            g_fc,
+            g_bn0,
+            g1,
+            g_bn1,
+            g2,
+            g_bn2,
+            g3,
+            d1,
+            d2,
+            d_fc,
+            g_arena,
+            d_arena,
             config,
         })
     }
@@ -449,41 +461,40 @@ impl Gan {
             }
         };
         self.g_fc.forward(gpu, s, &a.z, &a.g0)?;
-        bn(&self.g_bn0, s, &a.g0, &a.g0n)?;
-        LEAKY.forward(gpu, s, &a.g0n, &flat(&a.g0a)?)?;
+        bn(&self.g_bn0, s, &a.g0, &flat(&a.g0a)?)?;
         self.g1.forward(gpu, s, &a.g0a, &a.g1)?;
-        bn(&self.g_bn1, s, &a.g1, &a.g1n)?;
-        LEAKY.forward(gpu, s, &a.g1n, &a.g1a)?;
+        bn(&self.g_bn1, s, &a.g1, &a.g1a)?;
         self.g2.forward(gpu, s, &a.g1a, &a.g2)?;
-        bn(&self.g_bn2, s, &a.g2, &a.g2n)?;
-        LEAKY.forward(gpu, s, &a.g2n, &a.g2a)?;
-        self.g3.forward(gpu, s, &a.g2a, &a.g3)?;
-        Activation::Tanh.forward(gpu, s, &a.g3, &a.img)
+        bn(&self.g_bn2, s, &a.g2, &a.g2a)?;
+        let tanh = Epilogue::act(Activation::Tanh);
+        self.g3.forward_fused(gpu, s, &a.g2a, &a.img, tanh)
     }
 
     /// Record the discriminator from `a.x` to `a.logits`. `dropout`: the
     /// step counter and the two layers' streams (training), or `None`
     /// (eval: dropout is the identity).
-    fn record_discriminate(
+    fn record_discriminate<'a>(
         &self,
         gpu: &Gpu,
         s: &mut Step,
-        a: &DActs,
-        dropout: Option<(&Tensor, [u32; 2])>,
+        a: &'a DActs,
+        dropout: Option<(&'a Tensor, [u32; 2])>,
     ) -> Result<()> {
-        let drop = |s: &mut Step, k: usize, x: &Tensor, m: &Tensor, y: &Tensor| match dropout {
-            Some((counters, streams)) => {
-                let r = Philox::new(self.config.seed, streams[k]);
-                dropout_forward(gpu, s, r, counters, DROPOUT, x, m, y)
+        // LeakyReLU, then (training) dropout, in each conv's store
+        let epi = |k: usize, mask: &'a Tensor| -> Epilogue<'a> {
+            Epilogue {
+                act: Some(LEAKY),
+                dropout: dropout.map(|(counters, streams)| Dropout {
+                    rng: Philox::new(self.config.seed, streams[k]),
+                    rate: DROPOUT,
+                    counters,
+                    mask,
+                }),
+                ..Epilogue::NONE
             }
-            None => dropout_eval(gpu, s, x, y),
         };
-        self.d1.forward(gpu, s, &a.x, &a.h1)?;
-        LEAKY.forward(gpu, s, &a.h1, &a.a1)?;
-        drop(s, 0, &a.a1, &a.m1, &a.o1)?;
-        self.d2.forward(gpu, s, &a.o1, &a.h2)?;
-        LEAKY.forward(gpu, s, &a.h2, &a.a2)?;
-        drop(s, 1, &a.a2, &a.m2, &a.o2)?;
+        self.d1.forward_fused(gpu, s, &a.x, &a.o1, epi(0, &a.m1))?;
+        self.d2.forward_fused(gpu, s, &a.o1, &a.o2, epi(1, &a.m2))?;
         if let Some(argmax) = &a.argmax {
             global_max_pool_forward(gpu, s, &a.o2, &a.feat, argmax)?;
         }
@@ -499,25 +510,40 @@ impl Gan {
         a: &DActs,
         g: &DGrads,
         weights: bool,
-        dx: Option<&Tensor>,
+        dx: Option<(&Tensor, Epilogue)>,
     ) -> Result<()> {
-        layer_backward(
-            &self.d_fc,
-            weights,
-            gpu,
-            s,
-            &a.feat,
-            &g.dlogits,
-            Some(&g.dfeat),
-        )?;
-        if let Some(argmax) = &a.argmax {
-            global_max_pool_backward(gpu, s, argmax, &g.dfeat, &g.do2)?;
+        let d2_out = d_leaky_dropout(&a.m2, &a.o2);
+        match &a.argmax {
+            Some(argmax) => {
+                layer_backward(
+                    &self.d_fc,
+                    weights,
+                    gpu,
+                    s,
+                    &a.feat,
+                    &g.dlogits,
+                    Some((&g.dfeat, Epilogue::NONE)),
+                )?;
+                global_max_pool_backward_fused(gpu, s, argmax, &g.dfeat, &g.dh2, &d2_out)?;
+            }
+            // dfeat is dh2 flattened: the head's backward data ends in d2's
+            // dropout and LeakyReLU derivative
+            None => {
+                let (m2, o2) = (flat(&a.m2)?, flat(&a.o2)?);
+                let epi = d_leaky_dropout(&m2, &o2);
+                layer_backward(
+                    &self.d_fc,
+                    weights,
+                    gpu,
+                    s,
+                    &a.feat,
+                    &g.dlogits,
+                    Some((&g.dfeat, epi)),
+                )?;
+            }
         }
-        dropout_backward(gpu, s, &a.m2, &g.do2, &g.da2)?;
-        LEAKY.backward(gpu, s, &a.h2, &g.da2, &g.dh2)?;
-        layer_backward(&self.d2, weights, gpu, s, &a.o1, &g.dh2, Some(&g.do1))?;
-        dropout_backward(gpu, s, &a.m1, &g.do1, &g.da1)?;
-        LEAKY.backward(gpu, s, &a.h1, &g.da1, &g.dh1)?;
+        let d1_out = d_leaky_dropout(&a.m1, &a.o1);
+        layer_backward(&self.d2, weights, gpu, s, &a.o1, &g.dh2, Some((&g.dh1, d1_out)))?;
         layer_backward(&self.d1, weights, gpu, s, &a.x, &g.dh1, dx)
     }
 
@@ -537,13 +563,19 @@ impl Gan {
             ));
         }
         let seed = self.config.seed;
-        let ga = GActs::new(gpu, b, l)?;
-        let real = Tensor::zeros(gpu, &[b, 28, 28, 1], "real images")?;
-        let both = DActs::new(
-            gpu,
-            Tensor::zeros(gpu, &[2 * b, 28, 28, 1], "real|fake")?,
-            head,
-        )?;
+        // The real batch is gathered, and the fake one generated, straight
+        // into the halves of the discriminator's [real; fake] input (views:
+        // no copies), unless the fake half's offset cannot be bound on this
+        // adapter (then it is generated on its own and copied).
+        let both_x = Tensor::zeros(gpu, &[2 * b, 28, 28, 1], "real|fake")?;
+        let real = both_x.view(0, &[b, 28, 28, 1], "real images")?;
+        let mut ga = GActs::new(gpu, b, l)?;
+        let fake_half = both_x.view(b * PIXELS, &[b, 28, 28, 1], "fake images")?;
+        let copy_fake = !fake_half.bindable(gpu);
+        if !copy_fake {
+            ga.img = fake_half;
+        }
+        let both = DActs::new(gpu, both_x, head)?;
         let both_g = DGrads::new(gpu, 2 * b, head)?;
         let fake = DActs::new(gpu, ga.img.clone(), head)?;
         let fake_g = DGrads::new(gpu, b, head)?;
@@ -559,16 +591,15 @@ impl Gan {
             Tensor::zeros(gpu, &[b], "g loss rows")?,
             Tensor::zeros(gpu, &[1], "g loss")?,
         );
-        let dimg = Tensor::zeros(gpu, &[b, 28, 28, 1], "d fake images")?;
+        // gradients at each batch norm's output before its LeakyReLU and at
+        // each layer's output (the derivatives are applied by the kernels
+        // that write them)
         let dg3 = Tensor::zeros(gpu, &[b, 28, 28, 1], "d gen3")?;
-        let dg2a = Tensor::zeros(gpu, &[b, 14, 14, 64], "d gen2 leaky")?;
         let dg2n = Tensor::zeros(gpu, &[b, 14, 14, 64], "d gen2 bn")?;
         let dg2 = Tensor::zeros(gpu, &[b, 14, 14, 64], "d gen2")?;
-        let dg1a = Tensor::zeros(gpu, &[b, 7, 7, 128], "d gen1 leaky")?;
         let dg1n = Tensor::zeros(gpu, &[b, 7, 7, 128], "d gen1 bn")?;
         let dg1 = Tensor::zeros(gpu, &[b, 7, 7, 128], "d gen1")?;
-        let dg0a = Tensor::zeros(gpu, &[b, G_HWC.0, G_HWC.1, G_HWC.2], "d gen fc leaky")?;
-        let dg0n = Tensor::zeros(gpu, &[b, G0], "d gen fc bn")?;
+        let dg0n = Tensor::zeros(gpu, &[b, G_HWC.0, G_HWC.1, G_HWC.2], "d gen fc bn")?;
         let dg0 = Tensor::zeros(gpu, &[b, G0], "d gen fc")?;
 
         let mut s = Step::new("gan train");
@@ -587,8 +618,9 @@ impl Gan {
         self.record_generate(gpu, st, &ga, true)?;
         // (2) Discriminator update on [real; fake]: mean BCE over the 2B
         // rows times 2 = BCE(real, 1) + BCE(fake, 0).
-        copy_rows(gpu, st, &real, &both.x, 0)?;
-        copy_rows(gpu, st, &ga.img, &both.x, b)?;
+        if copy_fake {
+            copy_rows(gpu, st, &ga.img, &both.x, b)?;
+        }
         self.record_discriminate(gpu, st, &both, Some((&state.counters, STREAM_D_UPDATE)))?;
         bce_with_logits(
             gpu,
@@ -603,13 +635,8 @@ impl Gan {
         )?;
         state.record_loss(gpu, st, &d_loss, SLOT_D)?;
         self.record_d_backward(gpu, st, &both, &both_g, true, None)?;
-        record_adam(
-            gpu,
-            st,
-            state,
-            &Adam::new(self.config.adam_d)?,
-            &self.discriminator_params(),
-        )?;
+        let adam_d = Adam::new(self.config.adam_d)?;
+        record_adam(gpu, st, state, &adam_d, &self.d_arena)?;
         // (3) Generator update through the updated discriminator.
         self.record_discriminate(gpu, st, &fake, Some((&state.counters, STREAM_G_UPDATE)))?;
         bce_with_logits(
@@ -624,37 +651,30 @@ impl Gan {
             1.0,
         )?;
         state.record_loss(gpu, st, &g_loss, SLOT_G)?;
-        self.record_d_backward(gpu, st, &fake, &fake_g, false, Some(&dimg))?;
-        Activation::Tanh.backward(gpu, st, &ga.img, &dimg, &dg3)?;
-        self.g3.backward(gpu, st, &ga.g2a, &dg3, Some(&dg2a))?;
-        LEAKY.backward(gpu, st, &ga.g2n, &dg2a, &dg2n)?;
+        // D's input gradient ends in tanh's derivative: d gen3 directly
+        let dtanh = Epilogue::dact(Activation::Tanh, &ga.img);
+        self.record_d_backward(gpu, st, &fake, &fake_g, false, Some((&dg3, dtanh)))?;
+        self.g3.backward(gpu, st, &ga.g2a, &dg3, Some((&dg2n, Epilogue::dact(LEAKY, &ga.g2a))))?;
         self.g_bn2.backward(gpu, st, &ga.g2, &dg2n, &dg2)?;
-        self.g2.backward(gpu, st, &ga.g1a, &dg2, Some(&dg1a))?;
-        LEAKY.backward(gpu, st, &ga.g1n, &dg1a, &dg1n)?;
+        self.g2.backward(gpu, st, &ga.g1a, &dg2, Some((&dg1n, Epilogue::dact(LEAKY, &ga.g1a))))?;
         self.g_bn1.backward(gpu, st, &ga.g1, &dg1n, &dg1)?;
-        self.g1.backward(gpu, st, &ga.g0a, &dg1, Some(&dg0a))?;
-        LEAKY.backward(gpu, st, &ga.g0n, &flat(&dg0a)?, &dg0n)?;
-        self.g_bn0.backward(gpu, st, &ga.g0, &dg0n, &dg0)?;
+        self.g1.backward(gpu, st, &ga.g0a, &dg1, Some((&dg0n, Epilogue::dact(LEAKY, &ga.g0a))))?;
+        self.g_bn0.backward(gpu, st, &ga.g0, &flat(&dg0n)?, &dg0)?;
         self.g_fc.backward(gpu, st, &ga.z, &dg0, None)?;
-        record_adam(
-            gpu,
-            st,
-            state,
-            &Adam::new(self.config.adam_g)?,
-            &self.generator_params(),
-        )?;
+        let adam_g = Adam::new(self.config.adam_g)?;
+        record_adam(gpu, st, state, &adam_g, &self.g_arena)?;
         state.record_advance(gpu, st)?;
 
         let d_logits = both.logits.clone();
         let fake_img = ga.img.clone();
-        let leaky_inputs = vec![
-            ("gen fc bn", ga.g0n.clone()),
-            ("gen1 bn", ga.g1n.clone()),
-            ("gen2 bn", ga.g2n.clone()),
-            ("d update disc1", both.h1.clone()),
-            ("d update disc2", both.h2.clone()),
-            ("g update disc1", fake.h1.clone()),
-            ("g update disc2", fake.h2.clone()),
+        let leaky_outputs = vec![
+            ("gen fc bn", flat(&ga.g0a)?),
+            ("gen1 bn", ga.g1a.clone()),
+            ("gen2 bn", ga.g2a.clone()),
+            ("d update disc1", both.o1.clone()),
+            ("d update disc2", both.o2.clone()),
+            ("g update disc1", fake.o1.clone()),
+            ("g update disc2", fake.o2.clone()),
         ];
         let pool_argmax = [("d update", &both.argmax), ("g update", &fake.argmax)]
             .into_iter()
@@ -663,24 +683,19 @@ impl Gan {
         s.retain(both_g.tensors());
         s.retain(fake_g.tensors());
         s.retain([
-            real, d_targets, g_targets, d_rows, d_loss, g_rows, g_loss, dimg, dg3, dg2a, dg2n, dg2,
-            dg1a, dg1n, dg1, dg0a, dg0n, dg0,
+            real, d_targets, g_targets, d_rows, d_loss, g_rows, g_loss, dg3, dg2n, dg2, dg1n, dg1,
+            dg0n, dg0,
         ]);
         for a in [both, fake] {
-            s.retain([
-                a.x, a.h1, a.a1, a.m1, a.o1, a.h2, a.a2, a.m2, a.o2, a.feat, a.logits,
-            ]);
+            s.retain([a.x, a.m1, a.o1, a.m2, a.o2, a.feat, a.logits]);
             s.retain(a.argmax);
         }
-        s.retain([
-            ga.z, ga.g0, ga.g0n, ga.g0a, ga.g1, ga.g1n, ga.g1a, ga.g2, ga.g2n, ga.g2a, ga.g3,
-            ga.img,
-        ]);
+        s.retain([ga.z, ga.g0, ga.g0a, ga.g1, ga.g1a, ga.g2, ga.g2a, ga.img]);
         Ok(TrainStep {
             step: s,
             fake: fake_img,
             d_logits,
-            leaky_inputs,
+            leaky_outputs,
             pool_argmax,
         })
     }

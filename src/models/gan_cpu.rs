@@ -76,10 +76,12 @@ pub struct GanCpuStep<T> {
     pub fake: Vec<T>,
     /// The discriminator's logits on [real; fake] `[2B]` (before its update).
     pub d_logits: Vec<T>,
-    /// Every LeakyReLU input of the step, named and ordered as the GPU's
-    /// [`crate::models::gan::TrainStep::leaky_inputs`]: which side of the
-    /// kink a unit is on decides its derivative (1 or 0.2).
-    pub leaky_inputs: Vec<(&'static str, Vec<T>)>,
+    /// Every LeakyReLU output of the step (the discriminator's after
+    /// dropout), named and ordered as the GPU's
+    /// [`crate::models::gan::TrainStep::leaky_outputs`]: which side of the
+    /// kink a unit is on decides its derivative (1 or 0.2), and the output
+    /// has the input's sign.
+    pub leaky_outputs: Vec<(&'static str, Vec<T>)>,
     /// The global max pool winners (max pool head only), as the GPU's
     /// `pool_argmax`, and the pooled NHWC tensors `[n, 7, 7, 128]` they
     /// were picked from.
@@ -563,7 +565,7 @@ impl<T: Real> GanCpu<T> {
             .filter_map(|(n, a)| a.clone().map(|a| (n, a)))
             .collect();
         let pool_inputs = match self.config.head {
-            DHead::GlobalMaxPool => vec![("d update", da.o2), ("g update", ga.o2.clone())],
+            DHead::GlobalMaxPool => vec![("d update", da.o2.clone()), ("g update", ga.o2.clone())],
             DHead::Flatten => Vec::new(),
         };
         Ok(GanCpuStep {
@@ -573,14 +575,14 @@ impl<T: Real> GanCpu<T> {
             grads,
             fake: img,
             d_logits: da.logits,
-            leaky_inputs: vec![
-                ("gen fc bn", gf.bn0.y.clone()),
-                ("gen1 bn", gf.bn1.y.clone()),
-                ("gen2 bn", gf.bn2.y.clone()),
-                ("d update disc1", da.h1),
-                ("d update disc2", da.h2),
-                ("g update disc1", ga.h1.clone()),
-                ("g update disc2", ga.h2.clone()),
+            leaky_outputs: vec![
+                ("gen fc bn", LEAKY.forward_cpu(&gf.bn0.y)),
+                ("gen1 bn", LEAKY.forward_cpu(&gf.bn1.y)),
+                ("gen2 bn", LEAKY.forward_cpu(&gf.bn2.y)),
+                ("d update disc1", da.o1.clone()),
+                ("d update disc2", da.o2.clone()),
+                ("g update disc1", ga.o1.clone()),
+                ("g update disc2", ga.o2.clone()),
             ],
             pool_argmax,
             pool_inputs,

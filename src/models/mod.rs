@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::nn::{BatchNormLayer, Param};
+use crate::nn::{BatchNormLayer, Param, ParamArena};
 use crate::optim::adam::{Adam, AdamTensors};
 
 /// Most images one inference submit (encode, decode, generate, classify)
@@ -122,24 +122,21 @@ impl Stored<'_> {
     }
 }
 
-/// Record one Adam update per parameter.
+/// Record one Adam update of every parameter in `arena`: one dispatch.
 pub fn record_adam(
     gpu: &Gpu,
     step: &mut Step,
     state: &StepState,
     adam: &Adam,
-    params: &[&Param],
+    arena: &ParamArena,
 ) -> Result<()> {
-    for p in params {
-        let t = AdamTensors {
-            param: &p.value,
-            grad: &p.grad,
-            m: &p.m,
-            v: &p.v,
-        };
-        adam.record_update(gpu, step, &state.counters, &t)?;
-    }
-    Ok(())
+    let t = AdamTensors {
+        param: &arena.value,
+        grad: &arena.grad,
+        m: &arena.m,
+        v: &arena.v,
+    };
+    adam.record_update(gpu, step, &state.counters, &t)
 }
 
 /// The `[B, F]` view of an `[B, ...]` activation (flatten: no copy).

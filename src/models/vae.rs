@@ -27,12 +27,13 @@ use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
 use crate::models::{count, flat, infer_chunked, record_adam, Stored, CHUNK};
-use crate::nn::{Dense, Layer, Param};
+use crate::nn::{Dense, Layer, Param, ParamArena};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_with_logits, BceReduction};
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::gather::{gather_pixels, PixelMap};
+use crate::ops::gemm::Epilogue;
 use crate::ops::kl::kl_divergence;
 use crate::ops::reparam::{reparam_backward, reparam_forward, reparam_forward_cpu};
 use crate::ops::rng::Philox;
@@ -43,6 +44,10 @@ const ENC_HWC: (usize, usize, usize) = (6, 6, 64);
 /// Decoder input image: 7x7x32.
 const DEC_HWC: (usize, usize, usize) = (7, 7, 32);
 const RELU: Activation = Activation::Relu;
+const RELU_EPI: Epilogue<'static> = Epilogue {
+    act: Some(RELU),
+    ..Epilogue::NONE
+};
 
 /// Loss slots in the step's ring row.
 pub const SLOT_RECON: usize = 0;
@@ -59,9 +64,10 @@ pub struct VaeConfig {
     pub binarize: bool,
 }
 
-/// The VAE's layers.
+/// The VAE's layers, their parameters in one [`ParamArena`].
 pub struct Vae {
     pub config: VaeConfig,
+    pub arena: ParamArena,
     pub enc1: Layer<Conv2d>,
     pub enc2: Layer<Conv2d>,
     pub enc_fc: Layer<Dense>,
@@ -71,12 +77,11 @@ pub struct Vae {
     pub dec3: Layer<ConvTranspose2d>,
 }
 
-/// Encoder activations for one batch size.
+/// Encoder activations for one batch size (each conv's ReLU is fused into
+/// it: only the ReLU outputs are kept).
 struct EncActs {
     x: Tensor,
-    h1: Tensor,
     a1: Tensor,
-    h2: Tensor,
     a2: Tensor,
     /// `[B, 2L]`: mean | log-variance.
     h: Tensor,
@@ -85,11 +90,8 @@ struct EncActs {
 /// Decoder activations for one batch size.
 struct DecActs {
     z: Tensor,
-    d0: Tensor,
     d0a: Tensor,
-    d1: Tensor,
     d1a: Tensor,
-    d2: Tensor,
     d2a: Tensor,
     logits: Tensor,
 }
@@ -98,9 +100,7 @@ impl EncActs {
     fn new(gpu: &Gpu, b: usize, l: usize) -> Result<EncActs> {
         Ok(EncActs {
             x: Tensor::zeros(gpu, &[b, 28, 28, 1], "x")?,
-            h1: Tensor::zeros(gpu, &[b, 13, 13, 32], "enc1")?,
             a1: Tensor::zeros(gpu, &[b, 13, 13, 32], "enc1 relu")?,
-            h2: Tensor::zeros(gpu, &[b, 6, 6, 64], "enc2")?,
             a2: Tensor::zeros(gpu, &[b, 6, 6, 64], "enc2 relu")?,
             h: Tensor::zeros(gpu, &[b, 2 * l], "mean|logvar")?,
         })
@@ -111,11 +111,8 @@ impl DecActs {
     fn new(gpu: &Gpu, b: usize, l: usize) -> Result<DecActs> {
         Ok(DecActs {
             z: Tensor::zeros(gpu, &[b, l], "z")?,
-            d0: Tensor::zeros(gpu, &[b, 7, 7, 32], "dec_fc")?,
             d0a: Tensor::zeros(gpu, &[b, 7, 7, 32], "dec_fc relu")?,
-            d1: Tensor::zeros(gpu, &[b, 14, 14, 64], "dec1")?,
             d1a: Tensor::zeros(gpu, &[b, 14, 14, 64], "dec1 relu")?,
-            d2: Tensor::zeros(gpu, &[b, 28, 28, 32], "dec2")?,
             d2a: Tensor::zeros(gpu, &[b, 28, 28, 32], "dec2 relu")?,
             logits: Tensor::zeros(gpu, &[b, 28, 28, 1], "logits")?,
         })
@@ -151,17 +148,12 @@ impl Elbo {
         let (e, d) = (self.enc, self.dec);
         vec![
             e.x,
-            e.h1,
             e.a1,
-            e.h2,
             e.a2,
             e.h,
             d.z,
-            d.d0,
             d.d0a,
-            d.d1,
             d.d1a,
-            d.d2,
             d.d2a,
             d.logits,
             self.eps,
@@ -200,14 +192,31 @@ impl Vae {
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let r = &mut rng;
         let valid = Padding::valid();
+        let mut enc1 = Layer::conv(gpu, r, "encoder.0", 3, 2, valid, 1, 32, true)?;
+        let mut enc2 = Layer::conv(gpu, r, "encoder.2", 3, 2, valid, 32, 64, true)?;
+        let mut enc_fc =
+            Layer::dense(gpu, r, "encoder.5", 2304, 2 * l, true, Some(ENC_HWC), None)?;
+        let mut dec_fc = Layer::dense(gpu, r, "decoder.0", l, 1568, true, None, Some(DEC_HWC))?;
+        let mut dec1 = Layer::conv_transpose_same(gpu, r, "decoder.3", 3, 2, 7, 32, 64, true)?;
+        let mut dec2 = Layer::conv_transpose_same(gpu, r, "decoder.5", 3, 2, 14, 64, 32, true)?;
+        let mut dec3 = Layer::conv_transpose_same(gpu, r, "decoder.7", 3, 1, 28, 32, 1, true)?;
+        let mut runs = enc1.runs();
+        runs.extend(enc2.runs());
+        runs.extend(enc_fc.runs());
+        runs.extend(dec_fc.runs());
+        runs.extend(dec1.runs());
+        runs.extend(dec2.runs());
+        runs.extend(dec3.runs());
+        let arena = ParamArena::pack(gpu, "vae", runs)?;
         Ok(Vae {
-            enc1: Layer::conv(gpu, r, "encoder.0", 3, 2, valid, 1, 32, true)?,
-            enc2: Layer::conv(gpu, r, "encoder.2", 3, 2, valid, 32, 64, true)?,
-            enc_fc: Layer::dense(gpu, r, "encoder.5", 2304, 2 * l, true, Some(ENC_HWC), None)?,
-            dec_fc: Layer::dense(gpu, r, "decoder.0", l, 1568, true, None, Some(DEC_HWC))?,
-            dec1: Layer::conv_transpose_same(gpu, r, "decoder.3", 3, 2, 7, 32, 64, true)?,
-            dec2: Layer::conv_transpose_same(gpu, r, "decoder.5", 3, 2, 14, 64, 32, true)?,
-            dec3: Layer::conv_transpose_same(gpu, r, "decoder.7", 3, 1, 28, 32, 1, true)?,
+            enc1,
+            enc2,
+            enc_fc,
+            dec_fc,
+            dec1,
+            dec2,
+            dec3,
+            arena,
             config,
         })
     }
@@ -240,20 +249,16 @@ impl Vae {
     }
 
     fn record_encode(&self, gpu: &Gpu, s: &mut Step, a: &EncActs) -> Result<()> {
-        self.enc1.forward(gpu, s, &a.x, &a.h1)?;
-        RELU.forward(gpu, s, &a.h1, &a.a1)?;
-        self.enc2.forward(gpu, s, &a.a1, &a.h2)?;
-        RELU.forward(gpu, s, &a.h2, &a.a2)?;
+        self.enc1.forward_fused(gpu, s, &a.x, &a.a1, RELU_EPI)?;
+        self.enc2.forward_fused(gpu, s, &a.a1, &a.a2, RELU_EPI)?;
         self.enc_fc.forward(gpu, s, &flat(&a.a2)?, &a.h)
     }
 
     fn record_decode(&self, gpu: &Gpu, s: &mut Step, d: &DecActs) -> Result<()> {
-        self.dec_fc.forward(gpu, s, &d.z, &flat(&d.d0)?)?;
-        RELU.forward(gpu, s, &d.d0, &d.d0a)?;
-        self.dec1.forward(gpu, s, &d.d0a, &d.d1)?;
-        RELU.forward(gpu, s, &d.d1, &d.d1a)?;
-        self.dec2.forward(gpu, s, &d.d1a, &d.d2)?;
-        RELU.forward(gpu, s, &d.d2, &d.d2a)?;
+        self.dec_fc
+            .forward_fused(gpu, s, &d.z, &flat(&d.d0a)?, RELU_EPI)?;
+        self.dec1.forward_fused(gpu, s, &d.d0a, &d.d1a, RELU_EPI)?;
+        self.dec2.forward_fused(gpu, s, &d.d1a, &d.d2a, RELU_EPI)?;
         self.dec3.forward(gpu, s, &d.d2a, &d.logits)
     }
 
@@ -319,56 +324,69 @@ impl Vae {
         let e = Elbo::new(gpu, b, l)?;
         let (enc, dec) = (&e.enc, &e.dec);
         let g = |shape: &[usize], n: &str| Tensor::zeros(gpu, shape, n);
+        // gradients at each layer's pre-activation output (the ReLU's
+        // derivative is applied by the kernel that writes them)
         let dlogits = g(&[b, 28, 28, 1], "d logits")?;
-        let dd2a = g(&[b, 28, 28, 32], "d dec2 relu")?;
         let dd2 = g(&[b, 28, 28, 32], "d dec2")?;
-        let dd1a = g(&[b, 14, 14, 64], "d dec1 relu")?;
         let dd1 = g(&[b, 14, 14, 64], "d dec1")?;
-        let dd0a = g(&[b, 7, 7, 32], "d dec_fc relu")?;
         let dd0 = g(&[b, 7, 7, 32], "d dec_fc")?;
         let dz = g(&[b, l], "d z")?;
         let dh = g(&[b, 2 * l], "d mean|logvar")?;
-        let da2 = g(&[b, 6, 6, 64], "d enc2 relu")?;
         let dh2 = g(&[b, 6, 6, 64], "d enc2")?;
-        let da1 = g(&[b, 13, 13, 32], "d enc1 relu")?;
         let dh1 = g(&[b, 13, 13, 32], "d enc1")?;
 
         let mut s = Step::new("vae train");
         let st = &mut s;
         self.record_forward(gpu, st, state, data, &e, 1, Some(&dlogits))?;
         // Backward through the decoder.
-        self.dec3
-            .backward(gpu, st, &dec.d2a, &dlogits, Some(&dd2a))?;
-        RELU.backward(gpu, st, &dec.d2, &dd2a, &dd2)?;
-        self.dec2.backward(gpu, st, &dec.d1a, &dd2, Some(&dd1a))?;
-        RELU.backward(gpu, st, &dec.d1, &dd1a, &dd1)?;
-        self.dec1.backward(gpu, st, &dec.d0a, &dd1, Some(&dd0a))?;
-        RELU.backward(gpu, st, &dec.d0, &dd0a, &dd0)?;
+        self.dec3.backward(
+            gpu,
+            st,
+            &dec.d2a,
+            &dlogits,
+            Some((&dd2, Epilogue::dact(RELU, &dec.d2a))),
+        )?;
+        self.dec2.backward(
+            gpu,
+            st,
+            &dec.d1a,
+            &dd2,
+            Some((&dd1, Epilogue::dact(RELU, &dec.d1a))),
+        )?;
+        self.dec1.backward(
+            gpu,
+            st,
+            &dec.d0a,
+            &dd1,
+            Some((&dd0, Epilogue::dact(RELU, &dec.d0a))),
+        )?;
         self.dec_fc
-            .backward(gpu, st, &dec.z, &flat(&dd0)?, Some(&dz))?;
+            .backward(gpu, st, &dec.z, &flat(&dd0)?, Some((&dz, Epilogue::NONE)))?;
         // Through the sampling, plus the KL term's own gradient.
         reparam_backward(gpu, st, &enc.h, &e.eps, &dz, &dh)?;
         kl_divergence(gpu, st, &enc.h, &e.kl_rows, &e.kl, Some(&dh), true, 1.0)?;
         state.record_loss(gpu, st, &e.kl, SLOT_KL)?;
         // Backward through the encoder.
-        self.enc_fc
-            .backward(gpu, st, &flat(&enc.a2)?, &dh, Some(&flat(&da2)?))?;
-        RELU.backward(gpu, st, &enc.h2, &da2, &dh2)?;
-        self.enc2.backward(gpu, st, &enc.a1, &dh2, Some(&da1))?;
-        RELU.backward(gpu, st, &enc.h1, &da1, &dh1)?;
-        self.enc1.backward(gpu, st, &enc.x, &dh1, None)?;
-        // Optimizer, then the step counter.
-        record_adam(
+        let a2 = flat(&enc.a2)?;
+        self.enc_fc.backward(
             gpu,
             st,
-            state,
-            &Adam::new(self.config.adam)?,
-            &self.params(),
+            &a2,
+            &dh,
+            Some((&flat(&dh2)?, Epilogue::dact(RELU, &a2))),
         )?;
+        self.enc2.backward(
+            gpu,
+            st,
+            &enc.a1,
+            &dh2,
+            Some((&dh1, Epilogue::dact(RELU, &enc.a1))),
+        )?;
+        self.enc1.backward(gpu, st, &enc.x, &dh1, None)?;
+        // Optimizer (one dispatch over the arena), then the step counter.
+        record_adam(gpu, st, state, &Adam::new(self.config.adam)?, &self.arena)?;
         state.record_advance(gpu, st)?;
-        s.retain([
-            dlogits, dd2a, dd2, dd1a, dd1, dd0a, dd0, dz, dh, da2, dh2, da1, dh1,
-        ]);
+        s.retain([dlogits, dd2, dd1, dd0, dz, dh, dh2, dh1]);
         let h = e.enc.h.clone();
         s.retain(e.into_tensors());
         Ok(TrainStep { step: s, h })

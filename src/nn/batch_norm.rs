@@ -5,6 +5,7 @@ use crate::error::Result;
 use crate::gpu::{Gpu, Step, Tensor};
 use crate::io::Checkpoint;
 use crate::nn::param::{Layout, Param};
+use crate::ops::activation::Activation;
 use crate::ops::batch_norm::{BatchNorm, BatchNormConfig, BnBackward, BnGrads, BnParams, BnSaved};
 
 /// Learned scale and shift, running statistics, and the batch statistics
@@ -22,11 +23,21 @@ pub struct BatchNormLayer {
 }
 
 impl BatchNormLayer {
-    /// For training inputs of shape `x_shape` (channels last). PyTorch names:
-    /// `name.weight`, `name.bias`, `name.running_mean`, `name.running_var`.
-    pub fn new(gpu: &Gpu, name: &str, x_shape: &[usize]) -> Result<Self> {
+    /// For training inputs of shape `x_shape` (channels last), followed by
+    /// `act` (applied in the same kernel, see [`BatchNormConfig::act`]).
+    /// PyTorch names: `name.weight`, `name.bias`, `name.running_mean`,
+    /// `name.running_var`.
+    pub fn new(
+        gpu: &Gpu,
+        name: &str,
+        x_shape: &[usize],
+        act: Option<Activation>,
+    ) -> Result<Self> {
         let c = *x_shape.last().unwrap_or(&0);
-        let config = BatchNormConfig::default();
+        let config = BatchNormConfig {
+            act,
+            ..BatchNormConfig::default()
+        };
         Ok(BatchNormLayer {
             name: name.to_string(),
             gamma: Param::new(
@@ -115,6 +126,12 @@ impl BatchNormLayer {
 
     pub fn params(&self) -> Vec<&Param> {
         vec![&self.gamma, &self.beta]
+    }
+
+    /// The parameters packed as runs ([`crate::nn::ParamArena::pack`]):
+    /// gamma and beta each bound on its own, so each its own run.
+    pub fn runs(&mut self) -> Vec<Vec<&mut Param>> {
+        vec![vec![&mut self.gamma], vec![&mut self.beta]]
     }
 
     /// Running statistics with their checkpoint names.

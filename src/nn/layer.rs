@@ -9,10 +9,13 @@ use crate::gpu::{Gpu, Step, Tensor};
 use crate::nn::param::{glorot_uniform, Layout, Param};
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
-use crate::ops::gemm::Scratch;
+use crate::ops::gemm::{Epilogue, Fused, Scratch};
 use crate::ops::{bias, dense};
 
-/// An op of the form `y = f(x, w) + b`, with its two backward passes.
+/// An op of the form `y = f(x, w) + b`, with its two backward passes, in
+/// the fused forms a layer records (bias, activation and dropout in the
+/// forward's store; the input activation's derivative in backward data's;
+/// the bias gradient in backward weights').
 pub trait WeightOp {
     fn forward(
         &self,
@@ -20,7 +23,7 @@ pub trait WeightOp {
         step: &mut Step,
         x: &Tensor,
         w: &Tensor,
-        b: Option<&Tensor>,
+        f: &Fused,
         y: &Tensor,
     ) -> Result<Scratch>;
     fn backward_data(
@@ -29,6 +32,7 @@ pub trait WeightOp {
         step: &mut Step,
         dy: &Tensor,
         w: &Tensor,
+        epi: &Epilogue,
         dx: &Tensor,
     ) -> Result<Scratch>;
     fn backward_weights(
@@ -38,6 +42,16 @@ pub trait WeightOp {
         x: &Tensor,
         dy: &Tensor,
         dw: &Tensor,
+    ) -> Result<Scratch>;
+    /// Weight and bias gradient into `dwb` (dw's values, then db's).
+    fn backward_weights_bias(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        dwb: &Tensor,
     ) -> Result<Scratch>;
 }
 
@@ -52,10 +66,10 @@ impl WeightOp for Dense {
         step: &mut Step,
         x: &Tensor,
         w: &Tensor,
-        b: Option<&Tensor>,
+        f: &Fused,
         y: &Tensor,
     ) -> Result<Scratch> {
-        dense::dense_forward(gpu, step, x, w, b, y)
+        dense::dense_forward_fused(gpu, step, x, w, f, y)
     }
     fn backward_data(
         &self,
@@ -63,9 +77,10 @@ impl WeightOp for Dense {
         step: &mut Step,
         dy: &Tensor,
         w: &Tensor,
+        epi: &Epilogue,
         dx: &Tensor,
     ) -> Result<Scratch> {
-        dense::dense_backward_data(gpu, step, dy, w, dx)
+        dense::dense_backward_data_fused(gpu, step, dy, w, epi, dx)
     }
     fn backward_weights(
         &self,
@@ -76,6 +91,17 @@ impl WeightOp for Dense {
         dw: &Tensor,
     ) -> Result<Scratch> {
         dense::dense_backward_weights(gpu, step, x, dy, dw)
+    }
+    fn backward_weights_bias(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        dwb: &Tensor,
+    ) -> Result<Scratch> {
+        dense::dense_backward_weights_bias(gpu, step, x, dy, dw, dwb)
     }
 }
 
@@ -91,10 +117,10 @@ macro_rules! weight_op_from_inherent {
                 step: &mut Step,
                 x: &Tensor,
                 w: &Tensor,
-                b: Option<&Tensor>,
+                f: &Fused,
                 y: &Tensor,
             ) -> Result<Scratch> {
-                <$op>::forward(self, gpu, step, x, w, b, y)
+                <$op>::forward_fused(self, gpu, step, x, w, f, y)
             }
             fn backward_data(
                 &self,
@@ -102,9 +128,10 @@ macro_rules! weight_op_from_inherent {
                 step: &mut Step,
                 dy: &Tensor,
                 w: &Tensor,
+                epi: &Epilogue,
                 dx: &Tensor,
             ) -> Result<Scratch> {
-                <$op>::backward_data(self, gpu, step, dy, w, dx)
+                <$op>::backward_data_fused(self, gpu, step, dy, w, epi, dx)
             }
             fn backward_weights(
                 &self,
@@ -115,6 +142,17 @@ macro_rules! weight_op_from_inherent {
                 dw: &Tensor,
             ) -> Result<Scratch> {
                 <$op>::backward_weights(self, gpu, step, x, dy, dw)
+            }
+            fn backward_weights_bias(
+                &self,
+                gpu: &Gpu,
+                step: &mut Step,
+                x: &Tensor,
+                dy: &Tensor,
+                dw: &Tensor,
+                dwb: &Tensor,
+            ) -> Result<Scratch> {
+                <$op>::backward_weights_bias(self, gpu, step, x, dy, dw, dwb)
             }
         }
     )*};
@@ -154,53 +192,99 @@ impl<Op: WeightOp> Layer<Op> {
 
     /// Record `y = op(x, w) + b`.
     pub fn forward(&self, gpu: &Gpu, step: &mut Step, x: &Tensor, y: &Tensor) -> Result<()> {
-        let s = self.op.forward(
-            gpu,
-            step,
-            x,
-            &self.w.value,
-            self.b.as_ref().map(|b| &b.value),
-            y,
-        )?;
+        self.forward_fused(gpu, step, x, y, Epilogue::NONE)
+    }
+
+    /// Record `y = epi(op(x, w) + b)`: the activation (and training
+    /// dropout) applied in the same dispatch.
+    pub fn forward_fused(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        y: &Tensor,
+        epi: Epilogue,
+    ) -> Result<()> {
+        // a bias packed after the weight is bound through the joined range
+        // (its own offset need not be aligned)
+        let joined = self.joined(|p| &p.value);
+        let bias = match (&joined, &self.b) {
+            (Some(wb), _) => Some((wb, self.w.numel())),
+            (None, Some(b)) => Some((&b.value, 0)),
+            (None, None) => None,
+        };
+        let f = Fused {
+            bias,
+            epi,
+            bias_grad: None,
+        };
+        let s = self.op.forward(gpu, step, x, &self.w.value, &f, y)?;
         step.retain(s.tensors);
         Ok(())
     }
 
+    /// Weight and bias as one range (of value, or of grad), when the bias
+    /// follows the weight (a [`crate::nn::ParamArena`]).
+    fn joined(&self, t: fn(&Param) -> &Tensor) -> Option<Tensor> {
+        let b = self.b.as_ref()?;
+        t(&self.w).joined(t(b), &format!("{}+bias", t(&self.w).label()))
+    }
+
     /// Record the parameter gradients (overwritten) and, when `dx` is given,
-    /// the input gradient.
+    /// the input gradient ending in its epilogue (the derivative of the
+    /// input's activation, or none).
     pub fn backward(
         &self,
         gpu: &Gpu,
         step: &mut Step,
         x: &Tensor,
         dy: &Tensor,
-        dx: Option<&Tensor>,
+        dx: Option<(&Tensor, Epilogue)>,
     ) -> Result<()> {
-        let s = self.op.backward_weights(gpu, step, x, dy, &self.w.grad)?;
+        let s = match (self.joined(|p| &p.grad), &self.b) {
+            // weight and bias gradients in one dispatch
+            (Some(dwb), _) => {
+                self.op
+                    .backward_weights_bias(gpu, step, x, dy, &self.w.grad, &dwb)?
+            }
+            (None, b) => {
+                let s = self.op.backward_weights(gpu, step, x, dy, &self.w.grad)?;
+                if let Some(b) = b {
+                    let sb = bias::bias_grad(gpu, step, dy, &b.grad)?;
+                    step.retain(sb.tensors);
+                }
+                s
+            }
+        };
         step.retain(s.tensors);
-        if let Some(b) = &self.b {
-            let s = bias::bias_grad(gpu, step, dy, &b.grad)?;
-            step.retain(s.tensors);
-        }
-        if let Some(dx) = dx {
-            let s = self.op.backward_data(gpu, step, dy, &self.w.value, dx)?;
-            step.retain(s.tensors);
+        if let Some((dx, epi)) = dx {
+            self.backward_input(gpu, step, dy, dx, epi)?;
         }
         Ok(())
     }
 
-    /// Record only the input gradient (the generator's update backpropagates
-    /// through the discriminator without touching its gradients).
+    /// Record only the input gradient, ending in `epi` (the generator's
+    /// update backpropagates through the discriminator without touching
+    /// its gradients).
     pub fn backward_input(
         &self,
         gpu: &Gpu,
         step: &mut Step,
         dy: &Tensor,
         dx: &Tensor,
+        epi: Epilogue,
     ) -> Result<()> {
-        let s = self.op.backward_data(gpu, step, dy, &self.w.value, dx)?;
+        let s = self
+            .op
+            .backward_data(gpu, step, dy, &self.w.value, &epi, dx)?;
         step.retain(s.tensors);
         Ok(())
+    }
+
+    /// The parameters packed as one run each ([`crate::nn::ParamArena::pack`]):
+    /// the weight with its bias right after it.
+    pub fn runs(&mut self) -> Vec<Vec<&mut Param>> {
+        vec![std::iter::once(&mut self.w).chain(self.b.as_mut()).collect()]
     }
 
     pub fn params(&self) -> Vec<&Param> {

@@ -7,4 +7,4 @@ pub mod param;
 
 pub use batch_norm::BatchNormLayer;
 pub use layer::{Dense, Layer, WeightOp};
-pub use param::{glorot_uniform, Layout, Param};
+pub use param::{glorot_uniform, Layout, Param, ParamArena};

@@ -207,3 +207,84 @@ pub fn glorot_uniform(rng: &mut impl Rng, fan_in: usize, fan_out: usize, n: usiz
     let limit = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
     (0..n).map(|_| rng.random_range(-limit..limit)).collect()
 }
+
+/// One optimizer's parameters in four buffers: values, gradients and both
+/// Adam moments, each parameter a view at the same offset in all four. So
+/// one Adam dispatch updates them all (it binds the four arenas, distinct
+/// buffers: wgpu refuses a buffer bound read-only and read-write in one
+/// dispatch, and Adam reads the gradients while it writes the rest), and a
+/// layer's weight and bias, packed back to back, are one range that a
+/// backward-weights GEMM writes in one dispatch.
+pub struct ParamArena {
+    pub value: Tensor,
+    pub grad: Tensor,
+    pub m: Tensor,
+    pub v: Tensor,
+}
+
+impl ParamArena {
+    /// Move `runs` of parameters into new arenas named `label`: each run's
+    /// tensors back to back from an offset aligned to the adapter's
+    /// `min_storage_buffer_offset_alignment` (so the first of each run can
+    /// be bound), their contents copied on the GPU. Padding between runs
+    /// stays zero in all four buffers, so Adam leaves it zero.
+    pub fn pack(gpu: &Gpu, label: &str, runs: Vec<Vec<&mut Param>>) -> Result<ParamArena> {
+        let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+        let mut offsets = Vec::new();
+        let mut end = 0usize;
+        for run in &runs {
+            end = end.next_multiple_of(align);
+            for p in run {
+                offsets.push(end);
+                end += p.numel();
+            }
+        }
+        let len = end.max(1);
+        let arena = |what: &str| Tensor::zeros(gpu, &[len], &format!("{label} {what} arena"));
+        let a = ParamArena {
+            value: arena("value")?,
+            grad: arena("grad")?,
+            m: arena("adam_m")?,
+            v: arena("adam_v")?,
+        };
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("pack parameters"),
+            });
+        let params = runs.into_iter().flatten();
+        let mut moved = Vec::new();
+        for (p, &off) in params.zip(&offsets) {
+            let shape = p.shape().to_vec();
+            for (old, arena, what) in [
+                (&mut p.value, &a.value, ""),
+                (&mut p.grad, &a.grad, ".grad"),
+                (&mut p.m, &a.m, ".adam_m"),
+                (&mut p.v, &a.v, ".adam_v"),
+            ] {
+                let view = arena.view(off, &shape, &format!("{}{what}", p.name))?;
+                enc.copy_buffer_to_buffer(
+                    old.buffer(),
+                    old.offset(),
+                    view.buffer(),
+                    view.offset(),
+                    view.bytes(),
+                );
+                moved.push(std::mem::replace(old, view));
+            }
+        }
+        gpu.queue.submit([enc.finish()]);
+        // the old buffers are released once the copies have run
+        drop(moved);
+        Ok(a)
+    }
+
+    /// Elements in each arena (parameters and padding).
+    pub fn len(&self) -> usize {
+        self.value.numel()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

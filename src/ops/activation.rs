@@ -7,6 +7,7 @@
 
 use crate::error::Result;
 use crate::gpu::{f32_param, grid, Access, Gpu, Kernel, Step, Tensor};
+use crate::ops::rng::snippet_kernel;
 use crate::ops::{Real, ELEMENTWISE_WG};
 use crate::shaders;
 
@@ -49,7 +50,8 @@ impl Activation {
             Activation::Sigmoid => "sigmoid_forward",
             Activation::Tanh => "tanh_forward",
         };
-        Kernel::new(
+        snippet_kernel(
+            &[shaders::ACTIVATIONS],
             shaders::ELEMENTWISE,
             entry,
             &[Access::Read, Access::ReadWrite],
@@ -63,7 +65,8 @@ impl Activation {
             Activation::Sigmoid => "sigmoid_backward",
             Activation::Tanh => "tanh_backward",
         };
-        Kernel::new(
+        snippet_kernel(
+            &[shaders::ACTIVATIONS],
             shaders::ELEMENTWISE,
             entry,
             &[Access::Read, Access::Read, Access::ReadWrite],

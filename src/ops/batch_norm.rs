@@ -26,6 +26,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};
+use crate::ops::activation::Activation;
 use crate::ops::{Real, ELEMENTWISE_WG};
 use crate::shaders;
 
@@ -46,6 +47,10 @@ pub struct BatchNormConfig {
     /// Whether a training forward updates the running averages (Keras does;
     /// turn off for a forward that must leave them untouched).
     pub update_running: bool,
+    /// The ReLU or LeakyReLU that follows, applied by the forward's last
+    /// kernel as it writes `y` (a layer's activation fused: no dispatch of
+    /// its own). `y` is then the activation's output.
+    pub act: Option<Activation>,
 }
 
 impl Default for BatchNormConfig {
@@ -54,6 +59,7 @@ impl Default for BatchNormConfig {
             eps: 1e-3,
             momentum: 0.99,
             update_running: true,
+            act: None,
         }
     }
 }
@@ -140,6 +146,12 @@ impl BatchNorm {
                 format!("{} elements exceed u32 indexing", rows * channels),
             ));
         }
+        if matches!(config.act, Some(Activation::Sigmoid | Activation::Tanh)) {
+            return Err(Error::invalid(
+                OP,
+                format!("{:?} cannot follow in the same kernel: only ReLU and LeakyReLU", config.act),
+            ));
+        }
         let (chunk_rows, chunks) = chunking(rows);
         let partials = Tensor::zeros(gpu, &[2, chunks, channels], "batch_norm partials")?;
         Ok(BatchNorm {
@@ -168,7 +180,19 @@ impl BatchNorm {
         &self.x_shape
     }
 
-    fn params(&self, flag: bool) -> [u32; 8] {
+    fn params(&self, flag: bool) -> [u32; 12] {
+        self.params_act(flag, None)
+    }
+
+    /// The parameter block, `act` the activation `bn_apply` applies.
+    fn params_act(&self, flag: bool, act: Option<Activation>) -> [u32; 12] {
+        let (code, alpha) = match act {
+            None => (0, 0.0),
+            Some(Activation::Relu) => (1, 0.0),
+            Some(Activation::LeakyRelu(a)) => (2, a),
+            // refused by check_act
+            Some(_) => (0, 0.0),
+        };
         [
             self.rows as u32,
             self.channels as u32,
@@ -178,6 +202,10 @@ impl BatchNorm {
             f32_param(self.config.momentum),
             flag as u32,
             (self.rows * self.channels) as u32,
+            code,
+            f32_param(alpha),
+            0,
+            0,
         ]
     }
 
@@ -259,7 +287,7 @@ impl BatchNorm {
             gpu,
             "batch_norm_apply",
             &k.apply,
-            &self.params(false),
+            &self.params_act(false, self.config.act),
             &[x, saved.mean, saved.inv_std, params.gamma, params.beta, y],
             self.element_groups(gpu)?,
         )?;
@@ -291,7 +319,7 @@ impl BatchNorm {
             gpu,
             "batch_norm_apply",
             &k.apply,
-            &self.params(true),
+            &self.params_act(true, self.config.act),
             &[
                 x,
                 params.running_mean,

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Access, Gpu, Kernel, Step, Tensor};
-use crate::ops::gemm::{self, Scratch};
+use crate::ops::gemm::{self, EpiKind, Epilogue, Scratch};
 use crate::ops::Real;
 use crate::shaders;
 
@@ -18,10 +18,11 @@ const MIN_CHUNK: usize = 64;
 const TARGET_THREADS: usize = 4096;
 
 fn partial_kernel() -> Kernel {
-    Kernel::new(
+    gemm::epilogue_kernel(
         shaders::SPLITS,
         "bias_grad_partial",
         &[Access::Read, Access::ReadWrite],
+        EpiKind::default(),
     )
 }
 
@@ -46,13 +47,17 @@ pub fn bias_grad(gpu: &Gpu, step: &mut Step, dy: &Tensor, db: &Tensor) -> Result
     let as_u32 = |v: usize| {
         u32::try_from(v).map_err(|_| Error::invalid(op, format!("size {v} exceeds u32")))
     };
-    let params = [
+    let mut params = vec![
         as_u32(c)?,
         as_u32(nsplit)?,
         as_u32(c)?,
         as_u32(rows)?,
         as_u32(chunk)?,
+        0,
+        0,
+        0,
     ];
+    params.extend(Epilogue::NONE.words(0)?);
     let groups = grid(gpu, (nsplit * c).div_ceil(256) as u64)?;
     if nsplit == 1 {
         step.dispatch(gpu, op, &partial_kernel(), &params, &[dy, db], groups)?;
@@ -60,7 +65,7 @@ pub fn bias_grad(gpu: &Gpu, step: &mut Step, dy: &Tensor, db: &Tensor) -> Result
     }
     let part = Tensor::zeros(gpu, &[nsplit, c], "bias_grad partials")?;
     step.dispatch(gpu, op, &partial_kernel(), &params, &[dy, &part], groups)?;
-    gemm::reduce_splits(gpu, step, op, &part, nsplit, db, None)?;
+    gemm::reduce_splits(gpu, step, op, &part, nsplit, db, 1, None, &Epilogue::NONE)?;
     Ok(Scratch {
         tensors: vec![part],
     })

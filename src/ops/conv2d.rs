@@ -26,7 +26,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Access, Gpu, Kernel, Step, Tensor};
-use crate::ops::gemm::{self, GemmCall, GemmConfig, Geo, Scratch};
+use crate::ops::gemm::{self, BiasGrad, DySide, EpiKind, Epilogue, Fused, GemmCall, GemmConfig, Geo, Scratch};
 use crate::ops::Real;
 use crate::shaders;
 
@@ -215,13 +215,24 @@ impl Conv2d {
         b: Option<&Tensor>,
         y: &Tensor,
     ) -> Result<Scratch> {
+        self.forward_fused(gpu, step, x, w, &Fused::bias(b), y)
+    }
+
+    /// [`Conv2d::forward`] with the bias and epilogue of `f`.
+    pub fn forward_fused(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        w: &Tensor,
+        f: &Fused,
+        y: &Tensor,
+    ) -> Result<Scratch> {
         let op = "conv2d_forward";
         let d = self.dims_of(op, x, w)?;
         y.expect_shape(op, &d.y_shape())?;
-        if let Some(b) = b {
-            b.expect_shape(op, &[d.cout])?;
-        }
-        record_forward(gpu, step, op, &d, x, w, b, y, &GemmConfig::default())
+        f.check_bias(op, d.cout)?;
+        record_forward(gpu, step, op, &d, x, w, f, y, &GemmConfig::default())
     }
 
     /// Record `dx = d(sum y*dy)/dx`: dy `[N, OH, OW, Cout]`, w as in forward,
@@ -234,10 +245,25 @@ impl Conv2d {
         w: &Tensor,
         dx: &Tensor,
     ) -> Result<Scratch> {
+        self.backward_data_fused(gpu, step, dy, w, &Epilogue::NONE, dx)
+    }
+
+    /// [`Conv2d::backward_data`] ending in `epi` (the derivative of the
+    /// input's activation).
+    pub fn backward_data_fused(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        dy: &Tensor,
+        w: &Tensor,
+        epi: &Epilogue,
+        dx: &Tensor,
+    ) -> Result<Scratch> {
         let op = "conv2d_backward_data";
         let d = self.dims_of(op, dx, w)?;
         dy.expect_shape(op, &d.y_shape())?;
-        record_backward_data(gpu, step, op, &d, dy, w, None, dx, &GemmConfig::default())
+        let f = Fused::epi(*epi);
+        record_backward_data(gpu, step, op, &d, dy, w, &f, dx, &GemmConfig::default())
     }
 
     /// Record `dw = d(sum y*dy)/dw`: x `[N, H, W, Cin]`, dy `[N, OH, OW,
@@ -253,7 +279,32 @@ impl Conv2d {
         let op = "conv2d_backward_weights";
         let d = self.dims_of(op, x, dw)?;
         dy.expect_shape(op, &d.y_shape())?;
-        record_backward_weights(gpu, step, op, &d, x, dy, dw, &GemmConfig::default())
+        record_backward_weights(gpu, step, op, &d, x, dy, dw, None, &GemmConfig::default())
+    }
+
+    /// Weight and bias gradients in one dispatch: `dwb` holds dw (`dw`'s
+    /// `[KH, KW, Cin, Cout]` values) then db (`[Cout]`), back to back.
+    pub fn backward_weights_bias(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        dwb: &Tensor,
+    ) -> Result<Scratch> {
+        let op = "conv2d_backward_weights";
+        let d = self.dims_of(op, x, dw)?;
+        dy.expect_shape(op, &d.y_shape())?;
+        let nw = d.conv.kh * d.conv.kw * d.cin * d.cout;
+        expect_numel(op, dwb, nw + d.cout)?;
+        let bg = BiasGrad {
+            side: DySide::B,
+            rows: d.batch * d.oh * d.ow,
+            cols: d.cout,
+            off: nw,
+        };
+        record_backward_weights(gpu, step, op, &d, x, dy, dwb, Some(bg), &GemmConfig::default())
     }
 }
 
@@ -283,23 +334,12 @@ pub fn record_forward(
     d: &ConvDims,
     x: &Tensor,
     w: &Tensor,
-    b: Option<&Tensor>,
+    f: &Fused,
     y: &Tensor,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
-    let call = GemmCall {
-        op,
-        sections: FWD,
-        m: d.batch * d.oh * d.ow,
-        n: d.cout,
-        k: d.conv.kh * d.conv.kw * d.cin,
-        slices: 1,
-        geo: d.geo(),
-        a: x,
-        b: w,
-        out: y,
-        bias: b,
-    };
+    let mn_k = (d.batch * d.oh * d.ow, d.cout, d.conv.kh * d.conv.kw * d.cin);
+    let call = GemmCall::plain(op, FWD, mn_k, 1, d.geo(), x, w, y).with(f);
     gemm::record(gpu, step, &call, cfg)
 }
 
@@ -313,28 +353,21 @@ pub fn record_backward_data(
     d: &ConvDims,
     dy: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    f: &Fused,
     dx: &Tensor,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
     if cfg.col2im.unwrap_or(d.cin <= 8) {
-        return record_backward_data_col2im(gpu, step, op, d, dy, w, bias, dx, cfg);
+        return record_backward_data_col2im(gpu, step, op, d, dy, w, f, dx, cfg);
     }
     let s = d.conv.stride;
     // the largest phase: ceil(H/s) x ceil(W/s) pixels, ceil(K/s)^2 taps
-    let call = GemmCall {
-        op,
-        sections: DGRAD,
-        m: d.batch * d.h.div_ceil(s) * d.w.div_ceil(s),
-        n: d.cin,
-        k: d.conv.kh.div_ceil(s) * d.conv.kw.div_ceil(s) * d.cout,
-        slices: (s * s) as u32,
-        geo: d.geo(),
-        a: dy,
-        b: w,
-        out: dx,
-        bias,
-    };
+    let mn_k = (
+        d.batch * d.h.div_ceil(s) * d.w.div_ceil(s),
+        d.cin,
+        d.conv.kh.div_ceil(s) * d.conv.kw.div_ceil(s) * d.cout,
+    );
+    let call = GemmCall::plain(op, DGRAD, mn_k, (s * s) as u32, d.geo(), dy, w, dx).with(f);
     gemm::record(gpu, step, &call, cfg)
 }
 
@@ -351,32 +384,21 @@ fn record_backward_data_col2im(
     d: &ConvDims,
     dy: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    f: &Fused,
     dx: &Tensor,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
+    f.epi.check(op, dx)?;
     let m = d.batch * d.oh * d.ow;
     let taps = d.conv.kh * d.conv.kw * d.cin;
     let z = Tensor::zeros(gpu, &[m, taps], &format!("{op} col2im columns"))?;
-    let call = GemmCall {
-        op,
-        sections: COLS,
-        m,
-        n: taps,
-        k: d.cout,
-        slices: 1,
-        geo: Geo::default(),
-        a: dy,
-        b: w,
-        out: &z,
-        bias: None,
-    };
+    let call = GemmCall::plain(op, COLS, (m, taps, d.cout), 1, Geo::default(), dy, w, &z);
     let mut scratch = gemm::record(gpu, step, &call, cfg)?;
     let len = dx.numel();
     let u = |v: usize| {
         u32::try_from(v).map_err(|_| Error::invalid(op, format!("size {v} exceeds u32")))
     };
-    let params = [
+    let mut params = vec![
         u(len)?,
         u(d.h)?,
         u(d.w)?,
@@ -390,33 +412,37 @@ fn record_backward_data_col2im(
         u(d.conv.pad.left)?,
         0,
     ];
+    params.extend(f.epi.words(f.bias.map_or(0, |b| b.1))?);
     u(z.numel())?;
     let groups = grid(gpu, len.div_ceil(256) as u64)?;
-    match bias {
-        None => step.dispatch(gpu, op, &col2im_kernel(false), &params, &[&z, dx], groups)?,
-        Some(b) => step.dispatch(gpu, op, &col2im_kernel(true), &params, &[&z, dx, b], groups)?,
-    }
+    let mut t = vec![&z, dx];
+    t.extend(f.bias.map(|b| b.0));
+    t.extend(f.epi.tensors());
+    let kernel = col2im_kernel(f.epi.kind(f.bias.is_some()));
+    step.dispatch(gpu, op, &kernel, &params, &t, groups)?;
     scratch.tensors.push(z);
     Ok(scratch)
 }
 
-fn col2im_kernel(bias: bool) -> Kernel {
-    if bias {
-        Kernel::new(
-            shaders::COL2IM,
-            "col2im_bias",
-            &[Access::Read, Access::ReadWrite, Access::Read],
-        )
-    } else {
-        Kernel::new(
-            shaders::COL2IM,
-            "col2im",
-            &[Access::Read, Access::ReadWrite],
-        )
-    }
+fn col2im_kernel(epi: EpiKind) -> Kernel {
+    gemm::epilogue_kernel(
+        shaders::COL2IM,
+        "col2im",
+        &[Access::Read, Access::ReadWrite],
+        epi,
+    )
 }
 
-/// Record backward weights for sizes `d` (shapes checked).
+/// Refuse a tensor that does not hold `n` elements.
+pub(crate) fn expect_numel(op: &'static str, t: &Tensor, n: usize) -> Result<()> {
+    if t.numel() != n {
+        return Err(Error::shape(op, t.label().to_string(), &[n], t.shape()));
+    }
+    Ok(())
+}
+
+/// Record backward weights for sizes `d` (shapes checked), and the bias
+/// gradient into the same output when `bias_grad` says where.
 #[allow(clippy::too_many_arguments)]
 pub fn record_backward_weights(
     gpu: &Gpu,
@@ -426,21 +452,12 @@ pub fn record_backward_weights(
     x: &Tensor,
     dy: &Tensor,
     dw: &Tensor,
+    bias_grad: Option<BiasGrad>,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
-    let call = GemmCall {
-        op,
-        sections: WGRAD,
-        m: d.conv.kh * d.conv.kw * d.cin,
-        n: d.cout,
-        k: d.batch * d.oh * d.ow,
-        slices: 1,
-        geo: d.geo(),
-        a: x,
-        b: dy,
-        out: dw,
-        bias: None,
-    };
+    let mn_k = (d.conv.kh * d.conv.kw * d.cin, d.cout, d.batch * d.oh * d.ow);
+    let mut call = GemmCall::plain(op, WGRAD, mn_k, 1, d.geo(), x, dy, dw);
+    call.bias_grad = bias_grad;
     gemm::record(gpu, step, &call, cfg)
 }
 
@@ -507,15 +524,28 @@ pub fn backward_weights_cpu<T: Real>(d: &ConvDims, x: &[T], dy: &[T]) -> Vec<T> 
 /// validation test.
 pub fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
+    let bias = EpiKind {
+        bias: true,
+        ..EpiKind::default()
+    };
     for (main, tile) in gemm::test_tiles() {
-        v.push(gemm::call_kernel(FWD, false, tile, main));
-        v.push(gemm::call_kernel(FWD, true, tile, main));
-        v.push(gemm::call_kernel(DGRAD, false, tile, main));
-        v.push(gemm::call_kernel(DGRAD, true, tile, main));
-        v.push(gemm::call_kernel(WGRAD, false, tile, main));
-        v.push(gemm::call_kernel(COLS, false, tile, main));
+        for epi in [EpiKind::default(), bias] {
+            v.push(gemm::gemm_kernel(FWD, epi, None, tile, main));
+            v.push(gemm::gemm_kernel(DGRAD, epi, None, tile, main));
+        }
+        for side in [None, Some(DySide::A), Some(DySide::B)] {
+            v.push(gemm::gemm_kernel(WGRAD, EpiKind::default(), side, tile, main));
+        }
+        v.push(gemm::gemm_kernel(COLS, EpiKind::default(), None, tile, main));
     }
-    v.push(col2im_kernel(false));
-    v.push(col2im_kernel(true));
+    for (main, tile) in gemm::epilogue_test_tiles() {
+        for epi in crate::ops::epilogue::test_kinds() {
+            v.push(gemm::gemm_kernel(FWD, epi, None, tile, main));
+            v.push(gemm::gemm_kernel(DGRAD, epi, None, tile, main));
+        }
+    }
+    for epi in crate::ops::epilogue::test_kinds() {
+        v.push(col2im_kernel(epi));
+    }
     v
 }

@@ -16,7 +16,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, Tensor};
 use crate::ops::conv2d::{self, Conv2d, ConvDims, Padding};
-use crate::ops::gemm::{GemmConfig, Scratch};
+use crate::ops::gemm::{BiasGrad, DySide, Epilogue, Fused, GemmConfig, Scratch};
 use crate::ops::Real;
 
 /// A transposed convolution: kernel, stride, padding (of the conv it is the
@@ -126,13 +126,24 @@ impl ConvTranspose2d {
         b: Option<&Tensor>,
         y: &Tensor,
     ) -> Result<Scratch> {
+        self.forward_fused(gpu, step, x, w, &Fused::bias(b), y)
+    }
+
+    /// [`ConvTranspose2d::forward`] with the bias and epilogue of `f`.
+    pub fn forward_fused(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        w: &Tensor,
+        f: &Fused,
+        y: &Tensor,
+    ) -> Result<Scratch> {
         let op = "conv_transpose2d_forward";
         let d = self.dims_of(op, x, w)?;
         y.expect_shape(op, &d.x_shape())?;
-        if let Some(b) = b {
-            b.expect_shape(op, &[d.cin])?;
-        }
-        conv2d::record_backward_data(gpu, step, op, &d, x, w, b, y, &GemmConfig::default())
+        f.check_bias(op, d.cin)?;
+        conv2d::record_backward_data(gpu, step, op, &d, x, w, f, y, &GemmConfig::default())
     }
 
     /// Record `dx = d(sum y*dy)/dx`: dy `[N, out_h, out_w, Co_t]`, dx like x.
@@ -144,10 +155,25 @@ impl ConvTranspose2d {
         w: &Tensor,
         dx: &Tensor,
     ) -> Result<Scratch> {
+        self.backward_data_fused(gpu, step, dy, w, &Epilogue::NONE, dx)
+    }
+
+    /// [`ConvTranspose2d::backward_data`] ending in `epi` (the derivative
+    /// of the input's activation).
+    pub fn backward_data_fused(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        dy: &Tensor,
+        w: &Tensor,
+        epi: &Epilogue,
+        dx: &Tensor,
+    ) -> Result<Scratch> {
         let op = "conv_transpose2d_backward_data";
         let d = self.dims_of(op, dx, w)?;
         dy.expect_shape(op, &d.x_shape())?;
-        conv2d::record_forward(gpu, step, op, &d, dy, w, None, dx, &GemmConfig::default())
+        let f = Fused::epi(*epi);
+        conv2d::record_forward(gpu, step, op, &d, dy, w, &f, dx, &GemmConfig::default())
     }
 
     /// Record `dw = d(sum y*dy)/dw`: x `[N, Hi, Wi, Ci_t]`, dy `[N, out_h,
@@ -160,10 +186,50 @@ impl ConvTranspose2d {
         dy: &Tensor,
         dw: &Tensor,
     ) -> Result<Scratch> {
+        self.weights(gpu, step, x, dy, dw, dw, false)
+    }
+
+    /// Weight and bias gradients in one dispatch: `dwb` holds dw (`dw`'s
+    /// `[KH, KW, Co_t, Ci_t]` values) then db (`[Co_t]`), back to back.
+    pub fn backward_weights_bias(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        dwb: &Tensor,
+    ) -> Result<Scratch> {
+        self.weights(gpu, step, x, dy, dw, dwb, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn weights(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        x: &Tensor,
+        dy: &Tensor,
+        dw: &Tensor,
+        out: &Tensor,
+        bias: bool,
+    ) -> Result<Scratch> {
         let op = "conv_transpose2d_backward_weights";
         let d = self.dims_of(op, x, dw)?;
         dy.expect_shape(op, &d.x_shape())?;
-        conv2d::record_backward_weights(gpu, step, op, &d, dy, x, dw, &GemmConfig::default())
+        let nw = dw.numel();
+        // the adjoint conv's x is this op's dy: its column sums are db
+        let bg = bias.then_some(BiasGrad {
+            side: DySide::A,
+            rows: d.batch * d.h * d.w,
+            cols: d.cin,
+            off: nw,
+        });
+        if bias {
+            conv2d::expect_numel(op, out, nw + d.cin)?;
+        }
+        let cfg = GemmConfig::default();
+        conv2d::record_backward_weights(gpu, step, op, &d, dy, x, out, bg, &cfg)
     }
 }
 

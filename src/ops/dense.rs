@@ -12,7 +12,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Step, Tensor};
-use crate::ops::gemm::{self, GemmCall, GemmConfig, Geo, Scratch};
+use crate::ops::gemm::{
+    self, BiasGrad, DySide, EpiKind, Epilogue, Fused, GemmCall, GemmConfig, Geo, Scratch,
+};
 use crate::ops::Real;
 
 /// Sections of the template for each transpose combination.
@@ -50,7 +52,8 @@ pub fn gemm(
     c: &Tensor,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
-    gemm_op(gpu, step, "gemm", a, trans_a, b, trans_b, bias, c, cfg)
+    let f = Fused::bias(bias);
+    gemm_op(gpu, step, "gemm", a, trans_a, b, trans_b, &f, c, cfg)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -62,7 +65,7 @@ fn gemm_op(
     trans_a: bool,
     b: &Tensor,
     trans_b: bool,
-    bias: Option<&Tensor>,
+    f: &Fused,
     c: &Tensor,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
@@ -84,23 +87,26 @@ fn gemm_op(
             b.shape(),
         ));
     }
-    c.expect_shape(op, &[m, n])?;
-    if let Some(bias) = bias {
-        bias.expect_shape(op, &[n])?;
+    match f.bias_grad {
+        // the output holds C, then the column sums of B (dy) after it
+        Some(off) => {
+            crate::ops::conv2d::expect_numel(op, c, m * n + n)?;
+            if off != m * n {
+                return Err(Error::invalid(op, "the bias gradient must follow C"));
+            }
+        }
+        None => c.expect_shape(op, &[m, n])?,
     }
-    let call = GemmCall {
-        op,
-        sections: sections(trans_a, trans_b),
-        m,
-        n,
-        k,
-        slices: 1,
-        geo: Geo::default(),
-        a,
-        b,
-        out: c,
-        bias,
-    };
+    f.check_bias(op, n)?;
+    let mut call =
+        GemmCall::plain(op, sections(trans_a, trans_b), (m, n, k), 1, Geo::default(), a, b, c)
+            .with(f);
+    call.bias_grad = f.bias_grad.map(|off| BiasGrad {
+        side: DySide::B,
+        rows: k,
+        cols: n,
+        off,
+    });
     gemm::record(gpu, step, &call, cfg)
 }
 
@@ -114,8 +120,20 @@ pub fn dense_forward(
     b: Option<&Tensor>,
     y: &Tensor,
 ) -> Result<Scratch> {
+    dense_forward_fused(gpu, step, x, w, &Fused::bias(b), y)
+}
+
+/// [`dense_forward`] with the bias and epilogue of `f`.
+pub fn dense_forward_fused(
+    gpu: &Gpu,
+    step: &mut Step,
+    x: &Tensor,
+    w: &Tensor,
+    f: &Fused,
+    y: &Tensor,
+) -> Result<Scratch> {
     let cfg = GemmConfig::default();
-    gemm_op(gpu, step, "dense_forward", x, false, w, false, b, y, &cfg)
+    gemm_op(gpu, step, "dense_forward", x, false, w, false, f, y, &cfg)
 }
 
 /// Record `dx = dy w^T`: dy `[N, out]`, w `[in, out]`, dx `[N, in]`.
@@ -126,19 +144,22 @@ pub fn dense_backward_data(
     w: &Tensor,
     dx: &Tensor,
 ) -> Result<Scratch> {
-    let cfg = GemmConfig::default();
-    gemm_op(
-        gpu,
-        step,
-        "dense_backward_data",
-        dy,
-        false,
-        w,
-        true,
-        None,
-        dx,
-        &cfg,
-    )
+    dense_backward_data_fused(gpu, step, dy, w, &Epilogue::NONE, dx)
+}
+
+/// [`dense_backward_data`] ending in `epi` (the derivative of the input's
+/// activation).
+pub fn dense_backward_data_fused(
+    gpu: &Gpu,
+    step: &mut Step,
+    dy: &Tensor,
+    w: &Tensor,
+    epi: &Epilogue,
+    dx: &Tensor,
+) -> Result<Scratch> {
+    let (cfg, f) = (GemmConfig::default(), Fused::epi(*epi));
+    let op = "dense_backward_data";
+    gemm_op(gpu, step, op, dy, false, w, true, &f, dx, &cfg)
 }
 
 /// Record `dw = x^T dy`: x `[N, in]`, dy `[N, out]`, dw `[in, out]`.
@@ -149,19 +170,29 @@ pub fn dense_backward_weights(
     dy: &Tensor,
     dw: &Tensor,
 ) -> Result<Scratch> {
+    let (cfg, f) = (GemmConfig::default(), Fused::default());
+    let op = "dense_backward_weights";
+    gemm_op(gpu, step, op, x, true, dy, false, &f, dw, &cfg)
+}
+
+/// Weight and bias gradients in one dispatch: `dwb` holds dw (`[in, out]`
+/// values, `dw`'s shape) then db (`[out]`), back to back.
+pub fn dense_backward_weights_bias(
+    gpu: &Gpu,
+    step: &mut Step,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    dwb: &Tensor,
+) -> Result<Scratch> {
+    let op = "dense_backward_weights";
+    let (fin, fout) = matrix(op, "dw", dw)?;
+    let f = Fused {
+        bias_grad: Some(fin * fout),
+        ..Fused::default()
+    };
     let cfg = GemmConfig::default();
-    gemm_op(
-        gpu,
-        step,
-        "dense_backward_weights",
-        x,
-        true,
-        dy,
-        false,
-        None,
-        dw,
-        &cfg,
-    )
+    gemm_op(gpu, step, op, x, true, dy, false, &f, dwb, &cfg)
 }
 
 /// CPU reference of [`gemm()`]: `a`, `b` stored as described there; returns
@@ -229,17 +260,31 @@ pub fn dense_backward_weights_cpu<T: Real>(
 /// The kernels of this module, for the shader validation test.
 pub fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
+    let none = EpiKind::default();
     for ta in [false, true] {
         for tb in [false, true] {
             for (main, tile) in gemm::test_tiles() {
-                v.push(gemm::call_kernel(sections(ta, tb), false, tile, main));
+                v.push(gemm::gemm_kernel(sections(ta, tb), none, None, tile, main));
             }
         }
     }
+    let bias = EpiKind {
+        bias: true,
+        ..none
+    };
     for (main, tile) in gemm::test_tiles() {
-        v.push(gemm::call_kernel(sections(false, false), true, tile, main));
+        v.push(gemm::gemm_kernel(sections(false, false), bias, None, tile, main));
+        let wgrad = sections(true, false);
+        v.push(gemm::gemm_kernel(wgrad, none, Some(DySide::B), tile, main));
     }
-    v.push(gemm::reduce_kernel(false));
-    v.push(gemm::reduce_kernel(true));
+    for (main, tile) in gemm::epilogue_test_tiles() {
+        for epi in crate::ops::epilogue::test_kinds() {
+            v.push(gemm::gemm_kernel(sections(false, false), epi, None, tile, main));
+            v.push(gemm::gemm_kernel(sections(false, true), epi, None, tile, main));
+        }
+    }
+    for epi in crate::ops::epilogue::test_kinds() {
+        v.push(gemm::reduce_kernel(epi));
+    }
     v
 }

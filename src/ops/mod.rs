@@ -15,6 +15,7 @@ pub mod conv_transpose2d;
 pub mod copy;
 pub mod dense;
 pub mod dropout;
+pub mod epilogue;
 pub mod gather;
 pub mod gemm;
 pub mod kl;

@@ -9,22 +9,25 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Access, DType, Gpu, Kernel, Step, Tensor};
+use crate::ops::epilogue::{epilogue_kernel, EpiKind, Epilogue};
 use crate::ops::{Real, ELEMENTWISE_WG};
 use crate::shaders;
 
 fn fwd_kernel(entry: &'static str) -> Kernel {
-    Kernel::new(
+    epilogue_kernel(
         shaders::POOL,
         entry,
         &[Access::Read, Access::ReadWrite, Access::ReadWrite],
+        EpiKind::default(),
     )
 }
 
-fn bwd_kernel(entry: &'static str) -> Kernel {
-    Kernel::new(
+fn bwd_kernel(entry: &'static str, epi: EpiKind) -> Kernel {
+    epilogue_kernel(
         shaders::POOL,
         entry,
         &[Access::Read, Access::Read, Access::ReadWrite],
+        epi,
     )
 }
 
@@ -44,6 +47,7 @@ fn nhwc(op: &'static str, x: &Tensor) -> Result<[usize; 4]> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dispatch(
     gpu: &Gpu,
     step: &mut Step,
@@ -52,11 +56,15 @@ fn dispatch(
     threads: usize,
     dims: [usize; 4],
     tensors: &[&Tensor],
+    epi: &Epilogue,
 ) -> Result<()> {
     let [_, h, w, c] = dims;
     let groups = grid(gpu, (threads as u64).div_ceil(ELEMENTWISE_WG as u64))?;
-    let params = [threads as u32, h as u32, w as u32, c as u32];
-    step.dispatch(gpu, op, kernel, &params, tensors, groups)
+    let mut params = vec![threads as u32, h as u32, w as u32, c as u32];
+    params.extend(epi.words(0)?);
+    let mut t = tensors.to_vec();
+    t.extend(epi.tensors());
+    step.dispatch(gpu, op, kernel, &params, &t, groups)
 }
 
 /// Record the global max pool forward: `y [N, C]` and `argmax [N, C]` (u32).
@@ -74,7 +82,8 @@ pub fn global_max_pool_forward(
     argmax.expect_shape(OP, &[d[0], d[3]])?;
     argmax.expect_dtype(OP, DType::U32)?;
     let k = fwd_kernel("global_max_pool_forward");
-    dispatch(gpu, step, OP, &k, d[0] * d[3], d, &[x, y, argmax])
+    let none = &Epilogue::NONE;
+    dispatch(gpu, step, OP, &k, d[0] * d[3], d, &[x, y, argmax], none)
 }
 
 /// Record the global max pool backward: `dx [N, H, W, C]` from `dy [N, C]`
@@ -86,14 +95,28 @@ pub fn global_max_pool_backward(
     dy: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
+    global_max_pool_backward_fused(gpu, step, argmax, dy, dx, &Epilogue::NONE)
+}
+
+/// [`global_max_pool_backward`] ending in `epi` (the dropout mask and the
+/// activation derivative of the layer before the pool).
+pub fn global_max_pool_backward_fused(
+    gpu: &Gpu,
+    step: &mut Step,
+    argmax: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    epi: &Epilogue,
+) -> Result<()> {
     const OP: &str = "global_max_pool_backward";
+    epi.check(OP, dx)?;
     let d = nhwc(OP, dx)?;
     dy.expect_shape(OP, &[d[0], d[3]])?;
     dy.expect_dtype(OP, DType::F32)?;
     argmax.expect_shape(OP, &[d[0], d[3]])?;
     argmax.expect_dtype(OP, DType::U32)?;
-    let k = bwd_kernel("global_max_pool_backward");
-    dispatch(gpu, step, OP, &k, dx.numel(), d, &[argmax, dy, dx])
+    let k = bwd_kernel("global_max_pool_backward", epi.kind(false));
+    dispatch(gpu, step, OP, &k, dx.numel(), d, &[argmax, dy, dx], epi)
 }
 
 /// Output shape of the 2x2 stride-2 max pool of an NHWC `x_shape`.
@@ -124,7 +147,7 @@ pub fn max_pool2x2_forward(
     argmax.expect_shape(OP, &out)?;
     argmax.expect_dtype(OP, DType::U32)?;
     let k = fwd_kernel("max_pool2x2_forward");
-    dispatch(gpu, step, OP, &k, y.numel(), d, &[x, y, argmax])
+    dispatch(gpu, step, OP, &k, y.numel(), d, &[x, y, argmax], &Epilogue::NONE)
 }
 
 /// Record the 2x2 stride-2 max pool backward: `dx [N, H, W, C]` from
@@ -136,25 +159,42 @@ pub fn max_pool2x2_backward(
     dy: &Tensor,
     dx: &Tensor,
 ) -> Result<()> {
+    max_pool2x2_backward_fused(gpu, step, argmax, dy, dx, &Epilogue::NONE)
+}
+
+/// [`max_pool2x2_backward`] ending in `epi` (the activation derivative of
+/// the layer before the pool).
+pub fn max_pool2x2_backward_fused(
+    gpu: &Gpu,
+    step: &mut Step,
+    argmax: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    epi: &Epilogue,
+) -> Result<()> {
     const OP: &str = "max_pool2x2_backward";
+    epi.check(OP, dx)?;
     let d = nhwc(OP, dx)?;
     let out = max_pool2x2_out_shape(&d)?;
     dy.expect_shape(OP, &out)?;
     dy.expect_dtype(OP, DType::F32)?;
     argmax.expect_shape(OP, &out)?;
     argmax.expect_dtype(OP, DType::U32)?;
-    let k = bwd_kernel("max_pool2x2_backward");
-    dispatch(gpu, step, OP, &k, dx.numel(), d, &[argmax, dy, dx])
+    let k = bwd_kernel("max_pool2x2_backward", epi.kind(false));
+    dispatch(gpu, step, OP, &k, dx.numel(), d, &[argmax, dy, dx], epi)
 }
 
 /// The kernels of this module, for the shader validation test.
 pub fn kernels() -> Vec<Kernel> {
-    vec![
+    let mut v = vec![
         fwd_kernel("global_max_pool_forward"),
-        bwd_kernel("global_max_pool_backward"),
         fwd_kernel("max_pool2x2_forward"),
-        bwd_kernel("max_pool2x2_backward"),
-    ]
+    ];
+    for epi in crate::ops::epilogue::test_kinds() {
+        v.push(bwd_kernel("global_max_pool_backward", epi));
+        v.push(bwd_kernel("max_pool2x2_backward", epi));
+    }
+    v
 }
 
 /// Index of the first maximum of `x` at the flat indices `idx`, in order.

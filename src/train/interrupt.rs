@@ -1,5 +1,5 @@
 //! Ctrl-C and SIGTERM during training. The first asks the epoch loop to
-//! stop after the submit in flight and save a checkpoint it can resume
+//! stop after the submits in flight and save a checkpoint it can resume
 //! from (bit-identically, mid-epoch included); the second exits at once.
 //!
 //! The handler is the process's: the examples install it (a library that

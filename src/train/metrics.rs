@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{AllocatorFigures, Gpu, StepStats};
 use crate::io::write_atomic;
 
 /// The adapter a run used.
@@ -43,6 +43,12 @@ pub struct EpochMetrics {
     pub d_loss: Option<f64>,
     pub seconds: f64,
     pub images_per_sec: f64,
+    /// Blocking waits on the device (CPU-GPU round trips) in the epoch's
+    /// training loop: about one per 100-step log interval (absent in files
+    /// from before it was recorded). The evaluation, pictures and
+    /// checkpoint after the loop are not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_blocking_waits: Option<u64>,
 }
 
 /// A run's metrics.
@@ -61,9 +67,33 @@ pub struct Metrics {
     /// recorded).
     #[serde(default)]
     pub peak_train_gpu_bytes: u64,
+    /// The training step as recorded, once per run: dispatches, bind
+    /// groups, bytes bound (absent in files from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_step: Option<StepStats>,
+    /// wgpu's own allocator figures at the end of an epoch's training
+    /// steps (the epoch where its allocations were largest), with the
+    /// engine's count at that moment: a check on `peak_train_gpu_bytes`
+    /// from below the engine. Absent where the backend does not report
+    /// (only Vulkan and DX12 do) and in files from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_allocator: Option<AllocatorFigures>,
 }
 
 impl Metrics {
+    /// Keep `report` if it is the first or shows more allocated than the
+    /// one kept.
+    pub fn note_allocator(&mut self, report: Option<AllocatorFigures>) {
+        if let Some(r) = report {
+            if self
+                .train_allocator
+                .is_none_or(|k| r.allocated_bytes > k.allocated_bytes)
+            {
+                self.train_allocator = Some(r);
+            }
+        }
+    }
+
     /// Write `dir/metrics.json` atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let path = dir.join("metrics.json");

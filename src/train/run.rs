@@ -1,9 +1,18 @@
 //! The epoch loop shared by the training examples: submit recorded steps in
-//! chunks (several steps per submit), read the loss ring once per chunk,
-//! stop at the first NaN or infinite loss naming its step, stop after the
-//! chunk in flight when interrupted (Ctrl-C), and measure images per
-//! second by the wall clock.
+//! chunks of one log interval (100 steps), two chunks in flight, read the
+//! step counter and loss ring once per chunk, stop at the first NaN or
+//! infinite loss naming its step, stop after the chunks in flight when
+//! interrupted (Ctrl-C), and measure images per second by the wall clock.
+//!
+//! The GPU never waits for the CPU inside an epoch: chunk k+1 is encoded
+//! and submitted while chunk k runs, and only then does the loop block, on
+//! chunk k alone. Each chunk's submit ends with a copy of the counter and
+//! the ring into a persistent readback buffer ([`StepState::submit`]), so
+//! reading them is that one wait and a map: one blocking wait per log
+//! interval, none for the epoch's start (the first chunk's counter says
+//! where the epoch started), no staging buffer.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -11,11 +20,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::GpuDataset;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Step, StepState};
+use crate::gpu::{Gpu, Step, StepState, IN_FLIGHT};
 use crate::train::interrupt;
 
-/// Steps per submit (and per loss readback) in the training loop.
-pub const STEPS_PER_SUBMIT: usize = 16;
+/// Steps per log interval: per submit, per loss readback (one blocking
+/// wait) and per progress-bar update in the training loop. A run's ring
+/// holds one interval; [`run_epoch`] uses the smaller of this and its
+/// ring's capacity.
+pub const LOG_INTERVAL: usize = 100;
 
 /// What one epoch measured.
 #[derive(Clone, Debug)]
@@ -27,6 +39,10 @@ pub struct EpochRun {
     pub global_steps: u64,
     pub seconds: f64,
     pub images_per_sec: f64,
+    /// Blocking waits on the device during the epoch's loop
+    /// ([`Gpu::blocking_waits`]: on a device other threads use too, theirs
+    /// are counted as well).
+    pub blocking_waits: u64,
 }
 
 /// How far an interrupted epoch got: what resuming it continues from.
@@ -46,7 +62,7 @@ pub struct EpochProgress {
 #[derive(Clone, Debug)]
 pub enum EpochOutcome {
     Done(EpochRun),
-    /// Interrupted after the chunk in flight.
+    /// Interrupted after the chunks in flight.
     Interrupted(EpochProgress),
 }
 
@@ -74,8 +90,15 @@ pub fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
 }
 
 /// Run one epoch of `step` over `data` (shuffled for the plan's epoch
-/// from its seed), from where `plan.from` left it. Returns early, after the
-/// chunk in flight, when an interrupt was asked for.
+/// from its seed), from where `plan.from` left it, in chunks of
+/// [`LOG_INTERVAL`] steps (or the ring's capacity, if smaller) with two in
+/// flight. The progress bar and its loss and images/s message move once
+/// per chunk. A NaN or infinite loss ends the epoch with
+/// [`Error::NonFinite`] naming its step (in the epoch and overall), once
+/// its chunk is read; the chunk submitted after it still runs. When an
+/// interrupt is asked for, no further chunk is submitted, the ones in
+/// flight finish and are read, and the epoch returns
+/// [`EpochOutcome::Interrupted`] with every step they ran.
 pub fn run_epoch(
     gpu: &Gpu,
     step: &Step,
@@ -100,16 +123,43 @@ pub fn run_epoch(
     } else {
         vec![0.0f64; names.len()]
     };
-    let mut from = state.steps_done(gpu)?;
-    let first = from - done as u64;
+    let waits = gpu.blocking_waits();
+    let interval = LOG_INTERVAL.min(state.capacity);
+    let chunk_list: Vec<&Step> = std::iter::repeat_n(step, interval).collect();
+    let context = format!("running step {}", step.label);
     let t0 = Instant::now();
     let seconds = || from_progress.seconds + t0.elapsed().as_secs_f64();
     pb.set_position(done as u64);
-    while done < steps {
-        let chunk = (steps - done).min(STEPS_PER_SUBMIT).min(state.capacity);
-        let list: Vec<&Step> = std::iter::repeat_n(step, chunk).collect();
-        gpu.run(&list)?;
-        let rows = state.read_losses(gpu, from)?;
+    // The counter value at the epoch's first step, known from the first
+    // chunk's readback (counter after it = first + steps done after it).
+    let mut first: Option<u64> = None;
+    let mut submitted = done;
+    let mut flight = VecDeque::with_capacity(IN_FLIGHT);
+    loop {
+        while flight.len() < IN_FLIGHT && submitted < steps && !interrupt::requested() {
+            let chunk = (steps - submitted).min(interval);
+            flight.push_back(state.submit(gpu, &chunk_list[..chunk])?);
+            submitted += chunk;
+        }
+        let Some(chunk) = flight.pop_front() else {
+            break;
+        };
+        let n = chunk.steps();
+        let snap = chunk.wait(gpu, &context)?;
+        let start = *first.get_or_insert(snap.steps_done.wrapping_sub((done + n) as u64));
+        let from = start + done as u64;
+        if snap.steps_done != from + n as u64 {
+            return Err(Error::invalid(
+                "train",
+                format!(
+                    "the step counter is {} after steps {from}..{} of this epoch's loop: \
+                     something else ran steps on this state meanwhile",
+                    snap.steps_done,
+                    from + n as u64
+                ),
+            ));
+        }
+        let rows = snap.losses(from)?;
         for r in &rows {
             for (k, &v) in r.values.iter().enumerate() {
                 if !v.is_finite() {
@@ -118,15 +168,14 @@ pub fn run_epoch(
                         loss: names.get(k).unwrap_or(&"?").to_string(),
                         value: v,
                         epoch: epoch + 1,
-                        step: (r.step - first) as usize + 1,
+                        step: (r.step - start) as usize + 1,
                         global_step: r.step + 1,
                     });
                 }
                 sums[k] += v as f64;
             }
         }
-        from += rows.len() as u64;
-        done += chunk;
+        done += n;
         let last: Vec<String> = names
             .iter()
             .zip(&rows.last().map(|r| r.values.clone()).unwrap_or_default())
@@ -138,22 +187,28 @@ pub fn run_epoch(
             last.join(" "),
             (done * batch) as f64 / seconds()
         ));
-        if interrupt::requested() && done < steps {
-            pb.abandon();
-            return Ok(EpochOutcome::Interrupted(EpochProgress {
-                steps: done,
-                sums,
-                seconds: seconds(),
-            }));
-        }
     }
+    if done < steps {
+        pb.abandon();
+        return Ok(EpochOutcome::Interrupted(EpochProgress {
+            steps: done,
+            sums,
+            seconds: seconds(),
+        }));
+    }
+    let global_steps = match first {
+        Some(f) => f + steps as u64,
+        None => state.steps_done(gpu)?,
+    };
+    let blocking_waits = gpu.blocking_waits() - waits;
     let seconds = seconds();
     pb.finish_and_clear();
     Ok(EpochOutcome::Done(EpochRun {
         mean_losses: sums.iter().map(|s| s / steps as f64).collect(),
         steps,
-        global_steps: from,
+        global_steps,
         seconds,
         images_per_sec: (steps * batch) as f64 / seconds,
+        blocking_waits,
     }))
 }

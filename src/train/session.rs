@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState};
 use crate::io::remove_stale_temps;
 use crate::io::Checkpoint;
-use crate::train::run::STEPS_PER_SUBMIT;
+use crate::train::run::LOG_INTERVAL;
 use crate::train::{
     interrupt, progress_bar, run_epoch, AdapterDesc, EpochMetrics, EpochOutcome, EpochPlan,
     EpochProgress, EpochRun, Metrics, Preset,
@@ -35,6 +35,8 @@ pub struct Resumed {
     /// The memory high-water marks recorded so far (overall, training
     /// steps only), the floor of the continued run's.
     pub peaks: (u64, u64),
+    /// The allocator figures recorded so far.
+    pub allocator: Option<crate::gpu::AllocatorFigures>,
     /// Where the interrupted epoch `epoch + 1` stopped, if it did.
     pub progress: Option<EpochProgress>,
 }
@@ -157,6 +159,7 @@ pub fn resume(
         epoch,
         step,
         peaks: (m.peak_gpu_bytes, m.peak_train_gpu_bytes),
+        allocator: m.train_allocator,
         metrics: m.epochs,
         progress,
     })
@@ -258,6 +261,8 @@ impl<'a> Session<'a> {
             epochs: Vec::new(),
             peak_gpu_bytes: 0,
             peak_train_gpu_bytes: 0,
+            train_step: None,
+            train_allocator: None,
         };
         let (mut start_epoch, mut start_step, mut progress) = (0, 0u32, None);
         if resuming {
@@ -265,8 +270,9 @@ impl<'a> Session<'a> {
             (start_epoch, start_step, progress) = (r.epoch, r.step, r.progress);
             metrics.epochs = r.metrics;
             (metrics.peak_gpu_bytes, metrics.peak_train_gpu_bytes) = r.peaks;
+            metrics.train_allocator = r.allocator;
         }
-        let state = StepState::new(gpu, 2, STEPS_PER_SUBMIT, start_step)?;
+        let state = StepState::new(gpu, 2, LOG_INTERVAL, start_step)?;
         Ok(Session {
             gpu,
             out,
@@ -282,8 +288,10 @@ impl<'a> Session<'a> {
     /// `after` logs, writes the epoch's pictures and returns its metrics;
     /// the checkpoint (`checkpoint`) is saved with `metrics.json`. A failure
     /// names the last good checkpoint. An interrupt (Ctrl-C) stops after the
-    /// chunk in flight, saves a checkpoint there and returns
-    /// `Error::Interrupted`.
+    /// chunks in flight, saves a checkpoint there and returns
+    /// `Error::Interrupted`. `metrics.json` gets the step's recorded counts
+    /// ([`Step::stats`]), each epoch's blocking waits, and wgpu's allocator
+    /// figures where the backend reports them.
     pub fn run_epochs(
         &mut self,
         step: &Step,
@@ -306,6 +314,7 @@ impl<'a> Session<'a> {
                 ),
             ));
         }
+        self.metrics.train_step = Some(step.stats());
         for epoch in self.start_epoch..plan.epochs {
             let pb = progress_bar(steps, epoch, plan.epochs);
             self.gpu.reset_peak();
@@ -320,6 +329,7 @@ impl<'a> Session<'a> {
                 .map_err(|e| stopped(e, self.out))?;
             let m = &mut self.metrics;
             m.peak_train_gpu_bytes = m.peak_train_gpu_bytes.max(self.gpu.peak_bytes());
+            m.note_allocator(self.gpu.allocator_report());
             let run = match outcome {
                 EpochOutcome::Done(run) => run,
                 EpochOutcome::Interrupted(p) => {
@@ -327,7 +337,8 @@ impl<'a> Session<'a> {
                     return Err(self.interrupted(epoch, p.steps, steps));
                 }
             };
-            let m = after(epoch, &run).map_err(|e| stopped(e, self.out))?;
+            let mut m = after(epoch, &run).map_err(|e| stopped(e, self.out))?;
+            m.train_blocking_waits = Some(run.blocking_waits);
             self.metrics.epochs.push(m);
             self.metrics.peak_gpu_bytes = self.metrics.peak_gpu_bytes.max(self.gpu.peak_bytes());
             self.save(checkpoint()?, epoch + 1, None)?;

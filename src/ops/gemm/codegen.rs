@@ -7,8 +7,19 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use crate::gpu::{Access, Kernel};
+use crate::ops::epilogue::{epilogue_kernel, EpiKind, EPI_PARAMS};
 use crate::ops::gemm::policy::{Main, Tile};
 use crate::shaders;
+
+/// Which operand of a backward-weights GEMM is dy, whose column sums the
+/// fused bias gradient computes (`shaders/gemm.wgsl`, section bias_grad):
+/// B for conv and dense (dW = x^T dy), A for transposed conv (its weight
+/// gradient is the adjoint conv's with the roles swapped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DySide {
+    A,
+    B,
+}
 
 /// The template cut into its `//! section NAME` parts.
 fn section(name: &str) -> &'static str {
@@ -24,9 +35,17 @@ fn section(name: &str) -> &'static str {
     &src[start..end]
 }
 
-/// Build the kernel for variant `sections` (setup, A, B, C-row, store) at
-/// `tile`. `access` lists the storage bindings 1.. of the variant.
-pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile, main: Main) -> Kernel {
+/// Build the kernel for variant `sections` (setup, A, B, C-row) at `tile`,
+/// storing through the epilogue `epi`, and computing the bias gradient from
+/// `bias_grad`'s operand in extra workgroups when given. Bindings: 1 A,
+/// 2 B, 3 C, then the epilogue's.
+pub fn gemm_kernel(
+    sections: &[&str],
+    epi: EpiKind,
+    bias_grad: Option<DySide>,
+    tile: Tile,
+    main: Main,
+) -> Kernel {
     let Tile { bm, bn, bk, tm, tn } = tile;
     let nt = tile.threads();
     let mut src = String::new();
@@ -40,19 +59,38 @@ pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile, main: Main)
     ] {
         let _ = writeln!(src, "const {n}: u32 = {v}u;");
     }
-    src.push_str(section("common"));
+    src.push_str(&section("common").replace("{{EPI_PARAMS}}", EPI_PARAMS));
     for s in sections {
         src.push_str(section(s));
     }
+    src.push_str(&epi.wgsl(4));
+    src.push_str(section("store"));
+    let side = match bias_grad {
+        Some(d) => {
+            let operand = if d == DySide::A { "src_a" } else { "src_b" };
+            src.push_str(&section("bias_grad").replace("BG_SRC", operand));
+            "    {
+        let lin = wid.x + wid.y * nwg.x;
+                     let tiles = p.tiles_m * p.tiles_n * p.nsplit;
+                     if (lin >= tiles) {
+                         if (lin - tiles < p.bias_cols) { bias_grad_job(lin - tiles, t); }
+                         return;
+        }
+    }"
+        }
+        None => "",
+    };
     let majors = k_major(sections);
     let body = match main {
         Main::Tiled => section("main")
+            .replace("{{SIDE}}", side)
             .replace("{{SETUP}}", &gen_setup(tile, majors))
             .replace("{{ACC}}", &gen_acc(tile))
             .replace("{{LOAD}}", &gen_load(tile, majors))
             .replace("{{INNER}}", &gen_inner(tile))
             .replace("{{STORE}}", &gen_store(tile, main)),
         Main::Direct => section("main_direct")
+            .replace("{{SIDE}}", side)
             .replace("{{SETUP}}", &gen_setup_direct(tile))
             .replace("{{ACC}}", &gen_acc(tile))
             .replace("{{INNER}}", &gen_inner_direct(tile, bk))
@@ -60,14 +98,21 @@ pub fn gemm_kernel(sections: &[&str], access: &[Access], tile: Tile, main: Main)
             .replace("{{STORE}}", &gen_store(tile, main)),
     };
     src.push_str(&body);
+    let bg = match bias_grad {
+        Some(d) => format!("+bias_grad_{d:?}"),
+        None => String::new(),
+    };
+    let mut access = vec![Access::Read, Access::Read, Access::ReadWrite];
+    access.extend(epi.access());
     Kernel {
         key: format!(
-            "gemm[{}],{main:?},{bm}x{bn}x{bk},{tm}x{tn}",
-            sections.join("+")
+            "gemm[{}{}{bg}],{main:?},{bm}x{bn}x{bk},{tm}x{tn}",
+            sections.join("+"),
+            epi.key()
         ),
         source: Cow::Owned(src),
         entry: "gemm",
-        access: access.to_vec(),
+        access,
         trusted: false,
     }
 }
@@ -310,31 +355,12 @@ fn gen_store(tile: Tile, main: Main) -> String {
     s
 }
 
-/// The kernel a call compiles to (for the naga test: every variant).
-pub(crate) fn call_kernel(sections: &[&str], bias: bool, tile: Tile, main: Main) -> Kernel {
-    let mut all: Vec<&str> = sections.to_vec();
-    let mut access = vec![Access::Read, Access::Read, Access::ReadWrite];
-    if bias {
-        all.push("store_bias");
-        access.push(Access::Read);
-    } else {
-        all.push("store_plain");
-    }
-    gemm_kernel(&all, &access, tile, main)
-}
-
-pub(crate) fn reduce_kernel(bias: bool) -> Kernel {
-    if bias {
-        Kernel::new(
-            shaders::SPLITS,
-            "reduce_splits_bias",
-            &[Access::Read, Access::ReadWrite, Access::Read],
-        )
-    } else {
-        Kernel::new(
-            shaders::SPLITS,
-            "reduce_splits",
-            &[Access::Read, Access::ReadWrite],
-        )
-    }
+/// The split-K reduction ending in `epi`.
+pub(crate) fn reduce_kernel(epi: EpiKind) -> Kernel {
+    epilogue_kernel(
+        shaders::SPLITS,
+        "reduce_splits",
+        &[Access::Read, Access::ReadWrite],
+        epi,
+    )
 }

@@ -27,8 +27,10 @@ pub mod codegen;
 pub mod policy;
 pub mod record;
 
-pub use codegen::gemm_kernel;
-pub(crate) use codegen::{call_kernel, reduce_kernel};
-pub use policy::{test_tiles, GemmConfig, Main, Tile, AUTO_TILES, TARGET_WORKGROUPS};
+pub use codegen::{gemm_kernel, DySide};
+pub(crate) use codegen::reduce_kernel;
+pub use crate::ops::epilogue::{epilogue_kernel, Dropout, EpiKind, Epilogue, Fused};
+pub use policy::{epilogue_test_tiles, test_tiles, GemmConfig, Main, Tile, AUTO_TILES, TARGET_WORKGROUPS};
 pub use record::Scratch;
+pub use record::BiasGrad;
 pub(crate) use record::{record, reduce_splits, GemmCall, Geo};

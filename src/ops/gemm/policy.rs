@@ -179,6 +179,16 @@ pub const AUTO_TILES: [Tile; 6] = [
     Tile::T256X4,
 ];
 
+/// (main, tile) pairs the naga test builds every epilogue with: one
+/// tiled, two direct (narrow and wide).
+pub fn epilogue_test_tiles() -> Vec<(Main, Tile)> {
+    vec![
+        (Main::Tiled, Tile::T128X64),
+        (Main::Direct, Tile::direct_auto(1000, 1)),
+        (Main::Direct, Tile::direct_auto(1000, 100)),
+    ]
+}
+
 /// (main, tile) pairs the naga test builds for every variant: the tiled
 /// tiles and representative direct tiles (N = 1, 3 -> 4, 8; M = 25, 3).
 pub fn test_tiles() -> Vec<(Main, Tile)> {

@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Gpu, Step, Tensor};
-use crate::ops::gemm::codegen::{call_kernel, reduce_kernel};
+use crate::ops::gemm::codegen::{gemm_kernel, reduce_kernel, DySide};
+use crate::ops::epilogue::{EpiKind, Epilogue, Fused};
 use crate::ops::gemm::policy::{GemmConfig, Main, Tile, TARGET_WORKGROUPS};
 
 /// Intermediate buffers a recorded op owns (split-K partials). Keep it as
@@ -39,8 +40,20 @@ pub(crate) struct Geo {
     pub pad_x: usize,
 }
 
+/// The bias gradient fused into a backward-weights GEMM: the column sums
+/// of dy (the operand on `side`, seen as `[rows, cols]`) written at element
+/// `off` of the output (the bias follows the weight in the arena).
+#[derive(Clone, Copy, Debug)]
+pub struct BiasGrad {
+    pub side: DySide,
+    pub rows: usize,
+    pub cols: usize,
+    pub off: usize,
+}
+
 /// One GEMM to record: its variant (setup/A/B/C-row sections, without the
-/// store), sizes (the largest over the `slices` stride phases), operands.
+/// store), sizes (the largest over the `slices` stride phases), operands,
+/// and what the store does ([`Epilogue`]; the bias is `bias[bias_off + n]`).
 pub(crate) struct GemmCall<'a> {
     pub op: &'static str,
     pub sections: &'static [&'static str],
@@ -53,6 +66,50 @@ pub(crate) struct GemmCall<'a> {
     pub b: &'a Tensor,
     pub out: &'a Tensor,
     pub bias: Option<&'a Tensor>,
+    pub bias_off: usize,
+    pub epi: Epilogue<'a>,
+    pub bias_grad: Option<BiasGrad>,
+}
+
+impl<'a> GemmCall<'a> {
+    /// A call with no bias, epilogue or bias gradient.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plain(
+        op: &'static str,
+        sections: &'static [&'static str],
+        (m, n, k): (usize, usize, usize),
+        slices: u32,
+        geo: Geo,
+        a: &'a Tensor,
+        b: &'a Tensor,
+        out: &'a Tensor,
+    ) -> GemmCall<'a> {
+        GemmCall {
+            op,
+            sections,
+            m,
+            n,
+            k,
+            slices,
+            geo,
+            a,
+            b,
+            out,
+            bias: None,
+            bias_off: 0,
+            epi: Epilogue::NONE,
+            bias_grad: None,
+        }
+    }
+
+    /// This call with `f`'s bias and epilogue (its bias gradient is the
+    /// op's to place: see [`BiasGrad`]).
+    pub fn with(mut self, f: &Fused<'a>) -> GemmCall<'a> {
+        self.bias = f.bias.map(|b| b.0);
+        self.bias_off = f.bias.map_or(0, |b| b.1);
+        self.epi = f.epi;
+        self
+    }
 }
 
 fn u(op: &'static str, v: usize) -> Result<u32> {
@@ -98,14 +155,21 @@ pub(crate) fn record(
             format!("reduction length K = {} must be below 2^24", call.k),
         ));
     }
+    call.epi.check(op, call.out)?;
     let len = call.out.numel();
     // every index the kernels form must fit u32
     u(op, len * nsplit)?;
     u(op, call.a.numel())?;
     u(op, call.b.numel())?;
     let g = &call.geo;
-    let params_for = |split_stride: usize| -> Result<Vec<u32>> {
-        [
+    let bg = call.bias_grad;
+    let (bias_cols, bias_rows) = bg.map_or((0, 0), |b| (b.cols, b.rows));
+    if let Some(b) = bg {
+        u(op, b.off + b.cols)?;
+        u(op, b.rows * b.cols)?;
+    }
+    let params_for = |split_stride: usize, epi: &Epilogue| -> Result<Vec<u32>> {
+        let mut words = [
             call.m,
             call.n,
             call.k,
@@ -126,37 +190,52 @@ pub(crate) fn record(
             g.pad_y,
             g.pad_x,
             split_stride,
+            bias_cols,
+            bias_rows,
+            0,
+            0,
         ]
         .iter()
         .map(|&v| u(op, v))
-        .collect()
+        .collect::<Result<Vec<u32>>>()?;
+        let off = bg.map_or(call.bias_off, |b| b.off);
+        words.extend(epi.words(off)?);
+        Ok(words)
     };
-    let mut groups = grid(gpu, (tiles_m * tiles_n * nsplit) as u64)?;
+    let side = bg.map(|b| b.side);
+    let mut groups = grid(gpu, (tiles_m * tiles_n * nsplit + bias_cols) as u64)?;
     groups[2] = call.slices;
     if nsplit == 1 {
-        let kernel = call_kernel(call.sections, call.bias.is_some(), tile, main);
+        let epi = call.epi.kind(call.bias.is_some());
+        let kernel = gemm_kernel(call.sections, epi, side, tile, main);
         let mut t = vec![call.a, call.b, call.out];
         t.extend(call.bias);
-        step.dispatch(gpu, op, &kernel, &params_for(0)?, &t, groups)?;
+        t.extend(call.epi.tensors());
+        step.dispatch(gpu, op, &kernel, &params_for(0, &call.epi)?, &t, groups)?;
         return Ok(Scratch::default());
     }
     let partial = Tensor::zeros(gpu, &[nsplit, len], &format!("{op} split-K partials"))?;
-    let kernel = call_kernel(call.sections, false, tile, main);
+    let kernel = gemm_kernel(call.sections, EpiKind::default(), side, tile, main);
     step.dispatch(
         gpu,
         op,
         &kernel,
-        &params_for(len)?,
+        &params_for(len, &Epilogue::NONE)?,
         &[call.a, call.b, &partial],
         groups,
     )?;
-    reduce_splits(gpu, step, op, &partial, nsplit, call.out, call.bias)?;
+    let bias = call.bias.map(|b| (b, call.bias_off));
+    reduce_splits(
+        gpu, step, op, &partial, nsplit, call.out, call.n, bias, &call.epi,
+    )?;
     Ok(Scratch {
         tensors: vec![partial],
     })
 }
 
-/// Record `out[i] = sum_s part[s * len + i] (+ bias[i % ncols])`.
+/// Record `out[i] = epilogue(sum_s part[s * len + i])`, the bias (when
+/// given) `bias[off + i % ncols]`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn reduce_splits(
     gpu: &Gpu,
     step: &mut Step,
@@ -164,28 +243,18 @@ pub(crate) fn reduce_splits(
     part: &Tensor,
     nsplit: usize,
     out: &Tensor,
-    bias: Option<&Tensor>,
+    ncols: usize,
+    bias: Option<(&Tensor, usize)>,
+    epi: &Epilogue,
 ) -> Result<()> {
+    epi.check(op, out)?;
     let len = out.numel();
-    let ncols = bias.map_or(1, |b| b.numel());
-    let params = [u(op, len)?, u(op, nsplit)?, u(op, ncols)?, 0, 0];
+    let mut params = vec![u(op, len)?, u(op, nsplit)?, u(op, ncols.max(1))?, 0, 0, 0, 0, 0];
+    params.extend(epi.words(bias.map_or(0, |b| b.1))?);
     let groups = grid(gpu, len.div_ceil(256) as u64)?;
-    match bias {
-        None => step.dispatch(
-            gpu,
-            op,
-            &reduce_kernel(false),
-            &params,
-            &[part, out],
-            groups,
-        ),
-        Some(b) => step.dispatch(
-            gpu,
-            op,
-            &reduce_kernel(true),
-            &params,
-            &[part, out, b],
-            groups,
-        ),
-    }
+    let mut t = vec![part, out];
+    t.extend(bias.map(|b| b.0));
+    t.extend(epi.tensors());
+    let kernel = reduce_kernel(epi.kind(bias.is_some()));
+    step.dispatch(gpu, op, &kernel, &params, &t, groups)
 }
