@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use vae_vs_gan::ops::conv2d::{self, Conv2d, ConvDims, Padding};
 use vae_vs_gan::ops::dense;
-use vae_vs_gan::ops::gemm::{GemmConfig, Main, Scratch, Tile};
+use vae_vs_gan::ops::gemm::{Fused, GemmConfig, Main, Scratch, Tile};
 use vae_vs_gan::{Gpu, Step, Tensor};
 
 fn cfg() -> GemmConfig {
@@ -186,18 +186,28 @@ fn conv_benches(c: &mut Criterion, gpu: &Gpu, d: &ConvDims, what: &str, directio
         bench_op(c, gpu, &name, flops, |s| {
             let r = match dir {
                 "conv2d_forward" => {
-                    conv2d::record_forward(gpu, s, "f", d, &x, &w, Some(&b), &y, &cfg)
+                    conv2d::record_forward(gpu, s, "f", d, &x, &w, &Fused::bias(Some(&b)), &y, &cfg)
                 }
                 // convT forward = conv backward data: same recording
                 "conv2d_backward_data" | "conv_transpose2d_forward" => {
-                    conv2d::record_backward_data(gpu, s, "d", d, &y, &w, None, &x, &cfg)
+                    conv2d::record_backward_data(
+                        gpu,
+                        s,
+                        "d",
+                        d,
+                        &y,
+                        &w,
+                        &Fused::default(),
+                        &x,
+                        &cfg,
+                    )
                 }
                 "conv2d_backward_weights" | "conv_transpose2d_backward_weights" => {
-                    conv2d::record_backward_weights(gpu, s, "w", d, &x, &y, &w, &cfg)
+                    conv2d::record_backward_weights(gpu, s, "w", d, &x, &y, &w, None, &cfg)
                 }
                 // convT backward data = conv forward
                 "conv_transpose2d_backward_data" => {
-                    conv2d::record_forward(gpu, s, "f", d, &x, &w, None, &y, &cfg)
+                    conv2d::record_forward(gpu, s, "f", d, &x, &w, &Fused::default(), &y, &cfg)
                 }
                 _ => unreachable!("{dir}"),
             };

@@ -2,7 +2,8 @@
 // [R, C] (NHWC activations: R = N*H*W rows, one statistic per channel;
 // dense [N, F]: R = N). One kernel family serves both.
 //
-// Training forward (3 dispatches):
+// Training forward (3 dispatches; 2 when the rows make one chunk:
+// bn_stats_single, then bn_apply):
 //   bn_stats_partial   per (channel tile, row chunk): shifted sums
 //                      sum(x - k), sum((x - k)^2) with k = x[0, c]
 //                      (the shift keeps the one-pass variance well
@@ -13,7 +14,8 @@
 //   bn_apply           per element: y = gamma * (x - mean) * inv_std + beta,
 //                      then the ReLU or LeakyReLU that follows, if any.
 // Eval forward: bn_apply alone, from the running mean and variance.
-// Backward (3 dispatches): bn_grad_partial + bn_grad_finalize give
+// Backward (3 dispatches; 2 with one chunk: bn_grad_single, then
+// bn_backward_dx): bn_grad_partial + bn_grad_finalize give
 //   dbeta = sum(dy), dgamma = sum(dy * xhat); bn_backward_dx per element:
 //   dx = gamma * inv_std / R * (R dy - dbeta - xhat * dgamma).
 //
@@ -65,6 +67,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> gp_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> gp_inv: array<f32>;
 @group(0) @binding(5) var<storage, read_write> gp_part: array<f32>;
+
+// bn_grad_single: x, dy, mean, inv_std (as bn_grad_partial), dgamma, dbeta
+@group(0) @binding(5) var<storage, read_write> gs_dgamma: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gs_dbeta: array<f32>;
 
 // bn_grad_finalize: partials, dgamma, dbeta
 @group(0) @binding(1) var<storage, read> gf_part: array<f32>;
@@ -125,6 +131,21 @@ fn bn_stats_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     }
 }
 
+// The batch statistics of channel c from its shifted sums a, b over all
+// rows: mean and inv_std saved, running averages updated (flag = 1).
+fn finalize_stats(c: u32, a: f32, b: f32) {
+    let rn = f32(p.rows);
+    let shift = a / rn;
+    let var_b = max(b / rn - shift * shift, 0.0);
+    let mean = sf_x[c] + shift;
+    sf_mean[c] = mean;
+    sf_inv[c] = 1.0 / sqrt(var_b + p.eps);
+    if (p.flag == 1u) {
+        sf_rmean[c] = p.momentum * sf_rmean[c] + (1.0 - p.momentum) * mean;
+        sf_rvar[c] = p.momentum * sf_rvar[c] + (1.0 - p.momentum) * var_b;
+    }
+}
+
 @compute @workgroup_size(256)
 fn bn_stats_finalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
     let c = wid.x * 256u + lane;
@@ -135,15 +156,32 @@ fn bn_stats_finalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoc
         a = a + sf_part[q * p.channels + c];
         b = b + sf_part[(p.chunks + q) * p.channels + c];
     }
-    let rn = f32(p.rows);
-    let shift = a / rn;
-    let var_b = max(b / rn - shift * shift, 0.0);
-    let mean = sf_x[c] + shift;
-    sf_mean[c] = mean;
-    sf_inv[c] = 1.0 / sqrt(var_b + p.eps);
-    if (p.flag == 1u) {
-        sf_rmean[c] = p.momentum * sf_rmean[c] + (1.0 - p.momentum) * mean;
-        sf_rvar[c] = p.momentum * sf_rvar[c] + (1.0 - p.momentum) * var_b;
+    finalize_stats(c, a, b);
+}
+
+// One row chunk (chunks = 1): bn_stats_partial's sums and the finalize in
+// one dispatch, with the finalize's bindings. The same bits as the two:
+// the finalize's sum of one chunk is 0 + that chunk's sum.
+@compute @workgroup_size(256)
+fn bn_stats_single(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let cx = lane % CT;
+    let ry = lane / CT;
+    let c = wid.x * CT + cx;
+    var a = 0.0;
+    var b = 0.0;
+    if (c < p.channels) {
+        let k = sf_x[c];
+        for (var r = ry; r < p.rows; r = r + RT) {
+            let d = sf_x[r * p.channels + c] - k;
+            a = a + d;
+            b = b + d * d;
+        }
+    }
+    red_a[lane] = a;
+    red_b[lane] = b;
+    reduce_rows(lane);
+    if (ry == 0u && c < p.channels) {
+        finalize_stats(c, 0.0 + red_a[cx], 0.0 + red_b[cx]);
     }
 }
 
@@ -207,6 +245,34 @@ fn bn_grad_finalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     }
     gf_dbeta[c] = a;
     gf_dgamma[c] = b;
+}
+
+// One row chunk (chunks = 1): bn_grad_partial's sums written as the
+// gradients directly (the finalize's sum of one chunk is 0 + it).
+@compute @workgroup_size(256)
+fn bn_grad_single(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+    let cx = lane % CT;
+    let ry = lane / CT;
+    let c = wid.x * CT + cx;
+    var a = 0.0;
+    var b = 0.0;
+    if (c < p.channels) {
+        let mean = gp_mean[c];
+        let inv = gp_inv[c];
+        for (var r = ry; r < p.rows; r = r + RT) {
+            let i = r * p.channels + c;
+            let g = gp_dy[i];
+            a = a + g;
+            b = b + g * ((gp_x[i] - mean) * inv);
+        }
+    }
+    red_a[lane] = a;
+    red_b[lane] = b;
+    reduce_rows(lane);
+    if (ry == 0u && c < p.channels) {
+        gs_dbeta[c] = 0.0 + red_a[cx];
+        gs_dgamma[c] = 0.0 + red_b[cx];
+    }
 }
 
 @compute @workgroup_size(256)

@@ -1,7 +1,9 @@
 // Per-step state kept on the GPU, so several steps can share one submit.
 //
 // counters[0] is the number of steps completed. `advance` runs last in every
-// step; `ring_write` copies a scalar loss into its ring slot for this step.
+// step; `ring_write` copies a scalar loss into its ring slot for this step;
+// step_end.wgsl does both for a training step's one or two losses, with
+// their last reduction, in one dispatch.
 
 struct Params {
     slot: u32,      // which loss of the step (0 .. slots)
@@ -25,3 +27,4 @@ fn ring_write() {
     let step = counters[0];
     ring[(step % p.capacity) * p.slots + p.slot] = src[0];
 }
+

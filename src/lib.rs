@@ -34,6 +34,7 @@ pub fn all_kernels() -> Vec<gpu::Kernel> {
     let mut v = ops::kernels();
     v.extend(optim::adam::kernels());
     v.extend(gpu::state::kernels());
+    v.extend(gpu::step_end::kernels());
     v
 }
 pub use gpu::{DType, Gpu, GpuOptions, Step, Tensor};

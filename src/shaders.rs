@@ -20,6 +20,7 @@ macro_rules! shader {
 }
 
 shader!(STEP, "step");
+shader!(STEP_END, "step_end");
 shader!(ELEMENTWISE, "elementwise");
 shader!(ACTIVATIONS, "activations");
 shader!(GATHER, "gather");

@@ -195,9 +195,18 @@ fn conv2d_every_gemm_main_matches_cpu() {
                 let op = "conv2d_test";
                 let fb = Fused::bias(Some(&bg));
                 let _s1 = record_forward(g, &mut s, op, &d, &xg, &wg, &fb, &y, &cfg).unwrap();
-                let _s2 =
-                    record_backward_data(g, &mut s, op, &d, &dyg, &wg, &Fused::default(), &dx, &cfg)
-                        .unwrap();
+                let _s2 = record_backward_data(
+                    g,
+                    &mut s,
+                    op,
+                    &d,
+                    &dyg,
+                    &wg,
+                    &Fused::default(),
+                    &dx,
+                    &cfg,
+                )
+                .unwrap();
                 let _s3 =
                     record_backward_weights(g, &mut s, op, &d, &xg, &dyg, &dw, None, &cfg).unwrap();
                 run(&s);

@@ -9,8 +9,10 @@ use rand::seq::SliceRandom;
 use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
 use vae_vs_gan::gpu::{DType, StepState};
 use vae_vs_gan::ops::gather::{
-    gather_labels, gather_labels_cpu, gather_pixels, gather_pixels_cpu, PixelMap,
+    gather_labels, gather_labels_cpu, gather_pixels, gather_pixels_and_normals, gather_pixels_cpu,
+    PixelMap,
 };
+use vae_vs_gan::ops::rng::{self, Philox};
 use vae_vs_gan::{Step, Tensor};
 
 #[test]
@@ -107,4 +109,59 @@ fn gather_refuses_a_batch_larger_than_the_epoch() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("gather_pixels") && e.contains("batch 3"), "{e}");
+}
+
+/// The gather that also draws the step's normals (a GAN step's inputs in
+/// one dispatch) writes the same pixels as `gather_pixels` and, bit for
+/// bit, the normals `fill_normal` writes at that step; both outputs
+/// poisoned first, 7 normals (not a multiple of the workgroup).
+#[test]
+fn gather_pixels_and_normals_equal_the_two_separate_kernels() {
+    let g = gpu();
+    let n = 11;
+    let imgs = load(
+        Dataset::Mnist,
+        &Dataset::Mnist.default_dir(),
+        Split::Train,
+        Some(n),
+    )
+    .unwrap();
+    let perm: Vec<u32> = (0..n as u32).rev().collect();
+    let data = Tensor::from_u8(g, &[n, PIXELS], &imgs.pixels, "images").unwrap();
+    let permt = Tensor::from_u32(g, &[n], &perm, "perm").unwrap();
+    let r = Philox::new(99, 4);
+    for start in [0u32, 2, 5] {
+        let st = StepState::new(g, 1, 1, start).unwrap();
+        let outs: Vec<Tensor> = (0..4)
+            .map(|i| Tensor::zeros(g, &[3, 28, 28, 1], &format!("x{i}")).unwrap())
+            .collect();
+        let (x1, x2) = (&outs[0], &outs[1]);
+        let (z1, z2) = (
+            Tensor::zeros(g, &[7], "z fused").unwrap(),
+            Tensor::zeros(g, &[7], "z").unwrap(),
+        );
+        for t in [x1, x2, &z1, &z2] {
+            t.poison(g);
+        }
+        let mut s = Step::new("gather");
+        let map = PixelMap::SIGNED;
+        gather_pixels_and_normals(g, &mut s, &st.counters, &permt, &data, x1, map, r, &z1).unwrap();
+        gather_pixels(g, &mut s, &st.counters, &permt, &data, x2, map).unwrap();
+        rng::fill_normal(g, &mut s, r, &st.counters, &z2).unwrap();
+        run(&s);
+        let (a, b) = (x1.read_f32(g).unwrap(), x2.read_f32(g).unwrap());
+        assert!(a.iter().all(|v| v.is_finite()), "pixels written");
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "pixels at step {start}"
+        );
+        let (za, zb) = (z1.read_f32(g).unwrap(), z2.read_f32(g).unwrap());
+        assert!(za.iter().all(|v| v.is_finite()), "normals written: {za:?}");
+        assert_eq!(
+            za.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            zb.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            "normals at step {start}"
+        );
+    }
 }

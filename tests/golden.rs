@@ -15,10 +15,10 @@ use common::*;
 use fixture_loader::load;
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::nn::WeightOp;
-use vae_vs_gan::ops::gemm::{Epilogue, Fused};
 use vae_vs_gan::ops::batch_norm::{
     self, BatchNorm, BatchNormConfig, BnBackward, BnGrads, BnParams, BnSaved,
 };
+use vae_vs_gan::ops::gemm::{Epilogue, Fused};
 use vae_vs_gan::optim::adam::{adam_update_cpu, Adam, AdamConfig, AdamTensors, EpsConvention};
 use vae_vs_gan::{Step, Tensor};
 

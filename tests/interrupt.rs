@@ -65,9 +65,7 @@ fn an_epoch_interrupted_with_chunks_in_flight_resumes_bit_identically() {
 
     let straight_vae = vae(&g);
     let straight_state = StepState::new(&g, 2, CHUNK, 0).unwrap();
-    let ts = straight_vae
-        .train_step(&g, &straight_state, &data)
-        .unwrap();
+    let ts = straight_vae.train_step(&g, &straight_state, &data).unwrap();
     let EpochOutcome::Done(straight) =
         run_epoch(&g, &ts.step, &straight_state, &data, &plan(None), &pb).unwrap()
     else {

@@ -69,7 +69,9 @@ fn an_epoch_blocks_once_per_log_interval() {
     let x = Tensor::from_f32(&g, &[1], &[0.5], "x").unwrap();
     let loss = Tensor::zeros(&g, &[1], "loss").unwrap();
     let mut step = Step::new("toy");
-    Activation::Sigmoid.forward(&g, &mut step, &x, &loss).unwrap();
+    Activation::Sigmoid
+        .forward(&g, &mut step, &x, &loss)
+        .unwrap();
     state.record_loss(&g, &mut step, &loss, 0).unwrap();
     Activation::Tanh.forward(&g, &mut step, &x, &loss).unwrap();
     state.record_loss(&g, &mut step, &loss, 1).unwrap();
@@ -80,7 +82,10 @@ fn an_epoch_blocks_once_per_log_interval() {
     let waits = g.blocking_waits() - before;
     assert_eq!(run.steps, steps);
     assert_eq!(run.global_steps, steps as u64);
-    assert_eq!(run.blocking_waits, waits, "the loop reports the device's count");
+    assert_eq!(
+        run.blocking_waits, waits,
+        "the loop reports the device's count"
+    );
     let bound = (steps / LOG_INTERVAL + 1) as u64;
     assert!(
         waits <= bound,
@@ -167,7 +172,11 @@ fn same_as_one_step_at_a_time(
     assert_eq!(tail.len(), capacity);
     for r in &tail {
         assert_eq!(
-            rows[r.step as usize].values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            rows[r.step as usize]
+                .values
+                .iter()
+                .map(|v| v.to_bits())
+                .collect::<Vec<_>>(),
             r.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             "{name}: losses of step {}",
             r.step
@@ -175,7 +184,10 @@ fn same_as_one_step_at_a_time(
     }
     let (ca, cb) = (old_ck(&g), new_ck(&g));
     assert!(!ca.tensors.is_empty());
-    assert_eq!(ca.tensors, cb.tensors, "{name}: parameters and Adam moments");
+    assert_eq!(
+        ca.tensors, cb.tensors,
+        "{name}: parameters and Adam moments"
+    );
 }
 
 /// The VAE: 30 steps of batch 8 in chunks of 4 (7 full chunks and one of

@@ -259,5 +259,8 @@ fn step_state_keeps_two_submits_in_flight_and_refuses_a_third() {
     drop(c); // given up: its steps still run, its readback is free again
     assert_eq!(st.steps_done(g).unwrap(), 9);
     let rows = st.read_losses(g, 5).unwrap();
-    assert_eq!(rows.iter().map(|r| r.step).collect::<Vec<_>>(), [5, 6, 7, 8]);
+    assert_eq!(
+        rows.iter().map(|r| r.step).collect::<Vec<_>>(),
+        [5, 6, 7, 8]
+    );
 }

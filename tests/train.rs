@@ -289,6 +289,49 @@ fn metrics_json_round_trips_f64_bit_for_bit() {
     assert_eq!(m, back);
 }
 
+/// A metrics.json from before the step counts, blocking waits and
+/// allocator figures were recorded still loads, with those fields absent;
+/// one written now carries them and round-trips.
+#[test]
+fn metrics_json_from_before_the_step_counts_still_loads() {
+    let old = r#"{
+  "model": "vae", "preset": "tiny",
+  "adapter": {"name": "llvmpipe", "backend": "Vulkan", "type": "Cpu"},
+  "params": 69989,
+  "epochs": [{"epoch": 1, "train_loss": 532.9, "test_loss": 511.3,
+              "seconds": 0.5, "images_per_sec": 142.0}],
+  "peak_gpu_bytes": 50740952, "peak_train_gpu_bytes": 15928248
+}"#;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("metrics.json"), old).unwrap();
+    let mut m = Metrics::load(d.path()).unwrap();
+    assert_eq!(m.epochs[0].train_blocking_waits, None);
+    assert_eq!((m.train_step, m.train_allocator), (None, None));
+    m.epochs[0].train_blocking_waits = Some(1);
+    m.train_step = Some(vae_vs_gan::gpu::StepStats {
+        dispatches: 78,
+        bind_groups: 78,
+        bytes_bound: 87_466_880,
+    });
+    m.note_allocator(Some(vae_vs_gan::gpu::AllocatorFigures {
+        allocated_bytes: 2,
+        reserved_bytes: 4,
+        engine_bytes: 1,
+    }));
+    m.note_allocator(Some(vae_vs_gan::gpu::AllocatorFigures {
+        allocated_bytes: 1,
+        reserved_bytes: 4,
+        engine_bytes: 1,
+    }));
+    assert_eq!(
+        m.train_allocator.unwrap().allocated_bytes,
+        2,
+        "the largest kept"
+    );
+    m.save(d.path()).unwrap();
+    assert_eq!(Metrics::load(d.path()).unwrap(), m);
+}
+
 /// What a user sees when a run stops: exit status and stderr.
 fn output(mut c: std::process::Command) -> (Option<i32>, String) {
     let o = c.output().expect("run the example");

@@ -6,15 +6,17 @@ pub mod pipeline;
 pub mod readback;
 pub mod recorder;
 pub mod state;
+pub mod step_end;
 pub mod tensor;
 
 pub use crate::shaders::Shader;
 pub use context::{
-    list_adapters, select_adapter, AllocatorFigures, Gpu, GpuOptions, KernelPolicy, LimitsPolicy, ADAPTER_ENV,
-    KERNELS_ENV,
+    list_adapters, select_adapter, AllocatorFigures, Gpu, GpuOptions, KernelPolicy, LimitsPolicy,
+    ADAPTER_ENV, KERNELS_ENV,
 };
 pub use pipeline::{Access, Kernel};
 pub use readback::Readback;
 pub use recorder::{binding_bytes, f32_param, grid, DispatchTime, Step, StepStats};
 pub use state::{InFlight, Snapshot, StepLosses, StepState, IN_FLIGHT};
+pub use step_end::StepLoss;
 pub use tensor::{DType, Tensor};

@@ -85,10 +85,9 @@ impl std::fmt::Display for StepStats {
 }
 
 /// Bytes a storage binding of `t` covers: what [`StepStats::bytes_bound`]
-/// counts for it. (Today the whole buffer; with tensors as views into a
-/// shared buffer, the view's size.)
+/// counts for it (a view's range, not its whole buffer).
 pub fn binding_bytes(t: &Tensor) -> u64 {
-    t.buffer().size()
+    t.bytes()
 }
 
 /// Time spent in one dispatch.

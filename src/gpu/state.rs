@@ -152,9 +152,7 @@ impl StepState {
         let Some(readback) = self.readbacks.iter().position(Readback::claim) else {
             return Err(Error::invalid(
                 "step_state",
-                format!(
-                    "{IN_FLIGHT} submits are already in flight unread: wait for one first"
-                ),
+                format!("{IN_FLIGHT} submits are already in flight unread: wait for one first"),
             ));
         };
         let rb = &self.readbacks[readback];

@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use crate::data::GpuDataset;
 use crate::data::{Images, PIXELS};
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
+use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
 use crate::models::{count, flat, infer_chunked, record_adam, Stored};
 use crate::nn::{Dense, Layer, Param, ParamArena};
@@ -26,7 +26,7 @@ use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::gather::{gather_labels, gather_pixels, PixelMap};
 use crate::ops::gemm::Epilogue;
 use crate::ops::pool::{max_pool2x2_backward_fused, max_pool2x2_forward};
-use crate::ops::softmax_ce::softmax_ce;
+use crate::ops::softmax_ce::softmax_ce_rows;
 use crate::optim::adam::{Adam, AdamConfig};
 
 const RELU: Activation = Activation::Relu;
@@ -183,7 +183,6 @@ impl Classifier {
         let g = |shape: &[usize], n: &str| Tensor::zeros(gpu, shape, n);
         let labels = Tensor::new(gpu, &[b], DType::U32, "labels")?;
         let rows = g(&[b], "ce rows")?;
-        let loss = g(&[1], "ce loss")?;
         // gradients at each layer's pre-activation output (the ReLU's
         // derivative is applied by the kernel that writes them)
         let dlogits = g(&[b, CLASSES], "d logits")?;
@@ -206,17 +205,7 @@ impl Classifier {
         )?;
         gather_labels(gpu, st, &state.counters, &data.perm, &data.labels, &labels)?;
         self.record_forward(gpu, st, &a)?;
-        softmax_ce(
-            gpu,
-            st,
-            &a.logits,
-            &labels,
-            &rows,
-            &loss,
-            Some(&dlogits),
-            1.0,
-        )?;
-        state.record_loss(gpu, st, &loss, SLOT_CE)?;
+        let ce_scale = softmax_ce_rows(gpu, st, &a.logits, &labels, &rows, Some(&dlogits), 1.0)?;
         let drelu_fa = Epilogue::dact(RELU, &a.fa);
         self.fc2
             .backward(gpu, st, &a.fa, &dlogits, Some((&df, drelu_fa)))?;
@@ -235,8 +224,13 @@ impl Classifier {
         max_pool2x2_backward_fused(gpu, st, &a.arg1, &dp1, &dh1, &drelu_a1)?;
         self.conv1.backward(gpu, st, &a.x, &dh1, None)?;
         record_adam(gpu, st, state, &Adam::new(self.config.adam)?, &self.arena)?;
-        state.record_advance(gpu, st)?;
-        s.retain([labels, rows, loss, dlogits, df, dp2, dh2, dp1, dh1]);
+        let ce = StepLoss {
+            slot: SLOT_CE,
+            rows: &rows,
+            scale: ce_scale,
+        };
+        state.record_end(gpu, st, &[ce])?;
+        s.retain([labels, rows, dlogits, df, dp2, dh2, dp1, dh1]);
         let logits = a.logits.clone();
         s.retain(a.into_tensors());
         Ok(TrainStep { step: s, logits })

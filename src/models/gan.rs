@@ -61,19 +61,19 @@ use rand::SeedableRng;
 use crate::data::GpuDataset;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, Step, StepState, Tensor};
+use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
 use crate::models::{count, flat, infer_chunked, record_adam, Stored};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, ParamArena, WeightOp};
 use crate::ops::activation::Activation;
-use crate::ops::bce::{bce_with_logits, BceReduction};
+use crate::ops::bce::{bce_rows, BceReduction};
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::copy::copy_rows;
-use crate::ops::gather::{gather_pixels, PixelMap};
+use crate::ops::gather::{gather_pixels_and_normals, PixelMap};
 use crate::ops::gemm::{Dropout, Epilogue};
 use crate::ops::pool::{global_max_pool_backward_fused, global_max_pool_forward};
-use crate::ops::rng::{fill_normal, Philox};
+use crate::ops::rng::Philox;
 use crate::optim::adam::{Adam, AdamConfig};
 
 /// The generator's first image, 7x7x256 (12544 dense features).
@@ -543,7 +543,15 @@ impl Gan {
             }
         }
         let d1_out = d_leaky_dropout(&a.m1, &a.o1);
-        layer_backward(&self.d2, weights, gpu, s, &a.o1, &g.dh2, Some((&g.dh1, d1_out)))?;
+        layer_backward(
+            &self.d2,
+            weights,
+            gpu,
+            s,
+            &a.o1,
+            &g.dh2,
+            Some((&g.dh1, d1_out)),
+        )?;
         layer_backward(&self.d1, weights, gpu, s, &a.x, &g.dh1, dx)
     }
 
@@ -583,14 +591,8 @@ impl Gan {
         t.resize(2 * b, 0.0);
         let d_targets = Tensor::from_f32(gpu, &[2 * b, 1], &t, "real|fake targets")?;
         let g_targets = Tensor::from_f32(gpu, &[b, 1], &vec![1.0; b], "generator targets")?;
-        let (d_rows, d_loss) = (
-            Tensor::zeros(gpu, &[2 * b], "d loss rows")?,
-            Tensor::zeros(gpu, &[1], "d loss")?,
-        );
-        let (g_rows, g_loss) = (
-            Tensor::zeros(gpu, &[b], "g loss rows")?,
-            Tensor::zeros(gpu, &[1], "g loss")?,
-        );
+        let d_rows = Tensor::zeros(gpu, &[2 * b], "d loss rows")?;
+        let g_rows = Tensor::zeros(gpu, &[b], "g loss rows")?;
         // gradients at each batch norm's output before its LeakyReLU and at
         // each layer's output (the derivatives are applied by the kernels
         // that write them)
@@ -605,7 +607,7 @@ impl Gan {
         let mut s = Step::new("gan train");
         let st = &mut s;
         // (1) Real batch, latents, fake batch.
-        gather_pixels(
+        gather_pixels_and_normals(
             gpu,
             st,
             &state.counters,
@@ -613,8 +615,9 @@ impl Gan {
             &data.images,
             &real,
             PixelMap::SIGNED,
+            Philox::new(seed, STREAM_Z),
+            &ga.z,
         )?;
-        fill_normal(gpu, st, Philox::new(seed, STREAM_Z), &state.counters, &ga.z)?;
         self.record_generate(gpu, st, &ga, true)?;
         // (2) Discriminator update on [real; fake]: mean BCE over the 2B
         // rows times 2 = BCE(real, 1) + BCE(fake, 0).
@@ -622,48 +625,75 @@ impl Gan {
             copy_rows(gpu, st, &ga.img, &both.x, b)?;
         }
         self.record_discriminate(gpu, st, &both, Some((&state.counters, STREAM_D_UPDATE)))?;
-        bce_with_logits(
+        let d_scale = bce_rows(
             gpu,
             st,
             &both.logits,
             &d_targets,
             &d_rows,
-            &d_loss,
             Some(&both_g.dlogits),
             BceReduction::Mean,
             2.0,
         )?;
-        state.record_loss(gpu, st, &d_loss, SLOT_D)?;
         self.record_d_backward(gpu, st, &both, &both_g, true, None)?;
         let adam_d = Adam::new(self.config.adam_d)?;
         record_adam(gpu, st, state, &adam_d, &self.d_arena)?;
         // (3) Generator update through the updated discriminator.
         self.record_discriminate(gpu, st, &fake, Some((&state.counters, STREAM_G_UPDATE)))?;
-        bce_with_logits(
+        let g_scale = bce_rows(
             gpu,
             st,
             &fake.logits,
             &g_targets,
             &g_rows,
-            &g_loss,
             Some(&fake_g.dlogits),
             BceReduction::Mean,
             1.0,
         )?;
-        state.record_loss(gpu, st, &g_loss, SLOT_G)?;
         // D's input gradient ends in tanh's derivative: d gen3 directly
         let dtanh = Epilogue::dact(Activation::Tanh, &ga.img);
         self.record_d_backward(gpu, st, &fake, &fake_g, false, Some((&dg3, dtanh)))?;
-        self.g3.backward(gpu, st, &ga.g2a, &dg3, Some((&dg2n, Epilogue::dact(LEAKY, &ga.g2a))))?;
+        self.g3.backward(
+            gpu,
+            st,
+            &ga.g2a,
+            &dg3,
+            Some((&dg2n, Epilogue::dact(LEAKY, &ga.g2a))),
+        )?;
         self.g_bn2.backward(gpu, st, &ga.g2, &dg2n, &dg2)?;
-        self.g2.backward(gpu, st, &ga.g1a, &dg2, Some((&dg1n, Epilogue::dact(LEAKY, &ga.g1a))))?;
+        self.g2.backward(
+            gpu,
+            st,
+            &ga.g1a,
+            &dg2,
+            Some((&dg1n, Epilogue::dact(LEAKY, &ga.g1a))),
+        )?;
         self.g_bn1.backward(gpu, st, &ga.g1, &dg1n, &dg1)?;
-        self.g1.backward(gpu, st, &ga.g0a, &dg1, Some((&dg0n, Epilogue::dact(LEAKY, &ga.g0a))))?;
+        self.g1.backward(
+            gpu,
+            st,
+            &ga.g0a,
+            &dg1,
+            Some((&dg0n, Epilogue::dact(LEAKY, &ga.g0a))),
+        )?;
         self.g_bn0.backward(gpu, st, &ga.g0, &flat(&dg0n)?, &dg0)?;
         self.g_fc.backward(gpu, st, &ga.z, &dg0, None)?;
         let adam_g = Adam::new(self.config.adam_g)?;
         record_adam(gpu, st, state, &adam_g, &self.g_arena)?;
-        state.record_advance(gpu, st)?;
+        // both losses to the ring, then the counter
+        let losses = [
+            StepLoss {
+                slot: SLOT_D,
+                rows: &d_rows,
+                scale: d_scale,
+            },
+            StepLoss {
+                slot: SLOT_G,
+                rows: &g_rows,
+                scale: g_scale,
+            },
+        ];
+        state.record_end(gpu, st, &losses)?;
 
         let d_logits = both.logits.clone();
         let fake_img = ga.img.clone();
@@ -683,8 +713,7 @@ impl Gan {
         s.retain(both_g.tensors());
         s.retain(fake_g.tensors());
         s.retain([
-            real, d_targets, g_targets, d_rows, d_loss, g_rows, g_loss, dg3, dg2n, dg2, dg1n, dg1,
-            dg0n, dg0,
+            real, d_targets, g_targets, d_rows, g_rows, dg3, dg2n, dg2, dg1n, dg1, dg0n, dg0,
         ]);
         for a in [both, fake] {
             s.retain([a.x, a.m1, a.o1, a.m2, a.o2, a.feat, a.logits]);

@@ -24,17 +24,17 @@ use crate::data::GpuDataset;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::eval::iwae;
-use crate::gpu::{Gpu, Step, StepState, Tensor};
+use crate::gpu::{Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
 use crate::models::{count, flat, infer_chunked, record_adam, Stored, CHUNK};
 use crate::nn::{Dense, Layer, Param, ParamArena};
 use crate::ops::activation::Activation;
-use crate::ops::bce::{bce_with_logits, BceReduction};
+use crate::ops::bce::{bce_rows, bce_with_logits, BceReduction};
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::gather::{gather_pixels, PixelMap};
 use crate::ops::gemm::Epilogue;
-use crate::ops::kl::kl_divergence;
+use crate::ops::kl::{kl_divergence, kl_rows};
 use crate::ops::reparam::{reparam_backward, reparam_forward, reparam_forward_cpu};
 use crate::ops::rng::Philox;
 use crate::optim::adam::{Adam, AdamConfig};
@@ -125,9 +125,7 @@ struct Elbo {
     dec: DecActs,
     eps: Tensor,
     recon_rows: Tensor,
-    recon: Tensor,
     kl_rows: Tensor,
-    kl: Tensor,
 }
 
 impl Elbo {
@@ -137,9 +135,7 @@ impl Elbo {
             dec: DecActs::new(gpu, b, l)?,
             eps: Tensor::zeros(gpu, &[b, l], "eps")?,
             recon_rows: Tensor::zeros(gpu, &[b], "recon rows")?,
-            recon: Tensor::zeros(gpu, &[1], "recon loss")?,
             kl_rows: Tensor::zeros(gpu, &[b], "kl rows")?,
-            kl: Tensor::zeros(gpu, &[1], "kl loss")?,
         })
     }
 
@@ -158,9 +154,7 @@ impl Elbo {
             d.logits,
             self.eps,
             self.recon_rows,
-            self.recon,
             self.kl_rows,
-            self.kl,
         ]
     }
 }
@@ -194,8 +188,7 @@ impl Vae {
         let valid = Padding::valid();
         let mut enc1 = Layer::conv(gpu, r, "encoder.0", 3, 2, valid, 1, 32, true)?;
         let mut enc2 = Layer::conv(gpu, r, "encoder.2", 3, 2, valid, 32, 64, true)?;
-        let mut enc_fc =
-            Layer::dense(gpu, r, "encoder.5", 2304, 2 * l, true, Some(ENC_HWC), None)?;
+        let mut enc_fc = Layer::dense(gpu, r, "encoder.5", 2304, 2 * l, true, Some(ENC_HWC), None)?;
         let mut dec_fc = Layer::dense(gpu, r, "decoder.0", l, 1568, true, None, Some(DEC_HWC))?;
         let mut dec1 = Layer::conv_transpose_same(gpu, r, "decoder.3", 3, 2, 7, 32, 64, true)?;
         let mut dec2 = Layer::conv_transpose_same(gpu, r, "decoder.5", 3, 2, 14, 64, 32, true)?;
@@ -264,19 +257,20 @@ impl Vae {
 
     /// Record the forward half shared by training and evaluation: gather
     /// the batch the counter picks, encode, sample z (RNG `stream`), decode,
-    /// and the reconstruction loss (with its gradient into `dlogits` when
-    /// given) into ring slot [`SLOT_RECON`].
+    /// and the reconstruction loss's rows (with its gradient into `dlogits`
+    /// when given), returned for the step's end kernel (ring slot
+    /// [`SLOT_RECON`]).
     #[allow(clippy::too_many_arguments)]
-    fn record_forward(
+    fn record_forward<'e>(
         &self,
         gpu: &Gpu,
         st: &mut Step,
         state: &StepState,
         data: &GpuDataset,
-        e: &Elbo,
+        e: &'e Elbo,
         stream: u32,
         dlogits: Option<&Tensor>,
-    ) -> Result<()> {
+    ) -> Result<StepLoss<'e>> {
         let (enc, dec) = (&e.enc, &e.dec);
         gather_pixels(
             gpu,
@@ -293,18 +287,30 @@ impl Vae {
         self.record_decode(gpu, st, dec)?;
         let dlogits = dlogits.map(flat).transpose()?;
         let (logits, x) = (flat(&dec.logits)?, flat(&enc.x)?);
-        bce_with_logits(
+        let scale = bce_rows(
             gpu,
             st,
             &logits,
             &x,
             &e.recon_rows,
-            &e.recon,
             dlogits.as_ref(),
             BceReduction::SumPerSampleMean,
             1.0,
         )?;
-        state.record_loss(gpu, st, &e.recon, SLOT_RECON)
+        Ok(StepLoss {
+            slot: SLOT_RECON,
+            rows: &e.recon_rows,
+            scale,
+        })
+    }
+
+    /// The KL term's loss row sums for the step's end kernel.
+    fn kl_loss(e: &Elbo, scale: f32) -> StepLoss<'_> {
+        StepLoss {
+            slot: SLOT_KL,
+            rows: &e.kl_rows,
+            scale,
+        }
     }
 
     /// Record one training step on `data` (gather the batch the step counter
@@ -337,7 +343,7 @@ impl Vae {
 
         let mut s = Step::new("vae train");
         let st = &mut s;
-        self.record_forward(gpu, st, state, data, &e, 1, Some(&dlogits))?;
+        let recon = self.record_forward(gpu, st, state, data, &e, 1, Some(&dlogits))?;
         // Backward through the decoder.
         self.dec3.backward(
             gpu,
@@ -364,8 +370,7 @@ impl Vae {
             .backward(gpu, st, &dec.z, &flat(&dd0)?, Some((&dz, Epilogue::NONE)))?;
         // Through the sampling, plus the KL term's own gradient.
         reparam_backward(gpu, st, &enc.h, &e.eps, &dz, &dh)?;
-        kl_divergence(gpu, st, &enc.h, &e.kl_rows, &e.kl, Some(&dh), true, 1.0)?;
-        state.record_loss(gpu, st, &e.kl, SLOT_KL)?;
+        let kl_scale = kl_rows(gpu, st, &enc.h, &e.kl_rows, Some(&dh), true, 1.0)?;
         // Backward through the encoder.
         let a2 = flat(&enc.a2)?;
         self.enc_fc.backward(
@@ -385,7 +390,7 @@ impl Vae {
         self.enc1.backward(gpu, st, &enc.x, &dh1, None)?;
         // Optimizer (one dispatch over the arena), then the step counter.
         record_adam(gpu, st, state, &Adam::new(self.config.adam)?, &self.arena)?;
-        state.record_advance(gpu, st)?;
+        state.record_end(gpu, st, &[recon, Self::kl_loss(&e, kl_scale)])?;
         s.retain([dlogits, dd2, dd1, dd0, dz, dh, dh2, dh1]);
         let h = e.enc.h.clone();
         s.retain(e.into_tensors());
@@ -405,10 +410,9 @@ impl Vae {
         let e = Elbo::new(gpu, batch, self.config.latent)?;
         let mut s = Step::new("vae eval");
         let st = &mut s;
-        self.record_forward(gpu, st, state, data, &e, 2, None)?;
-        kl_divergence(gpu, st, &e.enc.h, &e.kl_rows, &e.kl, None, false, 1.0)?;
-        state.record_loss(gpu, st, &e.kl, SLOT_KL)?;
-        state.record_advance(gpu, st)?;
+        let recon = self.record_forward(gpu, st, state, data, &e, 2, None)?;
+        let kl_scale = kl_rows(gpu, st, &e.enc.h, &e.kl_rows, None, false, 1.0)?;
+        state.record_end(gpu, st, &[recon, Self::kl_loss(&e, kl_scale)])?;
         s.retain(e.into_tensors());
         Ok(EvalStep { step: s, batch })
     }

@@ -27,12 +27,7 @@ impl BatchNormLayer {
     /// `act` (applied in the same kernel, see [`BatchNormConfig::act`]).
     /// PyTorch names: `name.weight`, `name.bias`, `name.running_mean`,
     /// `name.running_var`.
-    pub fn new(
-        gpu: &Gpu,
-        name: &str,
-        x_shape: &[usize],
-        act: Option<Activation>,
-    ) -> Result<Self> {
+    pub fn new(gpu: &Gpu, name: &str, x_shape: &[usize], act: Option<Activation>) -> Result<Self> {
         let c = *x_shape.last().unwrap_or(&0);
         let config = BatchNormConfig {
             act,

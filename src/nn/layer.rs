@@ -284,7 +284,9 @@ impl<Op: WeightOp> Layer<Op> {
     /// The parameters packed as one run each ([`crate::nn::ParamArena::pack`]):
     /// the weight with its bias right after it.
     pub fn runs(&mut self) -> Vec<Vec<&mut Param>> {
-        vec![std::iter::once(&mut self.w).chain(self.b.as_mut()).collect()]
+        vec![std::iter::once(&mut self.w)
+            .chain(self.b.as_mut())
+            .collect()]
     }
 
     pub fn params(&self) -> Vec<&Param> {

@@ -149,7 +149,10 @@ impl BatchNorm {
         if matches!(config.act, Some(Activation::Sigmoid | Activation::Tanh)) {
             return Err(Error::invalid(
                 OP,
-                format!("{:?} cannot follow in the same kernel: only ReLU and LeakyReLU", config.act),
+                format!(
+                    "{:?} cannot follow in the same kernel: only ReLU and LeakyReLU",
+                    config.act
+                ),
             ));
         }
         let (chunk_rows, chunks) = chunking(rows);
@@ -260,29 +263,43 @@ impl BatchNorm {
         let k = kernels_by_entry();
         // Build the whole sub-step first so nothing is recorded on error.
         let mut s = Step::new(OP);
-        s.dispatch(
-            gpu,
-            "batch_norm_stats_partial",
-            &k.stats_partial,
-            &self.params(false),
-            &[x, &self.partials],
-            self.partial_groups(),
-        )?;
-        s.dispatch(
-            gpu,
-            "batch_norm_stats_finalize",
-            &k.stats_finalize,
-            &self.params(self.config.update_running),
-            &[
-                &self.partials,
-                x,
-                params.running_mean,
-                params.running_var,
-                saved.mean,
-                saved.inv_std,
-            ],
-            self.channel_groups(),
-        )?;
+        let finalize: [&Tensor; 6] = [
+            &self.partials,
+            x,
+            params.running_mean,
+            params.running_var,
+            saved.mean,
+            saved.inv_std,
+        ];
+        let fin_params = self.params(self.config.update_running);
+        if self.chunks == 1 {
+            // partial sums and finalize in one dispatch
+            s.dispatch(
+                gpu,
+                "batch_norm_stats",
+                &k.stats_single,
+                &fin_params,
+                &finalize,
+                self.partial_groups(),
+            )?;
+        } else {
+            s.dispatch(
+                gpu,
+                "batch_norm_stats_partial",
+                &k.stats_partial,
+                &self.params(false),
+                &[x, &self.partials],
+                self.partial_groups(),
+            )?;
+            s.dispatch(
+                gpu,
+                "batch_norm_stats_finalize",
+                &k.stats_finalize,
+                &fin_params,
+                &finalize,
+                self.channel_groups(),
+            )?;
+        }
         s.dispatch(
             gpu,
             "batch_norm_apply",
@@ -356,22 +373,38 @@ impl BatchNorm {
         }
         let k = kernels_by_entry();
         let mut s = Step::new(OP);
-        s.dispatch(
-            gpu,
-            "batch_norm_grad_partial",
-            &k.grad_partial,
-            &self.params(false),
-            &[x, dy, saved.mean, saved.inv_std, &self.partials],
-            self.partial_groups(),
-        )?;
-        s.dispatch(
-            gpu,
-            "batch_norm_grad_finalize",
-            &k.grad_finalize,
-            &self.params(false),
-            &[&self.partials, grads.dgamma, grads.dbeta],
-            self.channel_groups(),
-        )?;
+        let sums = [x, dy, saved.mean, saved.inv_std];
+        if self.chunks == 1 {
+            let mut t = sums.to_vec();
+            t.extend([grads.dgamma, grads.dbeta]);
+            s.dispatch(
+                gpu,
+                "batch_norm_grad",
+                &k.grad_single,
+                &self.params(false),
+                &t,
+                self.partial_groups(),
+            )?;
+        } else {
+            let mut t = sums.to_vec();
+            t.push(&self.partials);
+            s.dispatch(
+                gpu,
+                "batch_norm_grad_partial",
+                &k.grad_partial,
+                &self.params(false),
+                &t,
+                self.partial_groups(),
+            )?;
+            s.dispatch(
+                gpu,
+                "batch_norm_grad_finalize",
+                &k.grad_finalize,
+                &self.params(false),
+                &[&self.partials, grads.dgamma, grads.dbeta],
+                self.channel_groups(),
+            )?;
+        }
         s.dispatch(
             gpu,
             "batch_norm_backward_dx",
@@ -395,7 +428,8 @@ impl BatchNorm {
 }
 
 /// Rows per chunk (a multiple of the row lanes, at least 16 rows per lane)
-/// and the number of chunks (at most [`MAX_CHUNKS`]).
+/// and the number of chunks (at most [`MAX_CHUNKS`]). Up to 256 rows are
+/// one chunk: then the sums and the finalize are one dispatch.
 fn chunking(rows: usize) -> (usize, usize) {
     let min = 16 * RT as usize;
     let per = rows.div_ceil(MAX_CHUNKS).div_ceil(RT as usize) * RT as usize;
@@ -406,6 +440,8 @@ fn chunking(rows: usize) -> (usize, usize) {
 struct BnKernels {
     stats_partial: Kernel,
     stats_finalize: Kernel,
+    stats_single: Kernel,
+    grad_single: Kernel,
     apply: Kernel,
     grad_partial: Kernel,
     grad_finalize: Kernel,
@@ -421,6 +457,8 @@ fn kernels_by_entry() -> BnKernels {
     BnKernels {
         stats_partial: kernel("bn_stats_partial", &[R, W]),
         stats_finalize: kernel("bn_stats_finalize", &[R, R, W, W, W, W]),
+        stats_single: kernel("bn_stats_single", &[R, R, W, W, W, W]),
+        grad_single: kernel("bn_grad_single", &[R, R, R, R, W, W]),
         apply: kernel("bn_apply", &[R, R, R, R, R, W]),
         grad_partial: kernel("bn_grad_partial", &[R, R, R, R, W]),
         grad_finalize: kernel("bn_grad_finalize", &[R, W, W]),
@@ -434,6 +472,8 @@ pub fn kernels() -> Vec<Kernel> {
     vec![
         k.stats_partial,
         k.stats_finalize,
+        k.stats_single,
+        k.grad_single,
         k.apply,
         k.grad_partial,
         k.grad_finalize,

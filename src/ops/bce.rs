@@ -77,7 +77,30 @@ pub fn bce_with_logits(
     scale: f32,
 ) -> Result<()> {
     let op = "bce_with_logits";
-    let (rows, f) = check_loss_outputs(op, x, row_loss, loss, grad)?;
+    check_loss_outputs(op, x, row_loss, Some(loss), grad)?;
+    let gscale = bce_rows(gpu, step, x, z, row_loss, grad, reduction, scale)?;
+    let rows = row_loss.numel();
+    record_chunks(gpu, step, op, row_loss, loss, rows, rows, gscale)
+}
+
+/// The first pass of [`bce_with_logits`] alone: `row_loss` and the
+/// gradient, one dispatch. Returns the factor that turns the sum of
+/// `row_loss` into the scalar loss (for a training step's end kernel,
+/// [`crate::gpu::StepState::record_end`], which sums it as the second pass
+/// would).
+#[allow(clippy::too_many_arguments)]
+pub fn bce_rows(
+    gpu: &Gpu,
+    step: &mut Step,
+    x: &Tensor,
+    z: &Tensor,
+    row_loss: &Tensor,
+    grad: Option<&Tensor>,
+    reduction: BceReduction,
+    scale: f32,
+) -> Result<f32> {
+    let op = "bce_with_logits";
+    let (rows, f) = check_loss_outputs(op, x, row_loss, None, grad)?;
     z.expect_dtype(op, DType::F32)?;
     z.expect_shape(op, x.shape())?;
     if x.numel() > u32::MAX as usize {
@@ -105,7 +128,7 @@ pub fn bce_with_logits(
             groups,
         )?,
     }
-    record_chunks(gpu, step, op, row_loss, loss, rows, rows, gscale)
+    Ok(gscale)
 }
 
 /// The per-element loss in f64.

@@ -26,7 +26,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Access, Gpu, Kernel, Step, Tensor};
-use crate::ops::gemm::{self, BiasGrad, DySide, EpiKind, Epilogue, Fused, GemmCall, GemmConfig, Geo, Scratch};
+use crate::ops::gemm::{
+    self, BiasGrad, DySide, EpiKind, Epilogue, Fused, GemmCall, GemmConfig, Geo, Scratch,
+};
 use crate::ops::Real;
 use crate::shaders;
 
@@ -304,7 +306,17 @@ impl Conv2d {
             cols: d.cout,
             off: nw,
         };
-        record_backward_weights(gpu, step, op, &d, x, dy, dwb, Some(bg), &GemmConfig::default())
+        record_backward_weights(
+            gpu,
+            step,
+            op,
+            &d,
+            x,
+            dy,
+            dwb,
+            Some(bg),
+            &GemmConfig::default(),
+        )
     }
 }
 
@@ -534,9 +546,21 @@ pub fn kernels() -> Vec<Kernel> {
             v.push(gemm::gemm_kernel(DGRAD, epi, None, tile, main));
         }
         for side in [None, Some(DySide::A), Some(DySide::B)] {
-            v.push(gemm::gemm_kernel(WGRAD, EpiKind::default(), side, tile, main));
+            v.push(gemm::gemm_kernel(
+                WGRAD,
+                EpiKind::default(),
+                side,
+                tile,
+                main,
+            ));
         }
-        v.push(gemm::gemm_kernel(COLS, EpiKind::default(), None, tile, main));
+        v.push(gemm::gemm_kernel(
+            COLS,
+            EpiKind::default(),
+            None,
+            tile,
+            main,
+        ));
     }
     for (main, tile) in gemm::epilogue_test_tiles() {
         for epi in crate::ops::epilogue::test_kinds() {

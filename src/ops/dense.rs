@@ -98,9 +98,17 @@ fn gemm_op(
         None => c.expect_shape(op, &[m, n])?,
     }
     f.check_bias(op, n)?;
-    let mut call =
-        GemmCall::plain(op, sections(trans_a, trans_b), (m, n, k), 1, Geo::default(), a, b, c)
-            .with(f);
+    let mut call = GemmCall::plain(
+        op,
+        sections(trans_a, trans_b),
+        (m, n, k),
+        1,
+        Geo::default(),
+        a,
+        b,
+        c,
+    )
+    .with(f);
     call.bias_grad = f.bias_grad.map(|off| BiasGrad {
         side: DySide::B,
         rows: k,
@@ -268,19 +276,34 @@ pub fn kernels() -> Vec<Kernel> {
             }
         }
     }
-    let bias = EpiKind {
-        bias: true,
-        ..none
-    };
+    let bias = EpiKind { bias: true, ..none };
     for (main, tile) in gemm::test_tiles() {
-        v.push(gemm::gemm_kernel(sections(false, false), bias, None, tile, main));
+        v.push(gemm::gemm_kernel(
+            sections(false, false),
+            bias,
+            None,
+            tile,
+            main,
+        ));
         let wgrad = sections(true, false);
         v.push(gemm::gemm_kernel(wgrad, none, Some(DySide::B), tile, main));
     }
     for (main, tile) in gemm::epilogue_test_tiles() {
         for epi in crate::ops::epilogue::test_kinds() {
-            v.push(gemm::gemm_kernel(sections(false, false), epi, None, tile, main));
-            v.push(gemm::gemm_kernel(sections(false, true), epi, None, tile, main));
+            v.push(gemm::gemm_kernel(
+                sections(false, false),
+                epi,
+                None,
+                tile,
+                main,
+            ));
+            v.push(gemm::gemm_kernel(
+                sections(false, true),
+                epi,
+                None,
+                tile,
+                main,
+            ));
         }
     }
     for epi in crate::ops::epilogue::test_kinds() {

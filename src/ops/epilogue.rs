@@ -19,11 +19,11 @@
 //! `epilogue(i, n, v)` with `i` the output element and `n` its column.
 
 use crate::error::{Error, Result};
+use crate::gpu::Kernel;
 use crate::gpu::{f32_param, Access, DType, Tensor};
 use crate::ops::activation::Activation;
 use crate::ops::dropout::keep_scale;
 use crate::ops::rng::Philox;
-use crate::gpu::Kernel;
 use crate::shaders::{self, Shader};
 use std::borrow::Cow;
 
@@ -311,7 +311,9 @@ impl EpiKind {
         }
         match self.act {
             Some(ActKind::Relu) => body.push_str("    v = max(v, 0.0);\n"),
-            Some(ActKind::LeakyRelu) => body.push_str("    v = select(p.e_alpha * v, v, v > 0.0);\n"),
+            Some(ActKind::LeakyRelu) => {
+                body.push_str("    v = select(p.e_alpha * v, v, v > 0.0);\n")
+            }
             Some(ActKind::Sigmoid) => body.push_str("    v = act_sigmoid(v);\n"),
             Some(ActKind::Tanh) => body.push_str("    v = act_tanh(v);\n"),
             None => {}
@@ -429,4 +431,3 @@ pub fn epilogue_kernel(
         trusted: false,
     }
 }
-

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};
+use crate::ops::rng::{snippet_kernel, Philox};
 use crate::ops::{Real, ELEMENTWISE_WG};
 use crate::shaders;
 
@@ -50,8 +51,21 @@ pub const BINARIZE_THRESHOLD: u8 = 127;
 /// Bindings: counters, permutation, bytes, output.
 const ACCESS: [Access; 4] = [Access::Read, Access::Read, Access::Read, Access::ReadWrite];
 
+/// A kernel of `shaders/gather.wgsl` (after the Philox snippet, which the
+/// gather that also draws normals uses).
 fn kernel(entry: &'static str) -> Kernel {
-    Kernel::new(shaders::GATHER, entry, &ACCESS)
+    snippet_kernel(&[shaders::PHILOX], shaders::GATHER, entry, &ACCESS)
+}
+
+fn normals_kernel() -> Kernel {
+    let mut access = ACCESS.to_vec();
+    access.push(Access::ReadWrite);
+    snippet_kernel(
+        &[shaders::PHILOX],
+        shaders::GATHER,
+        "gather_pixels_normals",
+        &access,
+    )
 }
 
 fn check(
@@ -99,20 +113,8 @@ pub fn gather_pixels(
     map: PixelMap,
 ) -> Result<()> {
     let op = "gather_pixels";
-    let batch = out.shape()[0];
-    let item = out.numel() / batch.max(1);
-    let steps = check(op, counters, perm, data, batch, item)?;
-    let n = (batch * item) as u32;
-    let params = [
-        batch as u32,
-        item as u32,
-        steps as u32,
-        map.binarize as u32,
-        f32_param(map.scale),
-        f32_param(map.shift),
-        BINARIZE_THRESHOLD as u32,
-    ];
-    let groups = grid(gpu, n.div_ceil(ELEMENTWISE_WG) as u64)?;
+    let (params, n) = pixel_params(op, counters, perm, data, out, map)?;
+    let groups = grid(gpu, n.div_ceil(ELEMENTWISE_WG as u64))?;
     step.dispatch(
         gpu,
         op,
@@ -121,6 +123,67 @@ pub fn gather_pixels(
         &[counters, perm, data, out],
         groups,
     )
+}
+
+/// [`gather_pixels`], and in the same dispatch `z` filled with the normals
+/// of `rng` at this step (exactly what [`crate::ops::rng::fill_normal`]
+/// writes): a GAN step's real batch and latents.
+#[allow(clippy::too_many_arguments)]
+pub fn gather_pixels_and_normals(
+    gpu: &Gpu,
+    step: &mut Step,
+    counters: &Tensor,
+    perm: &Tensor,
+    data: &Tensor,
+    out: &Tensor,
+    map: PixelMap,
+    rng: Philox,
+    z: &Tensor,
+) -> Result<()> {
+    let op = "gather_pixels";
+    let (mut params, n) = pixel_params(op, counters, perm, data, out, map)?;
+    z.expect_dtype(op, DType::F32)?;
+    let zn = u32::try_from(z.numel()).map_err(|_| Error::invalid(op, "more than 2^32 normals"))?;
+    let key = rng.key();
+    params[7..11].copy_from_slice(&[zn, key[0], key[1], rng.stream]);
+    let groups = grid(gpu, (n + zn as u64).div_ceil(ELEMENTWISE_WG as u64))?;
+    step.dispatch(
+        gpu,
+        op,
+        &normals_kernel(),
+        &params,
+        &[counters, perm, data, out, z],
+        groups,
+    )
+}
+
+/// The parameter block of a pixel gather into `out` (without the normals'
+/// words) and its element count.
+fn pixel_params(
+    op: &'static str,
+    counters: &Tensor,
+    perm: &Tensor,
+    data: &Tensor,
+    out: &Tensor,
+    map: PixelMap,
+) -> Result<(Vec<u32>, u64)> {
+    let batch = out.shape()[0];
+    let item = out.numel() / batch.max(1);
+    let steps = check(op, counters, perm, data, batch, item)?;
+    let params = vec![
+        batch as u32,
+        item as u32,
+        steps as u32,
+        map.binarize as u32,
+        f32_param(map.scale),
+        f32_param(map.shift),
+        BINARIZE_THRESHOLD as u32,
+        0,
+        0,
+        0,
+        0,
+    ];
+    Ok((params, (batch * item) as u64))
 }
 
 /// Record: `out [batch]` (u32) = the labels of this step's batch.
@@ -136,7 +199,7 @@ pub fn gather_labels(
     out.expect_dtype(op, DType::U32)?;
     let batch = out.numel();
     let steps = check(op, counters, perm, labels, batch, 1)?;
-    let params = [batch as u32, 1, steps as u32, 0, 0, 0, 0];
+    let params = [batch as u32, 1, steps as u32, 0, 0, 0, 0, 0, 0, 0, 0];
     let groups = grid(gpu, (batch as u32).div_ceil(ELEMENTWISE_WG) as u64)?;
     step.dispatch(
         gpu,
@@ -176,5 +239,9 @@ pub fn gather_labels_cpu(step: u64, perm: &[u32], labels: &[u8], batch: usize) -
 
 /// The kernels of this module, for the shader validation test.
 pub fn kernels() -> Vec<Kernel> {
-    vec![kernel("gather_pixels"), kernel("gather_labels")]
+    vec![
+        kernel("gather_pixels"),
+        kernel("gather_labels"),
+        normals_kernel(),
+    ]
 }

@@ -52,8 +52,26 @@ pub fn kl_divergence(
     accumulate: bool,
     scale: f32,
 ) -> Result<()> {
+    check_loss_outputs("kl", h, row_kl, Some(loss), dh)?;
+    let gscale = kl_rows(gpu, step, h, row_kl, dh, accumulate, scale)?;
+    let rows = row_kl.numel();
+    record_chunks(gpu, step, "kl", row_kl, loss, rows, rows, gscale)
+}
+
+/// The first pass of [`kl_divergence`] alone: `row_kl` and the gradient,
+/// one dispatch. Returns the factor that turns the sum of `row_kl` into
+/// the scalar loss (see [`crate::ops::bce::bce_rows`]).
+pub fn kl_rows(
+    gpu: &Gpu,
+    step: &mut Step,
+    h: &Tensor,
+    row_kl: &Tensor,
+    dh: Option<&Tensor>,
+    accumulate: bool,
+    scale: f32,
+) -> Result<f32> {
     let op = "kl";
-    let (rows, two_l) = check_loss_outputs(op, h, row_kl, loss, dh)?;
+    let (rows, two_l) = check_loss_outputs(op, h, row_kl, None, dh)?;
     if h.shape().len() != 2 || two_l % 2 != 0 {
         return Err(Error::invalid(
             op,
@@ -90,7 +108,7 @@ pub fn kl_divergence(
         )?,
         None => step.dispatch(gpu, op, &rows_kernel(false), &params, &[h, row_kl], groups)?,
     }
-    record_chunks(gpu, step, op, row_kl, loss, rows, rows, gscale)
+    Ok(gscale)
 }
 
 /// CPU reference for `h: [N, 2L]` (row-major, `l` = L). `grad` is the KL

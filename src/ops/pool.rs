@@ -147,7 +147,16 @@ pub fn max_pool2x2_forward(
     argmax.expect_shape(OP, &out)?;
     argmax.expect_dtype(OP, DType::U32)?;
     let k = fwd_kernel("max_pool2x2_forward");
-    dispatch(gpu, step, OP, &k, y.numel(), d, &[x, y, argmax], &Epilogue::NONE)
+    dispatch(
+        gpu,
+        step,
+        OP,
+        &k,
+        y.numel(),
+        d,
+        &[x, y, argmax],
+        &Epilogue::NONE,
+    )
 }
 
 /// Record the 2x2 stride-2 max pool backward: `dx [N, H, W, C]` from

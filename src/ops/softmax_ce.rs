@@ -47,6 +47,24 @@ pub fn softmax_ce(
     grad: Option<&Tensor>,
     scale: f32,
 ) -> Result<()> {
+    check_loss_outputs("softmax_ce", logits, row_loss, Some(loss), grad)?;
+    let gscale = softmax_ce_rows(gpu, step, logits, labels, row_loss, grad, scale)?;
+    let rows = row_loss.numel();
+    record_chunks(gpu, step, "softmax_ce", row_loss, loss, rows, rows, gscale)
+}
+
+/// The first pass of [`softmax_ce`] alone: `row_loss` and the gradient,
+/// one dispatch. Returns the factor that turns the sum of `row_loss` into
+/// the scalar loss (see [`crate::ops::bce::bce_rows`]).
+pub fn softmax_ce_rows(
+    gpu: &Gpu,
+    step: &mut Step,
+    logits: &Tensor,
+    labels: &Tensor,
+    row_loss: &Tensor,
+    grad: Option<&Tensor>,
+    scale: f32,
+) -> Result<f32> {
     let op = "softmax_ce";
     if logits.shape().len() != 2 {
         return Err(crate::Error::invalid(
@@ -54,7 +72,7 @@ pub fn softmax_ce(
             format!("logits must be [N, K], got {:?}", logits.shape()),
         ));
     }
-    let (rows, k) = check_loss_outputs(op, logits, row_loss, loss, grad)?;
+    let (rows, k) = check_loss_outputs(op, logits, row_loss, None, grad)?;
     labels.expect_dtype(op, DType::U32)?;
     labels.expect_shape(op, &[rows])?;
     if logits.numel() > u32::MAX as usize {
@@ -81,7 +99,7 @@ pub fn softmax_ce(
             groups,
         )?,
     }
-    record_chunks(gpu, step, op, row_loss, loss, rows, rows, gscale)
+    Ok(gscale)
 }
 
 /// CPU reference: rows of `k` logits.

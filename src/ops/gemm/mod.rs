@@ -27,10 +27,13 @@ pub mod codegen;
 pub mod policy;
 pub mod record;
 
-pub use codegen::{gemm_kernel, DySide};
-pub(crate) use codegen::reduce_kernel;
 pub use crate::ops::epilogue::{epilogue_kernel, Dropout, EpiKind, Epilogue, Fused};
-pub use policy::{epilogue_test_tiles, test_tiles, GemmConfig, Main, Tile, AUTO_TILES, TARGET_WORKGROUPS};
-pub use record::Scratch;
+pub(crate) use codegen::reduce_kernel;
+pub use codegen::{gemm_kernel, DySide};
+pub use policy::{
+    epilogue_test_tiles, test_tiles, GemmConfig, Main, Tile, AUTO_TILES, MIN_SPLIT_K,
+    TARGET_WORKGROUPS,
+};
 pub use record::BiasGrad;
+pub use record::Scratch;
 pub(crate) use record::{record, reduce_splits, GemmCall, Geo};

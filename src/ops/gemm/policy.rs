@@ -162,12 +162,21 @@ pub struct GemmConfig {
     /// by stride phases, `None`: col2im when Cin <= 8 (see
     /// [`crate::ops::conv2d::record_backward_data`]).
     pub col2im: Option<bool>,
-    /// `None`: split K until the dispatch has about [`TARGET_WORKGROUPS`].
+    /// `None`: a grid of at most half [`TARGET_WORKGROUPS`] tiles is split
+    /// along K until it has about that many workgroups, each split at
+    /// least [`MIN_SPLIT_K`] long.
     pub splits: Option<u32>,
 }
 
 /// Workgroups a dispatch should have before split-K stops adding more.
 pub const TARGET_WORKGROUPS: usize = 48;
+
+/// The shortest K range a split may have: below it, a split's partial
+/// output and the reduction's read of it cost about what its FMAs do, and
+/// the reduction is one more dispatch (a 128-long dot product split 8 ways,
+/// the discriminator's head, was 8 partials and a second dispatch for 1 K
+/// FMAs per output).
+pub const MIN_SPLIT_K: usize = 256;
 
 /// Every tiled-main tile a default config can pick, for the naga test.
 pub const AUTO_TILES: [Tile; 6] = [

@@ -3,9 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{grid, Gpu, Step, Tensor};
-use crate::ops::gemm::codegen::{gemm_kernel, reduce_kernel, DySide};
 use crate::ops::epilogue::{EpiKind, Epilogue, Fused};
-use crate::ops::gemm::policy::{GemmConfig, Main, Tile, TARGET_WORKGROUPS};
+use crate::ops::gemm::codegen::{gemm_kernel, reduce_kernel, DySide};
+use crate::ops::gemm::policy::{GemmConfig, Main, Tile, MIN_SPLIT_K, TARGET_WORKGROUPS};
 
 /// Intermediate buffers a recorded op owns (split-K partials). Keep it as
 /// long as the step it was recorded into: it holds their memory accounting
@@ -139,9 +139,11 @@ pub(crate) fn record(
     let tiles = tiles_m * tiles_n * call.slices as usize;
     let nsplit = match cfg.splits {
         Some(s) => s.max(1) as usize,
-        None if tiles < TARGET_WORKGROUPS => TARGET_WORKGROUPS
+        // split only a grid under half the target: a fuller one gains at
+        // most 2x occupancy, which the reduction's pass and dispatch eat
+        None if 2 * tiles <= TARGET_WORKGROUPS => TARGET_WORKGROUPS
             .div_ceil(tiles)
-            .min(call.k / (4 * bk))
+            .min(call.k / MIN_SPLIT_K.max(4 * bk))
             .max(1),
         None => 1,
     };
@@ -249,7 +251,16 @@ pub(crate) fn reduce_splits(
 ) -> Result<()> {
     epi.check(op, out)?;
     let len = out.numel();
-    let mut params = vec![u(op, len)?, u(op, nsplit)?, u(op, ncols.max(1))?, 0, 0, 0, 0, 0];
+    let mut params = vec![
+        u(op, len)?,
+        u(op, nsplit)?,
+        u(op, ncols.max(1))?,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
     params.extend(epi.words(bias.map_or(0, |b| b.1))?);
     let groups = grid(gpu, len.div_ceil(256) as u64)?;
     let mut t = vec![part, out];
