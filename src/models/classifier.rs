@@ -87,20 +87,6 @@ impl Acts {
             logits: Tensor::zeros(gpu, &[b, CLASSES], "logits")?,
         })
     }
-
-    fn into_tensors(self) -> Vec<Tensor> {
-        vec![
-            self.x,
-            self.a1,
-            self.p1,
-            self.arg1,
-            self.a2,
-            self.p2,
-            self.arg2,
-            self.fa,
-            self.logits,
-        ]
-    }
 }
 
 /// A recorded training step.
@@ -230,9 +216,7 @@ impl Classifier {
             scale: ce_scale,
         };
         state.record_end(gpu, st, &[ce])?;
-        s.retain([labels, rows, dlogits, df, dp2, dh2, dp1, dh1]);
         let logits = a.logits.clone();
-        s.retain(a.into_tensors());
         Ok(TrainStep { step: s, logits })
     }
 

@@ -258,10 +258,6 @@ impl DGrads {
             dh1: Tensor::zeros(gpu, &s1, "d disc1")?,
         })
     }
-
-    fn tensors(self) -> [Tensor; 4] {
-        [self.dlogits, self.dfeat, self.dh2, self.dh1]
-    }
 }
 
 /// Backward of one weight layer: parameter gradients and (when given) the
@@ -710,16 +706,6 @@ impl Gan {
             .into_iter()
             .filter_map(|(n, a)| a.clone().map(|a| (n, a)))
             .collect();
-        s.retain(both_g.tensors());
-        s.retain(fake_g.tensors());
-        s.retain([
-            real, d_targets, g_targets, d_rows, g_rows, dg3, dg2n, dg2, dg1n, dg1, dg0n, dg0,
-        ]);
-        for a in [both, fake] {
-            s.retain([a.x, a.m1, a.o1, a.m2, a.o2, a.feat, a.logits]);
-            s.retain(a.argmax);
-        }
-        s.retain([ga.z, ga.g0, ga.g0a, ga.g1, ga.g1a, ga.g2, ga.g2a, ga.img]);
         Ok(TrainStep {
             step: s,
             fake: fake_img,

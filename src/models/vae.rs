@@ -138,25 +138,6 @@ impl Elbo {
             kl_rows: Tensor::zeros(gpu, &[b], "kl rows")?,
         })
     }
-
-    /// The tensors, for a step to keep (memory accounting).
-    fn into_tensors(self) -> Vec<Tensor> {
-        let (e, d) = (self.enc, self.dec);
-        vec![
-            e.x,
-            e.a1,
-            e.a2,
-            e.h,
-            d.z,
-            d.d0a,
-            d.d1a,
-            d.d2a,
-            d.logits,
-            self.eps,
-            self.recon_rows,
-            self.kl_rows,
-        ]
-    }
 }
 
 /// A recorded training step, with the tensors it reads and writes.
@@ -391,9 +372,7 @@ impl Vae {
         // Optimizer (one dispatch over the arena), then the step counter.
         record_adam(gpu, st, state, &Adam::new(self.config.adam)?, &self.arena)?;
         state.record_end(gpu, st, &[recon, Self::kl_loss(&e, kl_scale)])?;
-        s.retain([dlogits, dd2, dd1, dd0, dz, dh, dh2, dh1]);
         let h = e.enc.h.clone();
-        s.retain(e.into_tensors());
         Ok(TrainStep { step: s, h })
     }
 
@@ -413,7 +392,6 @@ impl Vae {
         let recon = self.record_forward(gpu, st, state, data, &e, 2, None)?;
         let kl_scale = kl_rows(gpu, st, &e.enc.h, &e.kl_rows, None, false, 1.0)?;
         state.record_end(gpu, st, &[recon, Self::kl_loss(&e, kl_scale)])?;
-        s.retain(e.into_tensors());
         Ok(EvalStep { step: s, batch })
     }
 
