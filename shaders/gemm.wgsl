@@ -151,19 +151,21 @@ fn store_c(row: u32, n: u32, v: f32) { let i = row + n; dst[i] = epilogue(i, n, 
 // (a fixed order: the same bits every run). The sum goes to element
 // e_bias_off + c of split 0's output (the bias follows the weight in the
 // parameter arena) and zeros to the other splits, which the split-K
-// reduction then adds.
-var<workgroup> bg_sum: array<f32, NT>;
+// reduction then adds. BG_SUM is NT floats of workgroup memory: the tiled
+// main's A tile when it is large enough (the job runs instead of the GEMM,
+// so the two never overlap, and a separate array would push the 128x128
+// tile past WebGPU's 16 KiB of workgroup storage), else an array of its own.
 fn bias_grad_job(c: u32, t: u32) {
     var acc = 0.0;
     for (var r = t; r < p.bias_rows; r = r + NT) {
         acc = acc + BG_SRC[r * p.bias_cols + c];
     }
-    bg_sum[t] = acc;
+    BG_SUM[t] = acc;
     workgroupBarrier();
     if (t == 0u) {
         var s = 0.0;
         for (var j = 0u; j < NT; j = j + 1u) {
-            s = s + bg_sum[j];
+            s = s + BG_SUM[j];
         }
         for (var q = 0u; q < p.nsplit; q = q + 1u) {
             dst[q * p.split_stride + p.e_bias_off + c] = select(0.0, s, q == 0u);
