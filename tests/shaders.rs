@@ -54,3 +54,44 @@ fn shaders_validate_and_translate_to_spirv_msl_hlsl() {
         seen.len()
     );
 }
+
+/// WebGPU's default `maxComputeWorkgroupStorageSize`: what every adapter
+/// (and Chrome's Tint) accepts. naga's validation does not check it.
+const WORKGROUP_STORAGE_LIMIT: u32 = 16384;
+
+/// No kernel's entry point uses more workgroup memory than WebGPU's
+/// default limit (a 128x128 GEMM tile is exactly 16 KiB of operand tiles,
+/// so any extra workgroup array on top of it is refused by Tint and by
+/// adapters at that limit).
+#[test]
+fn kernels_fit_webgpu_workgroup_storage() {
+    let mut worst = (0u32, String::new());
+    for k in &all_kernels() {
+        let what = format!("{}::{}", k.key, k.entry);
+        let module = naga::front::wgsl::parse_str(&k.source).expect("parses (tested above)");
+        let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+            .validate(&module)
+            .expect("validates (tested above)");
+        let (index, _) = module
+            .entry_points
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.name == k.entry)
+            .expect("entry point");
+        let uses = info.get_entry_point(index);
+        let bytes: u32 = module
+            .global_variables
+            .iter()
+            .filter(|(h, g)| g.space == naga::AddressSpace::WorkGroup && !uses[*h].is_empty())
+            .map(|(_, g)| module.types[g.ty].inner.size(module.to_ctx()))
+            .sum();
+        assert!(
+            bytes <= WORKGROUP_STORAGE_LIMIT,
+            "{what}: {bytes} bytes of workgroup storage, WebGPU allows {WORKGROUP_STORAGE_LIMIT}"
+        );
+        if bytes > worst.0 {
+            worst = (bytes, what);
+        }
+    }
+    eprintln!("most workgroup storage: {} bytes ({})", worst.0, worst.1);
+}
