@@ -12,6 +12,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, Step, Tensor};
+use crate::ops::conv2d::{self, Conv2d, Padding};
 use crate::ops::gemm::{
     self, BiasGrad, DySide, EpiKind, Epilogue, Fused, GemmCall, GemmConfig, Geo, Scratch,
 };
@@ -178,9 +179,7 @@ pub fn dense_backward_weights(
     dy: &Tensor,
     dw: &Tensor,
 ) -> Result<Scratch> {
-    let (cfg, f) = (GemmConfig::default(), Fused::default());
-    let op = "dense_backward_weights";
-    gemm_op(gpu, step, op, x, true, dy, false, &f, dw, &cfg)
+    weights_as_conv(gpu, step, x, dy, dw, dw, false)
 }
 
 /// Weight and bias gradients in one dispatch: `dwb` holds dw (`[in, out]`
@@ -193,14 +192,50 @@ pub fn dense_backward_weights_bias(
     dw: &Tensor,
     dwb: &Tensor,
 ) -> Result<Scratch> {
+    weights_as_conv(gpu, step, x, dy, dw, dwb, true)
+}
+
+/// `dw = x^T dy` recorded as the weight gradient of a 1x1 convolution over
+/// `[N, 1, 1, in]` (the same [in, out] layout, the same sums): on lavapipe
+/// the transposed-A dense variant writing into a parameter arena grew the
+/// process's memory by ~0.5 MB per submitted step (found by tests/soak.rs;
+/// the conv variant does not), so dense layers use the conv kernel.
+fn weights_as_conv(
+    gpu: &Gpu,
+    step: &mut Step,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    out: &Tensor,
+    bias: bool,
+) -> Result<Scratch> {
     let op = "dense_backward_weights";
-    let (fin, fout) = matrix(op, "dw", dw)?;
-    let f = Fused {
-        bias_grad: Some(fin * fout),
-        ..Fused::default()
+    let (n, fin) = matrix(op, "x", x)?;
+    let (fin_w, fout) = matrix(op, "dw", dw)?;
+    if fin_w != fin {
+        return Err(Error::shape(
+            op,
+            dw.label().to_string(),
+            &[fin, fout],
+            dw.shape(),
+        ));
+    }
+    dy.expect_shape(op, &[n, fout])?;
+    let bg = if bias {
+        conv2d::expect_numel(op, out, fin * fout + fout)?;
+        Some(BiasGrad {
+            side: DySide::B,
+            rows: n,
+            cols: fout,
+            off: fin * fout,
+        })
+    } else {
+        None
     };
+    let d = Conv2d::new(1, 1, 1, Padding::valid()).dims(op, n, 1, 1, fin, fout)?;
+    let (x4, dy4) = (x.reshape(&[n, 1, 1, fin])?, dy.reshape(&[n, 1, 1, fout])?);
     let cfg = GemmConfig::default();
-    gemm_op(gpu, step, op, x, true, dy, false, &f, dwb, &cfg)
+    conv2d::record_backward_weights(gpu, step, op, &d, &x4, &dy4, out, bg, &cfg)
 }
 
 /// CPU reference of [`gemm()`]: `a`, `b` stored as described there; returns
