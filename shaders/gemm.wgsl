@@ -145,31 +145,25 @@ fn store_c(row: u32, n: u32, v: f32) { let i = row + n; dst[i] = epilogue(i, n, 
 
 //! section bias_grad
 // The bias gradient of a backward-weights GEMM, in the same dispatch: the
-// workgroups past the GEMM's grid sum one column each of the dy operand
-// (BG_SRC, the A or B binding, seen as [bias_rows, bias_cols]), thread t
-// rows t, t + NT, ... in order, then thread 0 the NT partial sums in order
-// (a fixed order: the same bits every run). The sum goes to element
-// e_bias_off + c of split 0's output (the bias follows the weight in the
-// parameter arena) and zeros to the other splits, which the split-K
-// reduction then adds. BG_SUM is NT floats of workgroup memory: the tiled
-// main's A tile when it is large enough (the job runs instead of the GEMM,
-// so the two never overlap, and a separate array would push the 128x128
-// tile past WebGPU's 16 KiB of workgroup storage), else an array of its own.
-fn bias_grad_job(c: u32, t: u32) {
+// workgroups past the GEMM's grid sum the columns of the dy operand
+// (BG_SRC, the A or B binding, seen as [bias_rows, bias_cols]), one column
+// per invocation, rows in ascending order (a fixed order: the same bits
+// every run). No workgroup memory and no barrier: on lavapipe a kernel with
+// a barrier anywhere runs all of it on the slow barrier-capable path (a
+// tree-reduced version here made the weight-gradient GEMMs 2x slower), and
+// the 128x128 tile's 16 KiB of workgroup storage stays within WebGPU's
+// limit. The sum goes to element e_bias_off + c of split 0's output (the
+// bias follows the weight in the parameter arena) and zeros to the other
+// splits, which the split-K reduction then adds.
+fn bias_grad_job(g: u32, t: u32) {
+    let c = g * NT + t;
+    if (c >= p.bias_cols) { return; }
     var acc = 0.0;
-    for (var r = t; r < p.bias_rows; r = r + NT) {
+    for (var r = 0u; r < p.bias_rows; r = r + 1u) {
         acc = acc + BG_SRC[r * p.bias_cols + c];
     }
-    BG_SUM[t] = acc;
-    workgroupBarrier();
-    if (t == 0u) {
-        var s = 0.0;
-        for (var j = 0u; j < NT; j = j + 1u) {
-            s = s + BG_SUM[j];
-        }
-        for (var q = 0u; q < p.nsplit; q = q + 1u) {
-            dst[q * p.split_stride + p.e_bias_off + c] = select(0.0, s, q == 0u);
-        }
+    for (var q = 0u; q < p.nsplit; q = q + 1u) {
+        dst[q * p.split_stride + p.e_bias_off + c] = select(0.0, acc, q == 0u);
     }
 }
 

@@ -68,24 +68,12 @@ pub fn gemm_kernel(
     let side = match bias_grad {
         Some(d) => {
             let operand = if d == DySide::A { "src_a" } else { "src_b" };
-            // the tiled main's A tile holds the NT partial sums when large
-            // enough (see the section); otherwise an array of their own
-            let sum = if main == Main::Tiled && bk * bm >= nt {
-                "As"
-            } else {
-                src.push_str("var<workgroup> bg_sum: array<f32, NT>;\n");
-                "bg_sum"
-            };
-            src.push_str(
-                &section("bias_grad")
-                    .replace("BG_SRC", operand)
-                    .replace("BG_SUM", sum),
-            );
+            src.push_str(&section("bias_grad").replace("BG_SRC", operand));
             "    {
         let lin = wid.x + wid.y * nwg.x;
                      let tiles = p.tiles_m * p.tiles_n * p.nsplit;
                      if (lin >= tiles) {
-                         if (lin - tiles < p.bias_cols) { bias_grad_job(lin - tiles, t); }
+                         if (lin - tiles < (p.bias_cols + NT - 1u) / NT) { bias_grad_job(lin - tiles, t); }
                          return;
         }
     }"

@@ -205,7 +205,9 @@ pub(crate) fn record(
         Ok(words)
     };
     let side = bg.map(|b| b.side);
-    let mut groups = grid(gpu, (tiles_m * tiles_n * nsplit + bias_cols) as u64)?;
+    // the bias gradient's workgroups: one invocation per column
+    let bias_groups = bias_cols.div_ceil(tile.threads() as usize);
+    let mut groups = grid(gpu, (tiles_m * tiles_n * nsplit + bias_groups) as u64)?;
     groups[2] = call.slices;
     if nsplit == 1 {
         let epi = call.epi.kind(call.bias.is_some());
