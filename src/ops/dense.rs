@@ -88,18 +88,9 @@ fn gemm_op(
             b.shape(),
         ));
     }
-    match f.bias_grad {
-        // the output holds C, then the column sums of B (dy) after it
-        Some(off) => {
-            crate::ops::conv2d::expect_numel(op, c, m * n + n)?;
-            if off != m * n {
-                return Err(Error::invalid(op, "the bias gradient must follow C"));
-            }
-        }
-        None => c.expect_shape(op, &[m, n])?,
-    }
+    c.expect_shape(op, &[m, n])?;
     f.check_bias(op, n)?;
-    let mut call = GemmCall::plain(
+    let call = GemmCall::plain(
         op,
         sections(trans_a, trans_b),
         (m, n, k),
@@ -110,12 +101,6 @@ fn gemm_op(
         c,
     )
     .with(f);
-    call.bias_grad = f.bias_grad.map(|off| BiasGrad {
-        side: DySide::B,
-        rows: k,
-        cols: n,
-        off,
-    });
     gemm::record(gpu, step, &call, cfg)
 }
 
