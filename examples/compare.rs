@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use vae_vs_gan::compare::{compare, CompareOptions};
-use vae_vs_gan::train::session::{choose_preset, open_gpu};
+use vae_vs_gan::train::session::{choose_preset, open_gpu, DeviceArgs};
 use vae_vs_gan::train::Preset;
 
 #[derive(Parser, Debug)]
@@ -54,6 +54,8 @@ struct Args {
     /// reused, interrupted ones continue from their last epoch.
     #[arg(long)]
     resume: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,9 +63,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    vae_vs_gan::train::run::mark_process_start();
     vae_vs_gan::train::interrupt::install()?;
     let a = Args::parse();
-    let gpu = open_gpu()?;
+    let gpu = open_gpu(&a.device)?;
     let mut o = CompareOptions::new(choose_preset(&gpu, a.preset), &a.out);
     if let Some(n) = a.seeds {
         o.seeds = n;

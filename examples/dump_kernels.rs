@@ -117,6 +117,7 @@ fn run() -> anyhow::Result<()> {
             // the WebGPU limits, as the test suite: what every device has
             limits: LimitsPolicy::WebGpuDefaults,
             timestamps: false,
+            autotune: None,
         })?;
         let dataset = GpuDataset::upload(&gpu, &images, "x")?;
         let mut inferred = BTreeSet::new();

@@ -38,6 +38,8 @@ struct Args {
     /// Latent size of the VAE or GAN (default: the article preset's).
     #[arg(long)]
     latent: Option<usize>,
+    #[command(flatten)]
+    device: vae_vs_gan::train::options::DeviceArgs,
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,7 +50,7 @@ fn run() -> anyhow::Result<()> {
     let a = Args::parse();
     let batch = a.batch;
     anyhow::ensure!(batch > 0, "the batch must be at least 1");
-    let gpu = vae_vs_gan::train::session::open_gpu()?;
+    let gpu = vae_vs_gan::train::session::open_gpu(&a.device)?;
     let imgs = data::load(
         Dataset::Mnist,
         &Dataset::Mnist.default_dir(),

@@ -15,12 +15,14 @@ use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::train::run::LOG_INTERVAL;
-use vae_vs_gan::train::session::open_gpu;
+use vae_vs_gan::train::session::{open_gpu, DeviceArgs};
 use vae_vs_gan::train::{progress_bar, run_epoch, EpochOutcome, EpochPlan};
 
 #[derive(Parser, Debug)]
 #[command(about = "Train the LeNet-style MNIST classifier on the GPU")]
 struct Args {
+    #[command(flatten)]
+    device: DeviceArgs,
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     epochs: usize,
     #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
@@ -84,9 +86,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    vae_vs_gan::train::run::mark_process_start();
     let a = Args::parse();
     check(&a)?;
-    let gpu = open_gpu()?;
+    let gpu = open_gpu(&a.device)?;
     let train = data::load(Dataset::Mnist, &a.data_dir, Split::Train, a.train_images)?;
     let test = data::load(Dataset::Mnist, &a.data_dir, Split::Test, a.test_images)?;
     let train_gpu = GpuDataset::upload(&gpu, &train, "train")?;

@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    vae_vs_gan::train::run::mark_process_start();
     vae_vs_gan::train::interrupt::install()?;
     let Args {
         common: a,
@@ -36,7 +37,7 @@ fn run() -> anyhow::Result<()> {
         d_head,
     } = Args::parse();
     let out = a.out_dir("target/gan")?;
-    let gpu = open_gpu()?;
+    let gpu = open_gpu(&a.device)?;
     let run = GanRun {
         common: a.into_options(&gpu, out.clone()),
         lr_d,

@@ -25,13 +25,14 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
+    vae_vs_gan::train::run::mark_process_start();
     vae_vs_gan::train::interrupt::install()?;
     let Args {
         common: a,
         binarize,
     } = Args::parse();
     let out = a.out_dir("target/vae")?;
-    let gpu = open_gpu()?;
+    let gpu = open_gpu(&a.device)?;
     let run = VaeRun {
         common: a.into_options(&gpu, out.clone()),
         binarize,

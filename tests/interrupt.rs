@@ -51,6 +51,7 @@ fn an_epoch_interrupted_with_chunks_in_flight_resumes_bit_identically() {
         limits: LimitsPolicy::WebGpuDefaults,
         timestamps: false,
         kernels: None,
+        autotune: None,
     })
     .unwrap();
     let images = data::load(

@@ -21,6 +21,7 @@ fn own_gpu() -> Gpu {
         limits: LimitsPolicy::WebGpuDefaults,
         timestamps: false,
         kernels: None,
+        autotune: None,
     })
     .expect("an adapter")
 }

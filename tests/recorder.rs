@@ -173,6 +173,37 @@ fn a_rejected_step_is_one_error_naming_the_step() {
     assert_eq!(y.read_f32(&g).unwrap(), [1.0, 0.0, 3.0, 0.0]);
 }
 
+/// A kernel that does not compile is recorded (its pipeline is built on the
+/// pool, off the recording thread) and refused when the step is made
+/// ready: one error naming the kernel, from `Step::ready` and from the
+/// submit alike, and nothing submitted.
+#[test]
+fn a_kernel_that_does_not_compile_is_one_error_naming_it() {
+    use vae_vs_gan::gpu::{Access, Kernel};
+    let g = gpu();
+    let broken = Kernel {
+        key: "deliberately-broken".into(),
+        source: std::borrow::Cow::Borrowed(
+            "@group(0) @binding(0) var<uniform> p: vec4<u32>;\n\
+             @group(0) @binding(1) var<storage, read_write> y: array<f32>;\n\
+             @compute @workgroup_size(1) fn main() { y[0] = undefined_name; }",
+        ),
+        entry: "main",
+        access: vec![Access::ReadWrite],
+        trusted: false,
+    };
+    let y = Tensor::zeros(g, &[4], "y").unwrap();
+    let mut s = Step::new("has a broken kernel");
+    s.dispatch(g, "broken", &broken, &[0], &[&y], [1, 1, 1])
+        .expect("recording only asks for the pipeline");
+    let e = s.ready().unwrap_err().to_string();
+    assert!(e.contains("compiling deliberately-broken::main"), "{e}");
+    let e = g.run(&[&s]).unwrap_err().to_string();
+    assert!(e.contains("compiling deliberately-broken::main"), "{e}");
+    g.check_errors("after the refused step")
+        .expect("no error left behind for the next step");
+}
+
 /// `Step::stats` counts what was recorded: per dispatch one bind group, its
 /// parameter block (a multiple of 16 bytes) and every storage binding;
 /// `extend` adds the counts.

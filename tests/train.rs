@@ -246,6 +246,7 @@ fn metrics_json_round_trips_f64_bit_for_bit() {
                 seconds: *c.get(2).unwrap_or(&0.0),
                 images_per_sec: *c.get(3).unwrap_or(&0.0),
                 train_blocking_waits: Some(i as u64),
+                ready_seconds: Some(i as f64 + 0.5),
             })
             .collect(),
         peak_gpu_bytes: u64::MAX,

@@ -18,7 +18,7 @@ use crate::models::vae::Vae;
 use crate::ops::gather::PixelMap;
 use crate::ops::rng::Philox;
 use crate::train::gan_run::{train_gan, GanRun};
-use crate::train::session::{open_gpu, prior_grid};
+use crate::train::session::prior_grid;
 use crate::train::vae_run::{train_vae, VaeRun};
 use crate::train::Metrics;
 
@@ -157,9 +157,12 @@ impl ModelSeed {
 }
 
 /// Where a model comes from, and what `measure` learns from it: the
-/// loaded checkpoint on the main device (with `metrics.json` beside it, if
-/// any), or a model trained now by `train` on a device of its own (so the
-/// run's peak memory is its alone).
+/// loaded checkpoint (with `metrics.json` beside it, if any), or a model
+/// trained now by `train`. Both on the one device of the comparison, so
+/// every model and seed reuses the pipelines the first one built; the
+/// training run counts its peak memory from what was allocated when it
+/// began ([`crate::train::session::Session`]), so the comparison's own
+/// tensors are not in it.
 fn with_model<M>(
     gpu: &Gpu,
     loaded: Option<(&M, &Path)>,
@@ -170,10 +173,9 @@ fn with_model<M>(
     match loaded {
         Some((m, path)) => measure(gpu, m, metrics_beside(path), path.display().to_string()),
         None => {
-            let own = open_gpu()?;
-            let (m, metrics) = train(&own)?;
+            let (m, metrics) = train(gpu)?;
             let source = format!("trained: {}", trained_in.display());
-            measure(&own, &m, Some(metrics), source)
+            measure(gpu, &m, Some(metrics), source)
         }
     }
 }

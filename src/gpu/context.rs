@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::pipeline::PipelineCache;
+use crate::gpu::tune_table::TuneTable;
 
 /// Environment variable that picks an adapter by index (as listed by
 /// `cargo run --example adapters`) or by a case-insensitive name substring.
@@ -73,6 +74,51 @@ impl KernelPolicy {
     }
 }
 
+/// Environment variable that turns the GEMM autotuner on or off
+/// ([`AutotunePolicy`]).
+pub const AUTOTUNE_ENV: &str = "VAE_VS_GAN_AUTOTUNE";
+
+/// Whether GEMM tiles are timed on this device ([`Gpu::autotune`]): `Auto`
+/// tunes on GPU adapters and not on CPU drivers (where the CPU policy's
+/// choices were measured and timing would only add start-up time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AutotunePolicy {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl AutotunePolicy {
+    /// The names `--autotune` and `VAE_VS_GAN_AUTOTUNE` take.
+    pub const NAMES: [&'static str; 3] = ["auto", "on", "off"];
+
+    /// Parse a policy name (case-insensitive); an unknown one is refused
+    /// with the valid ones.
+    pub fn parse(s: &str) -> Result<AutotunePolicy> {
+        match s.trim().to_lowercase().as_str() {
+            "auto" | "" => Ok(AutotunePolicy::Auto),
+            "on" => Ok(AutotunePolicy::On),
+            "off" => Ok(AutotunePolicy::Off),
+            _ => Err(Error::invalid(
+                "VAE_VS_GAN_AUTOTUNE",
+                format!(
+                    "{s:?} is no autotune setting: use one of {}",
+                    Self::NAMES.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// The policy `VAE_VS_GAN_AUTOTUNE` names (`Auto` when unset).
+    pub fn from_env() -> Result<AutotunePolicy> {
+        match std::env::var(AUTOTUNE_ENV) {
+            Ok(s) => AutotunePolicy::parse(&s),
+            Err(_) => Ok(AutotunePolicy::Auto),
+        }
+    }
+}
+
 /// Which device limits to request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LimitsPolicy {
@@ -91,6 +137,8 @@ pub struct GpuOptions {
     pub timestamps: bool,
     /// The kernel policy; `None` takes `VAE_VS_GAN_KERNELS` (default auto).
     pub kernels: Option<KernelPolicy>,
+    /// The autotuner; `None` takes `VAE_VS_GAN_AUTOTUNE` (default auto).
+    pub autotune: Option<AutotunePolicy>,
 }
 
 impl Default for GpuOptions {
@@ -99,6 +147,7 @@ impl Default for GpuOptions {
             limits: LimitsPolicy::AdapterBuffers,
             timestamps: true,
             kernels: None,
+            autotune: None,
         }
     }
 }
@@ -150,6 +199,8 @@ pub struct Gpu {
     /// Set by wgpu's device-lost callback: why the device was lost.
     lost: Arc<Mutex<Option<String>>>,
     kernels: KernelPolicy,
+    autotune: AutotunePolicy,
+    pub(crate) tuned: TuneTable,
 }
 
 /// One adapter as enumerated, with the facts the `adapters` example prints.
@@ -327,6 +378,10 @@ impl Gpu {
             Some(k) => k,
             None => KernelPolicy::from_env()?,
         };
+        let autotune = match opts.autotune {
+            Some(a) => a,
+            None => AutotunePolicy::from_env()?,
+        };
         let info = adapter.get_info();
         let have = adapter.limits();
         let mut limits = wgpu::Limits::default();
@@ -338,6 +393,8 @@ impl Gpu {
         if opts.timestamps {
             features |= adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         }
+        // the driver's pipeline cache, persisted between runs where it exists
+        features |= adapter.features() & wgpu::Features::PIPELINE_CACHE;
         let desc = wgpu::DeviceDescriptor {
             label: Some("vae-vs-gan"),
             required_features: features,
@@ -366,18 +423,21 @@ impl Gpu {
                 w.get_or_insert(format!("{reason:?}: {message}"));
             }
         });
+        let pipelines = PipelineCache::new(&adapter, &device, &info);
         Ok(Gpu {
             device,
             queue,
             info,
             limits,
             features,
-            pipelines: PipelineCache::default(),
+            pipelines,
             memory: Arc::default(),
             errors,
             waits: AtomicU64::new(0),
             lost,
             kernels,
+            autotune,
+            tuned: TuneTable::default(),
         })
     }
 
@@ -411,6 +471,45 @@ impl Gpu {
     /// under `auto` by the adapter type.
     pub fn cpu_kernels(&self) -> bool {
         self.kernels.cpu_kernels(self.info.device_type)
+    }
+
+    /// Whether GEMM choices are timed on this device when a model is built
+    /// (by the policy, and under `auto` on GPU adapters only).
+    pub fn autotune(&self) -> bool {
+        match self.autotune {
+            AutotunePolicy::Auto => !self.is_cpu(),
+            AutotunePolicy::On => true,
+            AutotunePolicy::Off => false,
+        }
+    }
+
+    /// The autotune setting in words, for the run's header line.
+    pub fn describe_autotune(&self) -> String {
+        let on = if self.autotune() { "on" } else { "off" };
+        match self.autotune {
+            AutotunePolicy::Auto => format!(
+                "autotune {on} (auto: {} adapter)",
+                if self.is_cpu() { "CPU" } else { "GPU" }
+            ),
+            _ => format!("autotune {on} (asked)"),
+        }
+    }
+
+    /// A tuned choice remembered for `key` on this adapter and driver
+    /// (this run's, or an earlier run's from the cache folder).
+    pub fn tuned(&self, key: &str) -> Option<String> {
+        self.tuned.get(&self.info, key)
+    }
+
+    /// Remember a tuned choice (and write the cache file; a failure to
+    /// write is one warning).
+    pub fn set_tuned(&self, key: &str, value: &str) {
+        self.tuned.set(&self.info, key, value)
+    }
+
+    /// How many tuned choices this device knows (cached and new).
+    pub fn tuned_count(&self) -> usize {
+        self.tuned.len(&self.info)
     }
 
     /// True on a CPU driver such as lavapipe.

@@ -2,17 +2,19 @@
 //! recorder, per-step GPU state and its readback.
 
 pub mod context;
+pub mod disk_cache;
 pub mod pipeline;
 pub mod readback;
 pub mod recorder;
 pub mod state;
 pub mod step_end;
 pub mod tensor;
+pub(crate) mod tune_table;
 
 pub use crate::shaders::Shader;
 pub use context::{
-    list_adapters, select_adapter, AllocatorFigures, Gpu, GpuOptions, KernelPolicy, LimitsPolicy,
-    ADAPTER_ENV, KERNELS_ENV,
+    list_adapters, select_adapter, AllocatorFigures, AutotunePolicy, Gpu, GpuOptions, KernelPolicy,
+    LimitsPolicy, ADAPTER_ENV, AUTOTUNE_ENV, KERNELS_ENV,
 };
 pub use pipeline::{Access, Kernel};
 pub use readback::Readback;

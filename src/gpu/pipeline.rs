@@ -4,13 +4,33 @@
 //! substituted into the text), an entry point, and the access of each storage
 //! binding. Pipelines are created once per distinct kernel and reused: every
 //! layer records its dispatches at model build time, never per step.
+//!
+//! Creation runs on a pool of worker threads, one per core (wgpu's device
+//! is thread-safe): recording a step only asks for its pipelines, and the
+//! step waits for them all before its first submit ([`PendingPipeline`]).
+//! GPU drivers compile at creation (130-940 ms a pipeline on NVIDIA), so a
+//! model's kernels compile side by side; lavapipe compiles at the first
+//! dispatch instead, on its queue thread, which no pool can spread.
+//! On lavapipe the pool spreads the compiles anyway: each worker owns a
+//! second device on the same adapter and dispatches each new pipeline
+//! there once, on empty buffers, before the pipeline counts as ready;
+//! lavapipe compiles it then, on that device's queue thread, and stores
+//! the machine code in Mesa's shader cache, where the engine's device
+//! finds it at its first dispatch ([`Warmer`]).
+//! Where the backend supports it (Vulkan), every pipeline goes through one
+//! `wgpu::PipelineCache` loaded from and saved to the cache folder
+//! ([`crate::gpu::disk_cache`]), so a second run skips the driver's compile.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
+use crate::gpu::disk_cache;
 use crate::shaders::Shader;
 
 /// How a kernel uses a storage binding.
@@ -85,26 +105,295 @@ pub fn with_consts(source: &str, consts: &[(&str, u32)]) -> String {
 /// Pipeline cache key: kernel key, entry point, binding access.
 type PipelineKey = (String, &'static str, Vec<Access>);
 
-/// Compiled pipelines and their bind group layouts, keyed by kernel.
+/// A pipeline being created on the pool: [`PendingPipeline::wait`] blocks
+/// until it is ready, or gives the creation's error (naming the kernel).
+#[derive(Debug, Default)]
+pub struct PendingPipeline {
+    done: Mutex<Option<std::result::Result<wgpu::ComputePipeline, (String, String)>>>,
+    ready: Condvar,
+}
+
+impl PendingPipeline {
+    fn finish(&self, r: std::result::Result<wgpu::ComputePipeline, (String, String)>) {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        *d = Some(r);
+        self.ready.notify_all();
+    }
+
+    /// The pipeline, once created.
+    pub fn wait(&self) -> Result<wgpu::ComputePipeline> {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        while d.is_none() {
+            d = self.ready.wait(d).unwrap_or_else(|e| e.into_inner());
+        }
+        match d.as_ref() {
+            Some(Ok(p)) => Ok(p.clone()),
+            Some(Err((context, message))) => Err(Error::Gpu {
+                context: context.clone(),
+                message: message.clone(),
+            }),
+            None => unreachable!("waited until set"),
+        }
+    }
+}
+
+/// A job for a pool thread, given that thread's [`Warmer`] device.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// What one pool thread keeps between jobs.
 #[derive(Default)]
-pub struct PipelineCache {
+struct Worker {
+    /// The thread's own lavapipe device, opened on its first warm-up.
+    warm: Option<(wgpu::Device, wgpu::Queue)>,
+}
+
+/// Compiles on lavapipe spread over the pool. Lavapipe compiles a compute
+/// pipeline at its first dispatch, on the queue's one thread, so a model's
+/// 30-60 kernels compile one after another whatever creates them (the
+/// VAE's train step: 11.5 s of a 2-core machine's 16 s cold start). A
+/// dispatch on another device of the same adapter compiles the same
+/// shader on that device's thread and puts it in Mesa's shader cache; the
+/// engine's device then loads it from there at its first dispatch. Only
+/// where Mesa's cache is on (`MESA_SHADER_CACHE_DISABLE` unset): without
+/// it every shader would compile twice.
+#[derive(Clone)]
+struct Warmer {
+    adapter: wgpu::Adapter,
+}
+
+impl Warmer {
+    fn for_adapter(adapter: &wgpu::Adapter, info: &wgpu::AdapterInfo) -> Option<Warmer> {
+        let off = std::env::var("MESA_SHADER_CACHE_DISABLE")
+            .is_ok_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes"));
+        (info.device_type == wgpu::DeviceType::Cpu
+            && info.name.contains("llvmpipe")
+            && info.backend == wgpu::Backend::Vulkan
+            && !off)
+            .then(|| Warmer {
+                adapter: adapter.clone(),
+            })
+    }
+
+    /// Dispatch `kernel` once on `worker`'s device: one workgroup, every
+    /// parameter zero, buffers of 1 KiB (each kernel bounds its work by
+    /// the parameters, and untrusted modules bound every access). Any
+    /// failure only means the engine's device compiles it itself.
+    fn warm(&self, worker: &mut Worker, kernel: &Kernel) {
+        if kernel.trusted {
+            return; // no bounds checks: never run it on made-up buffers
+        }
+        if worker.warm.is_none() {
+            let desc = wgpu::DeviceDescriptor {
+                label: Some("vae-vs-gan compile warmer"),
+                ..Default::default()
+            };
+            worker.warm = pollster::block_on(self.adapter.request_device(&desc)).ok();
+        }
+        let Some((device, queue)) = &worker.warm else {
+            return;
+        };
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let buffer = |usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: 1024,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let uniform = buffer(wgpu::BufferUsages::UNIFORM);
+        let storage: Vec<wgpu::Buffer> = kernel
+            .access
+            .iter()
+            .map(|_| buffer(wgpu::BufferUsages::STORAGE))
+            .collect();
+        let layout = bind_group_layout(device, &kernel.access);
+        let shared = Shared::default();
+        let Ok(pipeline) = create(device, &shared, None, kernel, &layout) else {
+            let _ = pollster::block_on(scope.pop());
+            return;
+        };
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: uniform.as_entire_binding(),
+        }];
+        for (i, b) in storage.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: b.as_entire_binding(),
+            });
+        }
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &layout,
+            entries: &entries,
+        });
+        let mut enc = device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(1, 1, 1);
+        }
+        queue.submit([enc.finish()]);
+        let _ = device.poll(wgpu::PollType::wait_indefinitely());
+        let _ = pollster::block_on(scope.pop());
+    }
+}
+
+/// What the pool's jobs share with the device's cache.
+#[derive(Default)]
+struct Shared {
     modules: Mutex<HashMap<(String, bool), wgpu::ShaderModule>>,
-    layouts: Mutex<HashMap<Vec<Access>, wgpu::BindGroupLayout>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
     /// The WGSL of every module a pipeline was created from, by kernel key
     /// (what `examples/dump_kernels.rs` writes out for a second compiler).
     sources: Mutex<BTreeMap<String, String>>,
 }
 
+/// The driver's pipeline cache and where it is kept between runs.
+struct DriverCache {
+    cache: wgpu::PipelineCache,
+    path: PathBuf,
+    /// Pipelines were created since it was last saved.
+    dirty: AtomicBool,
+}
+
+/// Kind and format version of the pipeline cache file.
+const PIPELINE_CACHE_KIND: &str = "pipelines";
+const PIPELINE_CACHE_VERSION: u32 = 1;
+
+/// Compiled pipelines and their bind group layouts, keyed by kernel.
+pub struct PipelineCache {
+    shared: Arc<Shared>,
+    layouts: Mutex<HashMap<Vec<Access>, wgpu::BindGroupLayout>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<PendingPipeline>>>,
+    /// The pool's queue, its threads started on first use.
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    driver: Option<Arc<DriverCache>>,
+    warmer: Option<Warmer>,
+}
+
 impl PipelineCache {
+    /// A cache for `device`, with the driver's pipeline cache loaded from
+    /// the cache folder where the device has `PIPELINE_CACHE`. A missing
+    /// file is an empty cache; a corrupt or foreign one is ignored with one
+    /// warning (the framing's checksum, then wgpu's own header check with
+    /// `fallback`).
+    pub(crate) fn new(
+        adapter: &wgpu::Adapter,
+        device: &wgpu::Device,
+        info: &wgpu::AdapterInfo,
+    ) -> PipelineCache {
+        let driver = (|| {
+            if !device.features().contains(wgpu::Features::PIPELINE_CACHE) {
+                return None;
+            }
+            let name = wgpu::util::pipeline_cache_key(info)?;
+            let path = disk_cache::cache_dir()?.join(disk_cache::file_name(&[&name]));
+            let data = disk_cache::read(&path, PIPELINE_CACHE_KIND, PIPELINE_CACHE_VERSION);
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            // SAFETY: the data is what `get_data` gave an earlier run on an
+            // adapter with this cache key, intact by its CRC; wgpu checks
+            // its own header and falls back to an empty cache otherwise.
+            let cache = unsafe {
+                device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                    label: Some("vae-vs-gan pipelines"),
+                    data: data.as_deref(),
+                    fallback: true,
+                })
+            };
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                disk_cache::warn_once(&format!(
+                    "the pipeline cache {} was refused ({e}); going on without it",
+                    path.display()
+                ));
+                return None;
+            }
+            Some(Arc::new(DriverCache {
+                cache,
+                path,
+                dirty: AtomicBool::new(false),
+            }))
+        })();
+        PipelineCache {
+            shared: Arc::default(),
+            layouts: Mutex::default(),
+            pipelines: Mutex::default(),
+            jobs: Mutex::default(),
+            driver,
+            warmer: Warmer::for_adapter(adapter, info),
+        }
+    }
+
     /// (key, WGSL source) of every module compiled so far, sorted by key.
     pub fn compiled_kernels(&self) -> Vec<(String, String)> {
         // a poisoned lock still holds a consistent map (inserts only)
-        let sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        let sources = self
+            .shared
+            .sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         sources
             .iter()
             .map(|(k, s)| (k.clone(), s.clone()))
             .collect()
+    }
+
+    /// Write the driver's pipeline cache to disk if pipelines were created
+    /// since the last save (atomically; a failure is one warning).
+    pub(crate) fn save(&self) {
+        if let Some(d) = &self.driver {
+            if d.dirty.swap(false, Ordering::Relaxed) {
+                if let Some(data) = d.cache.get_data() {
+                    disk_cache::write(&d.path, PIPELINE_CACHE_KIND, PIPELINE_CACHE_VERSION, &data);
+                }
+            }
+        }
+    }
+
+    /// Where the driver's pipeline cache is kept, when there is one.
+    pub fn driver_cache_path(&self) -> Option<PathBuf> {
+        self.driver.as_ref().map(|d| d.path.clone())
+    }
+
+    /// Run `job` on the pool (started on first use, one thread per core).
+    fn spawn(&self, job: Job) -> Result<()> {
+        let mut jobs = self.jobs.lock().map_err(|_| poisoned("pool"))?;
+        let tx = jobs.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let rx = Arc::new(Mutex::new(rx));
+            let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
+            for i in 0..n {
+                let rx = rx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("pipelines-{i}"))
+                    .spawn(move || {
+                        let mut worker = Worker::default();
+                        loop {
+                            let next = rx.lock().map(|r| r.recv());
+                            match next {
+                                Ok(Ok(job)) => job(&mut worker),
+                                _ => return,
+                            }
+                        }
+                    });
+                if spawned.is_err() && i == 0 {
+                    // no thread at all: the jobs run on the caller (below)
+                    break;
+                }
+            }
+            tx
+        });
+        if let Err(mpsc::SendError(job)) = tx.send(job) {
+            job(&mut Worker::default());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PipelineCache {
+    fn drop(&mut self) {
+        self.save();
     }
 }
 
@@ -122,6 +411,18 @@ impl Gpu {
         self.pipelines.compiled_kernels()
     }
 
+    /// Save the driver's pipeline cache now (it is also saved when the
+    /// device is dropped).
+    pub fn save_pipeline_cache(&self) {
+        self.pipelines.save()
+    }
+
+    /// The file the driver's pipeline cache is kept in, where the backend
+    /// has one (Vulkan) and there is a cache folder.
+    pub fn pipeline_cache_path(&self) -> Option<PathBuf> {
+        self.pipelines.driver_cache_path()
+    }
+
     /// The bind group layout for a kernel's bindings (uniform + storage).
     pub fn bind_group_layout(&self, access: &[Access]) -> Result<wgpu::BindGroupLayout> {
         let mut layouts = self
@@ -132,121 +433,150 @@ impl Gpu {
         if let Some(l) = layouts.get(access) {
             return Ok(l.clone());
         }
-        let mut entries = vec![wgpu::BindGroupLayoutEntry {
-            binding: 0,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        }];
-        for (i, a) in access.iter().enumerate() {
-            entries.push(wgpu::BindGroupLayoutEntry {
-                binding: 1 + i as u32,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: *a == Access::Read,
-                    },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            });
-        }
-        let layout = self
-            .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: None,
-                entries: &entries,
-            });
+        let layout = bind_group_layout(&self.device, access);
         layouts.insert(access.to_vec(), layout.clone());
         Ok(layout)
     }
 
-    /// The compiled pipeline for `kernel`, created on first use. Compilation
-    /// and validation errors are returned, naming the kernel.
+    /// The compiled pipeline for `kernel`, waiting for its creation.
+    /// Compilation and validation errors are returned, naming the kernel.
     pub fn pipeline(&self, kernel: &Kernel) -> Result<wgpu::ComputePipeline> {
+        self.request_pipeline(kernel)?.wait()
+    }
+
+    /// The pipeline for `kernel`, created on the pool on first request:
+    /// returns at once; [`PendingPipeline::wait`] gives it (or its error).
+    pub fn request_pipeline(&self, kernel: &Kernel) -> Result<Arc<PendingPipeline>> {
         let key = (kernel.key.clone(), kernel.entry, kernel.access.clone());
-        if let Some(p) = self
+        let mut pipelines = self
             .pipelines
             .pipelines
             .lock()
-            .map_err(|_| poisoned("pipeline"))?
-            .get(&key)
-        {
+            .map_err(|_| poisoned("pipeline"))?;
+        if let Some(p) = pipelines.get(&key) {
             return Ok(p.clone());
         }
+        let pending = Arc::new(PendingPipeline::default());
+        pipelines.insert(key, pending.clone());
+        drop(pipelines);
         let layout = self.bind_group_layout(&kernel.access)?;
-        let context = format!("compiling {}::{}", kernel.key, kernel.entry);
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = {
-            let mut modules = self
-                .pipelines
-                .modules
-                .lock()
-                .map_err(|_| poisoned("module"))?;
-            modules
-                .entry((kernel.key.clone(), kernel.trusted))
-                .or_insert_with(|| {
-                    let desc = wgpu::ShaderModuleDescriptor {
-                        label: Some(&kernel.key),
-                        source: wgpu::ShaderSource::Wgsl(kernel.source.clone()),
-                    };
-                    if kernel.trusted {
-                        // SAFETY: `trusted` kernels index only in range by
-                        // construction, and are tested on odd shapes.
-                        unsafe {
-                            self.device.create_shader_module_trusted(
-                                desc,
-                                wgpu::ShaderRuntimeChecks::unchecked(),
-                            )
-                        }
-                    } else {
-                        self.device.create_shader_module(desc)
-                    }
-                })
-                .clone()
-        };
-        let pl = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: None,
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(&context),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-        if let Some(err) = pollster::block_on(scope.pop()) {
-            if let Ok(mut m) = self.pipelines.modules.lock() {
-                m.remove(&(kernel.key.clone(), kernel.trusted));
+        let job = {
+            let (device, kernel, pending) = (self.device.clone(), kernel.clone(), pending.clone());
+            let shared = self.pipelines.shared.clone();
+            let driver = self.pipelines.driver.clone();
+            let warmer = self.pipelines.warmer.clone();
+            move |worker: &mut Worker| {
+                let made = create(&device, &shared, driver.as_deref(), &kernel, &layout);
+                if let (Ok(_), Some(w)) = (&made, &warmer) {
+                    w.warm(worker, &kernel);
+                }
+                pending.finish(made)
             }
-            return Err(Error::Gpu {
-                context,
-                message: err.to_string(),
-            });
-        }
-        self.pipelines
-            .sources
-            .lock()
-            .map_err(|_| poisoned("sources"))?
-            .entry(kernel.key.clone())
-            .or_insert_with(|| kernel.source.to_string());
-        self.pipelines
-            .pipelines
-            .lock()
-            .map_err(|_| poisoned("pipeline"))?
-            .insert(key, pipeline.clone());
-        Ok(pipeline)
+        };
+        self.pipelines.spawn(Box::new(job))?;
+        Ok(pending)
     }
+}
+
+/// The layout of a kernel's bindings: a uniform block, then storage
+/// buffers read-only or read-write as `access` says.
+fn bind_group_layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGroupLayout {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    for (i, a) in access.iter().enumerate() {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: 1 + i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage {
+                    read_only: *a == Access::Read,
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+    }
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: None,
+        entries: &entries,
+    })
+}
+
+/// Create `kernel`'s module (once per source) and pipeline, on the calling
+/// thread (error scopes are per thread in wgpu): the error names the kernel.
+fn create(
+    device: &wgpu::Device,
+    shared: &Shared,
+    driver: Option<&DriverCache>,
+    kernel: &Kernel,
+    layout: &wgpu::BindGroupLayout,
+) -> std::result::Result<wgpu::ComputePipeline, (String, String)> {
+    let context = format!("compiling {}::{}", kernel.key, kernel.entry);
+    let fail = |m: &str| (context.clone(), m.to_string());
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = {
+        let mut modules = shared
+            .modules
+            .lock()
+            .map_err(|_| fail("module lock poisoned"))?;
+        modules
+            .entry((kernel.key.clone(), kernel.trusted))
+            .or_insert_with(|| {
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(&kernel.key),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source.clone()),
+                };
+                if kernel.trusted {
+                    // SAFETY: `trusted` kernels index only in range by
+                    // construction, and are tested on odd shapes.
+                    unsafe {
+                        device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                } else {
+                    device.create_shader_module(desc)
+                }
+            })
+            .clone()
+    };
+    let pl = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: None,
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(&context),
+        layout: Some(&pl),
+        module: &module,
+        entry_point: Some(kernel.entry),
+        compilation_options: Default::default(),
+        cache: driver.map(|d| &d.cache),
+    });
+    if let Some(err) = pollster::block_on(scope.pop()) {
+        if let Ok(mut m) = shared.modules.lock() {
+            m.remove(&(kernel.key.clone(), kernel.trusted));
+        }
+        return Err(fail(&err.to_string()));
+    }
+    if let Some(d) = driver {
+        d.dirty.store(true, Ordering::Relaxed);
+    }
+    shared
+        .sources
+        .lock()
+        .map_err(|_| fail("sources lock poisoned"))?
+        .entry(kernel.key.clone())
+        .or_insert_with(|| kernel.source.to_string());
+    Ok(pipeline)
 }

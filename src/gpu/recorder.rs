@@ -18,22 +18,34 @@
 //! costs the driver microseconds whatever its size).
 
 use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
-use crate::gpu::pipeline::Kernel;
+use crate::gpu::pipeline::{Kernel, PendingPipeline};
 use crate::gpu::tensor::Tensor;
 
-/// One recorded dispatch.
+/// One recorded dispatch. Its pipeline is created on the pipeline pool
+/// while the rest of the step records; [`Step::ready`] waits for it.
 #[derive(Debug)]
 struct Dispatch {
     op: &'static str,
-    pipeline: wgpu::ComputePipeline,
+    pending: Arc<PendingPipeline>,
+    pipeline: OnceLock<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     groups: [u32; 3],
+}
+
+impl Dispatch {
+    /// The pipeline; only after [`Step::ready`] succeeded.
+    fn pipeline(&self) -> &wgpu::ComputePipeline {
+        self.pipeline
+            .get()
+            .expect("Step::ready runs before a step is encoded")
+    }
 }
 
 /// A recorded sequence of dispatches: one training step, or one op in a test.
@@ -183,7 +195,7 @@ impl Step {
                 format!("dispatch {groups:?} exceeds {max} workgroups per dimension"),
             ));
         }
-        let pipeline = gpu.pipeline(kernel)?;
+        let pending = gpu.request_pipeline(kernel)?;
         let layout = gpu.bind_group_layout(&kernel.access)?;
         // Uniform blocks are 16-byte aligned in size.
         let mut words = params.to_vec();
@@ -226,7 +238,8 @@ impl Step {
         });
         self.dispatches.push(Dispatch {
             op,
-            pipeline,
+            pending,
+            pipeline: OnceLock::new(),
             bind_group,
             groups,
         });
@@ -251,6 +264,21 @@ impl Step {
         self.stats += other.stats;
     }
 
+    /// Wait until every pipeline this step dispatches is created (they are
+    /// built on the pipeline pool, side by side, while the step records);
+    /// the first creation error names its kernel. Submitting a step does
+    /// this first; calling it after recording reports a kernel that does
+    /// not compile at build time, and measures the build.
+    pub fn ready(&self) -> Result<()> {
+        for d in &self.dispatches {
+            if d.pipeline.get().is_none() {
+                let p = d.pending.wait()?;
+                let _ = d.pipeline.set(p);
+            }
+        }
+        Ok(())
+    }
+
     /// Number of recorded dispatches.
     pub fn len(&self) -> usize {
         self.dispatches.len()
@@ -267,7 +295,7 @@ impl Step {
 
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {
-            pass.set_pipeline(&d.pipeline);
+            pass.set_pipeline(d.pipeline());
             pass.set_bind_group(0, &d.bind_group, &[]);
             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
         }
@@ -276,8 +304,9 @@ impl Step {
 
 impl Gpu {
     /// Encode `steps`, in order, into ONE encoder and ONE compute pass, and
-    /// submit once. Does not wait.
-    pub fn submit(&self, steps: &[&Step]) -> wgpu::SubmissionIndex {
+    /// submit once. Does not wait (except, the first time, for the steps'
+    /// pipelines: [`Step::ready`]).
+    pub fn submit(&self, steps: &[&Step]) -> Result<wgpu::SubmissionIndex> {
         self.submit_then(steps, |_| {})
     }
 
@@ -289,7 +318,10 @@ impl Gpu {
         &self,
         steps: &[&Step],
         after: impl FnOnce(&mut wgpu::CommandEncoder),
-    ) -> wgpu::SubmissionIndex {
+    ) -> Result<wgpu::SubmissionIndex> {
+        for s in steps {
+            s.ready()?;
+        }
         let mut enc = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -305,12 +337,12 @@ impl Gpu {
             }
         }
         after(&mut enc);
-        self.queue.submit([enc.finish()])
+        Ok(self.queue.submit([enc.finish()]))
     }
 
     /// Submit `steps` in one submit and wait for them, reporting GPU errors.
     pub fn run(&self, steps: &[&Step]) -> Result<()> {
-        self.submit(steps);
+        self.submit(steps)?;
         let label = steps.first().map(|s| s.label.as_str()).unwrap_or("");
         self.sync(&format!("running step {label}"))
     }
@@ -319,6 +351,7 @@ impl Gpu {
     /// device has `TIMESTAMP_QUERY`, else by wall clock around a submit and
     /// wait per dispatch (which then includes the submit round trip).
     pub fn profile(&self, step: &Step) -> Result<Vec<DispatchTime>> {
+        step.ready()?;
         if self.features.contains(wgpu::Features::TIMESTAMP_QUERY) && !step.is_empty() {
             return self.profile_timestamps(step);
         }
@@ -328,6 +361,7 @@ impl Gpu {
                 label: step.label.clone(),
                 dispatches: vec![Dispatch {
                     op: d.op,
+                    pending: d.pending.clone(),
                     pipeline: d.pipeline.clone(),
                     bind_group: d.bind_group.clone(),
                     groups: d.groups,
@@ -378,7 +412,7 @@ impl Gpu {
                     end_of_pass_write_index: Some(2 * i as u32 + 1),
                 }),
             });
-            pass.set_pipeline(&d.pipeline);
+            pass.set_pipeline(d.pipeline());
             pass.set_bind_group(0, &d.bind_group, &[]);
             pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
         }

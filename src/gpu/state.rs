@@ -156,7 +156,9 @@ impl StepState {
             ));
         };
         let rb = &self.readbacks[readback];
-        let index = gpu.submit_then(steps, |enc| rb.encode(enc, &[&self.counters, &self.ring]));
+        let index = gpu
+            .submit_then(steps, |enc| rb.encode(enc, &[&self.counters, &self.ring]))
+            .inspect_err(|_| rb.release())?;
         Ok(InFlight {
             state: self,
             readback,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::train::options::DeviceArgs;
 use crate::train::session::{choose_preset, RunOptions};
 use crate::train::Preset;
 
@@ -45,6 +46,8 @@ pub struct CommonArgs {
     /// Replace a run already in --out.
     #[arg(long)]
     pub overwrite: bool,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 impl CommonArgs {

@@ -43,6 +43,8 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     let (preset, out) = (opts.preset, opts.out.as_path());
     let p = preset.gan();
     let dir = opts.data_dir();
+    // what the device held before this run: not this run's memory
+    let others = gpu.allocated_bytes();
     check_out(out, opts.resume, opts.overwrite)?;
     let lr_g = opts.lr.unwrap_or(p.lr_g);
     let config = GanConfig {
@@ -101,7 +103,8 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
         gan.param_count(),
         meta,
         |ck, path| gan.restore(gpu, ck, path),
-    )?;
+    )?
+    .excluding(others);
     let ts = gan.train_step(gpu, &session.state, &train_gpu)?;
     let schedule = Schedule {
         seed: config.seed,

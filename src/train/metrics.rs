@@ -49,6 +49,10 @@ pub struct EpochMetrics {
     /// checkpoint after the loop are not counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_blocking_waits: Option<u64>,
+    /// Seconds from process start to the first finished training step
+    /// ("ready in X s"), in the epoch that had it: the process's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_seconds: Option<f64>,
 }
 
 /// A run's metrics.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{AutotunePolicy, Gpu, GpuOptions};
 use crate::io::Checkpoint;
 use crate::train::out::resume_path;
 use crate::train::Preset;
@@ -63,10 +63,30 @@ impl RunOptions {
     }
 }
 
-/// Open the selected adapter and print one line naming it.
-pub fn open_gpu() -> Result<Gpu> {
-    let gpu = Gpu::new()?;
-    eprintln!("adapter: {}; {}", gpu.describe(), gpu.describe_kernels());
+/// Device options every example takes.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct DeviceArgs {
+    /// Time candidate GEMM tiles on this GPU when a model is built and keep
+    /// the fastest, cached per adapter, driver and shape in the cache
+    /// folder (default: on for GPUs, off for CPU drivers; also
+    /// VAE_VS_GAN_AUTOTUNE).
+    #[arg(long, value_enum)]
+    pub autotune: Option<AutotunePolicy>,
+}
+
+/// Open the selected adapter and print one line naming it, its kernel
+/// policy and the autotuner's setting.
+pub fn open_gpu(d: &DeviceArgs) -> Result<Gpu> {
+    let gpu = Gpu::with_options(GpuOptions {
+        autotune: d.autotune,
+        ..GpuOptions::default()
+    })?;
+    eprintln!(
+        "adapter: {}; {}; {}",
+        gpu.describe(),
+        gpu.describe_kernels(),
+        gpu.describe_autotune()
+    );
     Ok(gpu)
 }
 

@@ -18,7 +18,9 @@ use crate::train::{
     EpochProgress, EpochRun, Metrics, Preset,
 };
 
-pub use crate::train::options::{check_run, choose_preset, open_gpu, RunOptions, MAX_LATENT};
+pub use crate::train::options::{
+    check_run, choose_preset, open_gpu, DeviceArgs, RunOptions, MAX_LATENT,
+};
 pub use crate::train::out::{
     check_out, check_writable, create_out, resume_path, CHECKPOINT, RUN_FILES,
 };
@@ -235,6 +237,9 @@ pub struct Session<'a> {
     /// Where an interrupted `start_epoch` resumes.
     pub progress: Option<EpochProgress>,
     pub state: StepState,
+    /// Bytes others held on the device when the run began (a comparison's
+    /// data, earlier models): left out of the run's peaks.
+    others: u64,
 }
 
 impl<'a> Session<'a> {
@@ -281,7 +286,21 @@ impl<'a> Session<'a> {
             start_epoch,
             progress,
             state,
+            others: 0,
         })
+    }
+
+    /// Count this run's peak memory above `bytes`: what the device held
+    /// before the run allocated anything ([`Gpu::allocated_bytes`] then),
+    /// so a run on a shared device reports its own peak.
+    pub fn excluding(mut self, bytes: u64) -> Session<'a> {
+        self.others = bytes;
+        self
+    }
+
+    /// The device's peak since the last reset, less what others held.
+    fn own_peak(&self) -> u64 {
+        self.gpu.peak_bytes().saturating_sub(self.others)
     }
 
     /// Run epochs `start_epoch..epochs` of `step` over `data`. After each,
@@ -327,8 +346,9 @@ impl<'a> Session<'a> {
             };
             let outcome = run_epoch(self.gpu, step, &self.state, data, &ep, &pb)
                 .map_err(|e| stopped(e, self.out))?;
+            let own_peak = self.own_peak();
             let m = &mut self.metrics;
-            m.peak_train_gpu_bytes = m.peak_train_gpu_bytes.max(self.gpu.peak_bytes());
+            m.peak_train_gpu_bytes = m.peak_train_gpu_bytes.max(own_peak);
             m.note_allocator(self.gpu.allocator_report());
             let run = match outcome {
                 EpochOutcome::Done(run) => run,
@@ -339,8 +359,9 @@ impl<'a> Session<'a> {
             };
             let mut m = after(epoch, &run).map_err(|e| stopped(e, self.out))?;
             m.train_blocking_waits = Some(run.blocking_waits);
+            m.ready_seconds = run.ready_seconds;
             self.metrics.epochs.push(m);
-            self.metrics.peak_gpu_bytes = self.metrics.peak_gpu_bytes.max(self.gpu.peak_bytes());
+            self.metrics.peak_gpu_bytes = self.metrics.peak_gpu_bytes.max(self.own_peak());
             self.save(checkpoint()?, epoch + 1, None)?;
             if interrupt::requested() && epoch + 1 < plan.epochs {
                 return Err(self.interrupted(epoch + 1, 0, steps));

@@ -42,6 +42,8 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
     let p = preset.vae()?;
     let dataset = opts.dataset;
     let dir = opts.data_dir();
+    // what the device held before this run: not this run's memory
+    let others = gpu.allocated_bytes();
     check_out(out, opts.resume, opts.overwrite)?;
     let config = VaeConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
@@ -90,7 +92,8 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
         vae.param_count(),
         meta,
         |ck, path| vae.restore(gpu, ck, path),
-    )?;
+    )?
+    .excluding(others);
     let ts = vae.train_step(gpu, &session.state, &train_gpu)?;
     let schedule = Schedule {
         seed: config.seed,

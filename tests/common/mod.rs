@@ -18,6 +18,7 @@ pub fn gpu() -> &'static Gpu {
             limits: LimitsPolicy::WebGpuDefaults,
             timestamps: true,
             kernels: None,
+            autotune: None,
         };
         match Gpu::with_options(opts) {
             Ok(g) => {

@@ -94,7 +94,14 @@ pub fn gemm_kernel(
             .replace("{{SETUP}}", &gen_setup_direct(tile))
             .replace("{{ACC}}", &gen_acc(tile))
             .replace("{{INNER}}", &gen_inner_direct(tile, bk))
-            .replace("{{INNER1}}", &gen_inner_direct(tile, 1))
+            .replace(
+                "{{INNER1}}",
+                &if bk == 1 {
+                    String::new()
+                } else {
+                    gen_inner_direct(tile, 1)
+                },
+            )
             .replace("{{STORE}}", &gen_store(tile, main)),
     };
     src.push_str(&body);

@@ -19,20 +19,23 @@
 //! partial outputs that a second kernel sums in a fixed order: more
 //! workgroups, no float atomics, the same bits every run.
 //!
-//! Three files, one job each: [`policy`] (main loop, tile and split-K
-//! choice by shape), [`codegen`] (the WGSL of a variant at a tile) and
-//! [`record`] (recording a call and its split-K reduction).
+//! Four files, one job each: [`policy`] (main loop, tile and split-K
+//! choice by shape, for CPU drivers and for GPUs), [`tune`] (timing
+//! candidate choices per shape on the device, remembered per adapter),
+//! [`codegen`] (the WGSL of a variant at a tile) and [`record`] (recording
+//! a call and its split-K reduction).
 
 pub mod codegen;
 pub mod policy;
 pub mod record;
+pub mod tune;
 
 pub use crate::ops::epilogue::{epilogue_kernel, Dropout, EpiKind, Epilogue, Fused};
 pub(crate) use codegen::reduce_kernel;
 pub use codegen::{gemm_kernel, DySide};
 pub use policy::{
-    epilogue_test_tiles, test_tiles, GemmConfig, Main, Tile, AUTO_TILES, MIN_SPLIT_K,
-    TARGET_WORKGROUPS,
+    epilogue_test_tiles, gpu_tiles, test_tiles, Choice, GemmConfig, GemmShape, Main, Tile,
+    AUTO_TILES, GPU_TARGET_WORKGROUPS, MIN_SPLIT_K, TARGET_WORKGROUPS,
 };
 pub use record::BiasGrad;
 pub use record::Scratch;

@@ -1,5 +1,9 @@
-//! Which main loop, tile and split-K a GEMM of a given shape gets: the
-//! choices by shape, and the tile table the naga test builds.
+//! Which main loop, tile and split-K a GEMM of a given shape gets
+//! ([`Choice::of`]): the CPU driver's policy (the direct main, big register
+//! blocks, few workgroups: measured on lavapipe), the GPU policy (tile
+//! chains and split-K toward [`GPU_TARGET_WORKGROUPS`], at most 64
+//! accumulators per invocation), and the tile tables the naga and numerics
+//! tests build.
 
 use crate::error::{Error, Result};
 
@@ -26,6 +30,9 @@ impl Tile {
     pub const T64X64: Tile = Tile::new(64, 64, 16, 4, 4);
     /// 128x32 block, 4x4 per invocation, 256 invocations: narrow outputs.
     pub const T128X32: Tile = Tile::new(128, 32, 16, 4, 4);
+    /// 64x32 block, 4x4 per invocation, 128 invocations: narrow outputs
+    /// with few rows of tiles (GPU policy).
+    pub const T64X32: Tile = Tile::new(64, 32, 16, 4, 4);
     /// 256x4 block, 4x1 per invocation: one or a few output columns.
     pub const T256X4: Tile = Tile::new(256, 4, 8, 4, 1);
 
@@ -86,20 +93,68 @@ impl Tile {
         if n <= 8 {
             let bn = (n.max(1).next_power_of_two()) as u32;
             let lanes = m.div_ceil(16).clamp(1, 64) as u32;
-            Tile::new(16 * lanes, bn, 4, 16, bn)
+            Tile::new(16 * lanes, bn, DIRECT_UNROLL, 16, bn)
         } else if n <= 32 && m > 64 {
             // all columns per invocation, ~200 accumulators (the col2im
             // GEMM of convT 14->28 64->1, N = 25: 8 x 25 6.4 GFLOP/s wall,
             // 8 x 16 in 2 column lanes 5.7, 4 x 25 5.1, default 8 x 16 in
             // 4 lanes 3.8)
             let tm = (200 / n as u32).clamp(1, 16);
-            Tile::new(16 * tm, n as u32, 4, tm, n as u32)
+            Tile::new(16 * tm, n as u32, DIRECT_UNROLL, tm, n as u32)
         } else if m <= 64 {
-            let rs = m.max(1).div_ceil(32);
-            let tm = m.max(1).div_ceil(rs);
-            Tile::new((rs * tm) as u32, 64, 4, tm as u32, 8)
+            // 16 rows per row lane, as few lanes as M needs (rows are
+            // interleaved across lanes, so a spare lane would not idle)
+            let rs = m.max(1).div_ceil(16) as u32;
+            Tile::new(16 * rs, 64, DIRECT_UNROLL, 16, 8)
         } else {
-            Tile::new(128, if n > 64 { 128 } else { 64 }, 4, 8, 16)
+            Tile::new(128, if n > 64 { 128 } else { 64 }, DIRECT_UNROLL, 8, 16)
+        }
+    }
+
+    /// The GPU policy's tile for `main` at `shape`: the largest of its
+    /// chain ([`Tile::gpu_chain`]) whose grid has at least
+    /// [`GPU_TARGET_WORKGROUPS`] tiles, else the chain's smallest (split-K
+    /// then adds workgroups). Every GPU tile keeps at most 64 accumulators
+    /// per invocation (NVIDIA's 255-register budget holds them with the
+    /// loads and indices, where the CPU policy's 200-accumulator direct
+    /// blocks spill).
+    pub fn gpu_auto(main: Main, shape: GemmShape) -> Tile {
+        let chain = Tile::gpu_chain(main, shape.m, shape.n);
+        *chain
+            .iter()
+            .find(|t| shape.tiles(**t) >= GPU_TARGET_WORKGROUPS)
+            .unwrap_or(chain.last().expect("chains are not empty"))
+    }
+
+    /// The GPU tiles for `main` at an `m x n` output, largest first, each
+    /// the next one's block cut in half or quarter (more workgroups, fewer
+    /// FMAs per load).
+    /// - Tiled: [`Tile::auto`]'s tile, then down to 64x64 (64x32 for
+    ///   outputs <= 32 wide; 256x4 stays alone: only a forced tiled main
+    ///   gets it).
+    /// - Direct, N <= 8: all columns (rounded up to a power of two) and 2
+    ///   rows per invocation, 64 invocations: at most 16 accumulators
+    ///   (these GEMMs are bound by the loads of A, not by FMAs).
+    /// - Direct, otherwise (M <= 64 on the GPU policy): 16 rows (M <= 16)
+    ///   or 64 rows per workgroup, 4 x 4 per invocation over 64 columns,
+    ///   then 4 x 1 over 16.
+    pub fn gpu_chain(main: Main, m: usize, n: usize) -> Vec<Tile> {
+        match main {
+            Main::Tiled => match Tile::auto(m, n) {
+                Tile::T128X128 => vec![Tile::T128X128, Tile::T128X64, Tile::T64X64],
+                Tile::T256X64 => vec![Tile::T256X64, Tile::T128X64, Tile::T64X64],
+                Tile::T128X64 => vec![Tile::T128X64, Tile::T64X64],
+                Tile::T128X32 => vec![Tile::T128X32, Tile::T64X32],
+                t => vec![t],
+            },
+            Main::Direct if n <= 8 => {
+                let bn = n.max(1).next_power_of_two() as u32;
+                vec![Tile::new(128, bn, 4, 2, bn)]
+            }
+            Main::Direct => {
+                let rows = if m <= 16 { 16 } else { 64 };
+                vec![Tile::new(rows, 64, 4, 4, 4), Tile::new(rows, 16, 4, 4, 1)]
+            }
         }
     }
 
@@ -151,25 +206,48 @@ impl Main {
 }
 
 /// Main loop, tile and split-K choice for one GEMM. `Default` picks all
-/// three by shape.
+/// three by shape (and lets the autotuner time alternatives where it is on).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GemmConfig {
     /// `None`: [`Main::auto`].
     pub main: Option<Main>,
-    /// `None`: [`Tile::auto`] (tiled) or [`Tile::direct_auto`] (direct).
+    /// `None`: the policy's tile for the main: on a CPU driver
+    /// [`Tile::auto`] (tiled) or [`Tile::direct_auto`] (direct), on a GPU
+    /// [`Tile::gpu_auto`].
     pub tile: Option<Tile>,
     /// Conv backward data only: `Some(true)` GEMM + col2im, `Some(false)`
     /// by stride phases, `None`: col2im when Cin <= 8 (see
     /// [`crate::ops::conv2d::record_backward_data`]).
     pub col2im: Option<bool>,
-    /// `None`: a grid of at most half [`TARGET_WORKGROUPS`] tiles is split
-    /// along K until it has about that many workgroups, each split at
-    /// least [`MIN_SPLIT_K`] long.
+    /// `None`: a grid of at most half the target ([`TARGET_WORKGROUPS`] on
+    /// a CPU driver, [`GPU_TARGET_WORKGROUPS`] on a GPU) is split along K
+    /// until it has about that many workgroups, each split at least
+    /// [`MIN_SPLIT_K`] long.
     pub splits: Option<u32>,
 }
 
-/// Workgroups a dispatch should have before split-K stops adding more.
+impl GemmConfig {
+    /// True when the config leaves main, tile and split-K to the policy
+    /// (the autotuner may then replace the policy's choice).
+    pub fn is_open(&self) -> bool {
+        self.main.is_none() && self.tile.is_none() && self.splits.is_none()
+    }
+}
+
+/// Workgroups a dispatch should have before split-K stops adding more, on
+/// a CPU driver (lavapipe runs one workgroup per core at a time; more than
+/// a few dozen only adds partials to sum).
 pub const TARGET_WORKGROUPS: usize = 48;
+
+/// Workgroups a GPU dispatch should have before smaller tiles and split-K
+/// stop adding more. wgpu exposes no SM or CU count, so this is sized for
+/// the large end: an H200 has 132 SMs, and at the <= 64 accumulators the
+/// GPU tiles keep (about 100 registers per invocation) an SM holds two
+/// 256-invocation workgroups, so 512 is about two full waves there; a
+/// smaller GPU (an Apple M-series, a laptop part) gets a few more waves,
+/// which costs it nothing but the split-K partials (bounded by
+/// [`MIN_SPLIT_K`]).
+pub const GPU_TARGET_WORKGROUPS: usize = 512;
 
 /// The shortest K range a split may have: below it, a split's partial
 /// output and the reduction's read of it cost about what its FMAs do, and
@@ -177,6 +255,127 @@ pub const TARGET_WORKGROUPS: usize = 48;
 /// the discriminator's head, was 8 partials and a second dispatch for 1 K
 /// FMAs per output).
 pub const MIN_SPLIT_K: usize = 256;
+
+/// The sizes a GEMM's choice depends on: `m x n` output, reduction length
+/// `k`, `slices` independent GEMMs in one dispatch (the stride phases of a
+/// conv backward data; workgroup z).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GemmShape {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub slices: u32,
+}
+
+impl GemmShape {
+    /// Output tiles of one split at `tile`, over all slices.
+    pub fn tiles(&self, tile: Tile) -> usize {
+        self.m.div_ceil(tile.bm as usize).max(1)
+            * self.n.div_ceil(tile.bn as usize).max(1)
+            * self.slices as usize
+    }
+
+    /// The number of K splits `splits` asks for, after rounding each
+    /// split's length up to a multiple of BK and dropping empty splits
+    /// (idempotent: the effective count maps to itself).
+    pub fn effective_splits(&self, tile: Tile, splits: u32) -> u32 {
+        let bk = tile.bk as usize;
+        let ksplit = self.k.div_ceil(splits.max(1) as usize).div_ceil(bk).max(1) * bk;
+        self.k.div_ceil(ksplit).max(1) as u32
+    }
+
+    /// The policy's split count at `tile`: only a grid of at most half
+    /// `target` tiles is split (a fuller one gains at most 2x occupancy,
+    /// which the reduction's pass and dispatch eat), into about `target`
+    /// workgroups, each split at least [`MIN_SPLIT_K`] (and 4 BK) long.
+    pub fn auto_splits(&self, tile: Tile, target: usize) -> u32 {
+        let tiles = self.tiles(tile);
+        let s = if 2 * tiles <= target {
+            target
+                .div_ceil(tiles)
+                .min(self.k / MIN_SPLIT_K.max(4 * tile.bk as usize))
+                .max(1)
+        } else {
+            1
+        };
+        self.effective_splits(tile, s as u32)
+    }
+}
+
+/// What a GEMM runs: main loop, tile, and the number of K splits (already
+/// effective: see [`GemmShape::effective_splits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Choice {
+    pub main: Main,
+    pub tile: Tile,
+    pub splits: u32,
+}
+
+impl Choice {
+    /// The choice of `cfg` for `shape` under the CPU (`cpu`) or GPU
+    /// policy: what `cfg` forces, the policy's default for the rest.
+    pub fn of(cpu: bool, shape: GemmShape, cfg: &GemmConfig) -> Choice {
+        let (m, n) = (shape.m, shape.n);
+        let main = cfg.main.unwrap_or_else(|| Main::auto(cpu, m, n));
+        let tile = cfg.tile.unwrap_or_else(|| match (cpu, main) {
+            (true, Main::Tiled) => Tile::auto(m, n),
+            (true, Main::Direct) => Tile::direct_auto(m, n),
+            (false, _) => Tile::gpu_auto(main, shape),
+        });
+        let target = if cpu {
+            TARGET_WORKGROUPS
+        } else {
+            GPU_TARGET_WORKGROUPS
+        };
+        let splits = match cfg.splits {
+            Some(s) => shape.effective_splits(tile, s),
+            None => shape.auto_splits(tile, target),
+        };
+        Choice { main, tile, splits }
+    }
+
+    /// The choice in the tuning cache's words: `Direct 128x4x4 2x4 s3`.
+    pub fn encode(&self) -> String {
+        let Tile { bm, bn, bk, tm, tn } = self.tile;
+        format!("{:?} {bm}x{bn}x{bk} {tm}x{tn} s{}", self.main, self.splits)
+    }
+
+    /// Parse [`Choice::encode`]'s words; the tile is checked against the
+    /// main (a cache file is never trusted blindly).
+    pub fn decode(s: &str) -> Result<Choice> {
+        let bad = || Error::invalid("gemm", format!("{s:?} is no GEMM choice"));
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        let [main, block, thread, splits] = parts[..] else {
+            return Err(bad());
+        };
+        let main = match main {
+            "Tiled" => Main::Tiled,
+            "Direct" => Main::Direct,
+            _ => return Err(bad()),
+        };
+        let nums = |t: &str, n: usize| -> Result<Vec<u32>> {
+            let v = t
+                .split('x')
+                .map(|x| x.parse::<u32>().map_err(|_| bad()))
+                .collect::<Result<Vec<u32>>>()?;
+            if v.len() == n {
+                Ok(v)
+            } else {
+                Err(bad())
+            }
+        };
+        let b = nums(block, 3)?;
+        let t = nums(thread, 2)?;
+        let splits = splits
+            .strip_prefix('s')
+            .and_then(|x| x.parse::<u32>().ok())
+            .filter(|&x| x >= 1)
+            .ok_or_else(bad)?;
+        let tile = Tile::new(b[0], b[1], b[2], t[0], t[1]);
+        tile.check(main)?;
+        Ok(Choice { main, tile, splits })
+    }
+}
 
 /// Every tiled-main tile a default config can pick, for the naga test.
 pub const AUTO_TILES: [Tile; 6] = [
@@ -198,8 +397,42 @@ pub fn epilogue_test_tiles() -> Vec<(Main, Tile)> {
     ]
 }
 
+/// Every (main, tile) the GPU policy or the autotuner can pick for a config
+/// that forces nothing: the chains of [`Tile::gpu_chain`] over all shapes.
+/// The numerics tests (tests/tune.rs) force each of them.
+pub fn gpu_tiles() -> Vec<(Main, Tile)> {
+    let mut v = Vec::new();
+    // (m, n) pairs reaching every branch of Tile::auto and Tile::gpu_chain
+    let shapes = [
+        (1000, 100),
+        (5000, 50),
+        (1000, 50),
+        (1000, 20),
+        (1000, 1),
+        (1000, 2),
+        (1000, 3),
+        (1000, 8),
+        (10, 100),
+        (40, 100),
+    ];
+    for main in [Main::Tiled, Main::Direct] {
+        for (m, n) in shapes {
+            if main == Main::Tiled && n <= 4 {
+                continue; // 256x4: forced only
+            }
+            for t in Tile::gpu_chain(main, m, n) {
+                if !v.contains(&(main, t)) {
+                    v.push((main, t));
+                }
+            }
+        }
+    }
+    v
+}
+
 /// (main, tile) pairs the naga test builds for every variant: the tiled
-/// tiles and representative direct tiles (N = 1, 3 -> 4, 8; M = 25, 3).
+/// tiles, representative direct tiles of the CPU policy (N = 1, 3 -> 4, 8;
+/// M = 25, 3) and every GPU policy tile.
 pub fn test_tiles() -> Vec<(Main, Tile)> {
     let mut v: Vec<(Main, Tile)> = AUTO_TILES.iter().map(|&t| (Main::Tiled, t)).collect();
     for (m, n) in [
@@ -215,5 +448,12 @@ pub fn test_tiles() -> Vec<(Main, Tile)> {
     ] {
         v.push((Main::Direct, Tile::direct_auto(m, n)));
     }
+    for p in gpu_tiles() {
+        if !v.contains(&p) {
+            v.push(p);
+        }
+    }
     v
 }
+
+pub const DIRECT_UNROLL: u32 = 1;

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{grid, Gpu, Step, Tensor};
 use crate::ops::epilogue::{EpiKind, Epilogue, Fused};
 use crate::ops::gemm::codegen::{gemm_kernel, reduce_kernel, DySide};
-use crate::ops::gemm::policy::{GemmConfig, Main, Tile, MIN_SPLIT_K, TARGET_WORKGROUPS};
+use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape};
+use crate::ops::gemm::tune;
 
 /// Intermediate buffers a recorded op owns (split-K partials). Keep it as
 /// long as the step it was recorded into: it holds their memory accounting
@@ -102,6 +103,16 @@ impl<'a> GemmCall<'a> {
         }
     }
 
+    /// The sizes the policy and the tuner choose by.
+    pub fn shape(&self) -> GemmShape {
+        GemmShape {
+            m: self.m,
+            n: self.n,
+            k: self.k,
+            slices: self.slices,
+        }
+    }
+
     /// This call with `f`'s bias and epilogue (its bias gradient is the
     /// op's to place: see [`BiasGrad`]).
     pub fn with(mut self, f: &Fused<'a>) -> GemmCall<'a> {
@@ -117,38 +128,39 @@ fn u(op: &'static str, v: usize) -> Result<u32> {
 }
 
 /// Record one GEMM (and its split-K reduction). Shapes are the caller's to
-/// check; this checks only the tile and the 32-bit index range.
+/// check; this checks only the tile and the 32-bit index range. A config
+/// that forces nothing takes the autotuner's choice where it is on
+/// ([`Gpu::autotune`]), else the policy's ([`Choice::of`]).
 pub(crate) fn record(
     gpu: &Gpu,
     step: &mut Step,
     call: &GemmCall,
     cfg: &GemmConfig,
 ) -> Result<Scratch> {
-    let op = call.op;
-    let main = cfg
-        .main
-        .unwrap_or_else(|| Main::auto(gpu.cpu_kernels(), call.m, call.n));
-    let tile = cfg.tile.unwrap_or_else(|| match main {
-        Main::Tiled => Tile::auto(call.m, call.n),
-        Main::Direct => Tile::direct_auto(call.m, call.n),
-    });
-    tile.check(main)?;
-    let (bm, bn, bk) = (tile.bm as usize, tile.bn as usize, tile.bk as usize);
-    let tiles_m = call.m.div_ceil(bm).max(1);
-    let tiles_n = call.n.div_ceil(bn).max(1);
-    let tiles = tiles_m * tiles_n * call.slices as usize;
-    let nsplit = match cfg.splits {
-        Some(s) => s.max(1) as usize,
-        // split only a grid under half the target: a fuller one gains at
-        // most 2x occupancy, which the reduction's pass and dispatch eat
-        None if 2 * tiles <= TARGET_WORKGROUPS => TARGET_WORKGROUPS
-            .div_ceil(tiles)
-            .min(call.k / MIN_SPLIT_K.max(4 * bk))
-            .max(1),
-        None => 1,
+    let choice = if cfg.is_open() && gpu.autotune() {
+        tune::choose(gpu, call)?
+    } else {
+        Choice::of(gpu.cpu_kernels(), call.shape(), cfg)
     };
+    record_choice(gpu, step, call, choice)
+}
+
+/// Record `call` as `choice` says (the tuner times candidates through
+/// this too).
+pub(crate) fn record_choice(
+    gpu: &Gpu,
+    step: &mut Step,
+    call: &GemmCall,
+    choice: Choice,
+) -> Result<Scratch> {
+    let op = call.op;
+    let Choice { main, tile, splits } = choice;
+    tile.check(main)?;
+    let bk = tile.bk as usize;
+    let tiles_m = call.m.div_ceil(tile.bm as usize).max(1);
+    let tiles_n = call.n.div_ceil(tile.bn as usize).max(1);
     // K per split, a multiple of BK; then drop empty splits
-    let ksplit = call.k.div_ceil(nsplit).div_ceil(bk).max(1) * bk;
+    let ksplit = call.k.div_ceil(splits.max(1) as usize).div_ceil(bk).max(1) * bk;
     let nsplit = call.k.div_ceil(ksplit).max(1);
     if call.k >= 1 << 24 {
         // the kernels split k with an f32 division, exact below 2^24

@@ -1,0 +1,280 @@
+//! The GEMM autotuner: when a model is built on a device where
+//! [`Gpu::autotune`] is on, each distinct GEMM shape times a handful of
+//! candidate (main, tile, split-K) choices and keeps the fastest.
+//!
+//! - Candidates ([`candidates`]): the policy's default first, then split-K
+//!   variants of it, the neighbouring tiles of its chain and the other main
+//!   loop; at most [`MAX_CANDIDATES`], all drawn from tiles the numerics
+//!   tests force ([`crate::ops::gemm::gpu_tiles`] on the GPU policy; the CPU
+//!   policy only varies split-K of its default tile).
+//! - Timing: on scratch tensors of the call's sizes (never the call's own:
+//!   its output may alias live training state) with the plain epilogue (the
+//!   bias gradient, which adds workgroups, is kept); one warm-up run, then
+//!   [`REPS`] timed runs ([`Gpu::profile`]: GPU timestamps, or the wall
+//!   clock where the device has none), the fastest run counting. The default
+//!   stays unless a candidate beats it by [`MARGIN`] (timing noise must not
+//!   flip choices, and so summation orders, between machines of one kind).
+//! - Memory: the choice is stored in the device's tuning table
+//!   ([`Gpu::set_tuned`], cached per adapter and driver), so a second run
+//!   takes it without timing and computes the same bits. A stored choice
+//!   that does not parse, fails [`crate::ops::gemm::Tile::check`] or is not
+//!   among today's candidates for the shape is ignored with one warning and
+//!   the shape is tuned again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::error::Result;
+use crate::gpu::context::MemoryCounter;
+use crate::gpu::disk_cache::warn_once;
+use crate::gpu::{Gpu, Step, Tensor};
+use crate::ops::epilogue::Epilogue;
+use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape, Main, Tile, MIN_SPLIT_K};
+use crate::ops::gemm::record::{record_choice, GemmCall};
+
+/// Candidates timed per shape, the default included.
+pub const MAX_CANDIDATES: usize = 6;
+
+/// Timed runs per candidate after the warm-up.
+pub const REPS: usize = 5;
+
+/// How much faster than the default a candidate must be to replace it.
+pub const MARGIN: f64 = 0.03;
+
+/// What the tuner did on one device in this process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TuneStats {
+    /// Shapes whose candidates were timed.
+    pub timed: usize,
+    /// Shapes whose choice came from the tuning table (this run's or a
+    /// cached file's) without timing.
+    pub cached: usize,
+    /// (key, choice) of every shape resolved either way, in order.
+    pub choices: Vec<(String, Choice)>,
+}
+
+/// Per-device statistics, keyed by the address of the device's memory
+/// counter (wgpu's device ids repeat across instances). The entry keeps a
+/// weak reference to it, which holds the allocation (not the device), so
+/// no later device can reuse the address and inherit the counts.
+static STATS: Mutex<Option<HashMap<usize, DeviceStats>>> = Mutex::new(None);
+
+/// One device's entry in [`STATS`].
+type DeviceStats = (Weak<MemoryCounter>, TuneStats);
+
+/// Held while a shape is looked up and tuned: two recorders of one shape
+/// time it once, and no two tunings time against each other.
+static TUNING: Mutex<()> = Mutex::new(());
+
+fn device_id(gpu: &Gpu) -> usize {
+    Arc::as_ptr(&gpu.memory) as usize
+}
+
+fn note(gpu: &Gpu, timed: bool, key: &str, choice: Choice) {
+    let mut g = STATS.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, s) = g
+        .get_or_insert_with(HashMap::new)
+        .entry(device_id(gpu))
+        .or_insert_with(|| (Arc::downgrade(&gpu.memory), TuneStats::default()));
+    if timed {
+        s.timed += 1;
+    } else {
+        s.cached += 1;
+    }
+    s.choices.push((key.to_string(), choice));
+}
+
+/// What the tuner did on `gpu`'s device in this process so far.
+pub fn stats(gpu: &Gpu) -> TuneStats {
+    let g = STATS.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_ref()
+        .and_then(|m| m.get(&device_id(gpu)).map(|e| e.1.clone()))
+        .unwrap_or_default()
+}
+
+/// The tuning table's key for `call` under the CPU or GPU policy: every
+/// size that affects speed (variant sections, bias-gradient side and size,
+/// m, n, k, slices, conv geometry) and the policy; not the epilogue (the
+/// tuner times without it) nor the op's name.
+fn key(cpu: bool, call: &GemmCall) -> String {
+    let g = &call.geo;
+    let bg = call.bias_grad.map_or("none".to_string(), |b| {
+        format!("{:?}{}x{}", b.side, b.rows, b.cols)
+    });
+    format!(
+        "gemm v1 {} {} bg {bg} m{} n{} k{} z{} geo {} {}x{}x{} {}x{}x{} k{}x{} s{} p{},{}",
+        if cpu { "cpu" } else { "gpu" },
+        call.sections.join("+"),
+        call.m,
+        call.n,
+        call.k,
+        call.slices,
+        g.batch,
+        g.h,
+        g.w,
+        g.cin,
+        g.oh,
+        g.ow,
+        g.cout,
+        g.kh,
+        g.kw,
+        g.stride,
+        g.pad_y,
+        g.pad_x
+    )
+}
+
+/// The choices the tuner times for `shape` under the CPU (`cpu`) or GPU
+/// policy, the policy's default first, without duplicates, at most
+/// [`MAX_CANDIDATES`]:
+/// 1. the default;
+/// 2. its tile with split-K off (when it splits) or doubled, or with 2 and
+///    4 splits (when it does not and K allows splits of [`MIN_SPLIT_K`]);
+/// 3. GPU policy only: the next smaller and next larger tile of its chain
+///    (each with the policy's splits), and the other main loop's tile
+///    unless the output is <= 8 wide (there the tiled main holds a few
+///    FMAs per barrier).
+pub fn candidates(cpu: bool, shape: GemmShape) -> Vec<Choice> {
+    let d = Choice::of(cpu, shape, &GemmConfig::default());
+    let mut v = vec![d];
+    let mut push = |c: Choice| {
+        if v.len() < MAX_CANDIDATES && !v.contains(&c) {
+            v.push(c);
+        }
+    };
+    let with_splits = |s: u32| Choice {
+        splits: shape.effective_splits(d.tile, s),
+        ..d
+    };
+    let k_blocks = shape.k.div_ceil(d.tile.bk as usize);
+    if d.splits > 1 {
+        push(with_splits(1));
+        if k_blocks >= 2 * d.splits as usize {
+            push(with_splits(2 * d.splits));
+        }
+    } else {
+        for s in [2u32, 4] {
+            if shape.k >= s as usize * MIN_SPLIT_K {
+                push(with_splits(s));
+            }
+        }
+    }
+    if cpu {
+        return v;
+    }
+    let forced = |main: Main, tile: Tile| {
+        let cfg = GemmConfig {
+            main: Some(main),
+            tile: Some(tile),
+            ..GemmConfig::default()
+        };
+        Choice::of(cpu, shape, &cfg)
+    };
+    let chain = Tile::gpu_chain(d.main, shape.m, shape.n);
+    if let Some(i) = chain.iter().position(|t| *t == d.tile) {
+        if let Some(&t) = chain.get(i + 1) {
+            push(forced(d.main, t));
+        }
+        if let Some(&t) = i.checked_sub(1).and_then(|j| chain.get(j)) {
+            push(forced(d.main, t));
+        }
+    }
+    if shape.n > 8 {
+        let other = match d.main {
+            Main::Tiled => Main::Direct,
+            Main::Direct => Main::Tiled,
+        };
+        push(forced(other, Tile::gpu_auto(other, shape)));
+    }
+    v
+}
+
+/// The choice for `call` on `gpu`: the tuning table's when it holds a
+/// valid one, else the fastest candidate, timed now and stored.
+pub(crate) fn choose(gpu: &Gpu, call: &GemmCall) -> Result<Choice> {
+    let cpu = gpu.cpu_kernels();
+    let shape = call.shape();
+    let cands = candidates(cpu, shape);
+    let default = cands[0];
+    let empty = call.a.numel() == 0 || call.b.numel() == 0 || call.out.numel() == 0;
+    if cands.len() == 1 || empty || call.k >= 1 << 24 {
+        // nothing to choose between, or a call record() refuses
+        return Ok(default);
+    }
+    let _held = TUNING.lock().unwrap_or_else(|e| e.into_inner());
+    let key = key(cpu, call);
+    if let Some(stored) = gpu.tuned(&key) {
+        match Choice::decode(&stored) {
+            Ok(c) if cands.contains(&c) => {
+                note(gpu, false, &key, c);
+                return Ok(c);
+            }
+            Ok(_) => warn_once(&format!(
+                "ignoring the tuned GEMM choice {stored:?} for {key:?}: not a candidate \
+                 for this shape (a foreign or older cache); tuning it again"
+            )),
+            Err(e) => warn_once(&format!(
+                "ignoring the tuned GEMM choice for {key:?} ({e}); tuning it again"
+            )),
+        }
+    }
+    let Some(best) = time_candidates(gpu, call, &cands)? else {
+        return Ok(default);
+    };
+    gpu.set_tuned(&key, &best.encode());
+    note(gpu, true, &key, best);
+    Ok(best)
+}
+
+/// Time every candidate of `call` on scratch tensors; the fastest, or the
+/// default unless one beats it by [`MARGIN`]. `None` when the default
+/// itself could not be timed (then nothing is stored).
+fn time_candidates(gpu: &Gpu, call: &GemmCall, cands: &[Choice]) -> Result<Option<Choice>> {
+    let a = Tensor::zeros(gpu, &[call.a.numel()], "autotune A")?;
+    let b = Tensor::zeros(gpu, &[call.b.numel()], "autotune B")?;
+    let out = Tensor::zeros(gpu, &[call.out.numel()], "autotune C")?;
+    let scratch_call = GemmCall {
+        a: &a,
+        b: &b,
+        out: &out,
+        bias: None,
+        bias_off: 0,
+        epi: Epilogue::NONE,
+        ..*call
+    };
+    let mut times = Vec::with_capacity(cands.len());
+    for &c in cands {
+        match time_one(gpu, &scratch_call, c) {
+            Ok(t) => times.push((c, t)),
+            Err(e) => warn_once(&format!(
+                "autotune: skipping {} for {}: {e}",
+                c.encode(),
+                call.op
+            )),
+        }
+    }
+    let Some(&(d, td)) = times.first().filter(|(c, _)| *c == cands[0]) else {
+        return Ok(None);
+    };
+    let best = times
+        .iter()
+        .copied()
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .filter(|&(_, t)| t < td * (1.0 - MARGIN))
+        .map_or(d, |(c, _)| c);
+    Ok(Some(best))
+}
+
+/// Seconds of the fastest of [`REPS`] runs of `call` as `choice`, after a
+/// warm-up run.
+fn time_one(gpu: &Gpu, call: &GemmCall, choice: Choice) -> Result<f64> {
+    let mut step = Step::new("autotune");
+    let _scratch = record_choice(gpu, &mut step, call, choice)?;
+    gpu.run(&[&step])?;
+    let mut best = f64::INFINITY;
+    for _ in 0..REPS {
+        let t: f64 = gpu.profile(&step)?.iter().map(|d| d.seconds).sum();
+        best = best.min(t);
+    }
+    Ok(best)
+}
