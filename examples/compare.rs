@@ -19,6 +19,14 @@ struct Args {
     /// Preset of both models (default: article on a GPU, smoke on a CPU adapter).
     #[arg(long, value_enum)]
     preset: Option<Preset>,
+    /// The VAE's preset, when it differs from --preset.
+    #[arg(long, value_enum)]
+    vae_preset: Option<Preset>,
+    /// The GAN's preset, when it differs from --preset (e.g. `--preset
+    /// article --gan-preset dcgan`: the article's VAE against the GAN in
+    /// the setting GANs are usually judged in).
+    #[arg(long, value_enum)]
+    gan_preset: Option<Preset>,
     /// Train and score seeds 0..N and report mean and standard deviation
     /// (verdicts need at least 3; default 3 for the article preset, else 1).
     #[arg(long)]
@@ -68,6 +76,8 @@ fn run() -> anyhow::Result<()> {
     let a = Args::parse();
     let gpu = open_gpu(&a.device)?;
     let mut o = CompareOptions::new(choose_preset(&gpu, a.preset), &a.out);
+    o.vae_preset = a.vae_preset;
+    o.gan_preset = a.gan_preset;
     if let Some(n) = a.seeds {
         o.seeds = n;
     }

@@ -7,7 +7,7 @@
 //! default `target/kernels`)
 //!
 //! The modules are those of `vae_vs_gan::all_kernels()` (every kernel
-//! family at representative parameters: what tests/shaders.rs validates
+//! family at representative parameters: what tests/it/shaders.rs validates
 //! with naga) plus every module the three models compile (read back from
 //! the pipeline cache, `Gpu::compiled_kernels`) under both kernel policies
 //! (`gpu`: a discrete GPU's GEMM choices, `cpu`: a CPU driver's), with

@@ -7,7 +7,7 @@
 //! noise `eps` (Philox, seed 7, stream 9).
 //!
 //! GAN: for each discriminator head, the check's GAN of
-//! `tests/gan_check_model` (latent 2, batch 8, seed 7, NOT trained: the
+//! `tests/it/gan_check_model.rs` (latent 2, batch 8, seed 7, NOT trained: the
 //! seeded init with its batch norms and biases overwritten by exact
 //! hash-derived values, so a test can rebuild it bit for bit without a 5 MB
 //! fixture), its checkpoint, and in eval mode the engine's images
@@ -22,7 +22,7 @@
 //! `python tools/check_with_pytorch.py OUT_DIR [--model gan]` prints
 //! PyTorch's numbers beside the engine's. See tools/README.md.
 
-#[path = "../tests/gan_check_model/mod.rs"]
+#[path = "../tests/it/gan_check_model.rs"]
 mod gan_check_model;
 
 use std::path::{Path, PathBuf};

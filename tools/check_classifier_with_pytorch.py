@@ -3,7 +3,7 @@
 into its PyTorch twin, print its MNIST test accuracy, and write the test
 fixture tests/fixtures/classifier_pytorch_check.json: the penultimate
 features and class probabilities of the first 16 test images, float64, for
-tests/classifier.rs to compare with the engine's.
+tests/it/classifier.rs to compare with the engine's.
 
 Usage (from the repository root; see tools/README.md):
 

@@ -9,7 +9,7 @@ Usage (from the repository root; see tools/README.md):
     /path/to/venv/bin/python tools/check_with_pytorch.py target/pytorch_check
     /path/to/venv/bin/python tools/check_with_pytorch.py target/pytorch_check --model gan
 
-    # and, to refresh the committed test fixtures (tests/pytorch_check.rs):
+    # and, to refresh the committed test fixtures (tests/it/pytorch_check.rs):
     /path/to/venv/bin/python tools/check_with_pytorch.py target/pytorch_check \
         [--model gan] --write-fixture tests/fixtures
 
@@ -299,7 +299,7 @@ def fmt_f32_exact(v):
 
 
 def fnv1a_weights(weights):
-    """FNV-1a 64 of the weights as tests/gan_check_model/mod.rs's
+    """FNV-1a 64 of the weights as tests/it/gan_check_model.rs's
     `weights_hash`: per tensor in name order, the name's bytes, a zero byte,
     the float32 little-endian bytes; folded to 52 bits."""
     h = 0xCBF29CE484222325
@@ -397,7 +397,7 @@ def main_gan(args):
                                                      ", ".join(fmt_f32_exact(v) for v in t.flatten().tolist()))
         lines = [
             ("description", json.dumps(
-                "The engine GAN of tests/gan_check_model (latent 2, seed 7, untrained: seeded init with "
+                "The engine GAN of tests/it/gan_check_model.rs (latent 2, seed 7, untrained: seeded init with "
                 "hash-derived batch norms and biases), rebuilt by the test and pinned by "
                 "<head>_weights_hash; PyTorch's float64 eval-mode outputs (tools/check_with_pytorch.py "
                 "--model gan): torch_images = G(z) [N, 784] (same for both heads), and per discriminator "

@@ -19,7 +19,14 @@ pub const MIN_SAMPLES: usize = 10;
 /// What to compare and where to write it.
 #[derive(Clone, Debug)]
 pub struct CompareOptions {
+    /// The comparison's preset: sample counts, and each model's preset
+    /// unless `vae_preset` / `gan_preset` say otherwise.
     pub preset: Preset,
+    /// The VAE's training preset (default: `preset`).
+    pub vae_preset: Option<Preset>,
+    /// The GAN's training preset (default: `preset`), e.g. `dcgan`, the
+    /// setting GANs are usually judged in, beside the article's VAE.
+    pub gan_preset: Option<Preset>,
     /// Seeds `0..seeds`, each a VAE and a GAN trained and scored.
     pub seeds: usize,
     /// Samples scored per model (default: the preset's).
@@ -51,6 +58,8 @@ impl CompareOptions {
     pub fn new(preset: Preset, out: &Path) -> CompareOptions {
         CompareOptions {
             preset,
+            vae_preset: None,
+            gan_preset: None,
             seeds: if preset == Preset::Article {
                 MIN_SEEDS
             } else {
@@ -80,13 +89,49 @@ impl CompareOptions {
         (self.samples.unwrap_or(s), self.iwae_images.unwrap_or(i))
     }
 
+    /// The preset the VAE trains with.
+    pub fn vae_preset(&self) -> Preset {
+        self.vae_preset.unwrap_or(self.preset)
+    }
+
+    /// The preset the GAN trains with.
+    pub fn gan_preset(&self) -> Preset {
+        self.gan_preset.unwrap_or(self.preset)
+    }
+
+    /// The presets in words: `article`, or `vae article, gan dcgan`.
+    pub fn preset_label(&self) -> String {
+        let (v, g) = (self.vae_preset(), self.gan_preset());
+        if v == g {
+            v.name().to_string()
+        } else {
+            format!("vae {}, gan {}", v.name(), g.name())
+        }
+    }
+
+    /// The preset of the two models trained least (smoke or tiny, if
+    /// either is): what decides whether there can be a verdict.
+    pub fn weakest_preset(&self) -> Preset {
+        let short = |p: Preset| matches!(p, Preset::Smoke | Preset::Tiny);
+        [self.vae_preset(), self.gan_preset()]
+            .into_iter()
+            .find(|&p| short(p))
+            .unwrap_or(self.vae_preset())
+    }
+
     pub(crate) fn seed_dir(&self, seed: usize, model: &str) -> PathBuf {
         self.out.join(format!("seed-{seed}")).join(model)
     }
 
-    /// The training run of `model` ("vae" or "gan") for `seed`.
-    pub(crate) fn run_options(&self, seed: usize, model: &str) -> RunOptions {
-        let mut r = RunOptions::new(self.preset, &self.seed_dir(seed, model));
+    /// The training run of `model` ("vae" or "gan") for `seed`, at that
+    /// model's preset.
+    pub fn run_options(&self, seed: usize, model: &str) -> RunOptions {
+        let preset = if model == "gan" {
+            self.gan_preset()
+        } else {
+            self.vae_preset()
+        };
+        let mut r = RunOptions::new(preset, &self.seed_dir(seed, model));
         r.seed = seed as u64;
         r.overwrite = self.overwrite;
         r.resume = self.resume && r.out.join(CHECKPOINT).is_file();
@@ -114,6 +159,13 @@ fn available_memory() -> Option<u64> {
 /// Refuse what cannot work before anything is trained or written.
 pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
     let (samples, iwae_images) = o.sizes();
+    if o.vae_ckpt.is_none() && o.vae_preset().vae().is_err() {
+        return Err(invalid(format!(
+            "{} is a GAN preset and has no VAE: pass --vae-preset article (or smoke, \
+             tiny) beside it",
+            o.vae_preset().name()
+        )));
+    }
     if o.seeds == 0 {
         return Err(invalid("--seeds must be at least 1"));
     }

@@ -41,7 +41,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
         .map(|p| load_gan(gpu, p))
         .transpose()?;
     if loaded_vae.is_none() {
-        opts.preset.vae()?;
+        opts.vae_preset().vae()?;
     }
     let classifier = Classifier::new(
         gpu,
@@ -144,10 +144,10 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     }
 
     write_pictures(&opts.out, &pics, &real.test)?;
-    let enough = sufficiency(opts.preset.name(), opts.seeds);
+    let enough = sufficiency(opts.weakest_preset().name(), opts.seeds);
     let report = Report {
         adapter: AdapterDesc::of(gpu),
-        preset: opts.preset.name().into(),
+        preset: opts.preset_label(),
         seeds: opts.seeds,
         samples,
         reference_images: real.n_ref(),

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::pipeline::PipelineCache;
-use crate::gpu::tune_table::TuneTable;
+use crate::gpu::tune_table::{TuneEvent, TuneTable};
 
 /// Environment variable that picks an adapter by index (as listed by
 /// `cargo run --example adapters`) or by a case-insensitive name substring.
@@ -18,7 +18,7 @@ pub const KERNELS_ENV: &str = "VAE_VS_GAN_KERNELS";
 /// `Auto` picks by adapter type; `Gpu` and `Cpu` force what it would pick
 /// on a discrete GPU or on a CPU driver, whatever the adapter, so a CPU
 /// driver can run (and CI can test) exactly what a GPU would execute.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum KernelPolicy {
     #[default]
     Auto,
@@ -27,9 +27,6 @@ pub enum KernelPolicy {
 }
 
 impl KernelPolicy {
-    /// The names `VAE_VS_GAN_KERNELS` takes.
-    pub const NAMES: [&'static str; 3] = ["auto", "gpu", "cpu"];
-
     pub fn name(self) -> &'static str {
         match self {
             KernelPolicy::Auto => "auto",
@@ -41,26 +38,12 @@ impl KernelPolicy {
     /// Parse a policy name (case-insensitive); an unknown one is refused
     /// with the valid ones.
     pub fn parse(s: &str) -> Result<KernelPolicy> {
-        match s.trim().to_lowercase().as_str() {
-            "auto" | "" => Ok(KernelPolicy::Auto),
-            "gpu" => Ok(KernelPolicy::Gpu),
-            "cpu" => Ok(KernelPolicy::Cpu),
-            _ => Err(Error::invalid(
-                "VAE_VS_GAN_KERNELS",
-                format!(
-                    "{s:?} is no kernel policy: use one of {}",
-                    Self::NAMES.join(", ")
-                ),
-            )),
-        }
+        parse_named(KERNELS_ENV, "kernel policy", s)
     }
 
     /// The policy `VAE_VS_GAN_KERNELS` names (`Auto` when unset).
     pub fn from_env() -> Result<KernelPolicy> {
-        match std::env::var(KERNELS_ENV) {
-            Ok(s) => KernelPolicy::parse(&s),
-            Err(_) => Ok(KernelPolicy::Auto),
-        }
+        named_from_env(KERNELS_ENV, "kernel policy")
     }
 
     /// Whether this policy makes the CPU-driver choices on an adapter of
@@ -90,32 +73,44 @@ pub enum AutotunePolicy {
 }
 
 impl AutotunePolicy {
-    /// The names `--autotune` and `VAE_VS_GAN_AUTOTUNE` take.
-    pub const NAMES: [&'static str; 3] = ["auto", "on", "off"];
-
-    /// Parse a policy name (case-insensitive); an unknown one is refused
-    /// with the valid ones.
+    /// Parse a setting (case-insensitive); an unknown one is refused with
+    /// the valid ones.
     pub fn parse(s: &str) -> Result<AutotunePolicy> {
-        match s.trim().to_lowercase().as_str() {
-            "auto" | "" => Ok(AutotunePolicy::Auto),
-            "on" => Ok(AutotunePolicy::On),
-            "off" => Ok(AutotunePolicy::Off),
-            _ => Err(Error::invalid(
-                "VAE_VS_GAN_AUTOTUNE",
-                format!(
-                    "{s:?} is no autotune setting: use one of {}",
-                    Self::NAMES.join(", ")
-                ),
-            )),
-        }
+        parse_named(AUTOTUNE_ENV, "autotune setting", s)
     }
 
     /// The policy `VAE_VS_GAN_AUTOTUNE` names (`Auto` when unset).
     pub fn from_env() -> Result<AutotunePolicy> {
-        match std::env::var(AUTOTUNE_ENV) {
-            Ok(s) => AutotunePolicy::parse(&s),
-            Err(_) => Ok(AutotunePolicy::Auto),
-        }
+        named_from_env(AUTOTUNE_ENV, "autotune setting")
+    }
+}
+
+/// `s` as one of `T`'s names, case-insensitive (empty: the default); an
+/// unknown name is refused, naming `var` and the valid names.
+fn parse_named<T: clap::ValueEnum + Default>(var: &'static str, what: &str, s: &str) -> Result<T> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(T::default());
+    }
+    T::from_str(s, true).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|p| p.get_name().to_string())
+            .collect();
+        Error::invalid(
+            var,
+            format!("{s:?} is no {what}: use one of {}", names.join(", ")),
+        )
+    })
+}
+
+/// The value of environment variable `var` parsed as by [`parse_named`]
+/// (the default when unset).
+fn named_from_env<T: clap::ValueEnum + Default>(var: &'static str, what: &str) -> Result<T> {
+    match std::env::var(var) {
+        Ok(s) => parse_named(var, what, &s),
+        Err(_) => Ok(T::default()),
     }
 }
 
@@ -510,6 +505,16 @@ impl Gpu {
     /// How many tuned choices this device knows (cached and new).
     pub fn tuned_count(&self) -> usize {
         self.tuned.len(&self.info)
+    }
+
+    /// Record that the tuner resolved a shape (timed, or from the table).
+    pub fn note_tuned(&self, event: TuneEvent) {
+        self.tuned.note(event)
+    }
+
+    /// Every shape the tuner resolved on this device, in order.
+    pub fn tune_events(&self) -> Vec<TuneEvent> {
+        self.tuned.events()
     }
 
     /// True on a CPU driver such as lavapipe.

@@ -9,7 +9,7 @@ pub mod recorder;
 pub mod state;
 pub mod step_end;
 pub mod tensor;
-pub(crate) mod tune_table;
+pub mod tune_table;
 
 pub use crate::shaders::Shader;
 pub use context::{

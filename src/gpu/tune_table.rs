@@ -16,10 +16,21 @@ use crate::gpu::disk_cache;
 const KIND: &str = "gemm-tune";
 const VERSION: u32 = 1;
 
-/// Tuned choices of one device, loaded from disk on first use.
+/// Tuned choices of one device, loaded from disk on first use, and what
+/// the tuner did on it in this process.
 #[derive(Default)]
 pub(crate) struct TuneTable {
     inner: Mutex<Option<Loaded>>,
+    log: Mutex<Vec<TuneEvent>>,
+}
+
+/// One shape the tuner resolved on a device: timed now, or taken from the
+/// table; with its key and the choice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TuneEvent {
+    pub timed: bool,
+    pub key: String,
+    pub choice: String,
 }
 
 struct Loaded {
@@ -72,6 +83,14 @@ impl TuneTable {
 
     pub(crate) fn len(&self, info: &wgpu::AdapterInfo) -> usize {
         self.with(info, |l| l.map.len())
+    }
+
+    pub(crate) fn note(&self, e: TuneEvent) {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+    }
+
+    pub(crate) fn events(&self) -> Vec<TuneEvent> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

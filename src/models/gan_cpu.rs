@@ -1,6 +1,6 @@
 //! A CPU reference of the GAN training step ([`crate::models::gan::Gan::train_step`]),
 //! built only from the ops' CPU reference functions, for the whole-step
-//! numerics test (tests/gan_step.rs).
+//! numerics test (tests/it/gan_step.rs).
 //!
 //! It is written out top to bottom like the GPU step: gather the real
 //! batch, draw z, the generator forward (batch norm in training mode, the

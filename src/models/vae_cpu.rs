@@ -1,6 +1,6 @@
 //! A CPU reference of the VAE training step ([`crate::models::vae::Vae::train_step`]),
 //! built only from the ops' CPU reference functions, for the whole-step
-//! numerics test (tests/vae_step.rs).
+//! numerics test (tests/it/vae_step.rs).
 //!
 //! It is written out top to bottom like the GPU step: gather the batch,
 //! the forward list, the two losses, the backward list in reverse, Adam.

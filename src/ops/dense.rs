@@ -183,7 +183,7 @@ pub fn dense_backward_weights_bias(
 /// `dw = x^T dy` recorded as the weight gradient of a 1x1 convolution over
 /// `[N, 1, 1, in]` (the same [in, out] layout, the same sums): on lavapipe
 /// the transposed-A dense variant writing into a parameter arena grew the
-/// process's memory by ~0.5 MB per submitted step (found by tests/soak.rs;
+/// process's memory by ~0.5 MB per submitted step (found by tests/global/soak.rs;
 /// the conv variant does not), so dense layers use the conv kernel.
 fn weights_as_conv(
     gpu: &Gpu,

@@ -399,7 +399,7 @@ pub fn epilogue_test_tiles() -> Vec<(Main, Tile)> {
 
 /// Every (main, tile) the GPU policy or the autotuner can pick for a config
 /// that forces nothing: the chains of [`Tile::gpu_chain`] over all shapes.
-/// The numerics tests (tests/tune.rs) force each of them.
+/// The numerics tests (tests/global/tune.rs) force each of them.
 pub fn gpu_tiles() -> Vec<(Main, Tile)> {
     let mut v = Vec::new();
     // (m, n) pairs reaching every branch of Tile::auto and Tile::gpu_chain

@@ -41,6 +41,26 @@ pub(crate) struct Geo {
     pub pad_x: usize,
 }
 
+impl Geo {
+    /// The twelve words in parameter-block order.
+    pub fn words(&self) -> [usize; 12] {
+        [
+            self.batch,
+            self.h,
+            self.w,
+            self.cin,
+            self.oh,
+            self.ow,
+            self.cout,
+            self.kh,
+            self.kw,
+            self.stride,
+            self.pad_y,
+            self.pad_x,
+        ]
+    }
+}
+
 /// The bias gradient fused into a backward-weights GEMM: the column sums
 /// of dy (the operand on `side`, seen as `[rows, cols]`) written at element
 /// `off` of the output (the bias follows the weight in the arena).
@@ -183,35 +203,12 @@ pub(crate) fn record_choice(
         u(op, b.rows * b.cols)?;
     }
     let params_for = |split_stride: usize, epi: &Epilogue| -> Result<Vec<u32>> {
-        let mut words = [
-            call.m,
-            call.n,
-            call.k,
-            ksplit,
-            tiles_m,
-            tiles_n,
-            nsplit,
-            g.batch,
-            g.h,
-            g.w,
-            g.cin,
-            g.oh,
-            g.ow,
-            g.cout,
-            g.kh,
-            g.kw,
-            g.stride,
-            g.pad_y,
-            g.pad_x,
-            split_stride,
-            bias_cols,
-            bias_rows,
-            0,
-            0,
-        ]
-        .iter()
-        .map(|&v| u(op, v))
-        .collect::<Result<Vec<u32>>>()?;
+        let mut words = [call.m, call.n, call.k, ksplit, tiles_m, tiles_n, nsplit]
+            .into_iter()
+            .chain(g.words())
+            .chain([split_stride, bias_cols, bias_rows, 0, 0])
+            .map(|v| u(op, v))
+            .collect::<Result<Vec<u32>>>()?;
         let off = bg.map_or(call.bias_off, |b| b.off);
         words.extend(epi.words(off)?);
         Ok(words)

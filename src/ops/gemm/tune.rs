@@ -21,12 +21,11 @@
 //!   among today's candidates for the shape is ignored with one warning and
 //!   the shape is tuned again.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Mutex;
 
 use crate::error::Result;
-use crate::gpu::context::MemoryCounter;
 use crate::gpu::disk_cache::warn_once;
+use crate::gpu::tune_table::TuneEvent;
 use crate::gpu::{Gpu, Step, Tensor};
 use crate::ops::epilogue::Epilogue;
 use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape, Main, Tile, MIN_SPLIT_K};
@@ -53,43 +52,32 @@ pub struct TuneStats {
     pub choices: Vec<(String, Choice)>,
 }
 
-/// Per-device statistics, keyed by the address of the device's memory
-/// counter (wgpu's device ids repeat across instances). The entry keeps a
-/// weak reference to it, which holds the allocation (not the device), so
-/// no later device can reuse the address and inherit the counts.
-static STATS: Mutex<Option<HashMap<usize, DeviceStats>>> = Mutex::new(None);
-
-/// One device's entry in [`STATS`].
-type DeviceStats = (Weak<MemoryCounter>, TuneStats);
-
 /// Held while a shape is looked up and tuned: two recorders of one shape
 /// time it once, and no two tunings time against each other.
 static TUNING: Mutex<()> = Mutex::new(());
 
-fn device_id(gpu: &Gpu) -> usize {
-    Arc::as_ptr(&gpu.memory) as usize
-}
-
 fn note(gpu: &Gpu, timed: bool, key: &str, choice: Choice) {
-    let mut g = STATS.lock().unwrap_or_else(|e| e.into_inner());
-    let (_, s) = g
-        .get_or_insert_with(HashMap::new)
-        .entry(device_id(gpu))
-        .or_insert_with(|| (Arc::downgrade(&gpu.memory), TuneStats::default()));
-    if timed {
-        s.timed += 1;
-    } else {
-        s.cached += 1;
-    }
-    s.choices.push((key.to_string(), choice));
+    gpu.note_tuned(TuneEvent {
+        timed,
+        key: key.to_string(),
+        choice: choice.encode(),
+    });
 }
 
 /// What the tuner did on `gpu`'s device in this process so far.
 pub fn stats(gpu: &Gpu) -> TuneStats {
-    let g = STATS.lock().unwrap_or_else(|e| e.into_inner());
-    g.as_ref()
-        .and_then(|m| m.get(&device_id(gpu)).map(|e| e.1.clone()))
-        .unwrap_or_default()
+    let mut s = TuneStats::default();
+    for e in gpu.tune_events() {
+        if e.timed {
+            s.timed += 1;
+        } else {
+            s.cached += 1;
+        }
+        if let Ok(c) = Choice::decode(&e.choice) {
+            s.choices.push((e.key, c));
+        }
+    }
+    s
 }
 
 /// The tuning table's key for `call` under the CPU or GPU policy: every
@@ -97,30 +85,19 @@ pub fn stats(gpu: &Gpu) -> TuneStats {
 /// m, n, k, slices, conv geometry) and the policy; not the epilogue (the
 /// tuner times without it) nor the op's name.
 fn key(cpu: bool, call: &GemmCall) -> String {
-    let g = &call.geo;
     let bg = call.bias_grad.map_or("none".to_string(), |b| {
         format!("{:?}{}x{}", b.side, b.rows, b.cols)
     });
+    let geo: Vec<String> = call.geo.words().iter().map(|w| w.to_string()).collect();
     format!(
-        "gemm v1 {} {} bg {bg} m{} n{} k{} z{} geo {} {}x{}x{} {}x{}x{} k{}x{} s{} p{},{}",
+        "gemm v1 {} {} bg {bg} m{} n{} k{} z{} geo {}",
         if cpu { "cpu" } else { "gpu" },
         call.sections.join("+"),
         call.m,
         call.n,
         call.k,
         call.slices,
-        g.batch,
-        g.h,
-        g.w,
-        g.cin,
-        g.oh,
-        g.ow,
-        g.cout,
-        g.kh,
-        g.kw,
-        g.stride,
-        g.pad_y,
-        g.pad_x
+        geo.join(",")
     )
 }
 
@@ -242,15 +219,21 @@ fn time_candidates(gpu: &Gpu, call: &GemmCall, cands: &[Choice]) -> Result<Optio
         epi: Epilogue::NONE,
         ..*call
     };
-    let mut times = Vec::with_capacity(cands.len());
+    // record every candidate first: their pipelines build on the pool side
+    // by side (a GPU driver compiles each for 0.1-1 s), then time each
+    let mut recorded = Vec::with_capacity(cands.len());
     for &c in cands {
-        match time_one(gpu, &scratch_call, c) {
-            Ok(t) => times.push((c, t)),
-            Err(e) => warn_once(&format!(
-                "autotune: skipping {} for {}: {e}",
-                c.encode(),
-                call.op
-            )),
+        let mut step = Step::new("autotune");
+        match record_choice(gpu, &mut step, &scratch_call, c) {
+            Ok(scratch) => recorded.push((c, step, scratch)),
+            Err(e) => skipped(c, call, &e),
+        }
+    }
+    let mut times = Vec::with_capacity(cands.len());
+    for (c, step, _scratch) in &recorded {
+        match time_one(gpu, step) {
+            Ok(t) => times.push((*c, t)),
+            Err(e) => skipped(*c, call, &e),
         }
     }
     let Some(&(d, td)) = times.first().filter(|(c, _)| *c == cands[0]) else {
@@ -265,15 +248,20 @@ fn time_candidates(gpu: &Gpu, call: &GemmCall, cands: &[Choice]) -> Result<Optio
     Ok(Some(best))
 }
 
-/// Seconds of the fastest of [`REPS`] runs of `call` as `choice`, after a
-/// warm-up run.
-fn time_one(gpu: &Gpu, call: &GemmCall, choice: Choice) -> Result<f64> {
-    let mut step = Step::new("autotune");
-    let _scratch = record_choice(gpu, &mut step, call, choice)?;
-    gpu.run(&[&step])?;
+fn skipped(c: Choice, call: &GemmCall, e: &crate::error::Error) {
+    warn_once(&format!(
+        "autotune: skipping {} for {}: {e}",
+        c.encode(),
+        call.op
+    ))
+}
+
+/// Seconds of the fastest of [`REPS`] runs of `step`, after a warm-up run.
+fn time_one(gpu: &Gpu, step: &Step) -> Result<f64> {
+    gpu.run(&[step])?;
     let mut best = f64::INFINITY;
     for _ in 0..REPS {
-        let t: f64 = gpu.profile(&step)?.iter().map(|d| d.seconds).sum();
+        let t: f64 = gpu.profile(step)?.iter().map(|d| d.seconds).sum();
         best = best.min(t);
     }
     Ok(best)

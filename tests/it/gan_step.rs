@@ -1,0 +1,571 @@
+//! Whole-step numerics of the GAN: 3 training steps (tiny preset: 64 real
+//! MNIST images, batch 8, latent 2, Adam 1e-3 for both nets, fixed seeds)
+//! on the GPU and on the f64 CPU reference (src/models/gan_cpu.rs, built
+//! only from the ops' CPU references) from identical initial weights, for
+//! both discriminator heads.
+//!
+//! Tolerances (u = 2^-24, the f32 unit roundoff):
+//!
+//! - **First-step gradients**, per parameter p and element i:
+//!   `|g_gpu - g_cpu| <= 4 u sqrt(K) max|g_cpu,p| + 1e-4 |g_cpu,i|`, K =
+//!   [`K_CHAIN`]. Rounding errors of a length-k f32 sum grow like u sqrt(k)
+//!   relative to the sum of |terms|, and along a chain of reductions the
+//!   relative errors add (independently: their squares add), so the
+//!   deepest gradient, the generator's first layer, carries ~u sqrt(sum of
+//!   the chain's lengths). That chain, per output element: the generator
+//!   forward (dense 2, batch-norm statistics over 8 rows, convT1 25 x 256 =
+//!   6400, BN over 392, convT2 <= 9 x 128 = 1152, BN over 1568, convT3 <=
+//!   9 x 64 = 576), the discriminator forward on the fake batch (25, 25 x
+//!   64 = 1600, head dense 128 or 6272), its backward to the images (dense
+//!   1, d2 backward data <= 9 x 128, d1 backward data <= 9 x 64), the
+//!   generator's backward (convT3 backward data 25, BN 1568, convT2 1600,
+//!   BN 392, convT1 25 x 128 = 3200, BN 8, dense weights 8): ~20,400 with
+//!   the max-pool head, ~26,500 with the flatten head; K = 26,600 bounds
+//!   both (4 u sqrt(K) = 3.9e-5 of max|g|). The terms of one parameter's
+//!   gradient are on the scale of its largest element and cancel (bias and
+//!   batch-norm beta gradients sum dy of both signs), hence an atol scaled
+//!   by max|g| of that parameter, plus the contract's fp32 rtol 1e-4.
+//!   The z draws enter exactly: the reference takes the GPU's own f32
+//!   draws (`common::gpu_normals`; see tests/it/vae_step.rs), not its f64
+//!   Box-Muller, whose distance WGSL bounds only by 4e-3.
+//!   A LeakyReLU whose input lies within the GPU's forward error of 0, or
+//!   a max pool whose top two values are that close, could take the other
+//!   branch on the GPU: a derivative of 1 instead of 0.2 at one unit (its
+//!   gradient contribution off by 80%), or the gradient routed to another
+//!   position, which no rounding tolerance covers. The step exposes its
+//!   LeakyReLU outputs and max-pool winners (`TrainStep::leaky_outputs`,
+//!   `pool_argmax`), so after every step the test compares the GPU's side
+//!   of every kink and every winner with the CPU's, prints the forward
+//!   difference, the CPU's smallest margin and how many units lie within
+//!   that difference of their switch point, and requires no flip (with this
+//!   seed: none; at most a handful of units per tensor are within reach, see
+//!   the output). A flip would make the comparison ill-posed, not the GPU
+//!   wrong; the failure says which tensor.
+//! - **Step-1 forward** (same weights): fake images and logits within
+//!   `4 u sqrt(K) max|y| + 1e-6` (the 1e-6 for tanh's own error, see
+//!   tests/it/activation.rs), both losses within rtol 4 u sqrt(K).
+//! - **Parameters after 3 steps**, per element: as tests/it/vae_step.rs.
+//!   Adam normalises the gradient: where |g| is near its own error the GPU
+//!   and CPU updates can differ by up to ~2 lr (opposite signs), while
+//!   well-determined gradients give updates that agree to ~lr x the relative
+//!   gradient error: `2 lr sum_k dg_k / max_k |g_k|` capped at `2.01 lr`
+//!   per step, plus Adam's own f32 arithmetic (5e-7 per step at lr 1e-3,
+//!   tests/it/adam.rs), plus the rounding of the parameter (u |p|). The test
+//!   asserts most elements moved by more than their tolerance (a uniform
+//!   tolerance of 3 lr would be vacuous).
+//! - **Losses of steps 2 and 3**: the step-1 tolerance plus twice the
+//!   first-order effect of the parameter differences, `2 sum_i |dL/dp_i|
+//!   tol_i` over every parameter the loss depends on: `d_loss` on the
+//!   generator and the discriminator before its update, `g_loss` on the
+//!   generator and the UPDATED discriminator (tolerance through step s);
+//!   the CPU reference returns the two sensitivities the step itself does
+//!   not compute. A worst-case bound (every difference aligned): ~1e-2
+//!   here, where the observed differences are ~5e-7; the tight loss check
+//!   is step 1's.
+//! - **Batch-norm running statistics after step 1**: `running = 0.99 r0 +
+//!   0.01 s` with the batch statistic s from identical weights: within
+//!   `0.01 x 2 x 4 u sqrt(K) max|s|` (the statistic's error; the variance
+//!   doubles the relative error of its input) plus `2 u |running|` (the
+//!   GPU's f32 update rounds two products and a sum, each by <= u/2). After
+//!   3 steps the statistics also depend on the parameter differences (no
+//!   first-order bound at hand), so they are printed, not asserted.
+//!
+//! Every check prints its worst error as a fraction of its tolerance; all
+//! checks run before the test fails, naming each failure.
+
+use crate::common::*;
+use vae_vs_gan::data::GpuDataset;
+use vae_vs_gan::data::{load, Dataset, Split};
+use vae_vs_gan::gpu::StepState;
+use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, TrainStep, SLOT_D, SLOT_G};
+use vae_vs_gan::models::gan_cpu::{GanCpu, GanCpuStep};
+use vae_vs_gan::optim::adam::AdamConfig;
+use vae_vs_gan::train::preset::Preset;
+
+const STEPS: usize = 3;
+/// f32 unit roundoff.
+const U: f64 = 1.0 / 16_777_216.0;
+/// The summed reduction lengths along the deepest gradient chain (see the
+/// module doc).
+const K_CHAIN: f64 = 26_600.0;
+const GRAD_RTOL: f64 = 1e-4;
+/// Adam's own f32 arithmetic per step at lr 1e-3 (tests/it/adam.rs).
+const ADAM_ATOL: f64 = 5e-7;
+/// tanh's own absolute error (tests/it/activation.rs).
+const TANH_ATOL: f64 = 1e-6;
+/// Largest |Adam update| for t <= 3, in units of lr.
+const MAX_UPDATE: f64 = 1.005;
+/// Batch-norm running-average decay.
+const MOMENTUM: f64 = 0.99;
+
+fn scale() -> f64 {
+    4.0 * U * K_CHAIN.sqrt()
+}
+
+fn tiny(head: DHead) -> GanConfig {
+    let p = Preset::Tiny.gan();
+    GanConfig {
+        latent: p.latent,
+        batch: p.batch,
+        adam_g: AdamConfig::keras(p.lr_g),
+        adam_d: AdamConfig::keras(p.lr_d),
+        seed: 7,
+        head,
+    }
+}
+
+fn max_abs(v: &[f64]) -> f64 {
+    v.iter().fold(0.0, |m, x| m.max(x.abs()))
+}
+
+/// Per-element gradient tolerance for a CPU gradient of one parameter.
+fn grad_tol(g: &[f64]) -> Vec<f64> {
+    let atol = scale() * max_abs(g);
+    g.iter().map(|x| atol + GRAD_RTOL * x.abs()).collect()
+}
+
+/// Per-element tolerance of parameter `p` (index into the parameter list)
+/// after the CPU steps `steps`, ending at CPU values `value`, at learning
+/// rate `lr`.
+fn param_tol(steps: &[GanCpuStep<f64>], p: usize, value: &[f64], lr: f64) -> Vec<f64> {
+    let tols: Vec<Vec<f64>> = steps.iter().map(|s| grad_tol(&s.grads[p].1)).collect();
+    (0..value.len())
+        .map(|i| {
+            let mut total = 0.0;
+            let (mut dg, mut gmax) = (0.0f64, 0.0f64);
+            for (s, t) in steps.iter().zip(&tols) {
+                dg += t[i];
+                gmax = gmax.max(s.grads[p].1[i].abs());
+                let sens = (2.0 * lr * dg / gmax).min(2.0 * MAX_UPDATE * lr);
+                total += ADAM_ATOL * lr / 1e-3 + U * value[i].abs() + sens;
+            }
+            total
+        })
+        .collect()
+}
+
+/// Collects every check's outcome, prints as it goes, fails at the end.
+#[derive(Default)]
+struct Checks {
+    failures: Vec<String>,
+}
+
+impl Checks {
+    /// Worst |got - want| / tol of one check.
+    fn check(&mut self, what: &str, got: &[f64], want: &[f64], tol: &[f64]) -> f64 {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let mut worst = (0, 0.0f64);
+        let mut bad = 0;
+        for (i, ((g, w), t)) in got.iter().zip(want).zip(tol).enumerate() {
+            let err = (g - w).abs();
+            if err > *t || err.is_nan() {
+                if bad == 0 {
+                    self.failures.push(format!(
+                        "{what}: element {i}: gpu {g}, cpu {w}, |diff| {err:e} > tol {t:e}"
+                    ));
+                }
+                bad += 1;
+            }
+            if err / t > worst.1 || err.is_nan() {
+                worst = (i, err / t);
+            }
+        }
+        eprintln!(
+            "{what}: {} elements, worst at {}: {:.3} of the tolerance{}",
+            got.len(),
+            worst.0,
+            worst.1,
+            if bad > 0 {
+                format!(" ({bad} FAILED)")
+            } else {
+                String::new()
+            }
+        );
+        worst.1
+    }
+
+    fn require(&mut self, ok: bool, msg: String) {
+        if !ok {
+            eprintln!("FAILED: {msg}");
+            self.failures.push(msg);
+        }
+    }
+
+    fn finish(self) {
+        assert!(
+            self.failures.is_empty(),
+            "{} checks failed:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}
+
+/// The first-order effect on a loss of the parameter differences:
+/// `sum_i |dL/dp_i| tol_i` over the named gradients `sens`, with `tol`
+/// the tolerance of the parameter of that name.
+fn effect(sens: &[(String, Vec<f64>)], tol: &dyn Fn(&str) -> Vec<f64>) -> f64 {
+    sens.iter()
+        .map(|(name, gr)| {
+            gr.iter()
+                .zip(tol(name))
+                .map(|(g, t)| g.abs() * t)
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+/// Which side of every branch point the GPU's step `s` took, against the
+/// CPU's: LeakyReLU outputs (the sign of the input) (the derivative is 1 above 0, 0.2 below) and
+/// global max-pool winners. Prints per tensor the forward difference
+/// (step 1: rounding only; later steps also the parameter differences),
+/// the CPU's smallest margin (|x|, or the gap between a pool's top two
+/// values), and how many units lie within the observed forward difference
+/// of their switch point (where a flip was possible); requires no flip:
+/// a flipped unit changes its gradient contribution by 80% (or moves it
+/// to another position), which no rounding tolerance covers, so the
+/// comparison would be ill-posed rather than the GPU wrong.
+fn check_branches(c: &mut Checks, head: DHead, s: usize, ts: &TrainStep, cs: &GanCpuStep<f64>) {
+    let g = gpu();
+    for ((name, t), (cname, want)) in ts.leaky_outputs.iter().zip(&cs.leaky_outputs) {
+        assert_eq!(name, cname, "LeakyReLU output order");
+        let got = to_f64(&t.read_f32(g).unwrap());
+        assert_eq!(got.len(), want.len(), "{name}: length");
+        let diff = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let margin = want
+            .iter()
+            .map(|v| v.abs())
+            .filter(|&v| v > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let at_risk = want.iter().filter(|v| v.abs() <= diff).count();
+        let flips = got
+            .iter()
+            .zip(want)
+            .filter(|(a, b)| (**a > 0.0) != (**b > 0.0))
+            .count();
+        eprintln!(
+            "{head:?} step {} {name} (LeakyReLU output, {} units, max|x| {:.2e}): max |gpu - cpu| \
+             {diff:.2e}, smallest |x| {margin:.2e}, {at_risk} units within that difference of 0, \
+             {flips} on the other side",
+            s + 1,
+            want.len(),
+            max_abs(want)
+        );
+        c.require(
+            flips == 0,
+            format!(
+                "step {}: {flips} units of {name} are on the other side of the LeakyReLU kink on \
+                 the GPU: the gradient comparison is ill-posed at those units",
+                s + 1
+            ),
+        );
+    }
+    for ((name, t), ((cname, want), (_, x))) in ts
+        .pool_argmax
+        .iter()
+        .zip(cs.pool_argmax.iter().zip(&cs.pool_inputs))
+    {
+        assert_eq!(name, cname, "max pool order");
+        let got = t.read_u32(g).unwrap();
+        let moved = got.iter().zip(want).filter(|(a, b)| a != b).count();
+        // The gap between each pool's top two values (pools whose top two
+        // are both exactly 0, dropped units, are exact on both sides).
+        let (n, hw, ch) = (x.len() / (49 * 128), 49, 128);
+        let mut gap = f64::INFINITY;
+        for b in 0..n {
+            for k in 0..ch {
+                let (mut top, mut second) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+                for p in 0..hw {
+                    let v = x[(b * hw + p) * ch + k];
+                    if v > top {
+                        second = top;
+                        top = v;
+                    } else if v > second {
+                        second = v;
+                    }
+                }
+                if !(top == 0.0 && second == 0.0) {
+                    gap = gap.min(top - second);
+                }
+            }
+        }
+        eprintln!(
+            "{head:?} step {} {name} (global max pool, {} pools): smallest gap between the top \
+             two {gap:.2e}, {moved} winners differ",
+            s + 1,
+            want.len()
+        );
+        c.require(
+            moved == 0,
+            format!(
+                "step {}: {moved} max-pool winners of {name} differ on the GPU",
+                s + 1
+            ),
+        );
+    }
+}
+
+fn gan_step_matches_cpu(head: DHead) {
+    let g = gpu();
+    let cfg = tiny(head);
+    // The GPU's own z draws (stream 1), fed to the reference.
+    let zs = gpu_normals(cfg.seed, 1, cfg.batch * cfg.latent, STEPS);
+    let imgs = load(
+        Dataset::Mnist,
+        &mnist_dir(),
+        Split::Train,
+        Preset::Tiny.gan().train_images,
+    )
+    .unwrap();
+    let data = GpuDataset::upload(g, &imgs, "train").unwrap();
+    data.shuffle(g, 3, 0).unwrap();
+    let perm = data.perm.read_u32(g).unwrap();
+    let gan = Gan::new(g, cfg.clone()).unwrap();
+    let state = StepState::new(g, 2, STEPS, 0).unwrap();
+    let ts = gan.train_step(g, &state, &data).unwrap();
+    let gparams = gan.params();
+    let n_gen = gan.generator_params().len();
+    let lr_of = |pi: usize| {
+        if pi < n_gen {
+            cfg.adam_g.lr as f64
+        } else {
+            cfg.adam_d.lr as f64
+        }
+    };
+    let bns = [&gan.g_bn0, &gan.g_bn1, &gan.g_bn2];
+    let read_running = || -> Vec<(String, Vec<f64>)> {
+        bns.iter()
+            .flat_map(|bn| bn.buffers())
+            .map(|(n, t)| (n, to_f64(&t.read_f32(g).unwrap())))
+            .collect()
+    };
+
+    // The CPU reference from the GPU's initial weights (and zero moments,
+    // initial running statistics).
+    let t0 = std::time::Instant::now();
+    let mut cpu: GanCpu<f64> = GanCpu::from_gpu(g, &gan).unwrap();
+    let init = cpu.clone();
+    let mut cpu_steps = Vec::new();
+    let mut cpu_running1 = Vec::new();
+    for s in 0..STEPS as u64 {
+        let z = zs[s as usize].clone();
+        cpu_steps.push(
+            cpu.train_step_with_noise(s, &perm, &imgs.pixels, z)
+                .unwrap(),
+        );
+        if s == 0 {
+            cpu_running1 = cpu.running.clone();
+        }
+    }
+    eprintln!(
+        "{head:?}: cpu reference {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // GPU: one step at a time; after step 1 its gradients and forward
+    // outputs, after every step the LeakyReLU outputs and max-pool winners.
+    let mut c = Checks::default();
+    let mut grads1 = Vec::new();
+    let (mut fake1, mut logits1, mut running1) = (Vec::new(), Vec::new(), Vec::new());
+    for (s, cs) in cpu_steps.iter().enumerate() {
+        g.run(&[&ts.step]).unwrap();
+        if s == 0 {
+            grads1 = gparams
+                .iter()
+                .map(|p| to_f64(&p.grad.read_f32(g).unwrap()))
+                .collect::<Vec<_>>();
+            fake1 = to_f64(&ts.fake.read_f32(g).unwrap());
+            logits1 = to_f64(&ts.d_logits.read_f32(g).unwrap());
+            running1 = read_running();
+        }
+        check_branches(&mut c, head, s, &ts, cs);
+    }
+    assert_eq!(state.steps_done(g).unwrap(), STEPS as u64);
+    let losses = state.read_losses(g, 0).unwrap();
+    let params3: Vec<Vec<f64>> = gparams
+        .iter()
+        .map(|p| to_f64(&p.value.read_f32(g).unwrap()))
+        .collect();
+    let running3 = read_running();
+
+    let sc = scale();
+
+    // Step-1 forward: fake images, logits, losses.
+    let c1 = &cpu_steps[0];
+    let ftol = |y: &[f64], extra: f64| vec![sc * max_abs(y) + extra; y.len()];
+    // The fake images: tanh of g3, |g3| up to atanh(max|img|); the error of
+    // g3 passes with factor 1 - img^2 <= 1.
+    c.check(
+        &format!("{head:?} step 1 fake images"),
+        &fake1,
+        &c1.fake,
+        &ftol(&c1.fake, TANH_ATOL),
+    );
+    c.check(
+        &format!("{head:?} step 1 d logits"),
+        &logits1,
+        &c1.d_logits,
+        &ftol(&c1.d_logits, 0.0),
+    );
+    for (slot, name, want) in [(SLOT_D, "d_loss", c1.d_loss), (SLOT_G, "g_loss", c1.g_loss)] {
+        c.check(
+            &format!("{head:?} step 1 {name}"),
+            &[losses[0].values[slot] as f64],
+            &[want],
+            &[sc * want.abs()],
+        );
+    }
+
+    // First-step gradients, tight; and not all ~0.
+    let mut worst = (String::new(), 0.0f64);
+    for (p, (got, (name, want))) in gparams.iter().zip(grads1.iter().zip(&c1.grads)) {
+        assert_eq!(&p.name, name, "parameter order");
+        c.require(
+            max_abs(want) > 1e-4,
+            format!(
+                "{name}: gradient ~0 (max {:e}): the test would be vacuous",
+                max_abs(want)
+            ),
+        );
+        let w = c.check(
+            &format!("{head:?} step 1 gradient {name}"),
+            got,
+            want,
+            &grad_tol(want),
+        );
+        if w > worst.1 {
+            worst = (name.clone(), w);
+        }
+    }
+    eprintln!(
+        "{head:?} first-step gradients: worst {:.3} of the tolerance ({})",
+        worst.1, worst.0
+    );
+
+    // Running statistics after step 1, tight.
+    for ((name, got), ((n2, want), (n0, r0))) in
+        running1.iter().zip(cpu_running1.iter().zip(&init.running))
+    {
+        assert!(name == n2 && name == n0, "running statistic order");
+        // The batch statistic the CPU averaged in: s = (r1 - 0.99 r0) / 0.01.
+        let s: Vec<f64> = want
+            .iter()
+            .zip(r0)
+            .map(|(r1, r0)| (r1 - MOMENTUM * r0) / (1.0 - MOMENTUM))
+            .collect();
+        let smax = max_abs(&s);
+        let tol: Vec<f64> = want
+            .iter()
+            .map(|r| (1.0 - MOMENTUM) * 2.0 * sc * smax + 2.0 * U * r.abs())
+            .collect();
+        c.check(&format!("{head:?} step 1 {name}"), got, want, &tol);
+    }
+    for ((name, got), (_, want)) in running3.iter().zip(&cpu.running) {
+        let err = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1e-3))
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{head:?} after 3 steps {name}: worst relative difference {err:.2e} (not asserted)"
+        );
+    }
+
+    // Parameters after 3 steps, per-element tolerances; and they moved.
+    let tols: Vec<Vec<f64>> = cpu
+        .params
+        .iter()
+        .enumerate()
+        .map(|(pi, p)| param_tol(&cpu_steps, pi, &p.value, lr_of(pi)))
+        .collect();
+    let (mut moved, mut total) = (0usize, 0usize);
+    for (pi, (p, (got, (cp, c0)))) in gparams
+        .iter()
+        .zip(params3.iter().zip(cpu.params.iter().zip(&init.params)))
+        .enumerate()
+    {
+        let tol = &tols[pi];
+        c.check(
+            &format!("{head:?} params after 3 steps {}", p.name),
+            got,
+            &cp.value,
+            tol,
+        );
+        let m = cp
+            .value
+            .iter()
+            .zip(&c0.value)
+            .zip(tol)
+            .filter(|((a, b), t)| (*a - *b).abs() > **t)
+            .count();
+        let amb = tol.iter().filter(|&&t| t > lr_of(pi)).count();
+        eprintln!(
+            "{}: {m} of {} elements moved by more than their tolerance; {amb} with a \
+             sign-ambiguous gradient (tolerance > lr)",
+            p.name,
+            tol.len()
+        );
+        c.require(
+            m * 2 > tol.len(),
+            format!(
+                "{}: only {m} of {} elements moved past their tolerance",
+                p.name,
+                tol.len()
+            ),
+        );
+        moved += m;
+        total += tol.len();
+    }
+    eprintln!("{head:?}: {moved} of {total} parameters moved past their tolerance");
+
+    // Losses of steps 2 and 3, with the parameter differences' first-order
+    // effect: d_loss on G and D before step s (tolerances of steps < s),
+    // g_loss on G before step s and D after its update in step s.
+    let index = |name: &str| cpu.params.iter().position(|p| p.name == name).unwrap();
+    for s in 1..STEPS {
+        let cs = &cpu_steps[s];
+        // The CPU values before step s are not kept; the tolerance's u |p|
+        // term is negligible next to ADAM_ATOL, so use the final values.
+        let tol_upto = |n: usize, name: &str| {
+            let pi = index(name);
+            param_tol(&cpu_steps[..n], pi, &cpu.params[pi].value, lr_of(pi))
+        };
+        let d_sens: Vec<(String, Vec<f64>)> = cs.grads[n_gen..].to_vec();
+        let g_sens: Vec<(String, Vec<f64>)> = cs.grads[..n_gen].to_vec();
+        let d_effect =
+            effect(&d_sens, &|n| tol_upto(s, n)) + effect(&cs.d_loss_wrt_g, &|n| tol_upto(s, n));
+        let g_effect = effect(&g_sens, &|n| tol_upto(s, n))
+            + effect(&cs.g_loss_wrt_d, &|n| tol_upto(s + 1, n));
+        for (slot, name, want, eff) in [
+            (SLOT_D, "d_loss", cs.d_loss, d_effect),
+            (SLOT_G, "g_loss", cs.g_loss, g_effect),
+        ] {
+            let got = losses[s].values[slot] as f64;
+            eprintln!(
+                "{head:?} step {} {name}: gpu {got} cpu {want}, first-order effect {eff:.2e}",
+                s + 1
+            );
+            c.check(
+                &format!("{head:?} step {} {name}", s + 1),
+                &[got],
+                &[want],
+                &[sc * want.abs() + 2.0 * eff],
+            );
+        }
+    }
+    c.finish();
+}
+
+#[test]
+fn gan_step_matches_cpu_reference_max_pool_head() {
+    gan_step_matches_cpu(DHead::GlobalMaxPool);
+}
+
+#[test]
+fn gan_step_matches_cpu_reference_flatten_head() {
+    gan_step_matches_cpu(DHead::Flatten);
+}
