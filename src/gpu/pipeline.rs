@@ -407,7 +407,19 @@ fn poisoned(what: &str) -> Error {
 impl Gpu {
     /// (key, WGSL source) of every distinct shader module this device has
     /// compiled a pipeline from, sorted by key: what its recorded steps run.
+    /// Waits for the pipelines still being built on the pool first, so a
+    /// step recorded and never run is counted too.
     pub fn compiled_kernels(&self) -> Vec<(String, String)> {
+        let pending: Vec<Arc<PendingPipeline>> = self
+            .pipelines
+            .pipelines
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for p in pending {
+            // a pipeline that failed has no module to list
+            let _ = p.wait();
+        }
         self.pipelines.compiled_kernels()
     }
 
