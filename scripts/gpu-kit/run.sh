@@ -147,18 +147,18 @@ first_step() {
         examples/train_$m --preset tiny --epochs 1 --overwrite --out "$work/runs/$m-$1"
     done
 }
+# cold: empty caches (the engine's, Mesa's and NVIDIA's shader caches);
+# warm: the same caches again, as the cold run left them
+with_caches() {
+    local c="$work/cold-cache"
+    VAE_VS_GAN_CACHE_DIR="$c/vae-vs-gan" XDG_CACHE_HOME="$c" \
+        __GL_SHADER_DISK_CACHE_PATH="$c/nvidia" first_step "$1"
+}
 cold() {
-    # empty caches: the engine's, Mesa's and NVIDIA's shader caches
-    local c="$work/cold-cache"
-    rm -rf "$c" && mkdir -p "$c"
-    VAE_VS_GAN_CACHE_DIR="$c/vae-vs-gan" XDG_CACHE_HOME="$c" \
-        __GL_SHADER_DISK_CACHE_PATH="$c/nvidia" first_step cold
+    rm -rf "$work/cold-cache" && mkdir -p "$work/cold-cache"
+    with_caches cold
 }
-warm() {
-    local c="$work/cold-cache"
-    VAE_VS_GAN_CACHE_DIR="$c/vae-vs-gan" XDG_CACHE_HOME="$c" \
-        __GL_SHADER_DISK_CACHE_PATH="$c/nvidia" first_step warm
-}
+warm() { with_caches warm; }
 compare_run() {
     local args=(--out "$work/compare")
     if [ "$dry" = 1 ]; then

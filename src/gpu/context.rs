@@ -502,11 +502,6 @@ impl Gpu {
         self.tuned.set(&self.info, key, value)
     }
 
-    /// How many tuned choices this device knows (cached and new).
-    pub fn tuned_count(&self) -> usize {
-        self.tuned.len(&self.info)
-    }
-
     /// Record that the tuner resolved a shape (timed, or from the table).
     pub fn note_tuned(&self, event: TuneEvent) {
         self.tuned.note(event)

@@ -81,10 +81,6 @@ impl TuneTable {
         })
     }
 
-    pub(crate) fn len(&self, info: &wgpu::AdapterInfo) -> usize {
-        self.with(info, |l| l.map.len())
-    }
-
     pub(crate) fn note(&self, e: TuneEvent) {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).push(e);
     }
