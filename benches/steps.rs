@@ -112,6 +112,7 @@ fn steps(c: &mut Criterion) {
             adam,
             seed: 0,
             binarize: false,
+            kl: Default::default(),
         },
     )
     .expect("vae");
@@ -134,6 +135,8 @@ fn steps(c: &mut Criterion) {
                 adam_d: adam,
                 seed: 0,
                 head,
+                label_noise: 0.0,
+                fresh_noise_for_g: false,
             },
         )
         .expect("gan");

@@ -10,11 +10,15 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use vae_vs_gan::compare::{compare, CompareOptions};
+use vae_vs_gan::data::Dataset;
+use vae_vs_gan::models::vae::KlEstimator;
 use vae_vs_gan::train::session::{choose_preset, open_gpu, DeviceArgs};
 use vae_vs_gan::train::Preset;
 
 #[derive(Parser, Debug)]
-#[command(about = "Train and compare the article's VAE and GAN on MNIST, with a measured report")]
+#[command(
+    about = "Train and compare the article's VAE and GAN on MNIST (or Fashion-MNIST), with a measured report"
+)]
 struct Args {
     /// Preset of both models (default: article on a GPU, smoke on a CPU adapter).
     #[arg(long, value_enum)]
@@ -49,12 +53,34 @@ struct Args {
     /// Score this GAN checkpoint (from train_gan) instead of training one.
     #[arg(long)]
     gan_ckpt: Option<PathBuf>,
-    /// The feature network's weights.
-    #[arg(long, default_value = "data/classifier/classifier.safetensors")]
-    classifier: PathBuf,
-    /// Folder with the four MNIST IDX files.
-    #[arg(long, default_value = "data/mnist")]
-    data_dir: PathBuf,
+    /// The dataset: MNIST (shipped in data/mnist) or Fashion-MNIST (`apt-get
+    /// install dataset-fashion-mnist`).
+    #[arg(long, value_enum, default_value = "mnist")]
+    dataset: Dataset,
+    /// The feature network's weights (default: the dataset's, in
+    /// data/classifier or data/classifier-fashion).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
+    /// Folder with the dataset's four IDX files (default: data/mnist, or
+    /// /usr/share/datasets/fashion-mnist for --dataset fashion).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Add F x U(0,1) to the GAN discriminator's targets, as the article
+    /// does with F = 0.05 (default 0: clean targets).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    label_noise: f32,
+    /// Draw fresh latents for the GAN generator's update, as the article
+    /// does (default: reuse the discriminator step's noise and fakes).
+    #[arg(long)]
+    fresh_noise_for_g: bool,
+    /// The VAE's KL term: the analytic Gaussian KL, or `mc`, the article's
+    /// one-sample estimate log q(z|x) - log p(z).
+    #[arg(long, value_enum, default_value = "analytic")]
+    kl: KlEstimator,
+    /// Batch size both training steps are timed and measured at for the
+    /// cost claim (default: the article's 32 for both; 8 for tiny).
+    #[arg(long)]
+    cost_batch: Option<usize>,
     /// Replace an earlier comparison in --out (and its training runs).
     #[arg(long)]
     overwrite: bool,
@@ -88,6 +114,13 @@ fn run() -> anyhow::Result<()> {
     o.gan_ckpt = a.gan_ckpt;
     o.classifier = a.classifier;
     o.data_dir = a.data_dir;
+    o.dataset = a.dataset;
+    o.label_noise = a.label_noise;
+    o.fresh_noise_for_g = a.fresh_noise_for_g;
+    o.kl = a.kl;
+    if let Some(b) = a.cost_batch {
+        o.cost_batch = b;
+    }
     o.overwrite = a.overwrite;
     o.resume = a.resume;
     let report = compare(&gpu, &o)?;

@@ -13,9 +13,11 @@
 //! (`gpu`: a discrete GPU's GEMM choices, `cpu`: a CPU driver's), with
 //! latent sizes 2 and 100 and batch sizes 1, 8, 32, 128, 256 and 512 (and
 //! 12 and 500, the chunks inference on 512 images runs in): the VAE's
-//! training and evaluation steps, the GAN's training step (both
-//! discriminator heads), the classifier's training step, recorded, not
-//! run; and once per policy on 1 and on 8 images, run, the inference
+//! training and evaluation steps (with each KL estimator: `--kl analytic`,
+//! `--kl mc`), the GAN's training step (both discriminator heads; and with
+//! the article's options on, `--label-noise` and `--fresh-noise-for-g`,
+//! whose loss kernel and extra draw are their own modules), the
+//! classifier's training step, recorded, not run; and once per policy on 1 and on 8 images, run, the inference
 //! calls: VAE encode, decode, decode_logits, sample; GAN sample,
 //! discriminate; classifier features_and_probs. Inference is the training
 //! forward at the chunk size, so its GEMMs are those of the training step
@@ -41,7 +43,7 @@ use vae_vs_gan::data::{self, Dataset, GpuDataset, Images, Split};
 use vae_vs_gan::gpu::{KernelPolicy, LimitsPolicy, StepState};
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
 use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
-use vae_vs_gan::models::vae::{Vae, VaeConfig};
+use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig};
 use vae_vs_gan::models::CHUNK;
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::{Gpu, GpuOptions};
@@ -190,6 +192,22 @@ fn models(
     let signed: Vec<f32> = pixels.iter().map(|&p| p * 2.0 - 1.0).collect();
 
     for latent in LATENTS {
+        for kl in [KlEstimator::Mc, KlEstimator::Analytic] {
+            let vae = Vae::new(
+                gpu,
+                VaeConfig {
+                    latent,
+                    batch,
+                    adam,
+                    seed: 0,
+                    binarize: false,
+                    kl,
+                },
+            )?;
+            let state = StepState::new(gpu, 2, 16, 0)?;
+            drop(vae.train_step(gpu, &state, dataset)?);
+            drop(vae.eval_step(gpu, &state, dataset, batch)?);
+        }
         let vae = Vae::new(
             gpu,
             VaeConfig {
@@ -198,11 +216,9 @@ fn models(
                 adam,
                 seed: 0,
                 binarize: false,
+                kl: KlEstimator::Analytic,
             },
         )?;
-        let state = StepState::new(gpu, 2, 16, 0)?;
-        drop(vae.train_step(gpu, &state, dataset)?);
-        drop(vae.eval_step(gpu, &state, dataset, batch)?);
         if let Some(n) = infer {
             let (mu, _) = vae.encode(gpu, &pixels)?;
             vae.decode(gpu, &mu)?;
@@ -213,20 +229,33 @@ fn models(
 
     for latent in LATENTS {
         for head in [DHead::GlobalMaxPool, DHead::Flatten] {
-            let gan = Gan::new(
-                gpu,
-                GanConfig {
-                    latent,
-                    batch,
-                    adam_g: adam,
-                    adam_d: adam,
-                    seed: 0,
-                    head,
-                },
-            )?;
-            let state = StepState::new(gpu, 2, 16, 0)?;
-            drop(gan.train_step(gpu, &state, dataset)?);
-            if let Some(n) = infer {
+            // the article's options (label noise, fresh noise for G) add
+            // kernels only (their GEMMs are the default step's): recorded
+            // at one head, before the default
+            let options: &[(f32, bool)] = match head {
+                DHead::GlobalMaxPool => &[(0.05, true), (0.0, false)],
+                _ => &[(0.0, false)],
+            };
+            let mut last = None;
+            for &(label_noise, fresh_noise_for_g) in options {
+                let gan = Gan::new(
+                    gpu,
+                    GanConfig {
+                        latent,
+                        batch,
+                        adam_g: adam,
+                        adam_d: adam,
+                        seed: 0,
+                        head,
+                        label_noise,
+                        fresh_noise_for_g,
+                    },
+                )?;
+                let state = StepState::new(gpu, 2, 16, 0)?;
+                drop(gan.train_step(gpu, &state, dataset)?);
+                last = Some(gan);
+            }
+            if let (Some(n), Some(gan)) = (infer, &last) {
                 gan.sample(gpu, n, 1)?;
                 gan.discriminate(gpu, &signed)?;
             }

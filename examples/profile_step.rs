@@ -72,6 +72,7 @@ fn run() -> anyhow::Result<()> {
                     adam: AdamConfig::keras(p.lr),
                     seed: 0,
                     binarize: false,
+                    kl: Default::default(),
                 },
             )?;
             let ts = vae.train_step(&gpu, &state, &data)?;
@@ -88,6 +89,8 @@ fn run() -> anyhow::Result<()> {
                     adam_d: AdamConfig::keras(p.lr_d),
                     seed: 0,
                     head: p.head,
+                    label_noise: 0.0,
+                    fresh_noise_for_g: false,
                 },
             )?;
             let ts = gan.train_step(&gpu, &state, &data)?;

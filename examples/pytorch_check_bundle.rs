@@ -146,6 +146,7 @@ fn vae_bundle(gpu: &Gpu, out: &Path) -> anyhow::Result<()> {
             adam: AdamConfig::keras(1e-3),
             seed: SEED,
             binarize: false,
+            kl: Default::default(),
         },
     )?;
     let steps = data.batches(BATCH);

@@ -1,5 +1,5 @@
-//! Train the LeNet-style MNIST classifier (src/models/classifier.rs) on the
-//! GPU: per epoch, the mean training cross-entropy, the test accuracy and
+//! Train the LeNet-style classifier (src/models/classifier.rs) on MNIST or
+//! Fashion-MNIST on the GPU: per epoch, the mean training cross-entropy, the test accuracy and
 //! the time, and a weights-only checkpoint (`classifier.safetensors`, Adam
 //! moments left out) in `--out` after every epoch.
 //!
@@ -19,7 +19,7 @@ use vae_vs_gan::train::session::{open_gpu, DeviceArgs};
 use vae_vs_gan::train::{progress_bar, run_epoch, EpochOutcome, EpochPlan};
 
 #[derive(Parser, Debug)]
-#[command(about = "Train the LeNet-style MNIST classifier on the GPU")]
+#[command(about = "Train the LeNet-style classifier (MNIST or Fashion-MNIST) on the GPU")]
 struct Args {
     #[command(flatten)]
     device: DeviceArgs,
@@ -35,9 +35,14 @@ struct Args {
     /// Output folder for the checkpoint.
     #[arg(long, default_value = "target/classifier")]
     out: PathBuf,
-    /// Folder with the four MNIST IDX files.
-    #[arg(long, default_value = "data/mnist")]
-    data_dir: PathBuf,
+    /// Which dataset to learn: its checkpoint records it, and the
+    /// comparison refuses a classifier of another dataset.
+    #[arg(long, value_enum, default_value = "mnist")]
+    dataset: Dataset,
+    /// Folder with the four IDX files (default: data/mnist, or the Debian
+    /// package's folder for --dataset fashion).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Use only the first N training images.
     #[arg(long)]
     train_images: Option<usize>,
@@ -90,8 +95,12 @@ fn run() -> anyhow::Result<()> {
     let a = Args::parse();
     check(&a)?;
     let gpu = open_gpu(&a.device)?;
-    let train = data::load(Dataset::Mnist, &a.data_dir, Split::Train, a.train_images)?;
-    let test = data::load(Dataset::Mnist, &a.data_dir, Split::Test, a.test_images)?;
+    let dir = a
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| a.dataset.default_dir());
+    let train = data::load(a.dataset, &dir, Split::Train, a.train_images)?;
+    let test = data::load(a.dataset, &dir, Split::Test, a.test_images)?;
     let train_gpu = GpuDataset::upload(&gpu, &train, "train")?;
     let model = Classifier::new(
         &gpu,
@@ -102,8 +111,9 @@ fn run() -> anyhow::Result<()> {
         },
     )?;
     eprintln!(
-        "classifier: {} parameters, {} training images, {} test images, batch {}",
+        "classifier: {} parameters, {} {} training images, {} test images, batch {}",
         model.param_count(),
+        a.dataset.name(),
         train.len(),
         test.len(),
         a.batch_size
@@ -129,7 +139,10 @@ fn run() -> anyhow::Result<()> {
         let te = Instant::now();
         let acc = model.accuracy(&gpu, &test)?;
         let path = a.out.join(CHECKPOINT);
-        model.checkpoint(&gpu, false)?.save(&path)?;
+        let mut ck = model.checkpoint(&gpu, false)?;
+        ck.metadata
+            .insert("dataset".into(), a.dataset.name().into());
+        ck.save(&path)?;
         println!(
             "epoch {}/{}: train ce {:.4}, test accuracy {:.2}% ({} images), train {:.1}s ({:.0} img/s), eval {:.1}s, total {:.1}s",
             epoch + 1,

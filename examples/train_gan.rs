@@ -4,6 +4,13 @@
 //! atomic checkpoint after every epoch.
 //!
 //! `cargo run --release --example train_gan -- --preset smoke --out target/gan`
+//!
+//! The article's choices the engine does not make by default:
+//! `--label-noise 0.05` (noise on the discriminator's targets: real
+//! `1 + 0.05 u`, fake `0.05 u`, `u ~ U(0, 1)` per target and step) and
+//! `--fresh-noise-for-g` (the generator's update draws new latents and
+//! generates again instead of reusing the discriminator step's fakes).
+//! Both are recorded in the checkpoint; `--resume` refuses other values.
 
 use clap::Parser;
 use vae_vs_gan::models::gan::DHead;
@@ -22,6 +29,16 @@ struct Args {
     /// The discriminator's head: the article's global max pool, or flatten.
     #[arg(long, value_enum)]
     d_head: Option<DHead>,
+    /// Uniform noise F >= 0 on the discriminator's targets: real images
+    /// 1 + F*u, fakes F*u, u ~ U(0,1) drawn per target and step (the
+    /// article's 0.05; 0: none). F > 1 is accepted: fake targets then reach
+    /// above real ones.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
+    label_noise: f32,
+    /// The generator's update draws new latent noise and generates again
+    /// (the article's), instead of reusing the discriminator step's fakes.
+    #[arg(long)]
+    fresh_noise_for_g: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,11 +52,16 @@ fn run() -> anyhow::Result<()> {
         common: a,
         lr_d,
         d_head,
+        label_noise,
+        fresh_noise_for_g,
     } = Args::parse();
     let out = a.out_dir("target/gan")?;
     let gpu = open_gpu(&a.device)?;
+    let mut common = a.into_options(&gpu, out.clone());
+    common.label_noise = label_noise;
+    common.fresh_noise_for_g = fresh_noise_for_g;
     let run = GanRun {
-        common: a.into_options(&gpu, out.clone()),
+        common,
         lr_d,
         head: d_head,
     };

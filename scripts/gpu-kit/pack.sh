@@ -60,9 +60,18 @@ echo "$n binaries stripped"
 # What the binaries read at run time, in the source tree's layout (run.sh
 # runs them from the unpacked folder with VAE_VS_GAN_ROOT pointing at it).
 mkdir -p "$stage/data" "$stage/tests" "$stage/tools" "$stage/scripts"
-cp -r data/mnist data/classifier "$stage/data/"
+cp -r data/mnist data/classifier data/classifier-fashion "$stage/data/"
+# the Fashion-MNIST test set (Debian's dataset-fashion-mnist) for the
+# classifier's re-score test
+fashion=/usr/share/datasets/fashion-mnist
+if [ ! -f "$fashion/t10k-images-idx3-ubyte.gz" ]; then
+    echo "pack.sh: $fashion missing: apt-get install dataset-fashion-mnist" >&2
+    exit 1
+fi
+mkdir -p "$stage/data/fashion-mnist"
+cp "$fashion"/t10k-* "$stage/data/fashion-mnist/"
 cp -r tests/fixtures "$stage/tests/"
-cp -r src shaders Cargo.toml "$stage/"
+cp -r src shaders Cargo.toml README.md "$stage/"
 cp tools/torch_speed.py tools/check_with_pytorch.py "$stage/tools/"
 cp scripts/gpu-kit/summary.py "$stage/scripts/"
 

@@ -58,6 +58,12 @@ impl Column {
 #[serde(rename_all = "snake_case")]
 pub enum Figure {
     Params,
+    /// The training step alone at the cost batch ([`crate::compare::cost`]).
+    StepImagesPerSec,
+    /// The training step's own memory at the cost batch.
+    StepPeakMib,
+    /// GEMM work per training image, from the recorded dispatches.
+    GemmMflopPerImage,
     TrainImagesPerSec,
     SecondsPerEpoch,
     PeakGpuMib,
@@ -76,8 +82,11 @@ pub enum Figure {
 }
 
 impl Figure {
-    pub const ALL: [Figure; 16] = [
+    pub const ALL: [Figure; 19] = [
         Figure::Params,
+        Figure::StepImagesPerSec,
+        Figure::StepPeakMib,
+        Figure::GemmMflopPerImage,
         Figure::TrainImagesPerSec,
         Figure::SecondsPerEpoch,
         Figure::PeakGpuMib,
@@ -99,9 +108,15 @@ impl Figure {
     pub fn label(self) -> (&'static str, &'static str) {
         match self {
             Figure::Params => ("parameters", "count"),
-            Figure::TrainImagesPerSec => ("training speed", "images/s"),
+            Figure::StepImagesPerSec => ("training step speed at the cost batch", "images/s"),
+            Figure::StepPeakMib => (
+                "training step memory at the cost batch (datasets excluded)",
+                "MiB",
+            ),
+            Figure::GemmMflopPerImage => ("GEMM work per training image", "MFLOP"),
+            Figure::TrainImagesPerSec => ("training run speed (own batch)", "images/s"),
             Figure::SecondsPerEpoch => ("time per epoch", "s"),
-            Figure::PeakGpuMib => ("peak GPU memory while training", "MiB"),
+            Figure::PeakGpuMib => ("training run peak GPU memory (own batch)", "MiB"),
             Figure::Fid => (
                 "FID (classifier features, lower is better)",
                 "squared units",
@@ -124,7 +139,8 @@ impl Figure {
     pub fn decimals(self) -> usize {
         match self {
             Figure::Params | Figure::LatentDigits | Figure::PeakGpuMib => 0,
-            Figure::TrainImagesPerSec | Figure::SecondsPerEpoch => 1,
+            Figure::TrainImagesPerSec | Figure::SecondsPerEpoch | Figure::StepImagesPerSec => 1,
+            Figure::StepPeakMib | Figure::GemmMflopPerImage => 1,
             Figure::Fid | Figure::TestNegElbo | Figure::IwaeNll => 2,
             Figure::Sharpness => 5,
             _ => 3,

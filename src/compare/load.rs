@@ -5,11 +5,14 @@ use std::path::Path;
 
 use clap::ValueEnum;
 
+use crate::compare::options::default_classifier;
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io::Checkpoint;
+use crate::models::classifier::{Classifier, ClassifierConfig};
 use crate::models::gan::{DHead, Gan, GanConfig};
-use crate::models::vae::{Vae, VaeConfig};
+use crate::models::vae::{KlEstimator, Vae, VaeConfig};
 use crate::optim::adam::AdamConfig;
 use crate::train::Metrics;
 
@@ -45,6 +48,37 @@ fn expect_model(ck: &Checkpoint, path: &Path, want: &str) -> Result<()> {
     }
 }
 
+/// The feature network from its weights, refused when its metadata
+/// names another dataset than the comparison's (a checkpoint without a
+/// `dataset` entry predates it and is MNIST's).
+pub fn load_classifier(gpu: &Gpu, path: &Path, dataset: Dataset) -> Result<Classifier> {
+    let ck = Checkpoint::load(path)?;
+    expect_model(&ck, path, "classifier")?;
+    let trained_on = ck.metadata.get("dataset").map_or("mnist", |d| d.as_str());
+    if trained_on != dataset.name() {
+        return Err(Error::data(
+            path,
+            format!(
+                "this classifier was trained on {trained_on}, not {}: pass the {} one with \
+                 --classifier (default {})",
+                dataset.name(),
+                dataset.name(),
+                default_classifier(dataset).display()
+            ),
+        ));
+    }
+    let classifier = Classifier::new(
+        gpu,
+        ClassifierConfig {
+            batch: 1,
+            adam: AdamConfig::keras(1e-3),
+            seed: 0,
+        },
+    )?;
+    classifier.restore(gpu, &ck, path)?;
+    Ok(classifier)
+}
+
 /// A VAE from a checkpoint (its latent size from the metadata).
 pub fn load_vae(gpu: &Gpu, path: &Path) -> Result<Vae> {
     let ck = Checkpoint::load(path)?;
@@ -58,6 +92,12 @@ pub fn load_vae(gpu: &Gpu, path: &Path) -> Result<Vae> {
             seed: 0,
             // A VAE trained on binarised pixels is scored on binarised pixels.
             binarize: ck.metadata.get("binarize").is_some_and(|b| b == "true"),
+            // The KL estimator it was trained with (absent: the analytic).
+            kl: ck
+                .metadata
+                .get("kl")
+                .and_then(|k| KlEstimator::from_name(k))
+                .unwrap_or_default(),
         },
     )?;
     vae.restore(gpu, &ck, path)?;
@@ -86,6 +126,9 @@ pub fn load_gan(gpu: &Gpu, path: &Path) -> Result<Gan> {
             adam_d: AdamConfig::keras(1e-3),
             seed: 0,
             head,
+            // training-only settings: inference does not use them
+            label_noise: 0.0,
+            fresh_noise_for_g: false,
         },
     )?;
     gan.restore(gpu, &ck, path)?;

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::compare::cost::{gan_step_cost, vae_step_cost, StepCost};
 use crate::compare::figures::{Column, Figure, Figures};
 use crate::compare::load::metrics_beside;
 use crate::compare::options::CompareOptions;
@@ -57,6 +58,22 @@ fn training_figures(figs: &mut Figures, col: Column, m: &Metrics) {
     figs.push(col, Figure::PeakGpuMib, peak as f64 / (1 << 20) as f64);
 }
 
+/// The cost figures of one model's step ([`crate::compare::cost`]).
+fn cost_figures(model: &str, c: StepCost) -> [(Figure, f64); 3] {
+    eprintln!(
+        "  {model} training step at batch {}: {:.1} images/s, {:.1} MiB, {:.1} MFLOP per image",
+        c.batch,
+        c.images_per_sec,
+        c.peak_bytes as f64 / (1 << 20) as f64,
+        c.gemm_flops_per_image * 1e-6
+    );
+    [
+        (Figure::StepImagesPerSec, c.images_per_sec),
+        (Figure::StepPeakMib, c.peak_bytes as f64 / (1 << 20) as f64),
+        (Figure::GemmMflopPerImage, c.gemm_flops_per_image * 1e-6),
+    ]
+}
+
 /// The data every seed is scored on.
 pub(crate) struct Reference {
     pub test: Images,
@@ -64,6 +81,9 @@ pub(crate) struct Reference {
     pub pixels: Vec<f32>,
     /// ... and in the classifier's feature space.
     pub features: Vec<f32>,
+    /// The images the cost probes gather their batches from
+    /// ([`crate::compare::cost::probe_data`]).
+    pub probe: GpuDataset,
 }
 
 impl Reference {
@@ -204,6 +224,10 @@ pub(crate) fn vae_seed(
         &run.common.out,
         |g, vae, metrics, source| {
             let mut own = vec![(Figure::Params, vae.param_count() as f64)];
+            own.extend(cost_figures(
+                "VAE",
+                vae_step_cost(g, &vae.config, &real.probe)?,
+            ));
             // The last epoch's test ELBO of a run trained here; computed afresh
             // for a loaded checkpoint.
             let elbo = match metrics.as_ref().and_then(|m| m.epochs.last()?.test_loss) {
@@ -282,6 +306,7 @@ pub(crate) fn gan_seed(
     seed: usize,
     loaded: Option<&Gan>,
     samples: usize,
+    probe: &GpuDataset,
 ) -> Result<ModelSeed> {
     let run = GanRun {
         common: opts.run_options(seed, "gan"),
@@ -302,13 +327,15 @@ pub(crate) fn gan_seed(
             let grid = (gan.config.latent == 2)
                 .then(|| gan.generate(g, &prior_grid(GRID)).map(unit))
                 .transpose()?;
+            let mut own = vec![(Figure::Params, gan.param_count() as f64)];
+            own.extend(cost_figures("GAN", gan_step_cost(g, &gan.config, probe)?));
             Ok(ModelSeed {
                 samples: samples_px,
                 grid,
                 means: None,
                 metrics,
                 source,
-                own: vec![(Figure::Params, gan.param_count() as f64)],
+                own,
             })
         },
     )

@@ -9,9 +9,13 @@
 //! - [`options`]: what to compare, and the up-front refusals;
 //! - [`load`]: models from checkpoints;
 //! - [`measure`]: the baselines and each model's figures per seed;
+//! - [`cost`]: each model's training step measured alike (speed, memory,
+//!   GEMM work) at one batch size;
 //! - [`output`]: the pictures and sample files;
+//! - [`settings`]: each model's settings, from its checkpoint;
 //! - [`run`]: the whole comparison.
 
+pub mod cost;
 pub mod figures;
 pub mod load;
 pub mod measure;
@@ -20,6 +24,7 @@ pub mod output;
 pub mod report;
 pub mod run;
 pub mod score;
+pub mod settings;
 pub mod verdict;
 
 pub use figures::{Column, Figure, Figures, Stat};

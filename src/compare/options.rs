@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::compare::cost::DEFAULT_COST_BATCH;
 use crate::compare::report::{REPORT_JSON, REPORT_MD};
 use crate::compare::verdict::MIN_SEEDS;
-use crate::data::PIXELS;
+use crate::data::{Dataset, PIXELS};
 use crate::error::{Error, Result};
+use crate::models::vae::KlEstimator;
 use crate::train::session::{check_writable, RunOptions, CHECKPOINT};
 use crate::train::Preset;
 
@@ -40,10 +42,23 @@ pub struct CompareOptions {
     pub vae_ckpt: Option<PathBuf>,
     /// Score this GAN checkpoint instead of training one.
     pub gan_ckpt: Option<PathBuf>,
-    /// The feature network's weights.
-    pub classifier: PathBuf,
-    /// The MNIST IDX files.
-    pub data_dir: PathBuf,
+    /// The dataset both models learn and are scored on.
+    pub dataset: Dataset,
+    /// The feature network's weights (default: the dataset's committed
+    /// classifier, [`default_classifier`]).
+    pub classifier: Option<PathBuf>,
+    /// The dataset's IDX files (default: [`Dataset::default_dir`]).
+    pub data_dir: Option<PathBuf>,
+    /// The GAN's label noise (`--label-noise`, the article's 0.05).
+    pub label_noise: f32,
+    /// The GAN's fresh latents for G's update (`--fresh-noise-for-g`).
+    pub fresh_noise_for_g: bool,
+    /// The VAE's KL estimator (`--kl mc`, the article's one sample).
+    pub kl: KlEstimator,
+    /// The batch size both training steps are measured at for the cost
+    /// claim ([`crate::compare::cost`]): 32, the article's, or 8 for the
+    /// tiny preset.
+    pub cost_batch: usize,
     /// Replace an earlier comparison (and its training runs) in `out`.
     pub overwrite: bool,
     /// Continue the training runs an earlier comparison in `out` left
@@ -71,8 +86,18 @@ impl CompareOptions {
             out: out.to_path_buf(),
             vae_ckpt: None,
             gan_ckpt: None,
-            classifier: PathBuf::from("data/classifier/classifier.safetensors"),
-            data_dir: PathBuf::from("data/mnist"),
+            dataset: Dataset::Mnist,
+            label_noise: 0.0,
+            fresh_noise_for_g: false,
+            kl: KlEstimator::Analytic,
+            classifier: None,
+            data_dir: None,
+            // the tiny preset's own batch: tests stay small
+            cost_batch: if preset == Preset::Tiny {
+                8
+            } else {
+                DEFAULT_COST_BATCH
+            },
             overwrite: false,
             resume: false,
         }
@@ -87,6 +112,20 @@ impl CompareOptions {
             _ => (10_000, 10_000),
         };
         (self.samples.unwrap_or(s), self.iwae_images.unwrap_or(i))
+    }
+
+    /// The dataset's folder.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dataset.default_dir())
+    }
+
+    /// The classifier's weights.
+    pub fn classifier(&self) -> PathBuf {
+        self.classifier
+            .clone()
+            .unwrap_or_else(|| default_classifier(self.dataset))
     }
 
     /// The preset the VAE trains with.
@@ -135,9 +174,26 @@ impl CompareOptions {
         r.seed = seed as u64;
         r.overwrite = self.overwrite;
         r.resume = self.resume && r.out.join(CHECKPOINT).is_file();
-        r.data_dir = Some(self.data_dir.clone());
+        r.dataset = self.dataset;
+        if model == "gan" {
+            r.label_noise = self.label_noise;
+            r.fresh_noise_for_g = self.fresh_noise_for_g;
+        } else {
+            r.kl = self.kl;
+        }
+        r.data_dir = Some(self.data_dir());
         r.reuse_finished = true;
         r
+    }
+}
+
+/// The committed classifier of `dataset` (relative to the repository
+/// root): data/classifier for MNIST, data/classifier-fashion for
+/// Fashion-MNIST.
+pub fn default_classifier(dataset: Dataset) -> PathBuf {
+    match dataset {
+        Dataset::Mnist => PathBuf::from("data/classifier/classifier.safetensors"),
+        Dataset::Fashion => PathBuf::from("data/classifier-fashion/classifier.safetensors"),
     }
 }
 
@@ -166,6 +222,12 @@ pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
             o.vae_preset().name()
         )));
     }
+    if !(o.label_noise.is_finite() && o.label_noise >= 0.0) {
+        return Err(invalid(format!(
+            "--label-noise {}: must be a number >= 0 (the article's is 0.05)",
+            o.label_noise
+        )));
+    }
     if o.seeds == 0 {
         return Err(invalid("--seeds must be at least 1"));
     }
@@ -178,6 +240,12 @@ pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
         return Err(invalid(format!(
             "--samples {samples}: must be between {MIN_SAMPLES} and {MAX_SAMPLES} \
              (the train-image baseline scores as many real training images)"
+        )));
+    }
+    if o.cost_batch == 0 || o.cost_batch > samples {
+        return Err(invalid(format!(
+            "--cost-batch {}: must be between 1 and --samples ({samples})",
+            o.cost_batch
         )));
     }
     let need = samples as u64 * HOST_BYTES_PER_SAMPLE;

@@ -14,11 +14,31 @@ use crate::train::AdapterDesc;
 pub const REPORT_MD: &str = "report.md";
 pub const REPORT_JSON: &str = "report.json";
 
+/// One row of the report's Settings table: a setting and its value for
+/// each model (`–` where it does not apply).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Setting {
+    pub name: String,
+    pub vae: String,
+    pub gan: String,
+}
+
+/// The differences between the article's code and the engine's training,
+/// each with why: a section of report.md, and of README.md (a test keeps
+/// the two the same).
+pub const DIFFERENCES: &str = include_str!("differences.md");
+
 /// Everything a comparison measured.
 #[derive(Clone, Debug)]
 pub struct Report {
     pub adapter: AdapterDesc,
+    /// The dataset's name (`mnist`, `fashion`).
+    pub dataset: String,
     pub preset: String,
+    /// Each model's settings, from its checkpoint (the first seed's).
+    pub settings: Vec<Setting>,
+    /// The batch size of the cost claim's step measurements.
+    pub cost_batch: usize,
     pub seeds: usize,
     /// Samples scored per model (and per baseline).
     pub samples: usize,
@@ -39,7 +59,10 @@ impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "adapter": self.adapter,
+            "dataset": self.dataset,
             "preset": self.preset,
+            "settings": self.settings,
+            "cost_batch": self.cost_batch,
             "seeds": self.seeds,
             "samples": self.samples,
             "reference_images": self.reference_images,
@@ -82,14 +105,70 @@ impl Report {
         t
     }
 
+    /// The dataset as a reader knows it.
+    fn dataset_title(&self) -> &str {
+        match self.dataset.as_str() {
+            "fashion" => "Fashion-MNIST",
+            _ => "MNIST",
+        }
+    }
+
+    /// Three lines: the verdicts, and the adapter and settings in brief.
+    pub fn summary(&self) -> String {
+        let mut verdicts: Vec<String> = Vec::new();
+        let mut none: Option<String> = None;
+        for (i, v) in self.verdicts.iter().enumerate() {
+            match &v.outcome {
+                crate::compare::verdict::Outcome::NoVerdict(why) => {
+                    none.get_or_insert_with(|| why.clone());
+                    verdicts.push(format!("claim {}: no verdict", i + 1));
+                }
+                o => verdicts.push(format!("claim {} {}", i + 1, o.text())),
+            }
+        }
+        let mut m = format!("- **Verdicts**: {}.", verdicts.join("; "));
+        if let Some(why) = none {
+            m += &format!(" Why none: {why}.");
+        }
+        m += "\n";
+        let a = &self.adapter;
+        m += &format!(
+            "- **Where**: {} ({}, {}); {}, preset `{}`, {} seed(s), {} samples per model.\n",
+            a.name,
+            a.backend,
+            a.device_type,
+            self.dataset_title(),
+            self.preset,
+            self.seeds,
+            self.samples
+        );
+        m += &format!(
+            "- **Cost**: both training steps measured alike at batch {} (speed, memory without \
+             the datasets, GEMM work); the parameter count is reported, not voting.\n",
+            self.cost_batch
+        );
+        m
+    }
+
+    /// The Settings table: every recorded setting of each model.
+    pub fn settings_table(&self) -> String {
+        let mut t = String::from("| setting | VAE | GAN |\n|---|---|---|\n");
+        for s in &self.settings {
+            t += &format!("| {} | {} | {} |\n", s.name, s.vae, s.gan);
+        }
+        t
+    }
+
     /// The whole `report.md`.
     pub fn markdown(&self) -> String {
         let a = &self.adapter;
-        let mut m = String::from("# VAE vs GAN on MNIST: measured\n\n");
+        let mut m = format!("# VAE vs GAN on {}: measured\n\n", self.dataset_title());
+        m += &self.summary();
+        m += "\n";
         m += &format!(
             "Adapter: **{}** ({}, {}). Preset `{}`, {} seed(s) (mean ± sample standard \
              deviation over seeds where there are several). {} samples per model, scored \
-             against the first {} MNIST test images; IWAE bound with k = {} on the first {} \
+             against the first {} {} test images; IWAE bound with k = {} on the first {} \
              test images. Whole comparison: {:.0} s.\n\n",
             a.name,
             a.backend,
@@ -98,12 +177,20 @@ impl Report {
             self.seeds,
             self.samples,
             self.reference_images,
+            self.dataset_title(),
             self.iwae_k,
             self.iwae_images,
             self.seconds
         );
         m += &format!("VAE: {}. GAN: {}.\n\n", self.vae_source, self.gan_source);
-        m += "## Figures\n\n";
+        m += HOW_TO_READ;
+        m += "\n## Figures\n\n";
+        m += &format!(
+            "Each cell is the mean over seeds, `± ` the sample standard deviation where there \
+             are several seeds (baselines do not depend on the seed: one value). The cost batch \
+             is {}.\n\n",
+            self.cost_batch
+        );
         m += &self.table();
         m += "\n## The article's claims\n\n";
         for v in &self.verdicts {
@@ -117,6 +204,12 @@ impl Report {
                 m += &format!("  - {} — {mark}\n", e.text);
             }
         }
+        m += "\n## Settings\n\n";
+        m += "Each model's settings as its checkpoint records them (the first seed's; later \
+              seeds differ only in the seed).\n\n";
+        m += &self.settings_table();
+        m += "\n";
+        m += DIFFERENCES;
         m += NOTES;
         m += "\n## Pictures (first seed)\n\n";
         m +=
@@ -140,6 +233,22 @@ impl Report {
     }
 }
 
+const HOW_TO_READ: &str = "## How to read this
+
+- **FID here is not the published FID.** It is the Fréchet distance between Gaussians fitted \
+to the 128 features of this project's own LeNet classifier (trained on the same dataset), \
+not Inception-v3's 2048. Its scale only means something next to the baselines in the same \
+table: *train images* is what a perfect generator scores (the floor, sampling noise only), \
+*uniform noise*, *constant image* and *one repeated digit* are what failures score. A model \
+is good to the extent its FID is near the first and far from the others.
+- **A verdict needs enough training**: the article preset (or dcgan for the GAN) and at \
+least 3 seeds. A figure favours a claim only when the difference exceeds the sum of the two \
+models' seed standard deviations; a claim is supported when every figure that decides it \
+favours it, not supported when none does, mixed otherwise.
+- **Cost** is decided by the training steps measured alike at one batch size (speed, and \
+memory without the datasets); the training runs' own speed and peak are listed too, at each \
+model's own batch size.
+";
 const NOTES: &str = "
 ## What the figures are
 
@@ -147,8 +256,9 @@ const NOTES: &str = "
 levels), as the article shows them. The *Bernoulli draws* column scores binary images \
 sampled from those means: what the VAE's likelihood actually generates.
 - **FID, precision and recall** are computed in the 128-d penultimate layer of the \
-project's own LeNet classifier (data/classifier, 99.14% test accuracy), not Inception-v3: \
-they rank models on this data but are not comparable with published MNIST FIDs. Precision \
+project's own LeNet classifier (data/classifier, 99.14% MNIST test accuracy; \
+data/classifier-fashion for Fashion-MNIST), not Inception-v3: they rank models on this \
+data but are not comparable with published FIDs. Precision \
 and recall use k = 3 nearest-neighbour manifolds (Kynkäänniemi et al. 2019).
 - **Coverage**: entropy of the classifier's predicted digits over the samples (ln 10 = \
 2.303 when all ten are equally common) and its KL to uniform; the Inception Score is \
@@ -164,11 +274,19 @@ is decoded and classified; *same-digit neighbours* is the fraction of adjacent c
 the same digit (about 0.1 for unrelated neighbours), *digits present* how many of the ten \
 appear. The VAE's 5-NN accuracy is leave-one-out over the reference test images' latent \
 means.
-- **Speed and memory** come from the training runs: images per second averaged over \
-epochs, and the engine's own high-water mark of GPU buffer bytes during the training \
-steps (evaluation excluded), each model on a device of its own (the uploaded datasets \
-included). A GAN training image costs a generator and two discriminator passes, a VAE \
-image one encoder and decoder pass.
+- **Speed and memory that vote** are the *training step* rows: each model's training step \
+rebuilt at the cost batch with its other settings, timed alone (median of three submits \
+after a warm-up), and its memory the high-water mark of the engine's buffer accounting \
+while it was built and run: weights, gradients, Adam moments, activations, scratch and \
+loss state, datasets excluded for both. *GEMM work* is the floating-point operations of \
+the matrix products the recorded step dispatches, per training image, as the kernels \
+execute them (padding taps included, element-wise work not counted): a GAN image costs a \
+generator pass and three discriminator passes forward and back, a VAE image one encoder \
+and decoder pass.
+- **Training run speed and peak** are each run's own: images per second averaged over \
+epochs at the model's own batch size, and the high-water mark during its training steps \
+(evaluation excluded), the uploaded datasets included (the VAE's test set too, for its \
+per-epoch ELBO). Reported, not voting.
 - **Baselines**: real training images scored like samples (what a perfect generator \
 gets), the test images themselves (sharpness and coverage of real digits), uniform noise, \
 a constant image and one training digit repeated (negative controls).

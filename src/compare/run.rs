@@ -4,8 +4,9 @@
 
 use std::time::Instant;
 
+use crate::compare::cost::probe_data;
 use crate::compare::figures::{Column, Figures};
-use crate::compare::load::{load_gan, load_vae};
+use crate::compare::load::{load_classifier, load_gan, load_vae};
 use crate::compare::measure::{
     baselines, bernoulli_draws, elapsed, gan_seed, to_unit, vae_seed, Reference,
 };
@@ -13,13 +14,12 @@ use crate::compare::options::{check_options, invalid, CompareOptions};
 use crate::compare::output::{write_pictures, Pictures};
 use crate::compare::report::{write_report, Report};
 use crate::compare::score::{classify, own_figures, score};
+use crate::compare::settings::settings;
 use crate::compare::verdict::{sufficiency, verdicts};
 use crate::data::{self, Split, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::io::Checkpoint;
-use crate::models::classifier::{Classifier, ClassifierConfig};
-use crate::optim::adam::AdamConfig;
+use crate::train::session::CHECKPOINT;
 use crate::train::AdapterDesc;
 
 /// Run the comparison on `gpu` (the classifier and scoring; each model
@@ -43,22 +43,10 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     if loaded_vae.is_none() {
         opts.vae_preset().vae()?;
     }
-    let classifier = Classifier::new(
-        gpu,
-        ClassifierConfig {
-            batch: 1,
-            adam: AdamConfig::keras(1e-3),
-            seed: 0,
-        },
-    )?;
-    classifier.restore(gpu, &Checkpoint::load(&opts.classifier)?, &opts.classifier)?;
-    let test = data::load(data::Dataset::Mnist, &opts.data_dir, Split::Test, None)?;
-    let train = data::load(
-        data::Dataset::Mnist,
-        &opts.data_dir,
-        Split::Train,
-        Some(samples),
-    )?;
+    let classifier = load_classifier(gpu, &opts.classifier(), opts.dataset)?;
+    let dir = opts.data_dir();
+    let test = data::load(opts.dataset, &dir, Split::Test, None)?;
+    let train = data::load(opts.dataset, &dir, Split::Train, Some(samples))?;
     if train.len() < samples {
         return Err(invalid(format!(
             "--samples {samples}: only {} training images for the baseline",
@@ -79,6 +67,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
         test,
         pixels,
         features: ref_c.features,
+        probe: probe_data(gpu, &train, opts.cost_batch)?,
     };
     baselines(gpu, &classifier, &real, &train, samples, &mut figs)?;
     eprintln!("  done at {}", elapsed(t0));
@@ -124,7 +113,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
             pics.vae_metrics = s.metrics;
         }
         eprintln!("  VAE scored at {}", elapsed(t0));
-        let s = gan_seed(gpu, opts, seed, loaded_gan.as_ref(), samples)?;
+        let s = gan_seed(gpu, opts, seed, loaded_gan.as_ref(), samples, &real.probe)?;
         score(
             gpu,
             &classifier,
@@ -144,10 +133,19 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     }
 
     write_pictures(&opts.out, &pics, &real.test)?;
+    let ckpt = |loaded: &Option<std::path::PathBuf>, model: &str| {
+        loaded
+            .clone()
+            .unwrap_or_else(|| opts.seed_dir(0, model).join(CHECKPOINT))
+    };
+    let settings = settings(&ckpt(&opts.vae_ckpt, "vae"), &ckpt(&opts.gan_ckpt, "gan"))?;
     let enough = sufficiency(opts.weakest_preset().name(), opts.seeds);
     let report = Report {
         adapter: AdapterDesc::of(gpu),
+        dataset: opts.dataset.name().to_string(),
         preset: opts.preset_label(),
+        settings,
+        cost_batch: opts.cost_batch,
         seeds: opts.seeds,
         samples,
         reference_images: real.n_ref(),

@@ -203,9 +203,8 @@ pub fn verdicts(fs: &Figures, enough: &Result<(), String>) -> Vec<Verdict> {
     })();
     let cost = (|| {
         Some(vec![
-            pair(fs, Figure::TrainImagesPerSec, Vae, Gan, true)?,
-            pair(fs, Figure::PeakGpuMib, Vae, Gan, false)?,
-            pair(fs, Figure::Params, Vae, Gan, false)?,
+            pair(fs, Figure::StepImagesPerSec, Vae, Gan, true)?,
+            pair(fs, Figure::StepPeakMib, Vae, Gan, false)?,
         ])
     })();
     let latent = (|| {
@@ -229,11 +228,16 @@ pub fn verdicts(fs: &Figures, enough: &Result<(), String>) -> Vec<Verdict> {
         ])
     })();
     vec![
-        decide(CLAIMS[0], quality, "not tested: sample figures missing", enough),
+        decide(
+            CLAIMS[0],
+            quality,
+            "not tested: sample figures missing",
+            enough,
+        ),
         decide(
             CLAIMS[1],
             cost,
-            "not tested: training speed or memory unknown (a loaded checkpoint without metrics.json)",
+            "not tested: the training steps' speed or memory was not measured",
             enough,
         ),
         decide(
@@ -242,6 +246,11 @@ pub fn verdicts(fs: &Figures, enough: &Result<(), String>) -> Vec<Verdict> {
             "not tested: both latents must be 2-D",
             enough,
         ),
-        decide(CLAIMS[3], modes, "not tested: GAN coverage figures missing", enough),
+        decide(
+            CLAIMS[3],
+            modes,
+            "not tested: GAN coverage figures missing",
+            enough,
+        ),
     ]
 }

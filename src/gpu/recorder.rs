@@ -72,6 +72,13 @@ pub struct StepStats {
     /// block and every storage binding ([`binding_bytes`]), a tensor bound
     /// by several dispatches counted each time.
     pub bytes_bound: u64,
+    /// Floating-point operations of the matrix products recorded (2 per
+    /// multiply-add of every GEMM dispatch: dense, conv and transposed
+    /// conv, forward and backward), as the kernels execute them, padding
+    /// taps included; element-wise work is not counted. 0 in files from
+    /// before it was recorded.
+    #[serde(default)]
+    pub gemm_flops: u64,
 }
 
 impl std::ops::AddAssign for StepStats {
@@ -79,6 +86,7 @@ impl std::ops::AddAssign for StepStats {
         self.dispatches += o.dispatches;
         self.bind_groups += o.bind_groups;
         self.bytes_bound += o.bytes_bound;
+        self.gemm_flops += o.gemm_flops;
     }
 }
 
@@ -250,8 +258,15 @@ impl Step {
             dispatches: 1,
             bind_groups: 1,
             bytes_bound,
+            gemm_flops: 0,
         };
         Ok(())
+    }
+
+    /// Count `flops` matrix-product operations in [`StepStats::gemm_flops`]
+    /// (the GEMM recorder calls this once per product it records).
+    pub fn add_gemm_flops(&mut self, flops: u64) {
+        self.stats.gemm_flops += flops;
     }
 
     /// Append all of `other`'s dispatches after this step's (with what it

@@ -20,6 +20,20 @@
 //! (`g_loss = BCE(D(fake), 1)`, dropout active with fresh draws, no D
 //! gradients). Separate Adam for G and D.
 //!
+//! Two of the article's choices are options, off by default (the step is
+//! then exactly the one above):
+//! - [`GanConfig::label_noise`] `F > 0`: D's targets become `1 + F u` for
+//!   real images and `F u` for fakes, `u ~ U(0, 1)` drawn afresh per target
+//!   and step (Philox stream [`STREAM_LABEL_NOISE`], in the loss kernel:
+//!   [`crate::ops::bce::bce_rows_label_noise`]), the article's
+//!   `labels += 0.05 * tf.random.uniform(labels.shape)`. G's targets stay 1.
+//! - [`GanConfig::fresh_noise_for_g`]: G's update draws its own latents
+//!   (stream [`STREAM_Z_FOR_G`]) and generates again (batch norm in training
+//!   mode: the running averages are updated by this forward too, as every
+//!   training-mode call in Keras does), as the article draws
+//!   `random_latent_vectors` again before `gan.train_on_batch`; without it
+//!   G's update reuses the D step's latents and fake batch.
+//!
 //! PyTorch twin (checkpoint names; every conv pads with `F.pad` in its
 //! forward for the Keras `same` alignment, so padding adds no modules):
 //! ```text
@@ -66,14 +80,16 @@ use crate::io::Checkpoint;
 use crate::models::{count, flat, infer_chunked, record_adam, Stored};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, ParamArena, WeightOp};
 use crate::ops::activation::Activation;
-use crate::ops::bce::{bce_rows, BceReduction};
+use crate::ops::bce::{
+    bce_rows, bce_rows_label_noise, check_label_noise, BceReduction, LabelNoise,
+};
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::copy::copy_rows;
 use crate::ops::gather::{gather_pixels_and_normals, PixelMap};
 use crate::ops::gemm::{Dropout, Epilogue};
 use crate::ops::pool::{global_max_pool_backward_fused, global_max_pool_forward};
-use crate::ops::rng::Philox;
+use crate::ops::rng::{fill_normal, Philox};
 use crate::optim::adam::{Adam, AdamConfig};
 
 /// The generator's first image, 7x7x256 (12544 dense features).
@@ -95,6 +111,11 @@ const STREAM_D_UPDATE: [u32; 2] = [2, 3];
 const STREAM_G_UPDATE: [u32; 2] = [4, 5];
 /// Stream of [`Gan::sample`]'s latents (drawn on the CPU).
 const STREAM_SAMPLE: u32 = 6;
+/// Stream of the discriminator's label noise ([`GanConfig::label_noise`]).
+pub const STREAM_LABEL_NOISE: u32 = 7;
+/// Stream of the generator update's own latents
+/// ([`GanConfig::fresh_noise_for_g`]).
+pub const STREAM_Z_FOR_G: u32 = 8;
 
 /// The discriminator's head after the second conv.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -135,6 +156,16 @@ pub struct GanConfig {
     pub adam_d: AdamConfig,
     pub seed: u64,
     pub head: DHead,
+    /// Width `F >= 0` of the uniform noise on the discriminator's targets:
+    /// real `1 + F u`, fake `F u`, `u ~ U(0, 1)` per target and step (the
+    /// article's 0.05; 0: the targets 1 and 0 as they are, today's step).
+    /// `F > 1` is accepted: fake targets then overlap the real ones'
+    /// range, and real targets above 1 push D's logits on real images to
+    /// +inf (the loss stays `softplus(x) - t x`, as TensorFlow computes it).
+    pub label_noise: f32,
+    /// The generator's update draws its own latents and generates again
+    /// (the article's), instead of reusing the D step's fake batch.
+    pub fresh_noise_for_g: bool,
 }
 
 /// The GAN's layers. Batch norms are built for training batches of
@@ -292,13 +323,20 @@ fn d_leaky_dropout<'a>(mask: &'a Tensor, o: &'a Tensor) -> Epilogue<'a> {
 /// A recorded training step, with the tensors it writes.
 pub struct TrainStep {
     pub step: Step,
-    /// The step's generated batch `[B, 28, 28, 1]`, in [-1, 1].
+    /// The step's generated batch `[B, 28, 28, 1]`, in [-1, 1] (the one the
+    /// discriminator's update saw).
     pub fake: Tensor,
+    /// The batch the generator's update ran on: `fake` itself, or with
+    /// [`GanConfig::fresh_noise_for_g`] the one generated from its own
+    /// latents.
+    pub g_fake: Tensor,
     /// The discriminator's logits on [real; fake], `[2B, 1]`.
     pub d_logits: Tensor,
     /// Every LeakyReLU output of the step by name (the generator's three
     /// batch norms', then the discriminator's two convs' after dropout, in
-    /// the D update on [real; fake] and in the G update on fake), for tests
+    /// the D update on [real; fake] and in the G update on fake, then with
+    /// [`GanConfig::fresh_noise_for_g`] the generator's three again from
+    /// the G update's own forward), for tests
     /// that check which side of the kink each unit took: the output has the
     /// input's sign (a dropped unit is 0, and has no gradient).
     pub leaky_outputs: Vec<(&'static str, Tensor)>,
@@ -319,6 +357,7 @@ impl Gan {
         }
         config.adam_g.validate()?;
         config.adam_d.validate()?;
+        check_label_noise("gan", config.label_noise)?;
         let (l, b) = (config.latent, config.batch);
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let r = &mut rng;
@@ -552,9 +591,11 @@ impl Gan {
     }
 
     /// Record one training step on `data` (gather the batch the step
-    /// counter picks, draw z, generate, update D on [real; fake], update G
-    /// through the updated D, advance): losses go to ring slots [`SLOT_G`]
-    /// and [`SLOT_D`].
+    /// counter picks, draw z, generate, update D on [real; fake] (targets
+    /// with [`GanConfig::label_noise`] when it is above 0), update G through
+    /// the updated D (on fresh latents, generated again, with
+    /// [`GanConfig::fresh_noise_for_g`]), advance): losses go to ring slots
+    /// [`SLOT_G`] and [`SLOT_D`].
     pub fn train_step(&self, gpu: &Gpu, state: &StepState, data: &GpuDataset) -> Result<TrainStep> {
         let (b, l, head) = (self.config.batch, self.config.latent, self.config.head);
         if data.batches(b) == 0 {
@@ -581,7 +622,14 @@ impl Gan {
         }
         let both = DActs::new(gpu, both_x, head)?;
         let both_g = DGrads::new(gpu, 2 * b, head)?;
-        let fake = DActs::new(gpu, ga.img.clone(), head)?;
+        // The generator's update: on the same fake batch, or on its own
+        // (fresh latents, generated again).
+        let ga_own = match self.config.fresh_noise_for_g {
+            true => Some(GActs::new(gpu, b, l)?),
+            false => None,
+        };
+        let gg = ga_own.as_ref().unwrap_or(&ga);
+        let fake = DActs::new(gpu, gg.img.clone(), head)?;
         let fake_g = DGrads::new(gpu, b, head)?;
         let mut t = vec![1.0f32; b];
         t.resize(2 * b, 0.0);
@@ -621,20 +669,52 @@ impl Gan {
             copy_rows(gpu, st, &ga.img, &both.x, b)?;
         }
         self.record_discriminate(gpu, st, &both, Some((&state.counters, STREAM_D_UPDATE)))?;
-        let d_scale = bce_rows(
-            gpu,
-            st,
-            &both.logits,
-            &d_targets,
-            &d_rows,
-            Some(&both_g.dlogits),
-            BceReduction::Mean,
-            2.0,
-        )?;
+        // Targets 1 and 0, or with label noise 1 + F u and F u drawn in the
+        // loss kernel (no noise: the plain kernel, today's step).
+        let d_scale = if self.config.label_noise > 0.0 {
+            let noise = LabelNoise {
+                amount: self.config.label_noise,
+                rng: Philox::new(seed, STREAM_LABEL_NOISE),
+                counters: &state.counters,
+            };
+            bce_rows_label_noise(
+                gpu,
+                st,
+                &both.logits,
+                &d_targets,
+                noise,
+                &d_rows,
+                &both_g.dlogits,
+                BceReduction::Mean,
+                2.0,
+            )?
+        } else {
+            bce_rows(
+                gpu,
+                st,
+                &both.logits,
+                &d_targets,
+                &d_rows,
+                Some(&both_g.dlogits),
+                BceReduction::Mean,
+                2.0,
+            )?
+        };
         self.record_d_backward(gpu, st, &both, &both_g, true, None)?;
         let adam_d = Adam::new(self.config.adam_d)?;
         record_adam(gpu, st, state, &adam_d, &self.d_arena)?;
-        // (3) Generator update through the updated discriminator.
+        // (3) Generator update through the updated discriminator (with
+        // fresh noise: on its own latents, generated again first).
+        if let Some(own) = &ga_own {
+            fill_normal(
+                gpu,
+                st,
+                Philox::new(seed, STREAM_Z_FOR_G),
+                &state.counters,
+                &own.z,
+            )?;
+            self.record_generate(gpu, st, own, true)?;
+        }
         self.record_discriminate(gpu, st, &fake, Some((&state.counters, STREAM_G_UPDATE)))?;
         let g_scale = bce_rows(
             gpu,
@@ -647,33 +727,33 @@ impl Gan {
             1.0,
         )?;
         // D's input gradient ends in tanh's derivative: d gen3 directly
-        let dtanh = Epilogue::dact(Activation::Tanh, &ga.img);
+        let dtanh = Epilogue::dact(Activation::Tanh, &gg.img);
         self.record_d_backward(gpu, st, &fake, &fake_g, false, Some((&dg3, dtanh)))?;
         self.g3.backward(
             gpu,
             st,
-            &ga.g2a,
+            &gg.g2a,
             &dg3,
-            Some((&dg2n, Epilogue::dact(LEAKY, &ga.g2a))),
+            Some((&dg2n, Epilogue::dact(LEAKY, &gg.g2a))),
         )?;
-        self.g_bn2.backward(gpu, st, &ga.g2, &dg2n, &dg2)?;
+        self.g_bn2.backward(gpu, st, &gg.g2, &dg2n, &dg2)?;
         self.g2.backward(
             gpu,
             st,
-            &ga.g1a,
+            &gg.g1a,
             &dg2,
-            Some((&dg1n, Epilogue::dact(LEAKY, &ga.g1a))),
+            Some((&dg1n, Epilogue::dact(LEAKY, &gg.g1a))),
         )?;
-        self.g_bn1.backward(gpu, st, &ga.g1, &dg1n, &dg1)?;
+        self.g_bn1.backward(gpu, st, &gg.g1, &dg1n, &dg1)?;
         self.g1.backward(
             gpu,
             st,
-            &ga.g0a,
+            &gg.g0a,
             &dg1,
-            Some((&dg0n, Epilogue::dact(LEAKY, &ga.g0a))),
+            Some((&dg0n, Epilogue::dact(LEAKY, &gg.g0a))),
         )?;
-        self.g_bn0.backward(gpu, st, &ga.g0, &flat(&dg0n)?, &dg0)?;
-        self.g_fc.backward(gpu, st, &ga.z, &dg0, None)?;
+        self.g_bn0.backward(gpu, st, &gg.g0, &flat(&dg0n)?, &dg0)?;
+        self.g_fc.backward(gpu, st, &gg.z, &dg0, None)?;
         let adam_g = Adam::new(self.config.adam_g)?;
         record_adam(gpu, st, state, &adam_g, &self.g_arena)?;
         // both losses to the ring, then the counter
@@ -693,7 +773,8 @@ impl Gan {
 
         let d_logits = both.logits.clone();
         let fake_img = ga.img.clone();
-        let leaky_outputs = vec![
+        let g_fake = gg.img.clone();
+        let mut leaky_outputs = vec![
             ("gen fc bn", flat(&ga.g0a)?),
             ("gen1 bn", ga.g1a.clone()),
             ("gen2 bn", ga.g2a.clone()),
@@ -702,6 +783,13 @@ impl Gan {
             ("g update disc1", fake.o1.clone()),
             ("g update disc2", fake.o2.clone()),
         ];
+        if let Some(own) = &ga_own {
+            leaky_outputs.extend([
+                ("g update gen fc bn", flat(&own.g0a)?),
+                ("g update gen1 bn", own.g1a.clone()),
+                ("g update gen2 bn", own.g2a.clone()),
+            ]);
+        }
         let pool_argmax = [("d update", &both.argmax), ("g update", &fake.argmax)]
             .into_iter()
             .filter_map(|(n, a)| a.clone().map(|a| (n, a)))
@@ -709,6 +797,7 @@ impl Gan {
         Ok(TrainStep {
             step: s,
             fake: fake_img,
+            g_fake,
             d_logits,
             leaky_outputs,
             pool_argmax,

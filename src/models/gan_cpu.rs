@@ -23,6 +23,14 @@
 //! update: layer 1, layer 2) and 4 and 5 (generator update), bit-equal to
 //! the GPU's; both Adams use `t = s + 1`.
 //!
+//! The options: with `label_noise` F > 0 the discriminator's targets are
+//! [`label_noise_targets_cpu`] of [1; 0] at step `s` on stream 7 (`1 + F u`,
+//! `F u`, bit-equal to the kernel's unless its driver fuses the multiply-add);
+//! with `fresh_noise_for_g` the generator's update runs the generator again
+//! (training mode: the running averages updated a second time) on its own
+//! latents, `Philox::new(seed, 8).normal_cpu(s, B * L)`, and backpropagates
+//! through that forward.
+//!
 //! One file: the whole reference step, in the GPU step's order, so the two
 //! can be read side by side.
 
@@ -33,7 +41,7 @@ use crate::models::gan::{DHead, Gan, GanConfig};
 use crate::models::vae_cpu::CpuParam;
 use crate::ops::activation::Activation;
 use crate::ops::batch_norm::{self, BnForwardCpu};
-use crate::ops::bce::{bce_cpu, BceReduction};
+use crate::ops::bce::{bce_cpu, label_noise_targets_cpu, BceReduction};
 use crate::ops::bias::bias_grad_cpu;
 use crate::ops::conv2d::{self, Conv2d, ConvDims, Padding};
 use crate::ops::conv_transpose2d::{self, ConvTranspose2d};
@@ -57,6 +65,8 @@ const BN_MOMENTUM: f64 = 0.99f32 as f64;
 const STREAM_Z: u32 = 1;
 const STREAM_D_UPDATE: [u32; 2] = [2, 3];
 const STREAM_G_UPDATE: [u32; 2] = [4, 5];
+const STREAM_LABEL_NOISE: u32 = 7;
+const STREAM_Z_FOR_G: u32 = 8;
 /// The generator's first image 7x7x256 (12544 dense features).
 const G0: usize = 7 * 7 * 256;
 
@@ -72,8 +82,14 @@ pub struct GanCpuStep<T> {
     /// Every parameter's gradient, `(name, gradient)` in [`Gan::params`]
     /// order (generator first).
     pub grads: Vec<(String, Vec<T>)>,
-    /// The generated batch `[B, 28, 28, 1]`.
+    /// The generated batch `[B, 28, 28, 1]` (the discriminator update's).
     pub fake: Vec<T>,
+    /// The batch the generator's update ran on: `fake`, or with
+    /// `fresh_noise_for_g` its own.
+    pub g_fake: Vec<T>,
+    /// The discriminator's targets on [real; fake] `[2B]`: 1 and 0, or with
+    /// label noise `1 + F u` and `F u`.
+    pub d_targets: Vec<T>,
     /// The discriminator's logits on [real; fake] `[2B]` (before its update).
     pub d_logits: Vec<T>,
     /// Every LeakyReLU output of the step (the discriminator's after
@@ -87,6 +103,12 @@ pub struct GanCpuStep<T> {
     /// were picked from.
     pub pool_argmax: Vec<(&'static str, Vec<u32>)>,
     pub pool_inputs: Vec<(&'static str, Vec<T>)>,
+    /// The batch statistics each training-mode generator forward of the
+    /// step averaged into the running ones, by running statistic name
+    /// (`generator.1.running_mean`, ...): one forward, or two with
+    /// `fresh_noise_for_g` (in order), for bounding the running averages'
+    /// error.
+    pub bn_batch_stats: Vec<Vec<(String, Vec<T>)>>,
     /// Gradients the step computes but does not use, to bound how parameter
     /// differences move the losses: `d_loss` w.r.t. the generator's
     /// parameters, and `g_loss` w.r.t. the UPDATED discriminator's
@@ -485,6 +507,9 @@ impl<T: Real> GanCpu<T> {
     /// [`Self::train_step`] with the latents `z` (`B * L` values) given: a
     /// test feeds the very draws the GPU made, so both sides compute from
     /// the same inputs whatever the accuracy of the driver's `log`/`cos`.
+    /// With `fresh_noise_for_g` the generator update's own latents are
+    /// drawn here (f64 Box-Muller); [`Self::train_step_with_noises`] takes
+    /// them too.
     pub fn train_step_with_noise(
         &mut self,
         step: u64,
@@ -492,8 +517,34 @@ impl<T: Real> GanCpu<T> {
         images: &[u8],
         z: Vec<T>,
     ) -> Result<GanCpuStep<T>> {
-        let (b, l) = (self.config.batch, self.config.latent);
-        if z.len() != b * l {
+        self.train_step_with_noises(step, perm, images, z, None)
+    }
+
+    /// [`Self::train_step_with_noise`] with the generator update's own
+    /// latents `z_g` (`B * L` values) given as well, for
+    /// `fresh_noise_for_g` (`None`: drawn on the CPU from stream 8; given
+    /// without `fresh_noise_for_g`: refused).
+    pub fn train_step_with_noises(
+        &mut self,
+        step: u64,
+        perm: &[u32],
+        images: &[u8],
+        z: Vec<T>,
+        z_g: Option<Vec<T>>,
+    ) -> Result<GanCpuStep<T>> {
+        let (b, l, seed) = (self.config.batch, self.config.latent, self.config.seed);
+        let z_g = match (self.config.fresh_noise_for_g, z_g) {
+            (true, Some(z)) => Some(z),
+            (true, None) => Some(Philox::new(seed, STREAM_Z_FOR_G).normal_cpu(step as u32, b * l)),
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(Error::invalid(
+                    "gan cpu",
+                    "latents for the generator's update given, but fresh_noise_for_g is off",
+                ))
+            }
+        };
+        if z.len() != b * l || z_g.as_ref().is_some_and(|z| z.len() != b * l) {
             return Err(Error::invalid(
                 "gan cpu",
                 format!("{} latent values for batch {b} x latent {l}", z.len()),
@@ -517,14 +568,20 @@ impl<T: Real> GanCpu<T> {
         let gf = self.generate(z)?;
         let img = gf.img.clone();
 
-        // (2) The discriminator's update on [real; fake], targets 1 then 0:
-        // the mean BCE over the 2B rows times 2 = BCE(real, 1) + BCE(fake, 0).
+        // (2) The discriminator's update on [real; fake], targets 1 then 0
+        // (with label noise 1 + F u and F u): the mean BCE over the 2B rows
+        // times 2 = BCE(real, 1) + BCE(fake, 0).
         let both = copy_rows_cpu(&real, &vec![T::default(); 2 * b * PIXELS], 0, PIXELS);
         let both = copy_rows_cpu(&img, &both, b, PIXELS);
         let da = self.discriminate(both, 2 * b, s, STREAM_D_UPDATE)?;
-        let targets: Vec<T> = (0..2 * b)
+        let mut targets: Vec<T> = (0..2 * b)
             .map(|i| T::from_f64((i < b) as u8 as f64))
             .collect();
+        let noise = self.config.label_noise;
+        if noise > 0.0 {
+            let rng = Philox::new(seed, STREAM_LABEL_NOISE);
+            targets = label_noise_targets_cpu(&targets, noise, rng, s);
+        }
         let d_loss = bce_cpu(&da.logits, &targets, 1, BceReduction::Mean, 2.0);
         let mut d_grads = Vec::new();
         let dboth = self.d_backward(&da, &d_loss.grad, true, &mut d_grads);
@@ -534,15 +591,23 @@ impl<T: Real> GanCpu<T> {
         self.adam(&adam_d, step, "discriminator.", &d_grads)?;
 
         // (3) The generator's update through the UPDATED discriminator on
-        // the same fake batch, fresh dropout masks; the backward through the
-        // discriminator to its input, then tanh and the generator.
-        let ga = self.discriminate(img.clone(), b, s, STREAM_G_UPDATE)?;
+        // the same fake batch (or, with fresh noise, on a batch generated
+        // again from its own latents), fresh dropout masks; the backward
+        // through the discriminator to its input, then tanh and the
+        // generator.
+        let gf_own = match z_g {
+            Some(z) => Some(self.generate(z)?),
+            None => None,
+        };
+        let gfu = gf_own.as_ref().unwrap_or(&gf);
+        let g_img = gfu.img.clone();
+        let ga = self.discriminate(g_img.clone(), b, s, STREAM_G_UPDATE)?;
         let ones = vec![T::from_f64(1.0); b];
         let g_loss = bce_cpu(&ga.logits, &ones, 1, BceReduction::Mean, 1.0);
         // (The discriminator's gradients are not used by the step.)
         let mut g_loss_wrt_d = Vec::new();
         let dimg = self.d_backward(&ga, &g_loss.grad, true, &mut g_loss_wrt_d);
-        let g_grads = self.g_backward(&gf, &dimg);
+        let g_grads = self.g_backward(gfu, &dimg);
         let adam_g = self.config.adam_g;
         self.adam(&adam_g, step, "generator.", &g_grads)?;
 
@@ -560,9 +625,44 @@ impl<T: Real> GanCpu<T> {
                 }
             }
         }
+        let mut leaky_outputs = vec![
+            ("gen fc bn", LEAKY.forward_cpu(&gf.bn0.y)),
+            ("gen1 bn", LEAKY.forward_cpu(&gf.bn1.y)),
+            ("gen2 bn", LEAKY.forward_cpu(&gf.bn2.y)),
+            ("d update disc1", da.o1.clone()),
+            ("d update disc2", da.o2.clone()),
+            ("g update disc1", ga.o1.clone()),
+            ("g update disc2", ga.o2.clone()),
+        ];
+        if let Some(own) = &gf_own {
+            leaky_outputs.extend([
+                ("g update gen fc bn", LEAKY.forward_cpu(&own.bn0.y)),
+                ("g update gen1 bn", LEAKY.forward_cpu(&own.bn1.y)),
+                ("g update gen2 bn", LEAKY.forward_cpu(&own.bn2.y)),
+            ]);
+        }
         let pool_argmax = [("d update", &da.argmax), ("g update", &ga.argmax)]
             .into_iter()
             .filter_map(|(n, a)| a.clone().map(|a| (n, a)))
+            .collect();
+        let bn_stats = |f: &GForward<T>| -> Vec<(String, Vec<T>)> {
+            [
+                ("generator.1", &f.bn0),
+                ("generator.6", &f.bn1),
+                ("generator.9", &f.bn2),
+            ]
+            .into_iter()
+            .flat_map(|(name, bn)| {
+                [
+                    (format!("{name}.running_mean"), bn.mean.clone()),
+                    (format!("{name}.running_var"), bn.var.clone()),
+                ]
+            })
+            .collect()
+        };
+        let bn_batch_stats = std::iter::once(&gf)
+            .chain(gf_own.as_ref())
+            .map(bn_stats)
             .collect();
         let pool_inputs = match self.config.head {
             DHead::GlobalMaxPool => vec![("d update", da.o2.clone()), ("g update", ga.o2.clone())],
@@ -574,18 +674,13 @@ impl<T: Real> GanCpu<T> {
             g_loss: g_loss.loss,
             grads,
             fake: img,
+            g_fake: g_img,
+            d_targets: targets,
             d_logits: da.logits,
-            leaky_outputs: vec![
-                ("gen fc bn", LEAKY.forward_cpu(&gf.bn0.y)),
-                ("gen1 bn", LEAKY.forward_cpu(&gf.bn1.y)),
-                ("gen2 bn", LEAKY.forward_cpu(&gf.bn2.y)),
-                ("d update disc1", da.o1.clone()),
-                ("d update disc2", da.o2.clone()),
-                ("g update disc1", ga.o1.clone()),
-                ("g update disc2", ga.o2.clone()),
-            ],
+            leaky_outputs,
             pool_argmax,
             pool_inputs,
+            bn_batch_stats,
             d_loss_wrt_g,
             g_loss_wrt_d,
         })

@@ -6,7 +6,11 @@
 //! Decoder: dense L -> 7x7x32 ReLU, convT 64 3x3 s2 same ReLU (7 -> 14),
 //! convT 32 3x3 s2 same ReLU (14 -> 28), convT 1 3x3 s1 same: logits.
 //! Loss per sample: sigmoid cross-entropy summed over the 784 pixels plus
-//! the analytic Gaussian KL, averaged over the batch, in nats.
+//! the KL term, averaged over the batch, in nats. The KL term is the
+//! analytic Gaussian KL ([`KlEstimator::Analytic`], the default), or the
+//! article's one-sample estimate `log q(z|x) - log p(z)` at the sample the
+//! decoder saw ([`KlEstimator::Mc`], [`crate::ops::kl_mc`]); the step
+//! optimises, and reports in ring slot [`SLOT_KL`], the one configured.
 //!
 //! PyTorch twin (checkpoint names): `encoder = Sequential(Conv2d(1,32,3,2),
 //! ReLU, Conv2d(32,64,3,2), ReLU, Flatten, Linear(2304, 2L))`, `decoder =
@@ -35,6 +39,7 @@ use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::gather::{gather_pixels, PixelMap};
 use crate::ops::gemm::Epilogue;
 use crate::ops::kl::{kl_divergence, kl_rows};
+use crate::ops::kl_mc::{kl_mc, kl_mc_rows};
 use crate::ops::reparam::{reparam_backward, reparam_forward, reparam_forward_cpu};
 use crate::ops::rng::Philox;
 use crate::optim::adam::{Adam, AdamConfig};
@@ -53,6 +58,37 @@ const RELU_EPI: Epilogue<'static> = Epilogue {
 pub const SLOT_RECON: usize = 0;
 pub const SLOT_KL: usize = 1;
 
+/// How the ELBO's KL term is computed (training and evaluation alike):
+/// [`crate::ops::kl`] or [`crate::ops::kl_mc`]. (The variants' comments
+/// are `train_vae --kl`'s help.)
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum KlEstimator {
+    /// The closed form -0.5 sum(1 + logvar - mu^2 - exp(logvar)): exact, no
+    /// variance (the default).
+    #[default]
+    Analytic,
+    /// The article's one-sample estimate log q(z|x) - log p(z) at the
+    /// sampled z, its gradient taken through z: unbiased, noisier.
+    Mc,
+}
+
+impl KlEstimator {
+    /// Name in checkpoint metadata and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            KlEstimator::Analytic => "analytic",
+            KlEstimator::Mc => "mc",
+        }
+    }
+
+    /// The estimator of that [`Self::name`].
+    pub fn from_name(name: &str) -> Option<KlEstimator> {
+        [KlEstimator::Analytic, KlEstimator::Mc]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
+
 /// Hyperparameters.
 #[derive(Clone, Debug)]
 pub struct VaeConfig {
@@ -62,6 +98,8 @@ pub struct VaeConfig {
     pub seed: u64,
     /// Static binarisation of the pixels (how published ELBOs are measured).
     pub binarize: bool,
+    /// The KL term's estimator ([`KlEstimator::Analytic`]: today's step).
+    pub kl: KlEstimator,
 }
 
 /// The VAE's layers, their parameters in one [`ParamArena`].
@@ -285,13 +323,31 @@ impl Vae {
         })
     }
 
-    /// The KL term's loss row sums for the step's end kernel.
-    fn kl_loss(e: &Elbo, scale: f32) -> StepLoss<'_> {
-        StepLoss {
+    /// Record the KL term of the configured estimator: its rows into
+    /// `e.kl_rows` and, when `dh` is given, its gradient added into `dh`
+    /// (where `reparam_backward` wrote the decoder's), one dispatch either
+    /// way; returns its loss row sums for the step's end kernel (ring slot
+    /// [`SLOT_KL`]).
+    fn record_kl<'e>(
+        &self,
+        gpu: &Gpu,
+        st: &mut Step,
+        e: &'e Elbo,
+        dh: Option<&Tensor>,
+    ) -> Result<StepLoss<'e>> {
+        let acc = dh.is_some();
+        let scale = match self.config.kl {
+            KlEstimator::Analytic => kl_rows(gpu, st, &e.enc.h, &e.kl_rows, dh, acc, 1.0)?,
+            KlEstimator::Mc => {
+                let (h, z) = (&e.enc.h, &e.dec.z);
+                kl_mc_rows(gpu, st, h, &e.eps, z, &e.kl_rows, dh, acc, 1.0)?
+            }
+        };
+        Ok(StepLoss {
             slot: SLOT_KL,
             rows: &e.kl_rows,
             scale,
-        }
+        })
     }
 
     /// Record one training step on `data` (gather the batch the step counter
@@ -351,7 +407,7 @@ impl Vae {
             .backward(gpu, st, &dec.z, &flat(&dd0)?, Some((&dz, Epilogue::NONE)))?;
         // Through the sampling, plus the KL term's own gradient.
         reparam_backward(gpu, st, &enc.h, &e.eps, &dz, &dh)?;
-        let kl_scale = kl_rows(gpu, st, &enc.h, &e.kl_rows, Some(&dh), true, 1.0)?;
+        let kl = self.record_kl(gpu, st, &e, Some(&dh))?;
         // Backward through the encoder.
         let a2 = flat(&enc.a2)?;
         self.enc_fc.backward(
@@ -371,7 +427,7 @@ impl Vae {
         self.enc1.backward(gpu, st, &enc.x, &dh1, None)?;
         // Optimizer (one dispatch over the arena), then the step counter.
         record_adam(gpu, st, state, &Adam::new(self.config.adam)?, &self.arena)?;
-        state.record_end(gpu, st, &[recon, Self::kl_loss(&e, kl_scale)])?;
+        state.record_end(gpu, st, &[recon, kl])?;
         let h = e.enc.h.clone();
         Ok(TrainStep { step: s, h })
     }
@@ -390,8 +446,8 @@ impl Vae {
         let mut s = Step::new("vae eval");
         let st = &mut s;
         let recon = self.record_forward(gpu, st, state, data, &e, 2, None)?;
-        let kl_scale = kl_rows(gpu, st, &e.enc.h, &e.kl_rows, None, false, 1.0)?;
-        state.record_end(gpu, st, &[recon, Self::kl_loss(&e, kl_scale)])?;
+        let kl = self.record_kl(gpu, st, &e, None)?;
+        state.record_end(gpu, st, &[recon, kl])?;
         Ok(EvalStep { step: s, batch })
     }
 
@@ -524,7 +580,8 @@ impl Vae {
     /// The negative ELBO of `pixels` (`n * 784` values in [0, 1], used as
     /// given: no binarisation) with the noise `eps` (`n * L` values) given
     /// instead of drawn: `(reconstruction, KL)`, each the batch mean of the
-    /// per-image nats, as the training step computes them. For comparing
+    /// per-image nats, as the training step computes them (the KL by the
+    /// configured estimator, at this eps for [`KlEstimator::Mc`]). For comparing
     /// with another implementation on the same inputs
     /// (tools/check_with_pytorch.py). Two submits: the encoder, then
     /// `z = mu + exp(clamp(logvar) / 2) * eps` on the CPU
@@ -568,7 +625,17 @@ impl Vae {
             BceReduction::SumPerSampleMean,
             1.0,
         )?;
-        kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, None, false, 1.0)?;
+        match self.config.kl {
+            KlEstimator::Analytic => {
+                kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, None, false, 1.0)?
+            }
+            KlEstimator::Mc => {
+                let eps = Tensor::from_f32(gpu, &[n, l], eps, "eps")?;
+                kl_mc(
+                    gpu, st, &enc.h, &eps, &dec.z, &kl_rows, &kl, None, false, 1.0,
+                )?
+            }
+        }
         gpu.run(&[&s])?;
         Ok((recon.read_f32(gpu)?[0] as f64, kl.read_f32(gpu)?[0] as f64))
     }

@@ -14,11 +14,16 @@
 //! is `Philox::new(seed, 1).normal_cpu(step, B * L)` (element `r * L + j`
 //! at counter `(e, step, 1, 0)`, see [`crate::ops::reparam`]), and Adam's
 //! step is `t = step + 1`.
+//!
+//! The KL term follows `config.kl`: [`kl_cpu`] (analytic) or [`kl_mc_cpu`]
+//! (the one-sample estimate at the reparameterised z, its gradient the
+//! total derivative through z), added into the gradient at the encoder's
+//! output after the reparameterisation's backward, as the GPU step does.
 
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::models::vae::{Vae, VaeConfig};
+use crate::models::vae::{KlEstimator, Vae, VaeConfig};
 use crate::nn::Param;
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_cpu, BceReduction};
@@ -28,7 +33,8 @@ use crate::ops::conv_transpose2d::{self, ConvTranspose2d};
 use crate::ops::dense::{dense_backward_data_cpu, dense_backward_weights_cpu, dense_forward_cpu};
 use crate::ops::gather::{gather_pixels_cpu, PixelMap};
 use crate::ops::kl::kl_cpu;
-use crate::ops::reparam::{reparam_backward_cpu, reparam_forward_cpu};
+use crate::ops::kl_mc::kl_mc_cpu;
+use crate::ops::reparam::{clamp_logvar, reparam_backward_cpu, reparam_forward_cpu};
 use crate::ops::rng::Philox;
 use crate::ops::Real;
 use crate::optim::adam::adam_update_cpu;
@@ -73,8 +79,13 @@ pub struct CpuStep<T> {
     pub step: u64,
     /// Reconstruction loss (BCE summed per sample, batch mean), nats.
     pub recon: f64,
-    /// KL loss (batch mean), nats.
+    /// KL loss (batch mean), nats: the configured estimator's.
     pub kl: f64,
+    /// The batch mean of each row's sum of the KL term's addends'
+    /// magnitudes (analytic: `0.5 sum ((exp(c) - 1 - c) + mu^2)`, the KL
+    /// itself; the estimate: `0.5 sum (z^2 + eps^2 + |c|)`, whose addends
+    /// cancel): the scale of the KL's rounding error.
+    pub kl_abs: f64,
     /// Every parameter's gradient, `(name, gradient)` in
     /// [`Vae::params`] order.
     pub grads: Vec<(String, Vec<T>)>,
@@ -255,7 +266,23 @@ impl<T: Real> VaeCpu<T> {
 
         // Losses: BCE (per-sample sum, batch mean) and KL (batch mean).
         let recon = bce_cpu(&logits, &x, PIXELS, BceReduction::SumPerSampleMean, 1.0);
-        let kl = kl_cpu(&h, l, 1.0);
+        let kl = match self.config.kl {
+            KlEstimator::Analytic => kl_cpu(&h, l, 1.0),
+            KlEstimator::Mc => kl_mc_cpu(&h, eps, &z, l, 1.0),
+        };
+        let kl_abs = match self.config.kl {
+            KlEstimator::Analytic => kl.loss,
+            KlEstimator::Mc => {
+                let mut a = 0.0;
+                for (e, (ep, zz)) in eps.iter().zip(&z).enumerate() {
+                    let (r, j) = (e / l, e % l);
+                    let c = clamp_logvar(h[r * 2 * l + l + j].to_f64());
+                    let (ep, zz) = (ep.to_f64(), zz.to_f64());
+                    a += 0.5 * (zz * zz + ep * ep + c.abs());
+                }
+                a / b as f64
+            }
+        };
 
         // Backward, in reverse.
         let mut g: Vec<(&str, Vec<T>)> = Vec::new();
@@ -346,6 +373,7 @@ impl<T: Real> VaeCpu<T> {
             step,
             recon: recon.loss,
             kl: kl.loss,
+            kl_abs,
             grads,
             relu_margin,
         })

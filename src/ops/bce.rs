@@ -18,11 +18,23 @@
 //! and, when asked, the gradient of that scalar:
 //! `grad = (sigmoid(x) - z) * scale / (N*F)` or `... * scale / N`.
 //! One workgroup per row (fixed-order tree), then one workgroup over the rows.
+//!
+//! **Soft targets.** Nothing in the form above needs `z` in `[0, 1]`: for
+//! any real target `t`, `l = softplus(x) - t x` (what
+//! `max(x, 0) - x t + log1p(exp(-|x|))` is) with `dl/dx = sigmoid(x) - t`.
+//! [`bce_rows_label_noise`] draws such targets in the kernel, `t = z +
+//! noise * u` with `u ~ U(0, 1)` from Philox per element and step: the
+//! article's `labels += 0.05 * tf.random.uniform(labels.shape)` for its
+//! discriminator (the GAN's `label_noise`, see [`crate::models::gan`]).
+//! For `t > 1` the loss is no longer a cross-entropy of two distributions
+//! (its minimum over `x` is then at `x = +inf`), but it is the very function
+//! TensorFlow's `sigmoid_cross_entropy_with_logits` computes for such
+//! labels.
 
 use crate::error::Result;
 use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};
 use crate::ops::reduce::{check_loss_outputs, record_chunks, LossCpu};
-use crate::ops::rng::snippet_kernel;
+use crate::ops::rng::{check_counters, snippet_kernel, Philox};
 use crate::ops::Real;
 use crate::shaders;
 
@@ -60,6 +72,16 @@ fn rows_kernel(grad: bool) -> Kernel {
         ("bce_rows", &[Access::Read, Access::Read, Access::ReadWrite])
     };
     snippet_kernel(&[shaders::WG_REDUCE], shaders::BCE, entry, access)
+}
+
+fn label_noise_kernel() -> Kernel {
+    use Access::*;
+    snippet_kernel(
+        &[shaders::PHILOX, shaders::WG_REDUCE, shaders::BCE],
+        shaders::BCE_LABEL_NOISE,
+        "bce_rows_label_noise_grad",
+        &[Read, Read, ReadWrite, ReadWrite, Read],
+    )
 }
 
 /// Record the loss (and its gradient when `grad` is given).
@@ -131,7 +153,102 @@ pub fn bce_rows(
     Ok(gscale)
 }
 
-/// The per-element loss in f64.
+/// Uniform noise on the targets of [`bce_rows_label_noise`]: element `i`
+/// of the targets at step `s` (the step counter `counters[0]`) becomes
+/// `z[i] + amount * u` with `u` the Philox uniform of counter
+/// `(i, s, rng.stream, 0)` under `rng.seed` (what
+/// [`crate::ops::rng::fill_uniform`] draws for that element), so each target
+/// of each step gets a fresh draw and a resumed run draws the same ones.
+#[derive(Clone, Copy, Debug)]
+pub struct LabelNoise<'a> {
+    /// The noise's width `F >= 0`: targets move up by `F * u`, `u` in
+    /// `[0, 1)`. The article's is 0.05. `F > 1` is allowed: fake targets
+    /// then reach above the smallest real ones.
+    pub amount: f32,
+    pub rng: Philox,
+    /// `StepState.counters`.
+    pub counters: &'a Tensor,
+}
+
+/// Refuse a label noise that is not a finite number >= 0.
+pub fn check_label_noise(op: &'static str, amount: f32) -> Result<()> {
+    if amount.is_finite() && amount >= 0.0 {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(
+            op,
+            format!(
+                "label noise {amount}: must be a finite number >= 0 (0: the targets as \
+                 they are; the article's is 0.05)"
+            ),
+        ))
+    }
+}
+
+/// [`bce_rows`] with its gradient against the noisy targets
+/// `z + noise.amount * u` (see [`LabelNoise`]), drawn in the kernel: one
+/// dispatch, like [`bce_rows`], and no target tensor is written. Returns
+/// the factor that turns the sum of `row_loss` into the scalar loss. With
+/// `amount` 0 the outputs are bit-equal to [`bce_rows`]'s (`z + 0 u = z`),
+/// though a step with no noise records [`bce_rows`] itself.
+#[allow(clippy::too_many_arguments)]
+pub fn bce_rows_label_noise(
+    gpu: &Gpu,
+    step: &mut Step,
+    x: &Tensor,
+    z: &Tensor,
+    noise: LabelNoise,
+    row_loss: &Tensor,
+    grad: &Tensor,
+    reduction: BceReduction,
+    scale: f32,
+) -> Result<f32> {
+    let op = "bce_with_logits";
+    let (rows, f) = check_loss_outputs(op, x, row_loss, None, Some(grad))?;
+    z.expect_dtype(op, DType::F32)?;
+    z.expect_shape(op, x.shape())?;
+    check_counters(op, noise.counters)?;
+    check_label_noise(op, noise.amount)?;
+    if x.numel() > u32::MAX as usize {
+        return Err(crate::Error::invalid(op, "more than 2^32 elements"));
+    }
+    let gscale = (scale as f64 / reduction.divisor(rows, f)) as f32;
+    let k = noise.rng.key();
+    let params = [
+        rows as u32,
+        f as u32,
+        f32_param(gscale),
+        f32_param(noise.amount),
+        k[0],
+        k[1],
+        noise.rng.stream,
+        0,
+    ];
+    step.dispatch(
+        gpu,
+        op,
+        &label_noise_kernel(),
+        &params,
+        &[x, z, row_loss, grad, noise.counters],
+        grid(gpu, rows as u64)?,
+    )?;
+    Ok(gscale)
+}
+
+/// CPU reference of the targets [`bce_rows_label_noise`] uses at step
+/// `step`: `z + amount * u`, computed as the kernel does, in f32 (the
+/// product rounded, then the sum; `u` is exact). WGSL rounds `+` and `*`
+/// correctly, so the GPU's targets are these bits unless the driver fuses
+/// the two into one fma, which moves them by at most 1 ulp of the target.
+/// Feed them to [`bce_cpu`] for the loss and gradient.
+pub fn label_noise_targets_cpu<T: Real>(z: &[T], amount: f32, rng: Philox, step: u32) -> Vec<T> {
+    z.iter()
+        .zip(rng.uniform_cpu(step, z.len()))
+        .map(|(&t, u)| T::from_f64((t.to_f64() as f32 + amount * u) as f64))
+        .collect()
+}
+
+/// The per-element loss in f64 (any real target `z`).
 pub fn bce_elem(x: f64, z: f64) -> f64 {
     x.max(0.0) - x * z + (-x.abs()).exp().ln_1p()
 }
@@ -180,5 +297,5 @@ pub fn bce_cpu<T: Real>(
 
 /// The kernels of this module, for the shader validation test.
 pub fn kernels() -> Vec<Kernel> {
-    vec![rows_kernel(true), rows_kernel(false)]
+    vec![rows_kernel(true), rows_kernel(false), label_noise_kernel()]
 }

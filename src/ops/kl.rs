@@ -58,19 +58,18 @@ pub fn kl_divergence(
     record_chunks(gpu, step, "kl", row_kl, loss, rows, rows, gscale)
 }
 
-/// The first pass of [`kl_divergence`] alone: `row_kl` and the gradient,
-/// one dispatch. Returns the factor that turns the sum of `row_kl` into
-/// the scalar loss (see [`crate::ops::bce::bce_rows`]).
-pub fn kl_rows(
-    gpu: &Gpu,
-    step: &mut Step,
+/// Check `h` (`[N, 2L]`, mu then logvar) and the outputs of a per-row KL
+/// kernel, and build its parameter block: rows, L, the gradient scale
+/// `scale / N`, accumulate, the logvar clamp. Shared by the analytic KL
+/// and the one-sample estimate ([`crate::ops::kl_mc`]).
+pub(crate) fn kl_params(
+    op: &'static str,
     h: &Tensor,
     row_kl: &Tensor,
     dh: Option<&Tensor>,
     accumulate: bool,
     scale: f32,
-) -> Result<f32> {
-    let op = "kl";
+) -> Result<(usize, [u32; 8])> {
     let (rows, two_l) = check_loss_outputs(op, h, row_kl, None, dh)?;
     if h.shape().len() != 2 || two_l % 2 != 0 {
         return Err(Error::invalid(
@@ -96,6 +95,24 @@ pub fn kl_rows(
         0,
         0,
     ];
+    Ok((rows, params))
+}
+
+/// The first pass of [`kl_divergence`] alone: `row_kl` and the gradient,
+/// one dispatch. Returns the factor that turns the sum of `row_kl` into
+/// the scalar loss (see [`crate::ops::bce::bce_rows`]).
+pub fn kl_rows(
+    gpu: &Gpu,
+    step: &mut Step,
+    h: &Tensor,
+    row_kl: &Tensor,
+    dh: Option<&Tensor>,
+    accumulate: bool,
+    scale: f32,
+) -> Result<f32> {
+    let op = "kl";
+    let (rows, params) = kl_params(op, h, row_kl, dh, accumulate, scale)?;
+    let gscale = f32::from_bits(params[2]);
     let groups = grid(gpu, rows as u64)?;
     match dh {
         Some(d) => step.dispatch(

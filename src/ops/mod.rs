@@ -19,6 +19,7 @@ pub mod epilogue;
 pub mod gather;
 pub mod gemm;
 pub mod kl;
+pub mod kl_mc;
 pub mod pool;
 pub mod reduce;
 pub mod reparam;
@@ -69,6 +70,7 @@ pub fn kernels() -> Vec<Kernel> {
     v.extend(bce::kernels());
     v.extend(softmax_ce::kernels());
     v.extend(kl::kernels());
+    v.extend(kl_mc::kernels());
     v.extend(bias::kernels());
     v.extend(dense::kernels());
     v.extend(conv2d::kernels());

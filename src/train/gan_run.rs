@@ -11,7 +11,8 @@ use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
 use crate::train::session::{
-    check_out, check_run, create_out, prior_grid, RunOptions, Schedule, Session,
+    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Schedule,
+    Session,
 };
 use crate::train::{EpochMetrics, Metrics, Preset};
 
@@ -46,6 +47,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     // what the device held before this run: not this run's memory
     let others = gpu.allocated_bytes();
     check_out(out, opts.resume, opts.overwrite)?;
+    check_model_options(opts, "gan")?;
     let lr_g = opts.lr.unwrap_or(p.lr_g);
     let config = GanConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
@@ -54,6 +56,8 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
         adam_d: AdamConfig::keras(run.lr_d.or(opts.lr).unwrap_or(p.lr_d)),
         seed: opts.seed,
         head: run.head.unwrap_or(p.head),
+        label_noise: opts.label_noise,
+        fresh_noise_for_g: opts.fresh_noise_for_g,
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
     check_run(
@@ -72,12 +76,15 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     let train_gpu = GpuDataset::upload(gpu, &train, "train")?;
     let gan = Gan::new(gpu, config.clone())?;
     eprintln!(
-        "GAN: latent {}, batch {}, lr G {} D {}, head {}, {} parameters (G {}, D {}); {} training images of {}",
+        "GAN: latent {}, batch {}, lr G {} D {}, head {}, label noise {}, {} latents for G's update, \
+         {} parameters (G {}, D {}); {} training images of {}",
         config.latent,
         config.batch,
         config.adam_g.lr,
         config.adam_d.lr,
         config.head.name(),
+        config.label_noise,
+        if config.fresh_noise_for_g { "fresh" } else { "shared" },
         gan.param_count(),
         gan.generator_param_count(),
         gan.discriminator_param_count(),
@@ -92,6 +99,11 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
         ("dataset".into(), opts.dataset.name().into()),
         ("lr_g".into(), config.adam_g.lr.to_string()),
         ("lr_d".into(), config.adam_d.lr.to_string()),
+        ("label_noise".into(), config.label_noise.to_string()),
+        (
+            "fresh_noise_for_g".into(),
+            config.fresh_noise_for_g.to_string(),
+        ),
     ];
     create_out(out, opts.resume, opts.overwrite)?;
     let mut session = Session::start(

@@ -1,6 +1,7 @@
 //! `metrics.json`: what a training run measured, rewritten (atomically)
 //! after every epoch.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,12 @@ pub struct EpochMetrics {
 pub struct Metrics {
     pub model: String,
     pub preset: String,
+    /// The run's settings as its checkpoint's metadata records them (the
+    /// ones a resume must match: batch, seed, learning rates, the
+    /// article's options `kl`, `label_noise`, `fresh_noise_for_g`, ...;
+    /// empty in files from before they were recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
     pub adapter: AdapterDesc,
     pub params: usize,
     pub epochs: Vec<EpochMetrics>,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::gpu::{AutotunePolicy, Gpu, GpuOptions};
 use crate::io::Checkpoint;
+use crate::models::vae::KlEstimator;
 use crate::train::out::resume_path;
 use crate::train::Preset;
 
@@ -32,6 +33,18 @@ pub struct RunOptions {
     /// With `resume`, take a run that has done all its epochs as it is
     /// (the comparison's reuse) instead of refusing it.
     pub reuse_finished: bool,
+    /// The GAN's label noise `F >= 0` (`--label-noise`,
+    /// [`crate::models::gan::GanConfig::label_noise`]); a VAE run refuses
+    /// anything but 0.
+    pub label_noise: f32,
+    /// The GAN's fresh latents for the generator's update
+    /// (`--fresh-noise-for-g`,
+    /// [`crate::models::gan::GanConfig::fresh_noise_for_g`]); a VAE run
+    /// refuses it.
+    pub fresh_noise_for_g: bool,
+    /// The VAE's KL estimator (`--kl`, [`crate::models::vae::VaeConfig::kl`]);
+    /// a GAN run refuses anything but the default.
+    pub kl: KlEstimator,
 }
 
 impl RunOptions {
@@ -52,6 +65,9 @@ impl RunOptions {
             overwrite: false,
             plots: true,
             reuse_finished: false,
+            label_noise: 0.0,
+            fresh_noise_for_g: false,
+            kl: KlEstimator::Analytic,
         }
     }
 
@@ -147,6 +163,41 @@ pub fn check_run(
                     "this run has done {done} epochs, so --epochs {epochs} has nothing to \
                      continue: pass --epochs above {done}"
                 ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse the options of the other model ("vae" or "gan") when they are
+/// not at their defaults (they would be ignored), and a label noise that is
+/// not a finite number >= 0.
+pub fn check_model_options(opts: &RunOptions, model: &str) -> Result<()> {
+    let bad = |msg: String| Err(Error::invalid("train", msg));
+    if model == "vae" {
+        if opts.label_noise != 0.0 {
+            return bad(format!(
+                "--label-noise {} is an option of the GAN (its discriminator's targets), \
+                 not of the VAE",
+                opts.label_noise
+            ));
+        }
+        if opts.fresh_noise_for_g {
+            return bad("--fresh-noise-for-g is an option of the GAN, not of the VAE".into());
+        }
+    } else {
+        if opts.kl != KlEstimator::Analytic {
+            return bad(format!(
+                "--kl {} is an option of the VAE (its KL term), not of the {}",
+                opts.kl.name(),
+                model.to_uppercase()
+            ));
+        }
+        let f = opts.label_noise;
+        if !(f.is_finite() && f >= 0.0) {
+            return bad(format!(
+                "--label-noise {f}: must be a number >= 0 (0: no noise, the default; the \
+                 article uses 0.05)"
             ));
         }
     }

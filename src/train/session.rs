@@ -19,7 +19,7 @@ use crate::train::{
 };
 
 pub use crate::train::options::{
-    check_run, choose_preset, open_gpu, DeviceArgs, RunOptions, MAX_LATENT,
+    check_model_options, check_run, choose_preset, open_gpu, DeviceArgs, RunOptions, MAX_LATENT,
 };
 pub use crate::train::out::{
     check_out, check_writable, create_out, resume_path, CHECKPOINT, RUN_FILES,
@@ -48,6 +48,15 @@ pub struct Resumed {
 /// and an interrupted epoch's progress.
 pub const META_METRICS: &str = "metrics";
 pub const META_PROGRESS: &str = "epoch_progress";
+
+/// Run settings recorded in checkpoint metadata only since they became
+/// options, with the value every earlier run had: a resume compares a
+/// checkpoint without one as if it held that value.
+pub const META_DEFAULTS: [(&str, &str); 3] = [
+    ("kl", "analytic"),
+    ("label_noise", "0"),
+    ("fresh_noise_for_g", "false"),
+];
 
 /// The completed epochs' history and memory peaks of the checkpoint at
 /// `path` after `epoch` epochs: from its own metadata, or (checkpoints from
@@ -112,7 +121,14 @@ pub fn resume(
         ));
     }
     for (k, v) in meta {
-        match ck.metadata.get(k) {
+        // a setting recorded only since it became an option: a checkpoint
+        // without it was trained with its default
+        let saved = ck
+            .metadata
+            .get(k)
+            .map(String::as_str)
+            .or_else(|| META_DEFAULTS.iter().find(|(d, _)| d == k).map(|(_, v)| *v));
+        match saved {
             Some(saved) if saved != v => {
                 return Err(Error::data(
                     &path,
@@ -261,6 +277,7 @@ impl<'a> Session<'a> {
         let mut metrics = Metrics {
             model: model.into(),
             preset: preset.name().into(),
+            settings: meta.iter().cloned().collect(),
             adapter: AdapterDesc::of(gpu),
             params,
             epochs: Vec::new(),

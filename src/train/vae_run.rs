@@ -12,7 +12,8 @@ use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
 use crate::train::session::{
-    check_out, check_run, create_out, prior_grid, RunOptions, Schedule, Session,
+    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Schedule,
+    Session,
 };
 use crate::train::{EpochMetrics, Metrics, Preset};
 
@@ -45,12 +46,14 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
     // what the device held before this run: not this run's memory
     let others = gpu.allocated_bytes();
     check_out(out, opts.resume, opts.overwrite)?;
+    check_model_options(opts, "vae")?;
     let config = VaeConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
         batch: opts.batch_size.unwrap_or(p.batch),
         adam: AdamConfig::keras(opts.lr.unwrap_or(p.lr)),
         seed: opts.seed,
         binarize: run.binarize,
+        kl: opts.kl,
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
     check_run(
@@ -71,10 +74,11 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
     let test_gpu = GpuDataset::upload(gpu, &test, "test")?;
     let vae = Vae::new(gpu, config.clone())?;
     eprintln!(
-        "VAE: latent {}, batch {}, lr {}, {} parameters; {} training and {} test images of {}",
+        "VAE: latent {}, batch {}, lr {}, KL {}, {} parameters; {} training and {} test images of {}",
         config.latent,
         config.batch,
         config.adam.lr,
+        config.kl.name(),
         vae.param_count(),
         train.len(),
         test.len(),
@@ -168,6 +172,7 @@ fn run_metadata(
         ("dataset".into(), d.name().into()),
         ("binarize".into(), c.binarize.to_string()),
         ("lr".into(), c.adam.lr.to_string()),
+        ("kl".into(), c.kl.name().into()),
     ]
 }
 

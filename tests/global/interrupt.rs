@@ -27,6 +27,7 @@ fn vae(g: &Gpu) -> Vae {
             adam: AdamConfig::keras(1e-3),
             seed: 9,
             binarize: false,
+            kl: Default::default(),
         },
     )
     .unwrap()

@@ -105,6 +105,7 @@ fn soak_200_epochs_of_vae_and_gan_hold_memory_flat() {
             adam: AdamConfig::keras(1e-3),
             seed: 1,
             binarize: false,
+            kl: Default::default(),
         },
     )
     .unwrap();
@@ -128,6 +129,8 @@ fn soak_200_epochs_of_vae_and_gan_hold_memory_flat() {
             adam_d: AdamConfig::keras(1e-3),
             seed: 1,
             head: Default::default(),
+            label_noise: 0.0,
+            fresh_noise_for_g: false,
         },
     )
     .unwrap();

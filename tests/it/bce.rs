@@ -258,3 +258,187 @@ fn bce_shape_mismatch_is_refused_at_record_time() {
     );
     assert!(s.is_empty(), "nothing recorded after a refused op");
 }
+
+/// One ulp of `x > 0` in f32 (2 u |x| rounded up to a power of two).
+fn ulp(x: f64) -> f64 {
+    2f64.powi(x.log2().floor() as i32 - 23)
+}
+
+/// The label-noise kernel against the CPU reference (its targets from
+/// `label_noise_targets_cpu`, then `bce_cpu`), at two step counters, on
+/// the plain kernel's shapes plus the GAN's `[2B, 1]`, with poisoned
+/// outputs.
+///
+/// Tolerance: the plain kernel's (module doc) widened for targets up to
+/// `T = 1 + F`: `max(x, 0) - x t + log1p(..)` now reaches `M = 8 (1 + T) + 1`
+/// in magnitude, so its three roundings add `1.5 ulp(M)` per element; and a
+/// driver that fuses `z + F * u` into one fma moves `t` by at most
+/// `ulp(T)`, which moves the loss by `|x| ulp(T) <= 8 ulp(T)` and the
+/// gradient by `ulp(T) * gscale`. Per row F times that; and since
+/// targets past 1 give terms of both signs, the row sum's own roundings
+/// (F/256 + 9 of them, see `ops::reduce`) are bounded by `u sum |l|`, not by
+/// a relative error of the row: that term is added. The gradient
+/// `(3e-6 + ulp(T)) * gscale`, rtol 1e-5.
+#[test]
+fn bce_label_noise_matches_cpu() {
+    use vae_vs_gan::gpu::StepState;
+    use vae_vs_gan::ops::bce::{bce_rows_label_noise, label_noise_targets_cpu, LabelNoise};
+    use vae_vs_gan::ops::rng::Philox;
+    let g = gpu();
+    let shapes: [&[usize]; 5] = [&[1, 1], &[7, 1], &[64, 1], &[3, 5, 13, 13], &[33, 784]];
+    let rng = Philox::new(0x1234_5678_9abc, 7);
+    for (j, shape) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        let (rows, f) = (shape[0], n / shape[0]);
+        let x = uniform(n, -8.0, 8.0, 240 + j as u64);
+        // hard targets as the GAN's, then soft ones
+        let z: Vec<f32> = if j % 2 == 0 {
+            (0..n).map(|i| ((i / f) % 2) as f32).collect()
+        } else {
+            uniform(n, 0.0, 1.0, 250 + j as u64)
+        };
+        let xt = Tensor::from_f32(g, shape, &x, "x").unwrap();
+        let zt = Tensor::from_f32(g, shape, &z, "z").unwrap();
+        for (amount, red, scale) in [
+            (0.05f32, BceReduction::Mean, 2.0f32),
+            (1.0, BceReduction::SumPerSampleMean, 1.0),
+            (2.5, BceReduction::Mean, 0.5),
+        ] {
+            let mut by_step = Vec::new();
+            for step in [0u32, 5] {
+                let state = StepState::new(g, 1, 1, step).unwrap();
+                let o = outputs(shape);
+                let noise = LabelNoise {
+                    amount,
+                    rng,
+                    counters: &state.counters,
+                };
+                let mut s = Step::new("bce label noise");
+                let gs =
+                    bce_rows_label_noise(g, &mut s, &xt, &zt, noise, &o.row, &o.grad, red, scale)
+                        .unwrap();
+                run(&s);
+                let t = label_noise_targets_cpu(&z, amount, rng, step);
+                assert!(
+                    t.iter().zip(&z).all(|(t, z)| *t >= *z && *t <= *z + amount),
+                    "targets in [z, z + F]"
+                );
+                let want = bce::bce_cpu(&x, &t, f, red, scale as f64);
+                let gscale = scale as f64 / red.divisor(rows, f);
+                assert!(((gs as f64) - gscale).abs() <= 1e-7 * gscale);
+                let big_t = 1.0 + amount as f64;
+                let elem = 2e-6 + 1.5 * ulp(8.0 * (1.0 + big_t) + 1.0) + 8.0 * ulp(big_t);
+                // targets past 1 make terms of both signs: the row sum's
+                // own roundings are bounded by sum |l|, not |row|
+                let sum_abs = x
+                    .chunks(f)
+                    .zip(t.chunks(f))
+                    .map(|(xr, tr)| {
+                        xr.iter()
+                            .zip(tr)
+                            .map(|(&a, &b)| bce::bce_elem(a as f64, b as f64).abs())
+                            .sum::<f64>()
+                    })
+                    .fold(0.0, f64::max);
+                let sum_tol = (f.div_ceil(256) + 9) as f64 * 2f64.powi(-24) * sum_abs;
+                let what = format!("bce label noise {amount} {shape:?} {red:?} step {step}");
+                let rows_got = o.row.read_f32(g).unwrap();
+                let atol = f as f64 * elem + sum_tol;
+                assert_close(&format!("{what} rows"), &rows_got, &want.rows, atol, 1e-5);
+                assert_close(
+                    &format!("{what} grad"),
+                    &o.grad.read_f32(g).unwrap(),
+                    &want.grad,
+                    (3e-6 + ulp(big_t)) * gscale,
+                    1e-5,
+                );
+                by_step.push(rows_got);
+            }
+            assert_ne!(by_step[0], by_step[1], "each step draws its own noise");
+        }
+    }
+}
+
+/// With noise 0 the label-noise kernel is the plain kernel, bit for bit
+/// (`z + 0 * u = z`): what lets the training step keep the plain kernel
+/// when the option is off without changing what an F = 0 run would be.
+#[test]
+fn bce_label_noise_zero_is_the_plain_kernel_bit_for_bit() {
+    use vae_vs_gan::gpu::StepState;
+    use vae_vs_gan::ops::bce::{bce_rows, bce_rows_label_noise, LabelNoise};
+    use vae_vs_gan::ops::rng::Philox;
+    let g = gpu();
+    let shape = [33, 784];
+    let n = 33 * 784;
+    let xt = Tensor::from_f32(g, &shape, &uniform(n, -8.0, 8.0, 260), "x").unwrap();
+    let zt = Tensor::from_f32(g, &shape, &uniform(n, 0.0, 1.0, 261), "z").unwrap();
+    let state = StepState::new(g, 1, 1, 3).unwrap();
+    let (a, b) = (outputs(&shape), outputs(&shape));
+    let red = BceReduction::Mean;
+    let mut s = Step::new("bce both");
+    let ga = bce_rows(g, &mut s, &xt, &zt, &a.row, Some(&a.grad), red, 2.0).unwrap();
+    let noise = LabelNoise {
+        amount: 0.0,
+        rng: Philox::new(9, 7),
+        counters: &state.counters,
+    };
+    let gb = bce_rows_label_noise(g, &mut s, &xt, &zt, noise, &b.row, &b.grad, red, 2.0).unwrap();
+    run(&s);
+    assert_eq!(ga.to_bits(), gb.to_bits());
+    let bits =
+        |t: &Tensor| -> Vec<u32> { t.read_f32(g).unwrap().iter().map(|v| v.to_bits()).collect() };
+    assert_eq!(bits(&a.row), bits(&b.row), "rows");
+    assert_eq!(bits(&a.grad), bits(&b.grad), "gradient");
+}
+
+/// The CPU gradient `sigmoid(x) - t` is the gradient of `softplus(x) - t x`
+/// for targets past 1 too (label noise makes real targets `1 + F u`):
+/// central differences as in `bce_backward_cpu_matches_finite_differences`.
+#[test]
+fn bce_backward_cpu_matches_finite_differences_for_targets_above_one() {
+    let (rows, f) = (4, 5);
+    let x = to_f64(&uniform(rows * f, -4.0, 4.0, 270));
+    let z = to_f64(&uniform(rows * f, 0.0, 3.5, 271));
+    for red in REDS {
+        let num = fd_grad(|x| bce::bce_cpu(x, &z, f, red, 2.0).loss, &x, 1e-6);
+        let ana = bce::bce_cpu(&x, &z, f, red, 2.0).grad;
+        assert_close_f64("bce_backward_fd soft targets", &ana, &num, 1e-8, 1e-6);
+    }
+}
+
+/// A label noise that is not a finite number >= 0, or a counter tensor that
+/// is not one, is refused at record time, naming the op; nothing recorded.
+#[test]
+fn bce_label_noise_bad_settings_are_refused() {
+    use vae_vs_gan::gpu::StepState;
+    use vae_vs_gan::ops::bce::{bce_rows_label_noise, LabelNoise};
+    use vae_vs_gan::ops::rng::Philox;
+    let g = gpu();
+    let shape = [4, 1];
+    let x = Tensor::zeros(g, &shape, "x").unwrap();
+    let o = outputs(&shape);
+    let state = StepState::new(g, 1, 1, 0).unwrap();
+    let mut s = Step::new("bad");
+    let red = BceReduction::Mean;
+    for amount in [-0.05f32, f32::NAN, f32::INFINITY] {
+        let noise = LabelNoise {
+            amount,
+            rng: Philox::new(0, 7),
+            counters: &state.counters,
+        };
+        let e = bce_rows_label_noise(g, &mut s, &x, &x, noise, &o.row, &o.grad, red, 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bce_with_logits") && e.contains("label noise") && e.contains(">= 0"),
+            "{e}"
+        );
+    }
+    let noise = LabelNoise {
+        amount: 0.05,
+        rng: Philox::new(0, 7),
+        counters: &x, // f32, not the step counters
+    };
+    assert!(bce_rows_label_noise(g, &mut s, &x, &x, noise, &o.row, &o.grad, red, 1.0).is_err());
+    assert!(s.is_empty(), "nothing recorded after a refused op");
+}

@@ -109,6 +109,7 @@ mod legacy {
                 adam: a,
                 seed: 0,
                 binarize: false,
+                kl: Default::default(),
             },
         )
         .unwrap();
@@ -124,6 +125,8 @@ mod legacy {
                 adam_d: a,
                 seed: 0,
                 head,
+                label_noise: 0.0,
+                fresh_noise_for_g: false,
             };
             got.push((k, layout(&Gan::new(g, c).unwrap().checkpoint(g).unwrap())));
         }

@@ -199,6 +199,36 @@ fn classifier_checkpoint_accuracy() {
 /// test images (measured: 0.990, i.e. 990/1000; 99.14% on all 10,000).
 const MIN_ACCURACY_1K: f64 = 0.985;
 
+/// The committed Fashion-MNIST classifier (data/classifier-fashion, see its
+/// README) re-scores on the first 1,000 Fashion-MNIST test images above a
+/// bound just under what it measured there; it records its dataset, so
+/// the comparison can refuse it for MNIST. The files come from Debian's
+/// dataset-fashion-mnist (CI installs it); missing files fail the test.
+#[test]
+fn fashion_classifier_checkpoint_accuracy() {
+    let gpu = gpu();
+    let path = &root().join("data/classifier-fashion/classifier.safetensors");
+    let ck = Checkpoint::load(path).expect("committed Fashion-MNIST checkpoint");
+    assert_eq!(
+        ck.metadata.get("dataset").map(String::as_str),
+        Some("fashion")
+    );
+    let m = model(64, 0);
+    m.restore(gpu, &ck, path).expect("restore");
+    let test = load(Dataset::Fashion, &fashion_dir(), Split::Test, Some(1000))
+        .expect("Fashion-MNIST (apt-get install dataset-fashion-mnist)");
+    let acc = m.accuracy(gpu, &test).expect("accuracy");
+    eprintln!("Fashion-MNIST classifier accuracy on the first 1,000 test images: {acc}");
+    assert!(
+        acc >= MIN_FASHION_ACCURACY_1K,
+        "accuracy {acc} on the first 1,000 test images is below {MIN_FASHION_ACCURACY_1K}"
+    );
+}
+
+/// Lower bound on the Fashion-MNIST checkpoint's accuracy on the first
+/// 1,000 test images (measured: 0.897, i.e. 897/1000; 90.14% on all 10,000).
+const MIN_FASHION_ACCURACY_1K: f64 = 0.89;
+
 /// The committed checkpoint's features and probabilities on MNIST test
 /// images 0..16 against its PyTorch float64 twin
 /// (tools/check_classifier_with_pytorch.py, fixture

@@ -53,6 +53,16 @@ pub fn mnist_dir() -> PathBuf {
     root().join(vae_vs_gan::data::Dataset::Mnist.default_dir())
 }
 
+/// The Fashion-MNIST files: `VAE_VS_GAN_FASHION_DIR` when set (the GPU kit
+/// carries the test set), else the Debian package's folder
+/// (`Dataset::Fashion.default_dir()`).
+pub fn fashion_dir() -> PathBuf {
+    match std::env::var_os("VAE_VS_GAN_FASHION_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => vae_vs_gan::data::Dataset::Fashion.default_dir(),
+    }
+}
+
 /// Run a recorded step and wait, failing the test on any GPU error.
 pub fn run(step: &Step) {
     gpu().run(&[step]).expect("step failed on the GPU");

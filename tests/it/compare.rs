@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::common::*;
+use vae_vs_gan::compare::options::default_classifier;
 use vae_vs_gan::compare::{bernoulli_draws, REPORT_JSON, REPORT_MD};
 use vae_vs_gan::compare::{compare, Column, CompareOptions, Figure};
 use vae_vs_gan::data::read_idx;
@@ -14,8 +15,8 @@ use vae_vs_gan::train::Preset;
 fn tiny(out: &Path) -> CompareOptions {
     let mut o = CompareOptions::new(Preset::Tiny, out);
     // the library's default paths are relative to the working directory
-    o.classifier = root().join(&o.classifier);
-    o.data_dir = root().join(&o.data_dir);
+    o.classifier = Some(root().join(o.classifier()));
+    o.data_dir = Some(root().join(o.data_dir()));
     o.iwae_k = 8;
     o
 }
@@ -72,6 +73,12 @@ fn compare_tiny_writes_the_whole_report() {
         (Column::Gan, Figure::Recall),
         (Column::Gan, Figure::LatentDigits),
         (Column::Gan, Figure::PeakGpuMib),
+        (Column::Vae, Figure::StepImagesPerSec),
+        (Column::Gan, Figure::StepImagesPerSec),
+        (Column::Vae, Figure::StepPeakMib),
+        (Column::Gan, Figure::StepPeakMib),
+        (Column::Vae, Figure::GemmMflopPerImage),
+        (Column::Gan, Figure::GemmMflopPerImage),
         (Column::TestVsTrain, Figure::Fid),
         (Column::TestSet, Figure::Sharpness),
         (Column::UniformNoise, Figure::InceptionScore),
@@ -99,6 +106,40 @@ fn compare_tiny_writes_the_whole_report() {
 
     let md = std::fs::read_to_string(out.join(REPORT_MD)).unwrap();
     assert!(md.contains("| figure | unit |"), "{md}");
+    // The summary opens the report: three lines, verdicts first.
+    let summary: Vec<&str> = md.lines().skip(2).take(3).collect();
+    assert!(
+        summary[0].starts_with("- **Verdicts**: claim 1: no verdict"),
+        "{md}"
+    );
+    assert!(
+        summary[0].contains("Why none: insufficient training"),
+        "{md}"
+    );
+    assert!(
+        summary[1].starts_with("- **Where**: ") && summary[1].contains("MNIST"),
+        "{md}"
+    );
+    assert!(
+        summary[2].starts_with("- **Cost**: ") && summary[2].contains("batch 8"),
+        "{md}"
+    );
+    for section in [
+        "## How to read this",
+        "## Settings",
+        "## Differences from the article",
+        "## What the figures are",
+    ] {
+        assert!(md.contains(section), "{section} missing: {md}");
+    }
+    // The settings come from the checkpoints: both presets, both batch
+    // sizes, the GAN's head.
+    assert!(md.contains("| preset | tiny | tiny |"), "{md}");
+    assert!(md.contains("| batch size | 8 | 8 |"), "{md}");
+    assert!(
+        md.contains("| discriminator head | – | global_max_pool |"),
+        "{md}"
+    );
     assert!(md.contains(" ± "), "two seeds show mean ± std: {md}");
     assert!(
         md.contains("llvmpipe") || md.contains(&g.info.name),
@@ -107,8 +148,8 @@ fn compare_tiny_writes_the_whole_report() {
     assert_eq!(
         md.matches("insufficient training: no verdict (tiny preset)")
             .count(),
-        4,
-        "{md}"
+        5,
+        "once per claim and once in the summary: {md}"
     );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join(REPORT_JSON)).unwrap()).unwrap();
@@ -118,6 +159,15 @@ fn compare_tiny_writes_the_whole_report() {
         .unwrap()
         .is_finite());
     assert_eq!(json["verdicts"].as_array().unwrap().len(), 4);
+    assert_eq!(json["dataset"], "mnist");
+    assert_eq!(json["cost_batch"], 8, "the tiny preset's batch");
+    assert!(
+        json["figures"]["gan"]["step_peak_mib"]["mean"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(json["settings"].as_array().unwrap().len() >= 6);
 
     // Running again into the same folder is refused; nothing is touched.
     let before = std::fs::read(out.join(REPORT_JSON)).unwrap();
@@ -246,10 +296,32 @@ fn compare_refuses_bad_options_before_writing() {
             "nonexistent",
         ),
         (
-            |o| o.classifier = "/nonexistent/c.safetensors".into(),
+            |o| o.classifier = Some("/nonexistent/c.safetensors".into()),
             "nonexistent",
         ),
         (|o| o.preset = Preset::Dcgan, "dcgan"),
+        (|o| o.cost_batch = 0, "--cost-batch 0"),
+        (|o| o.label_noise = -0.5, "--label-noise -0.5"),
+        (|o| o.label_noise = f32::NAN, "--label-noise NaN"),
+        (|o| o.cost_batch = 1000, "--cost-batch 1000"),
+        (
+            // MNIST's classifier for Fashion-MNIST: refused by name.
+            |o| {
+                o.dataset = vae_vs_gan::data::Dataset::Fashion;
+                o.data_dir = None;
+            },
+            "trained on mnist, not fashion",
+        ),
+        (
+            // Fashion-MNIST's own classifier, but no files: how to get them.
+            |o| {
+                let fashion = vae_vs_gan::data::Dataset::Fashion;
+                o.dataset = fashion;
+                o.classifier = Some(root().join(default_classifier(fashion)));
+                o.data_dir = Some("/nonexistent/fashion".into());
+            },
+            "apt-get install dataset-fashion-mnist",
+        ),
     ] {
         let mut o = tiny(&out);
         set(&mut o);
@@ -322,4 +394,58 @@ fn compare_takes_a_preset_per_model() {
     let gan = o.run_options(0, "gan");
     let vae = o.run_options(0, "vae");
     assert_eq!((vae.preset, gan.preset), (Preset::Smoke, Preset::Dcgan));
+}
+
+#[test]
+fn settings_rows_follow_the_checkpoints() {
+    use std::collections::BTreeMap;
+    use vae_vs_gan::compare::settings::rows;
+    let m = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let vae = m(&[
+        ("model", "vae"),
+        ("preset", "article"),
+        ("batch", "32"),
+        ("lr", "0.0001"),
+        ("metrics", "{...}"),
+        ("zeta", "1"),
+    ]);
+    let gan = m(&[
+        ("model", "gan"),
+        ("preset", "dcgan"),
+        ("batch", "256"),
+        ("d_head", "flatten"),
+    ]);
+    let r = rows(&vae, &gan);
+    let names: Vec<&str> = r.iter().map(|s| s.name.as_str()).collect();
+    // Known keys in their order, unknown ones after under their own name;
+    // the model's name and the run's history are not settings.
+    assert_eq!(
+        names,
+        [
+            "preset",
+            "batch size",
+            "Adam learning rate",
+            "discriminator head",
+            "zeta"
+        ]
+    );
+    assert_eq!((r[1].vae.as_str(), r[1].gan.as_str()), ("32", "256"));
+    assert_eq!((r[3].vae.as_str(), r[3].gan.as_str()), ("–", "flatten"));
+}
+
+/// The differences from the article are in README.md as in every report:
+/// one text, so they cannot drift apart.
+#[test]
+fn readme_lists_the_differences_from_the_article() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let text = vae_vs_gan::compare::report::DIFFERENCES;
+    assert!(text.starts_with("## Differences from the article"));
+    assert!(
+        readme.contains(text.trim()),
+        "README.md must hold src/compare/differences.md verbatim"
+    );
 }

@@ -22,6 +22,8 @@ fn tiny(seed: u64, head: DHead) -> GanConfig {
         adam_d: AdamConfig::keras(2e-3),
         seed,
         head,
+        label_noise: 0.0,
+        fresh_noise_for_g: false,
     }
 }
 
@@ -236,6 +238,7 @@ fn gan_checkpoint_round_trips_and_refuses_other_models() {
             adam: AdamConfig::keras(1e-3),
             seed: 1,
             binarize: false,
+            kl: Default::default(),
         },
     )
     .unwrap();

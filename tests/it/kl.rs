@@ -167,6 +167,24 @@ fn kl_backward_cpu_matches_finite_differences_at_clamp() {
     }
 }
 
+/// Two rows of `[mu | logvar]` at L = 3 with mu and logvar at +-100, 0,
+/// 5, at the clamp and beyond it: the extremes both KL estimators are
+/// tested at.
+pub(crate) const EXTREME_H: [f32; 12] = [
+    100.0,
+    -100.0,
+    0.0,
+    100.0,
+    -100.0,
+    0.0, //
+    -100.0,
+    100.0,
+    5.0,
+    LOGVAR_CLAMP,
+    -LOGVAR_CLAMP,
+    88.0,
+];
+
 /// mu and logvar at +-100 (and at the clamp): without the clamp exp(100)
 /// would overflow f32 to inf. Finite on GPU and CPU, and equal: the terms
 /// reach exp(30) = 1.07e13 and mu^2 = 1e4; WGSL exp(30) has <= 63 ulp
@@ -175,20 +193,7 @@ fn kl_backward_cpu_matches_finite_differences_at_clamp() {
 fn kl_finite_at_extremes() {
     let g = gpu();
     let (n, l) = (2, 3);
-    let h = vec![
-        100.0f32,
-        -100.0,
-        0.0,
-        100.0,
-        -100.0,
-        0.0, //
-        -100.0,
-        100.0,
-        5.0,
-        LOGVAR_CLAMP,
-        -LOGVAR_CLAMP,
-        88.0,
-    ];
+    let h = EXTREME_H.to_vec();
     let ht = Tensor::from_f32(g, &[n, 2 * l], &h, "h").unwrap();
     let o = outputs(n, l);
     let mut s = Step::new("kl extreme");

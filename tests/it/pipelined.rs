@@ -199,6 +199,7 @@ fn vae_chunks_in_flight_equal_one_step_per_submit() {
                 adam: AdamConfig::keras(1e-3),
                 seed: 4,
                 binarize: false,
+                kl: Default::default(),
             },
         )
         .unwrap();
@@ -221,6 +222,8 @@ fn gan_chunks_in_flight_equal_one_step_per_submit() {
                 adam_d: AdamConfig::keras(1e-3),
                 seed: 4,
                 head: Default::default(),
+                label_noise: 0.0,
+                fresh_noise_for_g: false,
             },
         )
         .unwrap();

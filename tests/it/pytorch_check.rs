@@ -72,6 +72,7 @@ fn vae_loss_on_matches_pytorch() {
             adam: AdamConfig::keras(1e-3),
             seed: 0,
             binarize: false,
+            kl: Default::default(),
         },
     )
     .unwrap();
@@ -118,6 +119,7 @@ fn vae_loss_on_refuses_mismatched_inputs() {
             adam: AdamConfig::keras(1e-3),
             seed: 0,
             binarize: false,
+            kl: Default::default(),
         },
     )
     .unwrap();

@@ -227,6 +227,7 @@ fn metrics_json_round_trips_f64_bit_for_bit() {
     let m = Metrics {
         model: "vae".into(),
         preset: "tiny".into(),
+        settings: [("kl".to_string(), "mc".to_string())].into_iter().collect(),
         adapter: AdapterDesc {
             name: "test".into(),
             backend: "Vulkan".into(),
@@ -312,6 +313,7 @@ fn metrics_json_from_before_the_step_counts_still_loads() {
         dispatches: 78,
         bind_groups: 78,
         bytes_bound: 87_466_880,
+        gemm_flops: 0,
     });
     m.note_allocator(Some(vae_vs_gan::gpu::AllocatorFigures {
         allocated_bytes: 2,
@@ -751,4 +753,152 @@ fn unknown_kernel_policy_and_a_dump_into_a_file_are_refused() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("is a file"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
+
+/// The article's options default off in every run's options, and a value
+/// a model cannot take is refused before any work, naming the flag: a
+/// negative, NaN or infinite `--label-noise`, a GAN option given to the
+/// VAE, the VAE's `--kl` given to the GAN.
+#[test]
+fn article_options_default_off_and_bad_values_are_refused() {
+    use vae_vs_gan::models::vae::KlEstimator;
+    use vae_vs_gan::train::gan_run::{train_gan, GanRun};
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let o = GanRun::new(Preset::Tiny, &out).common;
+    assert_eq!(
+        (o.label_noise, o.fresh_noise_for_g, o.kl),
+        (0.0, false, KlEstimator::Analytic)
+    );
+    for bad in [-0.05f32, f32::NAN, f32::INFINITY] {
+        let mut r = GanRun::new(Preset::Tiny, &out);
+        r.common.label_noise = bad;
+        let e = train_gan(g, &r).err().expect("must refuse").to_string();
+        assert!(e.contains("--label-noise") && e.contains(">= 0"), "{e}");
+        assert!(!out.exists(), "no folder made");
+    }
+    let mut r = GanRun::new(Preset::Tiny, &out);
+    r.common.kl = KlEstimator::Mc;
+    let e = train_gan(g, &r).err().expect("must refuse").to_string();
+    assert!(e.contains("--kl mc") && e.contains("VAE"), "{e}");
+    let mut r = tiny(&out, 1);
+    r.common.label_noise = 0.05;
+    let e = train_vae(g, &r).err().expect("must refuse").to_string();
+    assert!(e.contains("--label-noise") && e.contains("GAN"), "{e}");
+    let mut r = tiny(&out, 1);
+    r.common.fresh_noise_for_g = true;
+    let e = train_vae(g, &r).err().expect("must refuse").to_string();
+    assert!(
+        e.contains("--fresh-noise-for-g") && e.contains("GAN"),
+        "{e}"
+    );
+    assert!(!out.exists(), "no folder made");
+
+    // From the command line: a negative value reaches the check (not a
+    // clap parse error), one message, exit status 1.
+    for v in ["-1", "nan"] {
+        let mut c = example_cmd("train_gan");
+        c.args(["--preset", "tiny", "--label-noise", v, "--out"])
+            .arg(&out);
+        let (code, err) = output(c);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(
+            err.contains(&format!("--label-noise {}", v.replace("nan", "NaN")))
+                && err.contains(">= 0"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(!out.exists());
+}
+
+/// A GAN run with the article's options records them (checkpoint metadata,
+/// metrics.json's settings), a resume with another value of either is
+/// refused naming both values (the checkpoint intact), and a resume with
+/// the same values is bit-identical to the uninterrupted run: the label
+/// noise and G's latents are drawn from the step counter like every other
+/// draw.
+#[test]
+fn train_gan_article_options_are_recorded_and_resume_bit_identically() {
+    use vae_vs_gan::train::gan_run::{train_gan, GanRun};
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let run = |out: &std::path::Path, epochs: usize, resume: bool| {
+        let mut r = GanRun::new(Preset::Tiny, out);
+        r.common.epochs = Some(epochs);
+        r.common.train_images = Some(32);
+        r.common.plots = false;
+        r.common.resume = resume;
+        r.common.label_noise = 0.05;
+        r.common.fresh_noise_for_g = true;
+        r
+    };
+    let (a, b) = (d.path().join("straight"), d.path().join("resumed"));
+    train_gan(g, &run(&a, 2, false)).unwrap();
+    train_gan(g, &run(&b, 1, false)).unwrap();
+    let ck = Checkpoint::load(&b.join(CHECKPOINT)).unwrap();
+    assert_eq!(ck.metadata["label_noise"], "0.05");
+    assert_eq!(ck.metadata["fresh_noise_for_g"], "true");
+    let m = Metrics::load(&b).unwrap();
+    assert_eq!(m.settings["label_noise"], "0.05");
+    assert_eq!(m.settings["fresh_noise_for_g"], "true");
+    let before = std::fs::read(b.join(CHECKPOINT)).unwrap();
+
+    let mut r = run(&b, 2, true);
+    r.common.label_noise = 0.0;
+    let e = train_gan(g, &r).err().expect("must refuse").to_string();
+    assert!(
+        e.contains("label_noise = 0.05") && e.contains("label_noise = 0:"),
+        "{e}"
+    );
+    let mut r = run(&b, 2, true);
+    r.common.fresh_noise_for_g = false;
+    let e = train_gan(g, &r).err().expect("must refuse").to_string();
+    assert!(
+        e.contains("fresh_noise_for_g = true") && e.contains("fresh_noise_for_g = false"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(b.join(CHECKPOINT)).unwrap(), before, "intact");
+
+    train_gan(g, &run(&b, 2, true)).unwrap();
+    let ca = Checkpoint::load(&a.join(CHECKPOINT)).unwrap();
+    let cb = Checkpoint::load(&b.join(CHECKPOINT)).unwrap();
+    assert_eq!(
+        ca.tensors, cb.tensors,
+        "2 epochs straight == 1 + resume + 1"
+    );
+}
+
+/// A VAE run with `--kl mc` records it, a resume with the analytic KL is
+/// refused, and a checkpoint from before the option (no `kl` key) counts as
+/// analytic: resuming it with `--kl mc` is refused too.
+#[test]
+fn train_vae_kl_estimator_is_recorded_and_resume_checks_it() {
+    use vae_vs_gan::models::vae::KlEstimator;
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("mc");
+    let mut r = tiny(&out, 1);
+    r.common.kl = KlEstimator::Mc;
+    let (_, m) = train_vae(g, &r).unwrap();
+    assert!(m.epochs[0].train_loss.unwrap().is_finite());
+    assert_eq!(m.settings["kl"], "mc");
+    let path = out.join(CHECKPOINT);
+    let mut ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.metadata["kl"], "mc");
+    assert_eq!(Metrics::load(&out).unwrap().settings["kl"], "mc");
+    let mut r = tiny(&out, 2);
+    r.common.resume = true;
+    let e = train_vae(g, &r).err().expect("must refuse").to_string();
+    assert!(e.contains("kl = mc") && e.contains("kl = analytic"), "{e}");
+
+    // As a checkpoint written before the option: no "kl" key.
+    ck.metadata.remove("kl");
+    ck.save(&path).unwrap();
+    let mut r = tiny(&out, 2);
+    r.common.resume = true;
+    r.common.kl = KlEstimator::Mc;
+    let e = train_vae(g, &r).err().expect("must refuse").to_string();
+    assert!(e.contains("kl = analytic") && e.contains("kl = mc"), "{e}");
 }

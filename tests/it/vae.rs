@@ -18,6 +18,7 @@ fn tiny(seed: u64) -> VaeConfig {
         adam: AdamConfig::keras(1e-3),
         seed,
         binarize: false,
+        kl: Default::default(),
     }
 }
 
@@ -184,6 +185,8 @@ fn same_policy_same_bits_across_policies_within_rounding() {
                 adam_d: AdamConfig::keras(LR),
                 seed: 5,
                 head: Default::default(),
+                label_noise: 0.0,
+                fresh_noise_for_g: false,
             };
             let gan = Gan::new(&g, c).unwrap();
             let state = StepState::new(&g, 2, STEPS, 0).unwrap();

@@ -51,6 +51,13 @@
 //!   first-order effect of the parameter differences,
 //!   `2 sum_i |g_i| tol_p,i` (the factor 2 covers the second-order term).
 //!
+//! With `--kl mc` (`vae_step_with_mc_kl_matches_cpu_reference`) the same
+//! checks run against the reference's `kl_mc_cpu`; the estimate's addends
+//! (`0.5 z^2`, `0.5 (eps^2 + c)`) cancel, so its KL tolerances take
+//! `rtol * kl_abs` (the batch mean of their magnitudes, `CpuStep::kl_abs`)
+//! in place of `rtol * |kl|`. z itself differs between GPU (f32, WGSL exp)
+//! and reference (f64) by ~1e-6 relative, inside that rtol.
+//!
 //! The test prints the worst error of each check as a fraction of its
 //! tolerance.
 
@@ -58,7 +65,7 @@ use crate::common::*;
 use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
-use vae_vs_gan::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
+use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use vae_vs_gan::models::vae_cpu::{CpuStep, VaeCpu};
 use vae_vs_gan::optim::adam::AdamConfig;
 
@@ -87,6 +94,7 @@ fn tiny() -> VaeConfig {
         adam: AdamConfig::keras(LR as f32),
         seed: 7,
         binarize: false,
+        kl: Default::default(),
     }
 }
 
@@ -144,15 +152,53 @@ fn check(what: &str, got: &[f64], want: &[f64], tol: &[f64]) -> f64 {
 
 #[test]
 fn vae_step_matches_cpu_reference() {
+    vae_step_matches_cpu(tiny());
+}
+
+/// The step with the article's KL estimate (`--kl mc`) against the
+/// reference's (`kl_mc_cpu` at the reparameterised z, its gradient through
+/// z), with the tolerances above; the estimate's addends cancel (z^2
+/// against eps^2), so its rounding error scales with their magnitudes
+/// (`CpuStep::kl_abs`), not with the KL: the KL checks take
+/// `rtol * kl_abs` instead of `rtol * |kl|`.
+#[test]
+fn vae_step_with_mc_kl_matches_cpu_reference() {
+    vae_step_matches_cpu(VaeConfig {
+        kl: KlEstimator::Mc,
+        ..tiny()
+    });
+}
+
+/// Both estimators record the same number of dispatches and bind groups
+/// (the KL term is one dispatch either way): `--kl mc` costs no dispatch,
+/// and the default step is the analytic one.
+#[test]
+fn vae_step_kl_estimators_cost_the_same_dispatches() {
     let g = gpu();
-    let cfg = tiny();
+    let imgs = load(Dataset::Mnist, &mnist_dir(), Split::Train, Some(64)).unwrap();
+    let data = GpuDataset::upload(g, &imgs, "train").unwrap();
+    let state = StepState::new(g, 2, 1, 0).unwrap();
+    assert_eq!(tiny().kl, KlEstimator::Analytic, "the default");
+    let stats = |kl: KlEstimator| {
+        let vae = Vae::new(g, VaeConfig { kl, ..tiny() }).unwrap();
+        let s = vae.train_step(g, &state, &data).unwrap().step.stats();
+        (s.dispatches, s.bind_groups)
+    };
+    let (a, m) = (stats(KlEstimator::Analytic), stats(KlEstimator::Mc));
+    eprintln!("vae step: analytic {a:?}, mc {m:?} (dispatches, bind groups)");
+    assert_eq!(a, m);
+}
+
+fn vae_step_matches_cpu(cfg: VaeConfig) {
+    let g = gpu();
+    let mc = cfg.kl == KlEstimator::Mc;
     // The GPU's own eps draws (stream 1), fed to the reference.
     let eps = gpu_normals(cfg.seed, 1, cfg.batch * cfg.latent, STEPS);
     let imgs = load(Dataset::Mnist, &mnist_dir(), Split::Train, Some(64)).unwrap();
     let data = GpuDataset::upload(g, &imgs, "train").unwrap();
     data.shuffle(g, 3, 0).unwrap();
     let perm = data.perm.read_u32(g).unwrap();
-    let vae = Vae::new(g, cfg).unwrap();
+    let vae = Vae::new(g, cfg.clone()).unwrap();
     let state = StepState::new(g, 2, STEPS, 0).unwrap();
     let ts = vae.train_step(g, &state, &data).unwrap();
 
@@ -219,11 +265,13 @@ fn vae_step_matches_cpu_reference() {
         &[cpu_steps[0].recon],
         &[rtol * cpu_steps[0].recon.abs()],
     );
+    // (analytic: kl_abs is the KL itself, the tolerance as it was)
+    let kl_scale = |c: &CpuStep<f64>| if mc { c.kl_abs } else { c.kl.abs() };
     check(
-        "vae step 1 kl loss",
+        &format!("vae step 1 kl loss ({})", cfg.kl.name()),
         &[*kl0 as f64],
         &[cpu_steps[0].kl],
-        &[KL_ATOL + rtol * cpu_steps[0].kl.abs()],
+        &[KL_ATOL + rtol * kl_scale(&cpu_steps[0])],
     );
 
     // Parameters after 3 steps, per-element tolerances; and they moved.
@@ -289,7 +337,8 @@ fn vae_step_matches_cpu_reference() {
         }
         let want = c.recon + c.kl;
         let got = (losses[s].values[SLOT_RECON] + losses[s].values[SLOT_KL]) as f64;
-        let tol = rtol * want.abs() + KL_ATOL + 2.0 * effect;
+        let kl_extra = if mc { rtol * c.kl_abs } else { 0.0 };
+        let tol = rtol * want.abs() + KL_ATOL + kl_extra + 2.0 * effect;
         eprintln!(
             "step {}: recon gpu {} cpu {}, kl gpu {} cpu {}",
             s + 1,

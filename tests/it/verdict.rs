@@ -23,6 +23,12 @@ fn article_true() -> Figures {
     put(Vae, Figure::Fid, [40.0, 41.0, 39.0]);
     put(Gan, Figure::Precision, [0.8, 0.82, 0.78]);
     put(Vae, Figure::Precision, [0.3, 0.31, 0.29]);
+    put(Vae, Figure::StepImagesPerSec, [5000.0, 5100.0, 4900.0]);
+    put(Gan, Figure::StepImagesPerSec, [900.0, 910.0, 890.0]);
+    put(Vae, Figure::StepPeakMib, [100.0, 100.0, 100.0]);
+    put(Gan, Figure::StepPeakMib, [300.0, 300.0, 300.0]);
+    // The training runs' own figures (each at its own batch, the VAE's
+    // with its test set): reported, not voting.
     put(Vae, Figure::TrainImagesPerSec, [5000.0, 5100.0, 4900.0]);
     put(Gan, Figure::TrainImagesPerSec, [900.0, 910.0, 890.0]);
     put(Vae, Figure::PeakGpuMib, [100.0, 100.0, 100.0]);
@@ -97,16 +103,41 @@ fn claim_1_sharpness_and_quality_flips() {
 #[test]
 fn claim_2_speed_and_memory_flips() {
     let f = article_true();
-    let f1 = with(
-        &f,
+    // Only the step's speed flips: mixed.
+    let speed = with(&f, Gan, Figure::StepImagesPerSec, &[9000.0, 9000.0, 9000.0]);
+    assert_eq!(outcomes(&speed)[1], Outcome::Mixed);
+    // Only the step's memory flips: mixed.
+    let memory = with(&f, Gan, Figure::StepPeakMib, &[50.0, 50.0, 50.0]);
+    assert_eq!(outcomes(&memory)[1], Outcome::Mixed);
+    // Both: not supported.
+    let both = with(&speed, Gan, Figure::StepPeakMib, &[50.0, 50.0, 50.0]);
+    assert_eq!(outcomes(&both)[1], Outcome::NotSupported);
+    // The other claims are untouched.
+    assert_eq!(outcomes(&both)[0], Outcome::Supported);
+}
+
+#[test]
+fn claim_2_ignores_parameters_and_the_runs_own_figures() {
+    let f = article_true();
+    // The parameter count and the training runs' speed and peak (each at
+    // its own batch, the VAE's with its test set) are reported only:
+    // flipping all of them changes nothing.
+    let mut g = with(&f, Gan, Figure::Params, &[1e3, 1e3, 1e3]);
+    g = with(
+        &g,
         Gan,
         Figure::TrainImagesPerSec,
         &[9000.0, 9000.0, 9000.0],
     );
-    assert_eq!(outcomes(&f1)[1], Outcome::Mixed);
-    let f2 = with(&f1, Gan, Figure::PeakGpuMib, &[50.0, 50.0, 50.0]);
-    let f3 = with(&f2, Gan, Figure::Params, &[1e3, 1e3, 1e3]);
-    assert_eq!(outcomes(&f3)[1], Outcome::NotSupported);
+    g = with(&g, Gan, Figure::PeakGpuMib, &[50.0, 50.0, 50.0]);
+    assert_eq!(outcomes(&g)[1], Outcome::Supported);
+    let v = &verdicts(&g, &Ok(()))[1];
+    assert_eq!(v.evidence.len(), 2, "{:?}", v.evidence);
+    // Without the step figures (a comparison that could not measure
+    // them) there is no verdict, whatever the runs' figures say.
+    let mut none = with(&f, Vae, Figure::StepImagesPerSec, &[]);
+    none = with(&none, Gan, Figure::StepImagesPerSec, &[]);
+    assert!(matches!(outcomes(&none)[1], Outcome::NoVerdict(_)));
 }
 
 #[test]

@@ -218,6 +218,7 @@ pub(crate) fn record_choice(
     let bias_groups = bias_cols.div_ceil(tile.threads() as usize);
     let mut groups = grid(gpu, (tiles_m * tiles_n * nsplit + bias_groups) as u64)?;
     groups[2] = call.slices;
+    step.add_gemm_flops(2 * (call.m * call.n * call.k) as u64 * call.slices as u64);
     if nsplit == 1 {
         let epi = call.epi.kind(call.bias.is_some());
         let kernel = gemm_kernel(call.sections, epi, side, tile, main);
