@@ -123,15 +123,15 @@ impl Figure {
             ),
             Figure::Precision => ("precision (k = 3)", "fraction"),
             Figure::Recall => ("recall (k = 3)", "fraction"),
-            Figure::CoverageEntropy => ("predicted-digit entropy (max 2.303)", "nats"),
-            Figure::KlToUniform => ("KL(predicted digits ‖ uniform)", "nats"),
+            Figure::CoverageEntropy => ("predicted-class entropy (max 2.303)", "nats"),
+            Figure::KlToUniform => ("KL(predicted classes ‖ uniform)", "nats"),
             Figure::InceptionScore => ("classifier Inception Score (max 10)", "unitless"),
             Figure::Sharpness => ("sharpness (mean squared Laplacian)", "(intensity/px^2)^2"),
             Figure::TestNegElbo => ("test negative ELBO", "nats/image"),
             Figure::IwaeNll => ("IWAE bound on -log p(x)", "nats/image"),
-            Figure::LatentPurity => ("20x20 latent grid: same-digit neighbours", "fraction"),
-            Figure::LatentDigits => ("20x20 latent grid: digits present", "of 10"),
-            Figure::LatentKnnAccuracy => ("test latent means: 5-NN digit accuracy", "fraction"),
+            Figure::LatentPurity => ("20x20 latent grid: same-class neighbours", "fraction"),
+            Figure::LatentDigits => ("20x20 latent grid: classes present", "of 10"),
+            Figure::LatentKnnAccuracy => ("test latent means: 5-NN class accuracy", "fraction"),
         }
     }
 

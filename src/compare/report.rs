@@ -186,9 +186,15 @@ impl Report {
         m += HOW_TO_READ;
         m += "\n## Figures\n\n";
         m += &format!(
-            "Each cell is the mean over seeds, `± ` the sample standard deviation where there \
-             are several seeds (baselines do not depend on the seed: one value). The cost batch \
-             is {}.\n\n",
+            "Each cell is the mean over seeds, and after ± the sample standard deviation over \
+             seeds where there are several (baselines do not depend on the seed: one value). \
+             {}The cost batch is {}.\n\n",
+            if self.seeds == 1 {
+                "With one seed there is no spread, so nothing says how much of a difference is \
+                 seed noise. "
+            } else {
+                ""
+            },
             self.cost_batch
         );
         m += &self.table();
@@ -260,7 +266,9 @@ project's own LeNet classifier (data/classifier, 99.14% MNIST test accuracy; \
 data/classifier-fashion for Fashion-MNIST), not Inception-v3: they rank models on this \
 data but are not comparable with published FIDs. Precision \
 and recall use k = 3 nearest-neighbour manifolds (Kynkäänniemi et al. 2019).
-- **Coverage**: entropy of the classifier's predicted digits over the samples (ln 10 = \
+- **Classes** are MNIST's ten digits, or Fashion-MNIST's ten kinds of garment: the \
+rows say *class* for either.
+- **Coverage**: entropy of the classifier's predicted classes over the samples (ln 10 = \
 2.303 when all ten are equally common) and its KL to uniform; the Inception Score is \
 exp E[KL(p(y|x) || p(y))] with the same classifier (10 at best).
 - **Sharpness**: mean over images and interior pixels of the squared 4-neighbour \
@@ -270,8 +278,8 @@ Laplacian, pixels in [0, 1]; compare with the real test images' value.
 binarised-MNIST likelihoods. The IWAE figure is an upper bound on -log p(x), tighter than \
 the negative ELBO.
 - **Latent structure** (2-D latents): a 20x20 grid over the prior's quantiles (5% to 95%) \
-is decoded and classified; *same-digit neighbours* is the fraction of adjacent cells given \
-the same digit (about 0.1 for unrelated neighbours), *digits present* how many of the ten \
+is decoded and classified; *same-class neighbours* is the fraction of adjacent cells given \
+the same class (about 0.1 for unrelated neighbours), *classes present* how many of the ten \
 appear. The VAE's 5-NN accuracy is leave-one-out over the reference test images' latent \
 means.
 - **Speed and memory that vote** are the *training step* rows: each model's training step \

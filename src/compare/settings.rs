@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::compare::report::Setting;
 use crate::error::Result;
 use crate::io::Checkpoint;
+use crate::optim::adam::AdamConfig;
 use crate::train::session::{META_METRICS, META_PROGRESS};
 
 /// Known metadata keys in table order, with the names a reader knows.
@@ -36,13 +37,26 @@ fn is_setting(key: &str) -> bool {
     !matches!(key, "model") && key != META_METRICS && key != META_PROGRESS
 }
 
-/// The settings of the VAE and GAN checkpoints at `vae` and `gan`.
+/// The settings of the VAE and GAN checkpoints at `vae` and `gan`, and
+/// Adam's constants (every training run uses Keras' Adam; its learning
+/// rates are recorded per run).
 pub fn settings(vae: &Path, gan: &Path) -> Result<Vec<Setting>> {
     let (v, g) = (
         Checkpoint::load(vae)?.metadata,
         Checkpoint::load(gan)?.metadata,
     );
-    Ok(rows(&v, &g))
+    let mut out = rows(&v, &g);
+    let a = AdamConfig::keras(0.0);
+    let adam = format!(
+        "{}, {}, {:e} ({:?} epsilon)",
+        a.beta1, a.beta2, a.eps, a.convention
+    );
+    out.push(Setting {
+        name: "Adam beta1, beta2, epsilon".into(),
+        vae: adam.clone(),
+        gan: adam,
+    });
+    Ok(out)
 }
 
 /// The table's rows from the two metadata maps.

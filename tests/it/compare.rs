@@ -140,6 +140,10 @@ fn compare_tiny_writes_the_whole_report() {
         md.contains("| discriminator head | – | global_max_pool |"),
         "{md}"
     );
+    assert!(
+        md.contains("| Adam beta1, beta2, epsilon | 0.9, 0.999, 1e-7 (Keras epsilon) |"),
+        "{md}"
+    );
     assert!(md.contains(" ± "), "two seeds show mean ± std: {md}");
     assert!(
         md.contains("llvmpipe") || md.contains(&g.info.name),
