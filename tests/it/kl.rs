@@ -16,7 +16,9 @@ use vae_vs_gan::ops::kl;
 use vae_vs_gan::ops::reparam::{self, LOGVAR_CLAMP};
 use vae_vs_gan::{Step, Tensor};
 
-fn make_h(n: usize, l: usize, seed: u64) -> Vec<f32> {
+/// `n` rows of `[mu | logvar]`, mu in [-2, 2], logvar in [-3, 3] (shared
+/// with the one-sample estimator's tests, `crate::kl_mc`).
+pub(crate) fn make_h(n: usize, l: usize, seed: u64) -> Vec<f32> {
     let mu = uniform(n * l, -2.0, 2.0, seed);
     let lv = uniform(n * l, -3.0, 3.0, seed + 1);
     let mut h = Vec::new();
@@ -27,13 +29,15 @@ fn make_h(n: usize, l: usize, seed: u64) -> Vec<f32> {
     h
 }
 
-struct Out {
-    row: Tensor,
-    loss: Tensor,
-    dh: Tensor,
+/// A KL op's outputs: per-row values, the scalar loss, the gradient.
+pub(crate) struct Out {
+    pub row: Tensor,
+    pub loss: Tensor,
+    pub dh: Tensor,
 }
 
-fn outputs(n: usize, l: usize) -> Out {
+/// Poisoned outputs for `n` rows of `l` latents.
+pub(crate) fn outputs(n: usize, l: usize) -> Out {
     let g = gpu();
     let o = Out {
         row: Tensor::zeros(g, &[n], "row").unwrap(),
@@ -46,7 +50,8 @@ fn outputs(n: usize, l: usize) -> Out {
     o
 }
 
-const DIMS: [(usize, usize); 4] = [(1, 1), (3, 13), (129, 2), (2, 300)];
+/// (rows, latents): widths below and above the 256-invocation workgroup.
+pub(crate) const DIMS: [(usize, usize); 4] = [(1, 1), (3, 13), (129, 2), (2, 300)];
 
 #[test]
 fn kl_matches_cpu() {

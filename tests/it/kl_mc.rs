@@ -32,6 +32,7 @@
 //!   counts: the `+ 9` is the tree's 8 levels and the reference's f32.)
 
 use crate::common::*;
+use crate::kl::{make_h, outputs, DIMS};
 use vae_vs_gan::ops::kl::kl_cpu;
 use vae_vs_gan::ops::kl_mc::{self, kl_mc_cpu};
 use vae_vs_gan::ops::reduce::rounding_depth;
@@ -41,17 +42,6 @@ use vae_vs_gan::{Step, Tensor};
 
 const U: f64 = 1.0 / 16_777_216.0;
 
-fn make_h(n: usize, l: usize, seed: u64) -> Vec<f32> {
-    let mu = uniform(n * l, -2.0, 2.0, seed);
-    let lv = uniform(n * l, -3.0, 3.0, seed + 1);
-    let mut h = Vec::new();
-    for r in 0..n {
-        h.extend_from_slice(&mu[r * l..(r + 1) * l]);
-        h.extend_from_slice(&lv[r * l..(r + 1) * l]);
-    }
-    h
-}
-
 /// Inputs of `n` rows of `l` latents: h, eps (Philox normals) and z.
 fn inputs(n: usize, l: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h = make_h(n, l, seed);
@@ -60,26 +50,6 @@ fn inputs(n: usize, l: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     (h, eps, z)
 }
 
-struct Out {
-    row: Tensor,
-    loss: Tensor,
-    dh: Tensor,
-}
-
-fn outputs(n: usize, l: usize) -> Out {
-    let g = gpu();
-    let o = Out {
-        row: Tensor::zeros(g, &[n], "row").unwrap(),
-        loss: Tensor::zeros(g, &[1], "loss").unwrap(),
-        dh: Tensor::zeros(g, &[n, 2 * l], "dh").unwrap(),
-    };
-    for t in [&o.row, &o.loss, &o.dh] {
-        t.poison(g);
-    }
-    o
-}
-
-/// `|got - want| <= tol` per element, NaN failing; prints the worst.
 fn check_each(what: &str, got: &[f32], want: &[f32], tol: &[f64]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let mut worst = 0.0f64;
@@ -130,8 +100,6 @@ fn tolerances(
         + (rounding_depth(n) + 2) as f64 * U * gscale * sum_abs;
     (row_tol, loss_tol, dh_tol)
 }
-
-const DIMS: [(usize, usize); 4] = [(1, 1), (3, 13), (129, 2), (2, 300)];
 
 #[test]
 fn kl_mc_matches_cpu() {
