@@ -139,8 +139,11 @@ impl Figure {
     pub fn decimals(self) -> usize {
         match self {
             Figure::Params | Figure::LatentDigits | Figure::PeakGpuMib => 0,
-            Figure::TrainImagesPerSec | Figure::SecondsPerEpoch | Figure::StepImagesPerSec => 1,
-            Figure::StepPeakMib | Figure::GemmMflopPerImage => 1,
+            Figure::TrainImagesPerSec
+            | Figure::SecondsPerEpoch
+            | Figure::StepImagesPerSec
+            | Figure::StepPeakMib
+            | Figure::GemmMflopPerImage => 1,
             Figure::Fid | Figure::TestNegElbo | Figure::IwaeNll => 2,
             Figure::Sharpness => 5,
             _ => 3,

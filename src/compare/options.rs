@@ -9,6 +9,7 @@ use crate::compare::verdict::MIN_SEEDS;
 use crate::data::{Dataset, PIXELS};
 use crate::error::{Error, Result};
 use crate::models::vae::KlEstimator;
+use crate::train::options::check_label_noise_flag;
 use crate::train::session::{check_writable, RunOptions, CHECKPOINT};
 use crate::train::Preset;
 
@@ -222,12 +223,7 @@ pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
             o.vae_preset().name()
         )));
     }
-    if !(o.label_noise.is_finite() && o.label_noise >= 0.0) {
-        return Err(invalid(format!(
-            "--label-noise {}: must be a number >= 0 (the article's is 0.05)",
-            o.label_noise
-        )));
-    }
+    check_label_noise_flag("compare", o.label_noise)?;
     if o.seeds == 0 {
         return Err(invalid("--seeds must be at least 1"));
     }

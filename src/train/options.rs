@@ -193,15 +193,24 @@ pub fn check_model_options(opts: &RunOptions, model: &str) -> Result<()> {
                 model.to_uppercase()
             ));
         }
-        let f = opts.label_noise;
-        if !(f.is_finite() && f >= 0.0) {
-            return bad(format!(
-                "--label-noise {f}: must be a number >= 0 (0: no noise, the default; the \
-                 article uses 0.05)"
-            ));
-        }
+        check_label_noise_flag("train", opts.label_noise)?;
     }
     Ok(())
+}
+
+/// `--label-noise F` as the command lines take it: the model's own check
+/// ([`crate::ops::bce::check_label_noise`]) in the flag's words; `op` names
+/// who refuses it (`train`, `compare`).
+pub fn check_label_noise_flag(op: &'static str, f: f32) -> Result<()> {
+    crate::ops::bce::check_label_noise(op, f).map_err(|_| {
+        Error::invalid(
+            op,
+            format!(
+                "--label-noise {f}: must be a number >= 0 (0: no noise, the default; the \
+                 article uses 0.05)"
+            ),
+        )
+    })
 }
 
 /// The largest latent size a run accepts: far above any published MNIST

@@ -13,6 +13,7 @@
 
 use crate::common::*;
 use vae_vs_gan::ops::kl;
+use vae_vs_gan::ops::reduce::LossCpu;
 use vae_vs_gan::ops::reparam::{self, LOGVAR_CLAMP};
 use vae_vs_gan::{Step, Tensor};
 
@@ -204,22 +205,41 @@ fn kl_finite_at_extremes() {
     let mut s = Step::new("kl extreme");
     kl::kl_divergence(g, &mut s, &ht, &o.row, &o.loss, Some(&o.dh), false, 1.0).unwrap();
     run(&s);
+    check_extremes("kl", &o, &kl::kl_cpu(&h, l, 1.0));
+}
+
+/// A KL op's outputs on [`EXTREME_H`] against its CPU reference `want`:
+/// all finite, rows and loss within rtol 1e-5 (atol 1e-5), dh within rtol
+/// 1e-5 (atol 1e-6), and no logvar gradient past the clamp (logvar 100,
+/// -100 and 88).
+pub(crate) fn check_extremes(what: &str, o: &Out, want: &LossCpu<f32>) {
+    let g = gpu();
     let rows = o.row.read_f32(g).unwrap();
     let dh = o.dh.read_f32(g).unwrap();
     let loss = o.loss.read_f32(g).unwrap();
     assert!(
         rows.iter().chain(&dh).chain(&loss).all(|v| v.is_finite()),
-        "{rows:?} {dh:?}"
+        "{what}: {rows:?} {dh:?}"
     );
-    let want = kl::kl_cpu(&h, l, 1.0);
-    assert!(want.loss.is_finite());
-    assert_close("kl extreme rows", &rows, &want.rows, 1e-5, 1e-5);
-    assert_close("kl extreme dh", &dh, &want.grad, 1e-6, 1e-5);
-    assert_close("kl extreme loss", &loss, &[want.loss as f32], 1e-5, 1e-5);
-    // logvar 100 and -100 and 88 are past the clamp: no logvar gradient.
-    assert_eq!(dh[3], 0.0);
-    assert_eq!(dh[4], 0.0);
-    assert_eq!(dh[6 + 5], 0.0);
+    assert!(want.loss.is_finite(), "{what}: CPU loss {}", want.loss);
+    assert_close(
+        &format!("{what} extreme rows"),
+        &rows,
+        &want.rows,
+        1e-5,
+        1e-5,
+    );
+    assert_close(&format!("{what} extreme dh"), &dh, &want.grad, 1e-6, 1e-5);
+    assert_close(
+        &format!("{what} extreme loss"),
+        &loss,
+        &[want.loss as f32],
+        1e-5,
+        1e-5,
+    );
+    assert_eq!(dh[3], 0.0, "{what}");
+    assert_eq!(dh[4], 0.0, "{what}");
+    assert_eq!(dh[6 + 5], 0.0, "{what}");
 }
 
 #[test]
