@@ -35,7 +35,8 @@ fn cfg() -> GemmConfig {
     let main = std::env::var("KERNEL_BENCH_MAIN").ok().map(|s| match &*s {
         "direct" => Main::Direct,
         "tiled" => Main::Tiled,
-        _ => panic!("KERNEL_BENCH_MAIN: direct or tiled"),
+        "subgroup" => Main::Subgroup,
+        _ => panic!("KERNEL_BENCH_MAIN: direct, tiled or subgroup"),
     });
     let splits = std::env::var("KERNEL_BENCH_SPLITS")
         .ok()

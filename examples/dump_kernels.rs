@@ -112,7 +112,13 @@ fn run() -> anyhow::Result<()> {
         Some(*BATCHES.iter().max().expect("batches")),
     )
     .context("MNIST training images (data/mnist)")?;
-    for policy in [KernelPolicy::Gpu, KernelPolicy::Cpu] {
+    // the CPU policy with subgroups (the subgroup main, where the adapter
+    // runs subgroups of 8) and without (the direct main it falls back to)
+    for (policy, subgroups) in [
+        (KernelPolicy::Gpu, true),
+        (KernelPolicy::Cpu, true),
+        (KernelPolicy::Cpu, false),
+    ] {
         let t = Instant::now();
         let gpu = Gpu::with_options(GpuOptions {
             kernels: Some(policy),
@@ -120,6 +126,7 @@ fn run() -> anyhow::Result<()> {
             limits: LimitsPolicy::WebGpuDefaults,
             timestamps: false,
             autotune: None,
+            subgroups,
         })?;
         let dataset = GpuDataset::upload(&gpu, &images, "x")?;
         let mut inferred = BTreeSet::new();
@@ -131,8 +138,13 @@ fn run() -> anyhow::Result<()> {
         }
         let compiled = gpu.compiled_kernels();
         eprintln!(
-            "{} kernels on {}: {} modules compiled in {:.1} s",
+            "{} kernels ({}) on {}: {} modules compiled in {:.1} s",
             policy.name(),
+            if subgroups {
+                "subgroups where the device has them"
+            } else {
+                "no subgroups"
+            },
             gpu.describe(),
             compiled.len(),
             t.elapsed().as_secs_f64()

@@ -3,6 +3,8 @@
 //! every op's time (GPU timestamps when the adapter has them), sorted.
 //!
 //! `cargo run --release --example profile_step -- --model vae|gan|classifier [batch]`
+//! (`--each`: then every dispatch in recorded order, with its kernel key
+//! and, for a matrix product, its GFLOP/s).
 //!
 //! The models are built as the article preset trains them (VAE latent 2,
 //! GAN latent 2 with the global-max-pool head); `--latent` overrides the
@@ -38,6 +40,10 @@ struct Args {
     /// Latent size of the VAE or GAN (default: the article preset's).
     #[arg(long)]
     latent: Option<usize>,
+    /// Also list every dispatch: time, GFLOP/s of a matrix product, op,
+    /// kernel key.
+    #[arg(long)]
+    each: bool,
     #[command(flatten)]
     device: vae_vs_gan::train::options::DeviceArgs,
 }
@@ -139,6 +145,22 @@ fn run() -> anyhow::Result<()> {
             s * 1e3,
             100.0 * s / total
         );
+    }
+    if a.each {
+        println!("every dispatch, in recorded order:");
+        for t in &times {
+            let rate = if t.gemm_flops > 0 && t.seconds > 0.0 {
+                format!("{:7.2} GFLOP/s", t.gemm_flops as f64 / t.seconds * 1e-9)
+            } else {
+                " ".repeat(15)
+            };
+            println!(
+                "{:>10.3} ms  {rate}  {}  {}",
+                t.seconds * 1e3,
+                t.op,
+                t.kernel
+            );
+        }
     }
     Ok(())
 }

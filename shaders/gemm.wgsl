@@ -320,6 +320,13 @@ fn c_row(split: u32, m: u32) -> u32 {
     return split * p.split_stride + ((n * p.h + iy) * p.w + ix) * p.cin;
 }
 
+//! section block_lets
+    let m0 = blk.m0;
+    let n0 = blk.n0;
+    let kend = blk.kend;
+    let split = blk.split;
+    let dm = blk.dm;
+    let dn = blk.dn;
 //! section main
 var<workgroup> As: array<f32, BK * BM>;
 var<workgroup> Bs: array<f32, BK * BN>;
@@ -330,12 +337,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 {{SIDE}}
     let blk = block(wid, nwg);
     if (!blk.ok) { return; }
-    let m0 = blk.m0;
-    let n0 = blk.n0;
-    let kend = blk.kend;
-    let split = blk.split;
-    let dm = blk.dm;
-    let dn = blk.dn;
+{{BLOCK}}
     let tr = (t / (BN / TN)) * TM;
     let tc = (t % (BN / TN)) * TN;
 {{SETUP}}
@@ -345,6 +347,38 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
 {{INNER}}
         workgroupBarrier();
+    }
+{{STORE}}
+}
+
+//! section main_subgroup
+// The direct main with B shared across each subgroup of SG invocations (a
+// CPU driver's SIMD lanes: lavapipe runs a subgroup of 8 as one 8-wide
+// vector). The SG invocations of a subgroup hold TM rows each (different
+// rows) and the same TN columns, so each column's B(k, n) is needed by all
+// of them: lane l loads columns l, l + SG, ... and subgroupBroadcast hands
+// each to every lane (a vector shuffle on lavapipe, where every load from
+// storage is a scalar loop over the lanes). Per k an invocation then loads
+// TM + TN / SG values for TM * TN FMAs, where the direct main loads TM + TN.
+// K advances BK at a time, the k past the end of the range reading zeros
+// (one copy of the unrolled step, no remainder loop).
+// Every invocation stays to the end (a broadcast reads its source lane):
+// rows past M load zeros and store nothing. Subgroups are taken to be runs
+// of SG consecutive local invocation indices.
+@compute @workgroup_size(NT)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+{{SIDE}}
+    let blk = block(wid, nwg);
+    if (!blk.ok) { return; }
+{{BLOCK}}
+    let sg = t / SG;
+    let tc = sg % (BN / TN);
+    let tr = (sg / (BN / TN)) * SG + lane;
+{{SETUP}}
+{{ACC}}
+    for (var k = blk.kbeg; k < kend; k = k + BK) {
+{{INNER}}
     }
 {{STORE}}
 }
@@ -362,12 +396,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         @builtin(num_workgroups) nwg: vec3<u32>) {
 {{SIDE}}
     let blk = block(wid, nwg);
-    let m0 = blk.m0;
-    let n0 = blk.n0;
-    let kend = blk.kend;
-    let split = blk.split;
-    let dm = blk.dm;
-    let dn = blk.dn;
+{{BLOCK}}
     let tr = t / (BN / TN);
     let tc = t % (BN / TN);
     // no barriers: invocations with no rows or columns of their own leave now

@@ -15,6 +15,13 @@
 // the WebGPU default limits (workgroup size and storage), which is what the
 // engine's test suite opens its device with.
 //
+// Subgroup operations: naga (wgpu 30) takes them without a directive and
+// refuses `enable subgroups;`, while Tint requires it. So a module that
+// uses a subgroup builtin (`subgroupBroadcast`, `subgroup_invocation_id`,
+// ...) is checked with that line added in front, on a device with the
+// `subgroups` feature; Tint then also checks that each subgroup operation
+// sits in uniform control flow.
+//
 // Exit 0 when every file passes; else 1, naming each rejected file with
 // Tint's first error line. Usage errors exit 2.
 
@@ -47,7 +54,17 @@ if (!adapter) {
   console.error('Error: Dawn gave no adapter on its null backend');
   process.exit(1);
 }
-const device = await adapter.requestDevice();
+if (!adapter.features.has('subgroups')) {
+  console.error("Error: Dawn's null adapter lacks the 'subgroups' feature");
+  process.exit(1);
+}
+const device = await adapter.requestDevice({ requiredFeatures: ['subgroups'] });
+
+// Whether a module uses subgroup operations (comments stripped).
+function usesSubgroups(code) {
+  const src = code.replace(/\/\/[^\n]*/g, '');
+  return /\bsubgroup[A-Z]\w*\s*\(|@builtin\s*\(\s*subgroup_/.test(src);
+}
 
 // Compute entry points: `@compute ... fn NAME(` (attributes may sit on
 // their own lines). Comments are stripped first.
@@ -67,7 +84,10 @@ const rejected = [];
 let entries = 0;
 for (const f of files) {
   const path = join(dir, f);
-  const code = readFileSync(path, 'utf8');
+  const wgsl = readFileSync(path, 'utf8');
+  // the added directive shifts Tint's line numbers by one
+  const shift = usesSubgroups(wgsl) ? 1 : 0;
+  const code = shift ? `enable subgroups;\n${wgsl}` : wgsl;
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ code, label: basename(f, '.wgsl') });
   const info = await module.getCompilationInfo();
@@ -75,7 +95,7 @@ for (const f of files) {
   const errors = info.messages.filter((m) => m.type === 'error');
   if (errors.length > 0 || scopeErr) {
     const e = errors[0];
-    const why = e ? `${e.lineNum}:${e.linePos}: error: ${e.message}` : firstLine(scopeErr.message);
+    const why = e ? `${e.lineNum - shift}:${e.linePos}: error: ${e.message}` : firstLine(scopeErr.message);
     const more = errors.length > 1 ? ` (+${errors.length - 1} more)` : '';
     rejected.push(`${path}:${why}${more}`);
     continue;

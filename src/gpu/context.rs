@@ -134,6 +134,10 @@ pub struct GpuOptions {
     pub kernels: Option<KernelPolicy>,
     /// The autotuner; `None` takes `VAE_VS_GAN_AUTOTUNE` (default auto).
     pub autotune: Option<AutotunePolicy>,
+    /// Request subgroup operations when the adapter has them (the CPU
+    /// policy's subgroup GEMM main uses them; without, it keeps the
+    /// direct main).
+    pub subgroups: bool,
 }
 
 impl Default for GpuOptions {
@@ -143,6 +147,7 @@ impl Default for GpuOptions {
             timestamps: true,
             kernels: None,
             autotune: None,
+            subgroups: true,
         }
     }
 }
@@ -390,6 +395,9 @@ impl Gpu {
         }
         // the driver's pipeline cache, persisted between runs where it exists
         features |= adapter.features() & wgpu::Features::PIPELINE_CACHE;
+        if opts.subgroups {
+            features |= adapter.features() & wgpu::Features::SUBGROUP;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("vae-vs-gan"),
             required_features: features,
@@ -510,6 +518,16 @@ impl Gpu {
     /// Every shape the tuner resolved on this device, in order.
     pub fn tune_events(&self) -> Vec<TuneEvent> {
         self.tuned.events()
+    }
+
+    /// The subgroup size of every dispatch on this device: `Some` when it
+    /// was opened with subgroup operations and the adapter's smallest and
+    /// largest subgroup sizes agree (lavapipe on AVX2: 8; a GPU that may
+    /// pick 32 or 64 per pipeline: `None`).
+    pub fn subgroup_lanes(&self) -> Option<u32> {
+        (self.features.contains(wgpu::Features::SUBGROUP)
+            && self.info.subgroup_min_size == self.info.subgroup_max_size)
+            .then_some(self.info.subgroup_min_size)
     }
 
     /// True on a CPU driver such as lavapipe.

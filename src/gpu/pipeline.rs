@@ -55,6 +55,9 @@ pub struct Kernel {
     /// Compile without runtime bounds checks. Only for kernels whose every
     /// index is in range by construction (and tested on odd shapes).
     pub trusted: bool,
+    /// The module uses subgroup operations: the device must have been
+    /// opened with them (naga validates it with the SUBGROUP capability).
+    pub subgroups: bool,
 }
 
 impl Kernel {
@@ -66,6 +69,7 @@ impl Kernel {
             entry,
             access: access.to_vec(),
             trusted: false,
+            subgroups: false,
         }
     }
 
@@ -88,6 +92,7 @@ impl Kernel {
             entry,
             access: access.to_vec(),
             trusted: false,
+            subgroups: false,
         }
     }
 }
@@ -159,10 +164,17 @@ struct Worker {
 #[derive(Clone)]
 struct Warmer {
     adapter: wgpu::Adapter,
+    /// The engine device's shader features (subgroups), which the warm-up
+    /// devices need too to create the same pipelines.
+    features: wgpu::Features,
 }
 
 impl Warmer {
-    fn for_adapter(adapter: &wgpu::Adapter, info: &wgpu::AdapterInfo) -> Option<Warmer> {
+    fn for_adapter(
+        adapter: &wgpu::Adapter,
+        info: &wgpu::AdapterInfo,
+        features: wgpu::Features,
+    ) -> Option<Warmer> {
         let off = std::env::var("MESA_SHADER_CACHE_DISABLE")
             .is_ok_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes"));
         (info.device_type == wgpu::DeviceType::Cpu
@@ -171,6 +183,7 @@ impl Warmer {
             && !off)
             .then(|| Warmer {
                 adapter: adapter.clone(),
+                features: features & wgpu::Features::SUBGROUP,
             })
     }
 
@@ -185,6 +198,7 @@ impl Warmer {
         if worker.warm.is_none() {
             let desc = wgpu::DeviceDescriptor {
                 label: Some("vae-vs-gan compile warmer"),
+                required_features: self.features,
                 ..Default::default()
             };
             worker.warm = pollster::block_on(self.adapter.request_device(&desc)).ok();
@@ -321,7 +335,7 @@ impl PipelineCache {
             pipelines: Mutex::default(),
             jobs: Mutex::default(),
             driver,
-            warmer: Warmer::for_adapter(adapter, info),
+            warmer: Warmer::for_adapter(adapter, info, device.features()),
         }
     }
 

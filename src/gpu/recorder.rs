@@ -33,6 +33,10 @@ use crate::gpu::tensor::Tensor;
 #[derive(Debug)]
 struct Dispatch {
     op: &'static str,
+    /// The kernel's key ([`Kernel::key`]).
+    kernel: Arc<str>,
+    /// Its matrix-product FLOPs ([`Step::add_gemm_flops`]), 0 for others.
+    flops: u64,
     pending: Arc<PendingPipeline>,
     pipeline: OnceLock<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
@@ -59,6 +63,8 @@ pub struct Step {
     kept: Vec<Tensor>,
     kept_buffers: HashSet<wgpu::Buffer>,
     stats: StepStats,
+    /// FLOPs given to [`Step::add_gemm_flops`] for the next dispatch.
+    next_flops: u64,
 }
 
 /// What a recorded step costs to encode and bind ([`Step::stats`]).
@@ -114,6 +120,10 @@ pub fn binding_bytes(t: &Tensor) -> u64 {
 #[derive(Clone, Debug)]
 pub struct DispatchTime {
     pub op: &'static str,
+    /// The kernel's key: its shader and the parameters it was built with.
+    pub kernel: Arc<str>,
+    /// Matrix-product FLOPs the dispatch executes (0 for other kernels).
+    pub gemm_flops: u64,
     pub seconds: f64,
     /// True when measured by GPU timestamps, false when by wall clock.
     pub gpu_timestamps: bool,
@@ -246,6 +256,8 @@ impl Step {
         });
         self.dispatches.push(Dispatch {
             op,
+            kernel: kernel.key.as_str().into(),
+            flops: std::mem::take(&mut self.next_flops),
             pending,
             pipeline: OnceLock::new(),
             bind_group,
@@ -264,9 +276,11 @@ impl Step {
     }
 
     /// Count `flops` matrix-product operations in [`StepStats::gemm_flops`]
-    /// (the GEMM recorder calls this once per product it records).
+    /// and on the next dispatch recorded (the GEMM recorder calls this once
+    /// per product, just before dispatching it).
     pub fn add_gemm_flops(&mut self, flops: u64) {
         self.stats.gemm_flops += flops;
+        self.next_flops += flops;
     }
 
     /// Append all of `other`'s dispatches after this step's (with what it
@@ -306,6 +320,11 @@ impl Step {
     /// Op names in recorded order.
     pub fn ops(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.dispatches.iter().map(|d| d.op)
+    }
+
+    /// Kernel keys ([`Kernel::key`]) in recorded order.
+    pub fn kernels(&self) -> impl Iterator<Item = &str> + '_ {
+        self.dispatches.iter().map(|d| &*d.kernel)
     }
 
     fn encode(&self, pass: &mut wgpu::ComputePass<'_>) {
@@ -376,6 +395,8 @@ impl Gpu {
                 label: step.label.clone(),
                 dispatches: vec![Dispatch {
                     op: d.op,
+                    kernel: d.kernel.clone(),
+                    flops: d.flops,
                     pending: d.pending.clone(),
                     pipeline: d.pipeline.clone(),
                     bind_group: d.bind_group.clone(),
@@ -387,6 +408,8 @@ impl Gpu {
             self.run(&[&single])?;
             out.push(DispatchTime {
                 op: d.op,
+                kernel: d.kernel.clone(),
+                gemm_flops: d.flops,
                 seconds: t0.elapsed().as_secs_f64(),
                 gpu_timestamps: false,
             });
@@ -450,6 +473,8 @@ impl Gpu {
             .enumerate()
             .map(|(i, d)| DispatchTime {
                 op: d.op,
+                kernel: d.kernel.clone(),
+                gemm_flops: d.flops,
                 seconds: ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period * 1e-9,
                 gpu_timestamps: true,
             })

@@ -42,6 +42,7 @@ fn end_kernel(losses: usize) -> Kernel {
         entry,
         access,
         trusted: false,
+        subgroups: false,
     }
 }
 

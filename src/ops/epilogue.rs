@@ -429,5 +429,6 @@ pub fn epilogue_kernel(
         entry,
         access,
         trusted: false,
+        subgroups: false,
     }
 }

@@ -160,6 +160,7 @@ pub fn snippet_kernel(
         entry,
         access: access.to_vec(),
         trusted: false,
+        subgroups: false,
     }
 }
 

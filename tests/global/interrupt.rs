@@ -56,6 +56,7 @@ fn an_epoch_interrupted_with_chunks_in_flight_resumes_bit_identically() {
         timestamps: false,
         kernels: None,
         autotune: None,
+        subgroups: true,
     })
     .unwrap();
     let images = data::load(

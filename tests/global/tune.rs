@@ -32,7 +32,7 @@ use vae_vs_gan::ops::conv_transpose2d::{self, ConvTranspose2d};
 use vae_vs_gan::ops::dense::{gemm, gemm_cpu};
 use vae_vs_gan::ops::gemm::tune::{self, candidates, MAX_CANDIDATES};
 use vae_vs_gan::ops::gemm::{
-    gpu_tiles, BiasGrad, Choice, DySide, Fused, GemmConfig, GemmShape, Main, Tile,
+    gpu_tiles, BiasGrad, Choice, DySide, Fused, GemmConfig, GemmShape, Main, Policy, Tile,
 };
 use vae_vs_gan::{Gpu, GpuOptions, Step, Tensor};
 
@@ -82,15 +82,16 @@ fn candidates_are_few_valid_and_forced_by_the_numerics_tests() {
     let ns = [1, 2, 3, 5, 8, 9, 25, 32, 33, 64, 65, 128, 1000];
     let ks = [1, 9, 100, 300, 600, 1568, 25088];
     let mut max_seen = 0;
-    for cpu in [true, false] {
+    for policy in [Policy::CPU_SUBGROUPS, Policy::CPU, Policy::GPU] {
+        let cpu = policy.cpu;
         for &m in &ms {
             for &n in &ns {
                 for &k in &ks {
                     for slices in [1, 4] {
                         let shape = GemmShape { m, n, k, slices };
-                        let c = candidates(cpu, shape);
-                        let d = Choice::of(cpu, shape, &GemmConfig::default());
-                        let tag = format!("cpu={cpu} {shape:?}: {c:?}");
+                        let c = candidates(policy, shape);
+                        let d = Choice::of(policy, shape, &GemmConfig::default());
+                        let tag = format!("{policy:?} {shape:?}: {c:?}");
                         assert_eq!(c[0], d, "{tag}: the default comes first");
                         assert!(c.len() <= MAX_CANDIDATES, "{tag}");
                         max_seen = max_seen.max(c.len());
@@ -137,7 +138,7 @@ fn candidates_are_few_valid_and_forced_by_the_numerics_tests() {
 fn gpu_policy_targets_hundreds_of_workgroups() {
     let _process = crate::beside_others();
     let wg = |s: GemmShape| {
-        let c = Choice::of(false, s, &GemmConfig::default());
+        let c = Choice::of(Policy::GPU, s, &GemmConfig::default());
         (c, s.tiles(c.tile) * c.splits as usize)
     };
     let big = GemmShape {
@@ -156,10 +157,14 @@ fn gpu_policy_targets_hundreds_of_workgroups() {
     };
     let (c, n) = wg(wgrad);
     assert!(n >= 100 && c.splits > 1, "{c:?}: {n} workgroups");
-    // the CPU policy keeps its few big blocks
-    let c = Choice::of(true, big, &GemmConfig::default());
+    // the CPU policy keeps its few big blocks, shared by subgroups where
+    // the device has subgroups of 8
+    let c = Choice::of(Policy::CPU, big, &GemmConfig::default());
     assert_eq!(c.main, Main::Direct);
     assert_eq!(c.tile, Tile::direct_auto(3136, 128));
+    let c = Choice::of(Policy::CPU_SUBGROUPS, big, &GemmConfig::default());
+    assert_eq!(c.main, Main::Subgroup);
+    assert_eq!(c.tile, Tile::subgroup_auto(3136, 128));
 }
 
 #[test]
@@ -446,7 +451,7 @@ fn tuned_choices_are_cached_reproduced_and_never_trusted_blindly() {
     let st = tune::stats(&g1);
     assert_eq!((st.timed, st.cached), (1, 0), "{st:?}");
     let (key, choice) = st.choices[0].clone();
-    let cands = candidates(g1.cpu_kernels(), shape);
+    let cands = candidates(Policy::of(&g1), shape);
     assert!(cands.len() >= 3, "{cands:?}");
     assert!(cands.contains(&choice), "{choice:?} not in {cands:?}");
     assert_eq!(g1.tuned(&key), Some(choice.encode()));

@@ -16,21 +16,37 @@ use vae_vs_gan::{Gpu, GpuOptions, Step};
 /// No adapter is a test failure with the library's error, never a skip.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| {
-        let opts = GpuOptions {
-            limits: LimitsPolicy::WebGpuDefaults,
-            timestamps: true,
-            kernels: None,
-            autotune: None,
-        };
-        match Gpu::with_options(opts) {
-            Ok(g) => {
-                eprintln!("test adapter: {}; {}", g.describe(), g.describe_kernels());
-                g
-            }
-            Err(e) => panic!("GPU tests need an adapter: {e}"),
+    GPU.get_or_init(|| open_test_gpu(true))
+}
+
+/// The same adapter opened without subgroup operations: what the CPU
+/// policy runs on an adapter without subgroups of 8 (the direct GEMM main
+/// everywhere the subgroup main would be).
+pub fn gpu_without_subgroups() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| open_test_gpu(false))
+}
+
+fn open_test_gpu(subgroups: bool) -> Gpu {
+    let opts = GpuOptions {
+        limits: LimitsPolicy::WebGpuDefaults,
+        timestamps: true,
+        kernels: None,
+        autotune: None,
+        subgroups,
+    };
+    match Gpu::with_options(opts) {
+        Ok(g) => {
+            eprintln!(
+                "test adapter: {}; {}; subgroups {:?}",
+                g.describe(),
+                g.describe_kernels(),
+                g.subgroup_lanes()
+            );
+            g
         }
-    })
+        Err(e) => panic!("GPU tests need an adapter: {e}"),
+    }
 }
 
 /// The folder the tests read their files from (`data/`, `tests/fixtures/`,

@@ -179,6 +179,9 @@ fn conv2d_every_gemm_main_matches_cpu() {
             (Main::Direct, Some(3), false),
             (Main::Direct, None, true),
             (Main::Tiled, None, true),
+            (Main::Subgroup, None, false),
+            (Main::Subgroup, Some(3), false),
+            (Main::Subgroup, None, true),
         ] {
             {
                 let cfg = GemmConfig {

@@ -12,7 +12,7 @@
 use crate::common::*;
 use vae_vs_gan::ops::bias::{bias_grad, bias_grad_cpu};
 use vae_vs_gan::ops::dense::*;
-use vae_vs_gan::ops::gemm::{GemmConfig, Main, Tile};
+use vae_vs_gan::ops::gemm::{GemmConfig, Main, Policy, Tile, SUBGROUP_TEST_SHAPES};
 use vae_vs_gan::{Step, Tensor};
 
 fn atol(k: usize) -> f64 {
@@ -50,7 +50,12 @@ const SHAPES: [(usize, usize, usize); 9] = [
 fn gemm_all_transposes_match_cpu() {
     let g = gpu();
     for (si, &(m, n, k)) in SHAPES.iter().enumerate() {
-        for main in [None, Some(Main::Tiled), Some(Main::Direct)] {
+        for main in [
+            None,
+            Some(Main::Tiled),
+            Some(Main::Direct),
+            Some(Main::Subgroup),
+        ] {
             for ta in [false, true] {
                 for tb in [false, true] {
                     let seed = 1000 + si as u64 * 10 + ta as u64 * 2 + tb as u64;
@@ -135,7 +140,12 @@ fn gemm_every_tile_and_split_matches_cpu() {
     let all = tiles
         .iter()
         .map(|&t| (Main::Tiled, t))
-        .chain(direct.iter().map(|&t| (Main::Direct, t)));
+        .chain(direct.iter().map(|&t| (Main::Direct, t)))
+        .chain(
+            SUBGROUP_TEST_SHAPES
+                .iter()
+                .map(|&(m, n)| (Main::Subgroup, Tile::subgroup_auto(m, n))),
+        );
     for (main, tile) in all {
         for splits in [Some(1), Some(3), None] {
             let c = poisoned(&[m, n], "c");
@@ -305,4 +315,57 @@ fn dense_shape_mismatch_is_refused_at_record_time() {
         "{err}"
     );
     assert!(s.is_empty(), "nothing recorded after a refused op");
+}
+
+/// The subgroup main needs a device running subgroups of exactly 8: on the
+/// device opened without subgroups the CPU policy falls back to the direct
+/// main, and forcing the subgroup main is refused, naming what is missing.
+#[test]
+fn subgroup_main_falls_back_and_is_refused_without_subgroups() {
+    let g = gpu_without_subgroups();
+    let want = if g.cpu_kernels() {
+        Policy::CPU
+    } else {
+        Policy::GPU
+    };
+    assert_eq!(Policy::of(g), want);
+    let (m, n, k) = (64, 40, 30);
+    let (a, b) = (uniform(m * k, -1.0, 1.0, 1), uniform(k * n, -1.0, 1.0, 2));
+    let at = Tensor::from_f32(g, &[m, k], &a, "a").unwrap();
+    let bt = Tensor::from_f32(g, &[k, n], &b, "b").unwrap();
+    let c = Tensor::from_f32(g, &[m, n], &vec![f32::NAN; m * n], "c").unwrap();
+    let mut s = Step::new("gemm");
+    let _scratch = gemm(
+        g,
+        &mut s,
+        &at,
+        false,
+        &bt,
+        false,
+        None,
+        &c,
+        &GemmConfig::default(),
+    )
+    .unwrap();
+    let keys: Vec<&str> = s.kernels().collect();
+    assert!(keys.iter().all(|k| !k.contains(",Subgroup,")), "{keys:?}");
+    g.run(&[&s]).unwrap();
+    let want = gemm_cpu(&a, false, &b, false, None, m, n, k);
+    assert_close(
+        "direct fallback",
+        &c.read_f32(g).unwrap(),
+        &want,
+        atol(k),
+        1e-4,
+    );
+    let forced = GemmConfig {
+        main: Some(Main::Subgroup),
+        ..GemmConfig::default()
+    };
+    let mut s = Step::new("gemm");
+    let e = gemm(g, &mut s, &at, false, &bt, false, None, &c, &forced).unwrap_err();
+    assert!(
+        e.to_string().contains("subgroups of exactly 8 invocations"),
+        "{e}"
+    );
 }

@@ -302,6 +302,7 @@ fn conv_cases() -> Vec<(usize, usize, usize, usize, usize, Conv2d)> {
 /// taking seconds; the default configs run elsewhere in this file).
 const TILED: Tile = Tile::new(32, 16, 8, 4, 2);
 const DIRECT: Tile = Tile::new(16, 8, 4, 4, 2);
+const SUBGROUP: Tile = Tile::new(32, 16, 4, 4, 8);
 
 fn cfg(main: Main, splits: Option<u32>, col2im: bool) -> GemmConfig {
     GemmConfig {
@@ -309,21 +310,25 @@ fn cfg(main: Main, splits: Option<u32>, col2im: bool) -> GemmConfig {
         tile: Some(match main {
             Main::Tiled => TILED,
             Main::Direct => DIRECT,
+            Main::Subgroup => SUBGROUP,
         }),
         col2im: Some(col2im),
         splits,
     }
 }
 
-/// Both mains, each unsplit (Some(1): the GEMM's store applies the
+/// Every main, each unsplit (Some(1): the GEMM's store applies the
 /// epilogue), split in three (the reduction applies it) and by policy.
-const MAIN_SPLITS: [(Main, Option<u32>); 6] = [
+const MAIN_SPLITS: [(Main, Option<u32>); 9] = [
     (Main::Tiled, Some(1)),
     (Main::Tiled, Some(3)),
     (Main::Tiled, None),
     (Main::Direct, Some(1)),
     (Main::Direct, Some(3)),
     (Main::Direct, None),
+    (Main::Subgroup, Some(1)),
+    (Main::Subgroup, Some(3)),
+    (Main::Subgroup, None),
 ];
 
 /// Dispatches a recording of one GEMM must have under `splits` (None: not
@@ -477,6 +482,8 @@ fn conv_transpose_forward_bias_tanh_by_phases_and_col2im_matches_cpu() {
         (Main::Direct, None, true),
         (Main::Direct, Some(3), false),
         (Main::Tiled, Some(3), true),
+        (Main::Subgroup, None, false),
+        (Main::Subgroup, Some(3), true),
     ];
     for (ci, (batch, hi, wi, ci_t, co_t, ct)) in cases.into_iter().enumerate() {
         let d = ct.dims("test", batch, hi, wi, ci_t, co_t).unwrap();
@@ -574,6 +581,7 @@ fn conv2d_backward_data_dmask_dact_matches_cpu() {
         MAIN_SPLITS.iter().map(|&(m, s)| (m, s, false)).collect();
     configs.push((Main::Direct, None, true));
     configs.push((Main::Tiled, Some(3), true));
+    configs.push((Main::Subgroup, None, true));
     for (ci, (batch, h, w, cin, cout, conv)) in conv_cases().into_iter().enumerate() {
         let d = conv.dims("test", batch, h, w, cin, cout).unwrap();
         let seed = 300 + 20 * ci as u64;

@@ -23,6 +23,7 @@ fn own_gpu() -> Gpu {
         timestamps: false,
         kernels: None,
         autotune: None,
+        subgroups: true,
     })
     .expect("an adapter")
 }

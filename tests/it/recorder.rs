@@ -193,6 +193,7 @@ fn a_kernel_that_does_not_compile_is_one_error_naming_it() {
         entry: "main",
         access: vec![Access::ReadWrite],
         trusted: false,
+        subgroups: false,
     };
     let y = Tensor::zeros(g, &[4], "y").unwrap();
     let mut s = Step::new("has a broken kernel");

@@ -5,6 +5,16 @@ use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 use vae_vs_gan::all_kernels;
 
+/// What naga validates `k` with: subgroup operations for the kernels that
+/// use them (the device opens with them where the adapter has them).
+fn capabilities(k: &vae_vs_gan::gpu::Kernel) -> Capabilities {
+    if k.subgroups {
+        Capabilities::SUBGROUP
+    } else {
+        Capabilities::empty()
+    }
+}
+
 #[test]
 fn shaders_validate_and_translate_to_spirv_msl_hlsl() {
     let kernels = all_kernels();
@@ -22,11 +32,20 @@ fn shaders_validate_and_translate_to_spirv_msl_hlsl() {
         if !seen.insert(k.key.clone()) {
             continue; // one module, several entry points: translate it once
         }
-        let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+        let info = Validator::new(ValidationFlags::all(), capabilities(k))
             .validate(&module)
             .unwrap_or_else(|e| {
                 panic!("{what}: validation error:\n{}", e.emit_to_string(&k.source))
             });
+        if k.subgroups {
+            // the flag is needed: without the capability naga refuses it
+            assert!(
+                Validator::new(ValidationFlags::all(), Capabilities::empty())
+                    .validate(&module)
+                    .is_err(),
+                "{what}: marked as using subgroups but validates without them"
+            );
+        }
 
         spv::write_vec(&module, &info, &spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("{what}: SPIR-V: {e}"));
@@ -69,7 +88,7 @@ fn kernels_fit_webgpu_workgroup_storage() {
     for k in &all_kernels() {
         let what = format!("{}::{}", k.key, k.entry);
         let module = naga::front::wgsl::parse_str(&k.source).expect("parses (tested above)");
-        let info = Validator::new(ValidationFlags::all(), Capabilities::empty())
+        let info = Validator::new(ValidationFlags::all(), capabilities(k))
             .validate(&module)
             .expect("validates (tested above)");
         let (index, _) = module

@@ -67,7 +67,9 @@ use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use vae_vs_gan::models::vae_cpu::{CpuStep, VaeCpu};
+use vae_vs_gan::ops::gemm::SUBGROUP_LANES;
 use vae_vs_gan::optim::adam::AdamConfig;
+use vae_vs_gan::Gpu;
 
 const LR: f64 = 1e-3;
 const STEPS: usize = 3;
@@ -189,8 +191,37 @@ fn vae_step_kl_estimators_cost_the_same_dispatches() {
     assert_eq!(a, m);
 }
 
+/// The same step on the device opened without subgroups: the CPU policy's
+/// fallback (the direct GEMM main), which an adapter without subgroups of
+/// 8 runs. On lavapipe the default device's step uses the subgroup main.
+#[test]
+fn vae_step_without_subgroups_matches_cpu_reference() {
+    let g = gpu_without_subgroups();
+    assert_eq!(g.subgroup_lanes(), None);
+    let mains = |g: &Gpu| {
+        let imgs = load(Dataset::Mnist, &mnist_dir(), Split::Train, Some(8)).unwrap();
+        let data = GpuDataset::upload(g, &imgs, "train").unwrap();
+        let state = StepState::new(g, 2, 1, 0).unwrap();
+        let vae = Vae::new(g, tiny()).unwrap();
+        let step = vae.train_step(g, &state, &data).unwrap().step;
+        let keys: Vec<String> = step.kernels().map(str::to_string).collect();
+        keys.iter().any(|k| k.contains(",Subgroup,"))
+    };
+    assert!(!mains(g), "no subgroup kernel without subgroups");
+    if gpu().subgroup_lanes() == Some(SUBGROUP_LANES) && gpu().cpu_kernels() {
+        assert!(
+            mains(gpu()),
+            "the default device's step uses the subgroup main"
+        );
+    }
+    vae_step_matches_cpu_on(g, tiny());
+}
+
 fn vae_step_matches_cpu(cfg: VaeConfig) {
-    let g = gpu();
+    vae_step_matches_cpu_on(gpu(), cfg)
+}
+
+fn vae_step_matches_cpu_on(g: &Gpu, cfg: VaeConfig) {
     let mc = cfg.kl == KlEstimator::Mc;
     // The GPU's own eps draws (stream 1), fed to the reference.
     let eps = gpu_normals(cfg.seed, 1, cfg.batch * cfg.latent, STEPS);

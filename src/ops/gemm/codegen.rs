@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::gpu::{Access, Kernel};
 use crate::ops::epilogue::{epilogue_kernel, EpiKind, EPI_PARAMS};
-use crate::ops::gemm::policy::{Main, Tile};
+use crate::ops::gemm::policy::{Main, Tile, SUBGROUP_LANES};
 use crate::shaders;
 
 /// Which operand of a backward-weights GEMM is dy, whose column sums the
@@ -59,6 +59,9 @@ pub fn gemm_kernel(
     ] {
         let _ = writeln!(src, "const {n}: u32 = {v}u;");
     }
+    if main == Main::Subgroup {
+        let _ = writeln!(src, "const SG: u32 = {SUBGROUP_LANES}u;");
+    }
     src.push_str(&section("common").replace("{{EPI_PARAMS}}", EPI_PARAMS));
     for s in sections {
         src.push_str(section(s));
@@ -81,9 +84,12 @@ pub fn gemm_kernel(
         None => "",
     };
     let majors = k_major(sections);
+    // every main's names for its block's fields
+    let block = section("block_lets").trim_end();
     let body = match main {
         Main::Tiled => section("main")
             .replace("{{SIDE}}", side)
+            .replace("{{BLOCK}}", block)
             .replace("{{SETUP}}", &gen_setup(tile, majors))
             .replace("{{ACC}}", &gen_acc(tile))
             .replace("{{LOAD}}", &gen_load(tile, majors))
@@ -91,6 +97,7 @@ pub fn gemm_kernel(
             .replace("{{STORE}}", &gen_store(tile, main)),
         Main::Direct => section("main_direct")
             .replace("{{SIDE}}", side)
+            .replace("{{BLOCK}}", block)
             .replace("{{SETUP}}", &gen_setup_direct(tile))
             .replace("{{ACC}}", &gen_acc(tile))
             .replace("{{INNER}}", &gen_inner_direct(tile, bk))
@@ -103,6 +110,13 @@ pub fn gemm_kernel(
                 },
             )
             .replace("{{STORE}}", &gen_store(tile, main)),
+        Main::Subgroup => section("main_subgroup")
+            .replace("{{SIDE}}", side)
+            .replace("{{BLOCK}}", block)
+            .replace("{{SETUP}}", &gen_setup_subgroup(tile))
+            .replace("{{ACC}}", &gen_acc(tile))
+            .replace("{{INNER}}", &gen_inner_subgroup(tile))
+            .replace("{{STORE}}", &gen_store_subgroup(tile, epi)),
     };
     src.push_str(&body);
     let bg = match bias_grad {
@@ -121,6 +135,7 @@ pub fn gemm_kernel(
         entry: "gemm",
         access,
         trusted: false,
+        subgroups: main == Main::Subgroup,
     }
 }
 
@@ -299,7 +314,7 @@ fn gen_inner(tile: Tile) -> String {
 fn lane_off(main: Main, i: u32, b: u32, t: u32) -> u32 {
     match main {
         Main::Tiled => i,
-        Main::Direct => i * (b / t),
+        Main::Direct | Main::Subgroup => i * (b / t),
     }
 }
 
@@ -342,7 +357,76 @@ fn gen_inner_direct(tile: Tile, unroll: u32) -> String {
     s
 }
 
+/// Row infos of the subgroup main (as the direct main's) and the infos of
+/// the columns this lane loads for its subgroup: TN / SG of them.
+fn gen_setup_subgroup(tile: Tile) -> String {
+    let mut s = String::new();
+    for i in 0..tile.tm {
+        let o = lane_off(Main::Subgroup, i, tile.bm, tile.tm);
+        let _ = writeln!(s, "    let ai{i} = a_row(m0 + tr + {o}u);");
+    }
+    let cg = tile.bn / tile.tn;
+    for q in 0..tile.tn / SUBGROUP_LANES {
+        let _ = writeln!(
+            s,
+            "    let bi{q} = b_col(n0 + tc + ({}u + lane) * {cg}u);",
+            q * SUBGROUP_LANES
+        );
+    }
+    s
+}
+
+/// One K step (BK consecutive k) of the subgroup main: per k, TM loads of
+/// A and TN / SG of B, zero past the range's end; then column by column
+/// its broadcasts and TM FMAs per k. Column-major, so the few live values
+/// are the step's A loads, one column's broadcasts and one accumulator: on
+/// a CPU driver the TM x TN accumulators live in memory, and each is
+/// loaded and stored once per BK k instead of once per k.
+fn gen_inner_subgroup(tile: Tile) -> String {
+    let mut s = String::new();
+    for u in 0..tile.bk {
+        let _ = writeln!(
+            s,
+            "        let in{u} = k + {u}u < kend; let qa{u} = a_k(k + {u}u); let qb{u} = b_k(k + {u}u);"
+        );
+        for i in 0..tile.tm {
+            let _ = writeln!(
+                s,
+                "        let a{u}_{i} = select(0.0, load_a(ai{i}, qa{u}), in{u});"
+            );
+        }
+        for q in 0..tile.tn / SUBGROUP_LANES {
+            let _ = writeln!(
+                s,
+                "        let v{u}_{q} = select(0.0, load_b(bi{q}, qb{u}), in{u});"
+            );
+        }
+    }
+    for j in 0..tile.tn {
+        for u in 0..tile.bk {
+            let _ = writeln!(
+                s,
+                "        let b{u}_{j} = subgroupBroadcast(v{u}_{}, {}u);",
+                j / SUBGROUP_LANES,
+                j % SUBGROUP_LANES
+            );
+        }
+        for i in 0..tile.tm {
+            for u in 0..tile.bk {
+                let _ = writeln!(s, "        c{i}_{j} = fma(a{u}_{i}, b{u}_{j}, c{i}_{j});");
+            }
+        }
+    }
+    s
+}
+
 fn gen_store(tile: Tile, main: Main) -> String {
+    gen_store_with(tile, main, "store_c(row, n, ", ")")
+}
+
+/// The TM x TN stores of an invocation's outputs in range, each
+/// `{open}c{i}_{j}{close};`.
+fn gen_store_with(tile: Tile, main: Main, open: &str, close: &str) -> String {
     let mut s = String::new();
     for i in 0..tile.tm {
         let oi = lane_off(main, i, tile.bm, tile.tm);
@@ -354,11 +438,39 @@ fn gen_store(tile: Tile, main: Main) -> String {
             let oj = lane_off(main, j, tile.bn, tile.tn);
             let _ = writeln!(
                 s,
-                "        {{ let n = n0 + tc + {oj}u; if (n < dn) {{ store_c(row, n, c{i}_{j}); }} }}"
+                "        {{ let n = n0 + tc + {oj}u; if (n < dn) {{ {open}c{i}_{j}{close}; }} }}"
             );
         }
         s.push_str("    } }\n");
     }
+    s
+}
+
+/// The subgroup main's store. With an epilogue, in two passes: the raw
+/// accumulators first (TM x TN unrolled stores), then one loop over them
+/// that applies the epilogue in place, so its code appears once instead of
+/// TM x TN times. Inlined 256 times, LLVM on lavapipe took 3.9 s to compile
+/// a 4 x 64 kernel with bias and LeakyReLU, 19.7 s with dropout, against
+/// 1.2 s with no epilogue; the second pass costs one load and one store
+/// per output.
+fn gen_store_subgroup(tile: Tile, epi: EpiKind) -> String {
+    if epi == EpiKind::default() {
+        return gen_store(tile, Main::Subgroup);
+    }
+    let mut s = gen_store_with(tile, Main::Subgroup, "dst[row + n] = ", "");
+    s.push_str(
+        "    for (var i = 0u; i < TM; i = i + 1u) {
+        let m = m0 + tr + i * (BM / TM);
+        if (m < dm) {
+            let row = c_row(split, m);
+            for (var j = 0u; j < TN; j = j + 1u) {
+                let n = n0 + tc + j * (BN / TN);
+                if (n < dn) { store_c(row, n, dst[row + n]); }
+            }
+        }
+    }
+",
+    );
     s
 }
 

@@ -8,11 +8,14 @@
 //! parts of the loop here in Rust (naga bounds every WGSL loop, which stops
 //! drivers from unrolling it: DESIGN.md measured up to 2.5x lost).
 //!
-//! Two main loops share the sections ([`Main`]): the register-tiled one
+//! Three main loops share the sections ([`Main`]): the register-tiled one
 //! (operands staged through workgroup memory, barriers) for wide outputs on
-//! GPUs, and a barrier-free direct one (each invocation reads its operands
+//! GPUs; a barrier-free direct one (each invocation reads its operands
 //! from storage) for outputs a few columns wide or rows tall, and for every
-//! shape on CPU adapters, where workgroup memory only adds loads
+//! shape on CPU adapters without subgroups, where workgroup memory only
+//! adds loads; and the direct one with each subgroup's column loads shared
+//! by broadcasts, for CPU adapters that run subgroups of 8 (lavapipe),
+//! where every load is a scalar loop over the SIMD lanes
 //! (docs/PERFORMANCE.md).
 //!
 //! Small GEMMs (few output tiles, long K) are split along K into `nsplit`
@@ -34,8 +37,9 @@ pub use crate::ops::epilogue::{epilogue_kernel, Dropout, EpiKind, Epilogue, Fuse
 pub(crate) use codegen::reduce_kernel;
 pub use codegen::{gemm_kernel, DySide};
 pub use policy::{
-    epilogue_test_tiles, gpu_tiles, test_tiles, Choice, GemmConfig, GemmShape, Main, Tile,
-    AUTO_TILES, GPU_TARGET_WORKGROUPS, MIN_SPLIT_K, TARGET_WORKGROUPS,
+    epilogue_test_tiles, gpu_tiles, test_tiles, Choice, GemmConfig, GemmShape, Main, Policy, Tile,
+    AUTO_TILES, GPU_TARGET_WORKGROUPS, MIN_SPLIT_K, SUBGROUP_LANES, SUBGROUP_TEST_SHAPES,
+    TARGET_WORKGROUPS,
 };
 pub use record::BiasGrad;
 pub use record::Scratch;

@@ -6,6 +6,7 @@
 //! tests build.
 
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 
 /// Register/workgroup tile of the GEMM: a workgroup computes a `bm x bn`
 /// block of C, each invocation a `tm x tn` block in registers, stepping K by
@@ -61,6 +62,9 @@ impl Tile {
                     && (bm + bn) * bk * 4 <= 16384
             }
             Main::Direct => common && bk <= 16,
+            Main::Subgroup => {
+                common && bk <= 16 && tn % SUBGROUP_LANES == 0 && (bm / tm) % SUBGROUP_LANES == 0
+            }
         };
         if ok {
             Ok(())
@@ -111,6 +115,23 @@ impl Tile {
         }
     }
 
+    /// Default tile of the subgroup main for an `m x n` output (N > 8):
+    /// 4 rows and all of N's columns up to 64 per invocation (N rounded up
+    /// to whole subgroups), one or two column groups, 8 or 16 row lanes.
+    /// Per k an invocation loads 4 + TN / 8 values for 4 TN FMAs: 12 for
+    /// 256 at N >= 64, against 24 for 128 in the direct main's 8 x 16.
+    /// Measured on conv2d forward 7x7 256->128 at batch 32 (M = 1568, N =
+    /// 128; GFLOP/s wall, 2 cores): 4 x 64 27.7, 4 x 32 22.8, 8 x 16 19.8,
+    /// 2 x 64 20.5, 8 x 32 25.1, 4 x 128 29.0 (512 accumulators: slower to
+    /// compile for 5% more), against 11.9 for the direct main.
+    pub fn subgroup_auto(m: usize, n: usize) -> Tile {
+        let tn =
+            (n.div_ceil(SUBGROUP_LANES as usize) * SUBGROUP_LANES as usize).clamp(8, 64) as u32;
+        let groups = if n > tn as usize { 2 } else { 1 };
+        let lanes = if m <= 32 { 8 } else { 16 };
+        Tile::new(4 * lanes, groups * tn, SUBGROUP_UNROLL, 4, tn)
+    }
+
     /// The GPU policy's tile for `main` at `shape`: the largest of its
     /// chain ([`Tile::gpu_chain`]) whose grid has at least
     /// [`GPU_TARGET_WORKGROUPS`] tiles, else the chain's smallest (split-K
@@ -147,6 +168,7 @@ impl Tile {
                 Tile::T128X32 => vec![Tile::T128X32, Tile::T64X32],
                 t => vec![t],
             },
+            Main::Subgroup => vec![Tile::subgroup_auto(m, n)],
             Main::Direct if n <= 8 => {
                 let bn = n.max(1).next_power_of_two() as u32;
                 vec![Tile::new(128, bn, 4, 2, bn)]
@@ -185,22 +207,83 @@ pub enum Main {
     /// reads its operands from storage; for outputs a few columns wide or
     /// a few rows tall. The tile's `bk` is the K unroll.
     Direct,
+    /// The direct main with each subgroup of [`SUBGROUP_LANES`]
+    /// invocations sharing its columns' B loads (`main_subgroup`): for
+    /// devices opened with subgroups of exactly that size.
+    Subgroup,
 }
 
+/// The subgroup size the subgroup main is generated for: lavapipe's on
+/// 256-bit SIMD (8 f32 lanes).
+pub const SUBGROUP_LANES: u32 = 8;
+
+/// The fewest output rows the CPU policy gives the subgroup main: one
+/// subgroup's 8 lanes of 4 rows each. A shorter output (a dense layer at a
+/// small batch) would idle most lanes, and its kernel would cost a
+/// compile of 256 accumulators for little work.
+pub const SUBGROUP_MIN_ROWS: usize = 32;
+
 impl Main {
-    /// The default for an `m x n` output on a CPU (`cpu`) or GPU adapter.
-    /// Direct on a CPU driver (lavapipe): there every load from storage or
-    /// workgroup memory inside a loop is a per-lane scalar loop and a
-    /// barrier a coroutine switch per 8 lanes, so staging operands through
-    /// workgroup memory only adds loads (docs/PERFORMANCE.md: 2.7-3.5x).
+    /// The default for an `m x n` output under `policy`.
+    /// On a CPU driver (lavapipe) direct, or subgroup where the device has
+    /// subgroups of [`SUBGROUP_LANES`] and N > 8: there every load from
+    /// storage or workgroup memory inside a loop is a per-lane scalar loop
+    /// and a barrier a coroutine switch per 8 lanes, so staging operands
+    /// through workgroup memory only adds loads (docs/PERFORMANCE.md:
+    /// 2.7-3.5x), and sharing them through subgroup broadcasts removes
+    /// most of them (about 2x). The direct main keeps N <= 8, where all
+    /// columns already share each row's loads.
     /// On a GPU, direct when N <= 8 (a K step of the tiled loop would hold
     /// a handful of FMAs per invocation between two barriers) or M <= 64
     /// (most of a tiled block would be padding); tiled otherwise.
-    pub fn auto(cpu: bool, m: usize, n: usize) -> Main {
-        if cpu || n <= 8 || m <= 64 {
+    pub fn auto(policy: Policy, m: usize, n: usize) -> Main {
+        if policy.cpu {
+            if policy.subgroups && n > 8 && m >= SUBGROUP_MIN_ROWS {
+                Main::Subgroup
+            } else {
+                Main::Direct
+            }
+        } else if n <= 8 || m <= 64 {
             Main::Direct
         } else {
             Main::Tiled
+        }
+    }
+}
+
+/// What a GEMM's choice depends on besides its shape: the kernel family
+/// (a CPU driver's or a GPU's, [`crate::gpu::KernelPolicy`]) and, for a
+/// CPU driver's, whether the device runs subgroups of exactly
+/// [`SUBGROUP_LANES`] invocations (the subgroup main's broadcasts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Policy {
+    pub cpu: bool,
+    pub subgroups: bool,
+}
+
+impl Policy {
+    /// The GPU policy (subgroups unused).
+    pub const GPU: Policy = Policy {
+        cpu: false,
+        subgroups: false,
+    };
+    /// The CPU policy on a device without subgroups of 8: the direct main.
+    pub const CPU: Policy = Policy {
+        cpu: true,
+        subgroups: false,
+    };
+    /// The CPU policy on a device with subgroups of 8 (lavapipe on AVX2).
+    pub const CPU_SUBGROUPS: Policy = Policy {
+        cpu: true,
+        subgroups: true,
+    };
+
+    /// The policy `gpu` runs under.
+    pub fn of(gpu: &Gpu) -> Policy {
+        let cpu = gpu.cpu_kernels();
+        Policy {
+            cpu,
+            subgroups: cpu && gpu.subgroup_lanes() == Some(SUBGROUP_LANES),
         }
     }
 }
@@ -312,14 +395,16 @@ pub struct Choice {
 }
 
 impl Choice {
-    /// The choice of `cfg` for `shape` under the CPU (`cpu`) or GPU
-    /// policy: what `cfg` forces, the policy's default for the rest.
-    pub fn of(cpu: bool, shape: GemmShape, cfg: &GemmConfig) -> Choice {
+    /// The choice of `cfg` for `shape` under `policy`: what `cfg` forces,
+    /// the policy's default for the rest.
+    pub fn of(policy: Policy, shape: GemmShape, cfg: &GemmConfig) -> Choice {
         let (m, n) = (shape.m, shape.n);
-        let main = cfg.main.unwrap_or_else(|| Main::auto(cpu, m, n));
+        let cpu = policy.cpu;
+        let main = cfg.main.unwrap_or_else(|| Main::auto(policy, m, n));
         let tile = cfg.tile.unwrap_or_else(|| match (cpu, main) {
             (true, Main::Tiled) => Tile::auto(m, n),
             (true, Main::Direct) => Tile::direct_auto(m, n),
+            (true, Main::Subgroup) => Tile::subgroup_auto(m, n),
             (false, _) => Tile::gpu_auto(main, shape),
         });
         let target = if cpu {
@@ -351,6 +436,7 @@ impl Choice {
         let main = match main {
             "Tiled" => Main::Tiled,
             "Direct" => Main::Direct,
+            "Subgroup" => Main::Subgroup,
             _ => return Err(bad()),
         };
         let nums = |t: &str, n: usize| -> Result<Vec<u32>> {
@@ -388,12 +474,13 @@ pub const AUTO_TILES: [Tile; 6] = [
 ];
 
 /// (main, tile) pairs the naga test builds every epilogue with: one
-/// tiled, two direct (narrow and wide).
+/// tiled, two direct (narrow and wide), one subgroup.
 pub fn epilogue_test_tiles() -> Vec<(Main, Tile)> {
     vec![
         (Main::Tiled, Tile::T128X64),
         (Main::Direct, Tile::direct_auto(1000, 1)),
         (Main::Direct, Tile::direct_auto(1000, 100)),
+        (Main::Subgroup, Tile::subgroup_auto(1000, 100)),
     ]
 }
 
@@ -432,7 +519,7 @@ pub fn gpu_tiles() -> Vec<(Main, Tile)> {
 
 /// (main, tile) pairs the naga test builds for every variant: the tiled
 /// tiles, representative direct tiles of the CPU policy (N = 1, 3 -> 4, 8;
-/// M = 25, 3) and every GPU policy tile.
+/// M = 25, 3), every subgroup tile it picks and every GPU policy tile.
 pub fn test_tiles() -> Vec<(Main, Tile)> {
     let mut v: Vec<(Main, Tile)> = AUTO_TILES.iter().map(|&t| (Main::Tiled, t)).collect();
     for (m, n) in [
@@ -448,6 +535,12 @@ pub fn test_tiles() -> Vec<(Main, Tile)> {
     ] {
         v.push((Main::Direct, Tile::direct_auto(m, n)));
     }
+    for (m, n) in SUBGROUP_TEST_SHAPES {
+        let p = (Main::Subgroup, Tile::subgroup_auto(m, n));
+        if !v.contains(&p) {
+            v.push(p);
+        }
+    }
     for p in gpu_tiles() {
         if !v.contains(&p) {
             v.push(p);
@@ -456,4 +549,22 @@ pub fn test_tiles() -> Vec<(Main, Tile)> {
     v
 }
 
+/// (m, n) pairs reaching every tile [`Tile::subgroup_auto`] picks: N of
+/// one, two and eight subgroups, one column group or two, 8 or 16 row
+/// lanes.
+pub const SUBGROUP_TEST_SHAPES: [(usize, usize); 6] = [
+    (1000, 9),
+    (1000, 25),
+    (1000, 64),
+    (1000, 100),
+    (25, 64),
+    (20, 300),
+];
+
 pub const DIRECT_UNROLL: u32 = 1;
+
+/// The subgroup main's K unroll: its FMAs are emitted column by column
+/// over the unrolled k, so each accumulator is loaded and stored once per
+/// 4 k (gemm 512^3, 4 x 64 per invocation, GFLOP/s wall on lavapipe:
+/// unroll 1 27.3, 2 31.0, 4 36.7, 8 35.5 on conv2d 7x7).
+pub const SUBGROUP_UNROLL: u32 = 4;

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{grid, Gpu, Step, Tensor};
 use crate::ops::epilogue::{EpiKind, Epilogue, Fused};
 use crate::ops::gemm::codegen::{gemm_kernel, reduce_kernel, DySide};
-use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape};
+use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape, Main, Policy, SUBGROUP_LANES};
 use crate::ops::gemm::tune;
 
 /// Intermediate buffers a recorded op owns (split-K partials). Keep it as
@@ -160,7 +160,7 @@ pub(crate) fn record(
     let choice = if cfg.is_open() && gpu.autotune() {
         tune::choose(gpu, call)?
     } else {
-        Choice::of(gpu.cpu_kernels(), call.shape(), cfg)
+        Choice::of(Policy::of(gpu), call.shape(), cfg)
     };
     record_choice(gpu, step, call, choice)
 }
@@ -176,6 +176,17 @@ pub(crate) fn record_choice(
     let op = call.op;
     let Choice { main, tile, splits } = choice;
     tile.check(main)?;
+    if main == Main::Subgroup && gpu.subgroup_lanes() != Some(SUBGROUP_LANES) {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "the subgroup GEMM main needs a device running subgroups of exactly \
+                 {SUBGROUP_LANES} invocations; this one runs {} (use the direct main)",
+                gpu.subgroup_lanes()
+                    .map_or("none".to_string(), |n| format!("subgroups of {n}")),
+            ),
+        ));
+    }
     let bk = tile.bk as usize;
     let tiles_m = call.m.div_ceil(tile.bm as usize).max(1);
     let tiles_n = call.n.div_ceil(tile.bn as usize).max(1);

@@ -28,7 +28,7 @@ use crate::gpu::disk_cache::warn_once;
 use crate::gpu::tune_table::TuneEvent;
 use crate::gpu::{Gpu, Step, Tensor};
 use crate::ops::epilogue::Epilogue;
-use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape, Main, Tile, MIN_SPLIT_K};
+use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape, Main, Policy, Tile, MIN_SPLIT_K};
 use crate::ops::gemm::record::{record_choice, GemmCall};
 
 /// Candidates timed per shape, the default included.
@@ -80,18 +80,22 @@ pub fn stats(gpu: &Gpu) -> TuneStats {
     s
 }
 
-/// The tuning table's key for `call` under the CPU or GPU policy: every
-/// size that affects speed (variant sections, bias-gradient side and size,
-/// m, n, k, slices, conv geometry) and the policy; not the epilogue (the
-/// tuner times without it) nor the op's name.
-fn key(cpu: bool, call: &GemmCall) -> String {
+/// The tuning table's key for `call` under `policy`: every size that
+/// affects speed (variant sections, bias-gradient side and size, m, n, k,
+/// slices, conv geometry) and the policy (`cpu`, `cpu+subgroups`, `gpu`);
+/// not the epilogue (the tuner times without it) nor the op's name.
+fn key(policy: Policy, call: &GemmCall) -> String {
     let bg = call.bias_grad.map_or("none".to_string(), |b| {
         format!("{:?}{}x{}", b.side, b.rows, b.cols)
     });
     let geo: Vec<String> = call.geo.words().iter().map(|w| w.to_string()).collect();
     format!(
         "gemm v1 {} {} bg {bg} m{} n{} k{} z{} geo {}",
-        if cpu { "cpu" } else { "gpu" },
+        match (policy.cpu, policy.subgroups) {
+            (true, true) => "cpu+subgroups",
+            (true, false) => "cpu",
+            (false, _) => "gpu",
+        },
         call.sections.join("+"),
         call.m,
         call.n,
@@ -101,8 +105,7 @@ fn key(cpu: bool, call: &GemmCall) -> String {
     )
 }
 
-/// The choices the tuner times for `shape` under the CPU (`cpu`) or GPU
-/// policy, the policy's default first, without duplicates, at most
+/// The choices the tuner times for `shape` under `policy`, the policy's default first, without duplicates, at most
 /// [`MAX_CANDIDATES`]:
 /// 1. the default;
 /// 2. its tile with split-K off (when it splits) or doubled, or with 2 and
@@ -111,8 +114,8 @@ fn key(cpu: bool, call: &GemmCall) -> String {
 ///    (each with the policy's splits), and the other main loop's tile
 ///    unless the output is <= 8 wide (there the tiled main holds a few
 ///    FMAs per barrier).
-pub fn candidates(cpu: bool, shape: GemmShape) -> Vec<Choice> {
-    let d = Choice::of(cpu, shape, &GemmConfig::default());
+pub fn candidates(policy: Policy, shape: GemmShape) -> Vec<Choice> {
+    let d = Choice::of(policy, shape, &GemmConfig::default());
     let mut v = vec![d];
     let mut push = |c: Choice| {
         if v.len() < MAX_CANDIDATES && !v.contains(&c) {
@@ -136,7 +139,7 @@ pub fn candidates(cpu: bool, shape: GemmShape) -> Vec<Choice> {
             }
         }
     }
-    if cpu {
+    if policy.cpu {
         return v;
     }
     let forced = |main: Main, tile: Tile| {
@@ -145,7 +148,7 @@ pub fn candidates(cpu: bool, shape: GemmShape) -> Vec<Choice> {
             tile: Some(tile),
             ..GemmConfig::default()
         };
-        Choice::of(cpu, shape, &cfg)
+        Choice::of(policy, shape, &cfg)
     };
     let chain = Tile::gpu_chain(d.main, shape.m, shape.n);
     if let Some(i) = chain.iter().position(|t| *t == d.tile) {
@@ -159,7 +162,7 @@ pub fn candidates(cpu: bool, shape: GemmShape) -> Vec<Choice> {
     if shape.n > 8 {
         let other = match d.main {
             Main::Tiled => Main::Direct,
-            Main::Direct => Main::Tiled,
+            Main::Direct | Main::Subgroup => Main::Tiled,
         };
         push(forced(other, Tile::gpu_auto(other, shape)));
     }
@@ -169,9 +172,9 @@ pub fn candidates(cpu: bool, shape: GemmShape) -> Vec<Choice> {
 /// The choice for `call` on `gpu`: the tuning table's when it holds a
 /// valid one, else the fastest candidate, timed now and stored.
 pub(crate) fn choose(gpu: &Gpu, call: &GemmCall) -> Result<Choice> {
-    let cpu = gpu.cpu_kernels();
+    let policy = Policy::of(gpu);
     let shape = call.shape();
-    let cands = candidates(cpu, shape);
+    let cands = candidates(policy, shape);
     let default = cands[0];
     let empty = call.a.numel() == 0 || call.b.numel() == 0 || call.out.numel() == 0;
     if cands.len() == 1 || empty || call.k >= 1 << 24 {
@@ -179,7 +182,7 @@ pub(crate) fn choose(gpu: &Gpu, call: &GemmCall) -> Result<Choice> {
         return Ok(default);
     }
     let _held = TUNING.lock().unwrap_or_else(|e| e.into_inner());
-    let key = key(cpu, call);
+    let key = key(policy, call);
     if let Some(stored) = gpu.tuned(&key) {
         match Choice::decode(&stored) {
             Ok(c) if cands.contains(&c) => {
