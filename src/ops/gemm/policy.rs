@@ -74,7 +74,8 @@ impl Tile {
                 format!(
                     "tile {self:?} unusable with the {main:?} main: need tm | bm, tn | bn, \
                      1..=256 invocations; tiled: invocations dividing or divided by bm and bn, \
-                     (bm + bn) * bk * 4 <= 16 KiB; direct: bk <= 16"
+                     (bm + bn) * bk * 4 <= 16 KiB; direct: bk <= 16; subgroup: bk <= 16, \
+                     tn and bm / tm multiples of {SUBGROUP_LANES}"
                 ),
             ))
         }
@@ -121,9 +122,11 @@ impl Tile {
     /// Per k an invocation loads 4 + TN / 8 values for 4 TN FMAs: 12 for
     /// 256 at N >= 64, against 24 for 128 in the direct main's 8 x 16.
     /// Measured on conv2d forward 7x7 256->128 at batch 32 (M = 1568, N =
-    /// 128; GFLOP/s wall, 2 cores): 4 x 64 27.7, 4 x 32 22.8, 8 x 16 19.8,
-    /// 2 x 64 20.5, 8 x 32 25.1, 4 x 128 29.0 (512 accumulators: slower to
-    /// compile for 5% more), against 11.9 for the direct main.
+    /// 128; GFLOP/s wall, 2 cores), K unrolled 1: 4 x 64 27.7, 4 x 32
+    /// 22.8, 8 x 16 19.8, 2 x 64 20.5, 8 x 32 25.1, 4 x 128 29.0; with
+    /// [`SUBGROUP_UNROLL`] 4 and the FMAs column by column, 4 x 64 37.3
+    /// and 4 x 128 38.9 (512 accumulators, for 4% more), against 11.9 for
+    /// the direct main (docs/PERFORMANCE.md, "Round 3").
     pub fn subgroup_auto(m: usize, n: usize) -> Tile {
         let tn =
             (n.div_ceil(SUBGROUP_LANES as usize) * SUBGROUP_LANES as usize).clamp(8, 64) as u32;
@@ -153,6 +156,8 @@ impl Tile {
     /// - Tiled: [`Tile::auto`]'s tile, then down to 64x64 (64x32 for
     ///   outputs <= 32 wide; 256x4 stays alone: only a forced tiled main
     ///   gets it).
+    /// - Subgroup (never the GPU policy's pick; only forced, on a device
+    ///   with subgroups of 8): [`Tile::subgroup_auto`]'s tile.
     /// - Direct, N <= 8: all columns (rounded up to a power of two) and 2
     ///   rows per invocation, 64 invocations: at most 16 accumulators
     ///   (these GEMMs are bound by the loads of A, not by FMAs).
@@ -231,7 +236,7 @@ impl Main {
     /// and a barrier a coroutine switch per 8 lanes, so staging operands
     /// through workgroup memory only adds loads (docs/PERFORMANCE.md:
     /// 2.7-3.5x), and sharing them through subgroup broadcasts removes
-    /// most of them (about 2x). The direct main keeps N <= 8, where all
+    /// most of them (about 3x on the big conv GEMMs). The direct main keeps N <= 8, where all
     /// columns already share each row's loads.
     /// On a GPU, direct when N <= 8 (a K step of the tiled loop would hold
     /// a handful of FMAs per invocation between two barriers) or M <= 64
