@@ -67,7 +67,7 @@ use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use vae_vs_gan::models::vae_cpu::{CpuStep, VaeCpu};
-use vae_vs_gan::ops::gemm::SUBGROUP_LANES;
+use vae_vs_gan::ops::gemm::Policy;
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::Gpu;
 
@@ -208,7 +208,7 @@ fn vae_step_without_subgroups_matches_cpu_reference() {
         keys.iter().any(|k| k.contains(",Subgroup,"))
     };
     assert!(!mains(g), "no subgroup kernel without subgroups");
-    if gpu().subgroup_lanes() == Some(SUBGROUP_LANES) && gpu().cpu_kernels() {
+    if Policy::of(gpu()).subgroups {
         assert!(
             mains(gpu()),
             "the default device's step uses the subgroup main"

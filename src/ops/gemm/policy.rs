@@ -236,8 +236,8 @@ impl Main {
     /// and a barrier a coroutine switch per 8 lanes, so staging operands
     /// through workgroup memory only adds loads (docs/PERFORMANCE.md:
     /// 2.7-3.5x), and sharing them through subgroup broadcasts removes
-    /// most of them (about 3x on the big conv GEMMs). The direct main keeps N <= 8, where all
-    /// columns already share each row's loads.
+    /// most of them (about 3x on the big conv GEMMs). The direct main
+    /// keeps N <= 8, where all columns already share each row's loads.
     /// On a GPU, direct when N <= 8 (a K step of the tiled loop would hold
     /// a handful of FMAs per invocation between two barriers) or M <= 64
     /// (most of a tiled block would be padding); tiled otherwise.
@@ -288,9 +288,15 @@ impl Policy {
         let cpu = gpu.cpu_kernels();
         Policy {
             cpu,
-            subgroups: cpu && gpu.subgroup_lanes() == Some(SUBGROUP_LANES),
+            subgroups: cpu && runs_subgroup_main(gpu),
         }
     }
+}
+
+/// Whether `gpu` can run the subgroup main: its device runs subgroups of
+/// exactly [`SUBGROUP_LANES`] invocations.
+pub fn runs_subgroup_main(gpu: &Gpu) -> bool {
+    gpu.subgroup_lanes() == Some(SUBGROUP_LANES)
 }
 
 /// Main loop, tile and split-K choice for one GEMM. `Default` picks all

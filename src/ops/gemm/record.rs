@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{grid, Gpu, Step, Tensor};
 use crate::ops::epilogue::{EpiKind, Epilogue, Fused};
 use crate::ops::gemm::codegen::{gemm_kernel, reduce_kernel, DySide};
-use crate::ops::gemm::policy::{Choice, GemmConfig, GemmShape, Main, Policy, SUBGROUP_LANES};
+use crate::ops::gemm::policy::{
+    runs_subgroup_main, Choice, GemmConfig, GemmShape, Main, Policy, SUBGROUP_LANES,
+};
 use crate::ops::gemm::tune;
 
 /// Intermediate buffers a recorded op owns (split-K partials). Keep it as
@@ -176,7 +178,7 @@ pub(crate) fn record_choice(
     let op = call.op;
     let Choice { main, tile, splits } = choice;
     tile.check(main)?;
-    if main == Main::Subgroup && gpu.subgroup_lanes() != Some(SUBGROUP_LANES) {
+    if main == Main::Subgroup && !runs_subgroup_main(gpu) {
         return Err(Error::invalid(
             op,
             format!(

@@ -105,8 +105,8 @@ fn key(policy: Policy, call: &GemmCall) -> String {
     )
 }
 
-/// The choices the tuner times for `shape` under `policy`, the policy's default first, without duplicates, at most
-/// [`MAX_CANDIDATES`]:
+/// The choices the tuner times for `shape` under `policy`, the policy's
+/// default first, without duplicates, at most [`MAX_CANDIDATES`]:
 /// 1. the default;
 /// 2. its tile with split-K off (when it splits) or doubled, or with 2 and
 ///    4 splits (when it does not and K allows splits of [`MIN_SPLIT_K`]);
