@@ -118,10 +118,12 @@ fn run() -> anyhow::Result<()> {
         test.len(),
         a.batch_size
     );
-    std::fs::create_dir_all(&a.out)
-        .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
     let state = StepState::new(&gpu, 1, LOG_INTERVAL, 0)?;
     let step = model.train_step(&gpu, &state, &train_gpu)?;
+    // after the last refusal (a batch larger than the data): a refused run
+    // leaves no folder behind
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
     let t0 = Instant::now();
     for epoch in 0..a.epochs {
         let pb = progress_bar(train_gpu.batches(a.batch_size), epoch, a.epochs);

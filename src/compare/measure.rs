@@ -205,14 +205,14 @@ pub(crate) fn vae_seed(
     gpu: &Gpu,
     opts: &CompareOptions,
     seed: usize,
+    id: Option<&str>,
     loaded: Option<&Vae>,
     real: &Reference,
-    iwae_images: usize,
-    samples: usize,
 ) -> Result<ModelSeed> {
     let t = Instant::now();
+    let (samples, iwae_images) = opts.sizes();
     let run = VaeRun {
-        common: opts.run_options(seed, "vae"),
+        common: opts.run_options(seed, "vae", id)?,
         binarize: false,
     };
     let from_ckpt = loaded.zip(opts.vae_ckpt.as_deref());
@@ -304,12 +304,13 @@ pub(crate) fn gan_seed(
     gpu: &Gpu,
     opts: &CompareOptions,
     seed: usize,
+    id: Option<&str>,
     loaded: Option<&Gan>,
-    samples: usize,
     probe: &GpuDataset,
 ) -> Result<ModelSeed> {
+    let (samples, _) = opts.sizes();
     let run = GanRun {
-        common: opts.run_options(seed, "gan"),
+        common: opts.run_options(seed, "gan", id)?,
         lr_d: None,
         head: None,
     };

@@ -13,6 +13,7 @@
 //!   GEMM work) at one batch size;
 //! - [`output`]: the pictures and sample files;
 //! - [`settings`]: each model's settings, from its checkpoint;
+//! - [`runs`]: which training runs in the folder are this comparison's;
 //! - [`run`]: the whole comparison.
 
 pub mod cost;
@@ -23,6 +24,7 @@ pub mod options;
 pub mod output;
 pub mod report;
 pub mod run;
+pub mod runs;
 pub mod score;
 pub mod settings;
 pub mod verdict;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::compare::cost::DEFAULT_COST_BATCH;
 use crate::compare::report::{REPORT_JSON, REPORT_MD};
+use crate::compare::runs::{run_state, RunState};
 use crate::compare::verdict::MIN_SEEDS;
 use crate::data::{Dataset, PIXELS};
 use crate::error::{Error, Result};
@@ -164,8 +165,10 @@ impl CompareOptions {
     }
 
     /// The training run of `model` ("vae" or "gan") for `seed`, at that
-    /// model's preset.
-    pub fn run_options(&self, seed: usize, model: &str) -> RunOptions {
+    /// model's preset, for the comparison `id` ([`crate::compare::runs`]):
+    /// with `--resume`, a run of this comparison continues and one of a
+    /// replaced comparison is trained anew.
+    pub fn run_options(&self, seed: usize, model: &str, id: Option<&str>) -> Result<RunOptions> {
         let preset = if model == "gan" {
             self.gan_preset()
         } else {
@@ -173,8 +176,16 @@ impl CompareOptions {
         };
         let mut r = RunOptions::new(preset, &self.seed_dir(seed, model));
         r.seed = seed as u64;
-        r.overwrite = self.overwrite;
-        r.resume = self.resume && r.out.join(CHECKPOINT).is_file();
+        let state = run_state(&r.out, id)?;
+        if let (true, RunState::Stale(ck)) = (self.resume, &state) {
+            eprintln!(
+                "compare: {} is a run of the comparison this one replaced: training it anew",
+                ck.display()
+            );
+        }
+        r.resume = self.resume && state == RunState::Own;
+        r.overwrite = self.overwrite || matches!(state, RunState::Stale(_));
+        r.comparison = id.map(str::to_string);
         r.dataset = self.dataset;
         if model == "gan" {
             r.label_noise = self.label_noise;
@@ -184,7 +195,7 @@ impl CompareOptions {
         }
         r.data_dir = Some(self.data_dir());
         r.reuse_finished = true;
-        r
+        Ok(r)
     }
 }
 

@@ -13,6 +13,7 @@ use crate::compare::measure::{
 use crate::compare::options::{check_options, invalid, CompareOptions};
 use crate::compare::output::{write_pictures, Pictures};
 use crate::compare::report::{write_report, Report};
+use crate::compare::runs;
 use crate::compare::score::{classify, own_figures, score};
 use crate::compare::settings::settings;
 use crate::compare::verdict::{sufficiency, verdicts};
@@ -55,6 +56,9 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     }
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Error::data(&opts.out, format!("cannot create output folder: {e}")))?;
+    // Before any run starts: the runs this comparison trains carry its id.
+    let id = runs::begin(&opts.out, opts.resume)?;
+    let id = id.as_deref();
     // An earlier report stays until the new one replaces it (atomically,
     // last): an interrupted comparison loses nothing already written.
 
@@ -77,15 +81,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     for seed in 0..opts.seeds {
         eprintln!("compare: seed {seed} of {}", opts.seeds);
         let first = seed == 0;
-        let s = vae_seed(
-            gpu,
-            opts,
-            seed,
-            loaded_vae.as_ref(),
-            &real,
-            iwae_images,
-            samples,
-        )?;
+        let s = vae_seed(gpu, opts, seed, id, loaded_vae.as_ref(), &real)?;
         score(
             gpu,
             &classifier,
@@ -113,7 +109,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
             pics.vae_metrics = s.metrics;
         }
         eprintln!("  VAE scored at {}", elapsed(t0));
-        let s = gan_seed(gpu, opts, seed, loaded_gan.as_ref(), samples, &real.probe)?;
+        let s = gan_seed(gpu, opts, seed, id, loaded_gan.as_ref(), &real.probe)?;
         score(
             gpu,
             &classifier,

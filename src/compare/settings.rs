@@ -9,7 +9,7 @@ use crate::compare::report::Setting;
 use crate::error::Result;
 use crate::io::Checkpoint;
 use crate::optim::adam::AdamConfig;
-use crate::train::session::{META_METRICS, META_PROGRESS};
+use crate::train::session::{META_COMPARISON, META_METRICS, META_PROGRESS};
 
 /// Known metadata keys in table order, with the names a reader knows.
 /// Keys not listed follow in alphabetical order under their own names.
@@ -31,10 +31,10 @@ const KNOWN: [(&str, &str); 15] = [
     ("seed", "seed (first)"),
 ];
 
-/// Metadata that is not a setting: the model's name and the run's
-/// history.
+/// Metadata that is not a setting: the model's name, the run's history
+/// and the comparison it was trained for.
 fn is_setting(key: &str) -> bool {
-    !matches!(key, "model") && key != META_METRICS && key != META_PROGRESS
+    !matches!(key, "model") && ![META_METRICS, META_PROGRESS, META_COMPARISON].contains(&key)
 }
 
 /// The settings of the VAE and GAN checkpoints at `vae` and `gan`, and

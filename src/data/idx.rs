@@ -11,7 +11,6 @@
 //! header promises. Memory grows with the bytes actually read, never with
 //! a size a header claims.
 
-use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::Path;
 
@@ -33,10 +32,7 @@ const UBYTE: u8 = 0x08;
 /// Read an IDX file of unsigned bytes, at most `limit` items (the first
 /// dimension) when given. Every failure names the file and the problem.
 pub fn read_idx(path: &Path, limit: Option<usize>) -> Result<Idx> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => Error::data(path, "file not found"),
-        _ => Error::data(path, format!("cannot open: {e}")),
-    })?;
+    let file = crate::io::file::open(path, "IDX file")?;
     let mut raw = BufReader::new(file);
     let mut head = [0u8; 2];
     read_exact(&mut raw, &mut head, path, "the header")?;

@@ -87,14 +87,15 @@ impl Images {
     }
 }
 
-/// `name.gz` if it exists, else `name`; a missing pair is an error naming
-/// the expected file and how to get it.
+/// `name.gz` if it exists, else `name` (whatever is there: reading a
+/// folder is refused as one); a missing pair is an error naming the
+/// expected file and how to get it.
 fn find(dir: &Path, name: &str, dataset: Dataset) -> Result<PathBuf> {
     let gz = dir.join(format!("{name}.gz"));
     let plain = dir.join(name);
-    if gz.is_file() {
+    if gz.is_file() || (gz.exists() && !plain.is_file()) {
         Ok(gz)
-    } else if plain.is_file() {
+    } else if plain.exists() {
         Ok(plain)
     } else {
         Err(Error::data(

@@ -103,8 +103,7 @@ impl Checkpoint {
     /// Read a checkpoint; a missing, truncated or non-safetensors file, or
     /// non-f32 tensors, are errors naming the file.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::data(path, format!("cannot read checkpoint: {e}")))?;
+        let bytes = crate::io::file::read(path, "checkpoint")?;
         check_offsets(path, &bytes)?;
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;

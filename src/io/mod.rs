@@ -4,6 +4,7 @@
 
 pub mod atomic;
 pub mod checkpoint;
+pub mod file;
 
 pub use atomic::{remove_stale_temps, write_atomic};
 pub use checkpoint::Checkpoint;

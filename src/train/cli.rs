@@ -93,6 +93,7 @@ impl CommonArgs {
             label_noise: 0.0,
             fresh_noise_for_g: false,
             kl: crate::models::vae::KlEstimator::Analytic,
+            comparison: None,
         }
     }
 }

@@ -105,7 +105,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
             config.fresh_noise_for_g.to_string(),
         ),
     ];
-    create_out(out, opts.resume, opts.overwrite)?;
+    let meta = opts.with_comparison(meta);
     let mut session = Session::start(
         gpu,
         out,
@@ -118,6 +118,10 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     )?
     .excluding(others);
     let ts = gan.train_step(gpu, &session.state, &train_gpu)?;
+    // Every refusal (the checkpoint's settings, a batch larger than the
+    // data) came before this: a refused run
+    // leaves no folder behind.
+    create_out(out, opts.resume, opts.overwrite)?;
     let schedule = Schedule {
         seed: config.seed,
         batch: config.batch,

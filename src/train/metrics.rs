@@ -124,9 +124,8 @@ impl Metrics {
     /// Read `dir/metrics.json` (to continue it on resume).
     pub fn load(dir: &Path) -> Result<Metrics> {
         let path = dir.join("metrics.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Error::data(&path, format!("cannot read: {e}")))?;
-        serde_json::from_str(&text)
+        let bytes = crate::io::file::read(&path, "metrics file")?;
+        serde_json::from_slice(&bytes)
             .map_err(|e| Error::data(&path, format!("not valid metrics: {e}")))
     }
 }

@@ -8,6 +8,7 @@ use crate::gpu::{AutotunePolicy, Gpu, GpuOptions};
 use crate::io::Checkpoint;
 use crate::models::vae::KlEstimator;
 use crate::train::out::resume_path;
+use crate::train::session::META_COMPARISON;
 use crate::train::Preset;
 
 /// What every training run can be told; `None` takes the preset's value.
@@ -45,6 +46,10 @@ pub struct RunOptions {
     /// The VAE's KL estimator (`--kl`, [`crate::models::vae::VaeConfig::kl`]);
     /// a GAN run refuses anything but the default.
     pub kl: KlEstimator,
+    /// The comparison this run belongs to (its id, written into the
+    /// checkpoint's metadata as [`META_COMPARISON`]): how a resumed
+    /// comparison tells its own runs from those of one it replaced.
+    pub comparison: Option<String>,
 }
 
 impl RunOptions {
@@ -68,7 +73,17 @@ impl RunOptions {
             label_noise: 0.0,
             fresh_noise_for_g: false,
             kl: KlEstimator::Analytic,
+            comparison: None,
         }
+    }
+
+    /// The run's checkpoint metadata `meta` with the comparison it belongs
+    /// to, if any.
+    pub fn with_comparison(&self, mut meta: Vec<(String, String)>) -> Vec<(String, String)> {
+        if let Some(id) = &self.comparison {
+            meta.push((META_COMPARISON.into(), id.clone()));
+        }
+        meta
     }
 
     /// The data folder: `data_dir`, or the dataset's default.

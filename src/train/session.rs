@@ -48,6 +48,9 @@ pub struct Resumed {
 /// and an interrupted epoch's progress.
 pub const META_METRICS: &str = "metrics";
 pub const META_PROGRESS: &str = "epoch_progress";
+/// Checkpoint metadata key of the comparison a run was trained for
+/// ([`crate::train::RunOptions::comparison`]); absent for a run of its own.
+pub const META_COMPARISON: &str = "comparison";
 
 /// Run settings recorded in checkpoint metadata only since they became
 /// options, with the value every earlier run had: a resume compares a

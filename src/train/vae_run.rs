@@ -85,8 +85,7 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
         dataset.name()
     );
 
-    let meta = run_metadata(&config, preset, train.len(), dataset);
-    create_out(out, opts.resume, opts.overwrite)?;
+    let meta = opts.with_comparison(run_metadata(&config, preset, train.len(), dataset));
     let mut session = Session::start(
         gpu,
         out,
@@ -99,6 +98,10 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
     )?
     .excluding(others);
     let ts = vae.train_step(gpu, &session.state, &train_gpu)?;
+    // Every refusal (the checkpoint's settings, a batch larger than the
+    // data) came before this: a refused run
+    // leaves no folder behind.
+    create_out(out, opts.resume, opts.overwrite)?;
     let schedule = Schedule {
         seed: config.seed,
         batch: config.batch,

@@ -219,6 +219,60 @@ pub fn example_cmd(name: &str) -> std::process::Command {
     c
 }
 
+/// What a user sees when a run stops: exit status and stderr.
+pub fn output(mut c: std::process::Command) -> (Option<i32>, String) {
+    let o = c.output().expect("run the example");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Send the signal `sig` (`-INT`, `-KILL`) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Wait (at most 3 minutes) until `path` exists.
+pub fn wait_for(path: &std::path::Path) {
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed().as_secs() < 180,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Whether the test device can run GEMM `main`: every main but the
+/// subgroup main, which needs subgroups of exactly
+/// [`vae_vs_gan::ops::gemm::SUBGROUP_LANES`] (lavapipe; SwiftShader runs
+/// 4, and its policy never picks the subgroup main). Where it cannot, one
+/// line says so: the refusal itself is tested in
+/// dense::subgroup_main_falls_back_and_is_refused_without_subgroups.
+pub fn runs_here(main: vae_vs_gan::ops::gemm::Main) -> bool {
+    use vae_vs_gan::ops::gemm::{runs_subgroup_main, Main};
+    let ok = main != Main::Subgroup || runs_subgroup_main(gpu());
+    if !ok {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "the subgroup GEMM main is not run on this device (subgroups of {:?}): the \
+                 direct main stands in for it",
+                gpu().subgroup_lanes()
+            )
+        });
+    }
+    ok
+}
+
 /// The normals the GPU's RNG kernel draws on stream `stream` of `seed` at
 /// step counters `0..steps` (`n` each), as f64: what a whole-step test
 /// feeds its CPU reference, so both sides compute from the same noise

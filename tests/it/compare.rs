@@ -395,8 +395,8 @@ fn compare_takes_a_preset_per_model() {
     assert_eq!(o.weakest_preset(), Preset::Article, "both full presets");
     o.vae_preset = Some(Preset::Smoke);
     assert_eq!(o.weakest_preset(), Preset::Smoke, "a smoke VAE: no verdict");
-    let gan = o.run_options(0, "gan");
-    let vae = o.run_options(0, "vae");
+    let gan = o.run_options(0, "gan", None).unwrap();
+    let vae = o.run_options(0, "vae", None).unwrap();
     assert_eq!((vae.preset, gan.preset), (Preset::Smoke, Preset::Dcgan));
 }
 

@@ -26,6 +26,7 @@ mod batch_norm;
 mod bce;
 mod checkpoint;
 mod classifier;
+mod cli;
 mod cold_start;
 mod compare;
 mod conv2d;

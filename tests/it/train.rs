@@ -334,15 +334,6 @@ fn metrics_json_from_before_the_step_counts_still_loads() {
     assert_eq!(Metrics::load(d.path()).unwrap(), m);
 }
 
-/// What a user sees when a run stops: exit status and stderr.
-fn output(mut c: std::process::Command) -> (Option<i32>, String) {
-    let o = c.output().expect("run the example");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 /// Run `train_vae` at the tiny preset with 256 images (32 steps, one
 /// submit, per epoch) for `epochs` into `out` (or resuming it).
 fn tiny_vae_cmd(out: &std::path::Path, epochs: usize, resume: bool) -> std::process::Command {
@@ -352,28 +343,6 @@ fn tiny_vae_cmd(out: &std::path::Path, epochs: usize, resume: bool) -> std::proc
         .arg(if resume { "--resume" } else { "--out" })
         .arg(out);
     c
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
-/// Wait (at most 3 minutes) until `path` exists.
-fn wait_for(path: &std::path::Path) {
-    let t = std::time::Instant::now();
-    while !path.exists() {
-        assert!(
-            t.elapsed().as_secs() < 180,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// Ctrl-C during a run: the chunks in flight finish, a checkpoint is

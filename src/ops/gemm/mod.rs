@@ -37,9 +37,9 @@ pub use crate::ops::epilogue::{epilogue_kernel, Dropout, EpiKind, Epilogue, Fuse
 pub(crate) use codegen::reduce_kernel;
 pub use codegen::{gemm_kernel, DySide};
 pub use policy::{
-    epilogue_test_tiles, gpu_tiles, test_tiles, Choice, GemmConfig, GemmShape, Main, Policy, Tile,
-    AUTO_TILES, GPU_TARGET_WORKGROUPS, MIN_SPLIT_K, SUBGROUP_LANES, SUBGROUP_TEST_SHAPES,
-    TARGET_WORKGROUPS,
+    epilogue_test_tiles, gpu_tiles, runs_subgroup_main, test_tiles, Choice, GemmConfig, GemmShape,
+    Main, Policy, Tile, AUTO_TILES, GPU_TARGET_WORKGROUPS, MIN_SPLIT_K, SUBGROUP_LANES,
+    SUBGROUP_TEST_SHAPES, TARGET_WORKGROUPS,
 };
 pub use record::BiasGrad;
 pub use record::Scratch;
