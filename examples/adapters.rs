@@ -71,7 +71,7 @@ fn run() -> anyhow::Result<()> {
     let chosen = select_adapter(list_adapters()?)?;
     let how = match std::env::var(ADAPTER_ENV) {
         Ok(v) => format!("{ADAPTER_ENV}={v:?}"),
-        Err(_) => "best ranked: discrete > integrated > virtual > CPU".into(),
+        Err(_) => "best ranked: discrete > integrated > virtual > CPU; lavapipe > SwiftShader among CPU drivers".into(),
     };
     println!(
         "selected: {} ({:?}) [{how}]",

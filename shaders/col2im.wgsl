@@ -32,11 +32,11 @@ fn gather(i: u32) -> f32 {
     var acc = 0.0;
     for (var ky = 0u; ky < p.kh; ky = ky + 1u) {
         let ty = i32(iy + p.pad_y) - i32(ky);
-        if (ty < 0 || ty % s != 0 || u32(ty / s) >= p.oh) { continue; }
+        if ((ty < 0) | (ty % s != 0) | (u32(ty / s) >= p.oh)) { continue; }
         let row = (n * p.oh + u32(ty / s)) * p.ow;
         for (var kx = 0u; kx < p.kw; kx = kx + 1u) {
             let tx = i32(ix + p.pad_x) - i32(kx);
-            if (tx < 0 || tx % s != 0 || u32(tx / s) >= p.ow) { continue; }
+            if ((tx < 0) | (tx % s != 0) | (u32(tx / s) >= p.ow)) { continue; }
             acc = acc + z[(row + u32(tx / s)) * ncol + (ky * p.kw + kx) * p.cin + ci];
         }
     }

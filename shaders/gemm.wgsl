@@ -25,7 +25,16 @@
 // "k-major" (consecutive invocations along k, one a_k per K step, several
 // rows) or "m-major" (consecutive invocations along m, one row, several k),
 // chosen in Rust per variant to follow the operand's contiguous axis.
-// Callers of load_a/load_b guarantee k < kend <= K.
+// Callers of load_a/load_b guarantee k < kend <= K, except the subgroup main,
+// which reads past kend and discards the value.
+//
+// No branches in what the K loop inlines: every load_a / load_b is a select
+// of a load at a select-ed index (element 0 when the row, column or tap is
+// outside; the value then discarded), never an `if`, and bools combine with
+// `&` and `|`, never `&&` and `||` (naga makes each of those a branch). A
+// K step inlines TM + TN loads; SwiftShader's compiler took time and memory
+// exponential in the branches of a loop body (docs/ARCHITECTURE.md, Kernel
+// rules).
 //
 // Uniformity: the barriers of the tiled main sit in a loop over
 // [kbeg, kend) after an exit on `ok`, so those must be provably
@@ -77,7 +86,7 @@ fn block(wid: vec3<u32>, nwg: vec3<u32>) -> Block {
     let kbeg = min(d.k, split * p.ksplit);
     let kend = min(d.k, kbeg + p.ksplit);
     return Block(tm * BM, tn * BN, kbeg, kend, split, d.m, d.n,
-                 split < p.nsplit && tm * BM < d.m);
+                 (split < p.nsplit) & (tm * BM < d.m));
 }
 
 //! section setup_plain
@@ -92,8 +101,7 @@ fn a_row(m: u32) -> ARow { return ARow(m * p.k, m < p.m); }
 alias AK = u32;
 fn a_k(k: u32) -> AK { return k; }
 fn load_a(r: ARow, k: AK) -> f32 {
-    if (r.ok) { return src_a[r.base + k]; }
-    return 0.0;
+    return select(0.0, src_a[select(0u, r.base + k, r.ok)], r.ok);
 }
 
 //! section a_dense_t
@@ -104,8 +112,7 @@ fn a_row(m: u32) -> ARow { return ARow(m, m < p.m); }
 alias AK = u32;
 fn a_k(k: u32) -> AK { return k; }
 fn load_a(r: ARow, k: AK) -> f32 {
-    if (r.ok) { return src_a[k * p.m + r.m]; }
-    return 0.0;
+    return select(0.0, src_a[select(0u, k * p.m + r.m, r.ok)], r.ok);
 }
 
 //! section b_dense
@@ -116,8 +123,7 @@ fn b_col(n: u32) -> BCol { return BCol(n, n < p.n); }
 alias BKI = u32;
 fn b_k(k: u32) -> BKI { return k; }
 fn load_b(c: BCol, k: BKI) -> f32 {
-    if (c.ok) { return src_b[k * p.n + c.n]; }
-    return 0.0;
+    return select(0.0, src_b[select(0u, k * p.n + c.n, c.ok)], c.ok);
 }
 
 //! section b_dense_t
@@ -128,8 +134,7 @@ fn b_col(n: u32) -> BCol { return BCol(n * p.k, n < p.n); }
 alias BKI = u32;
 fn b_k(k: u32) -> BKI { return k; }
 fn load_b(c: BCol, k: BKI) -> f32 {
-    if (c.ok) { return src_b[c.base + k]; }
-    return 0.0;
+    return select(0.0, src_b[select(0u, c.base + k, c.ok)], c.ok);
 }
 
 //! section c_row_plain
@@ -192,10 +197,8 @@ fn load_a(r: ARow, q: AK) -> f32 {
     let iy = u32(r.iy + q.ky);
     let ix = u32(r.ix + q.kx);
     // negative coordinates wrap to huge u32 and fail the < test
-    if (r.ok && iy < p.h && ix < p.w) {
-        return src_a[r.base + (iy * p.w + ix) * p.cin + q.ci];
-    }
-    return 0.0;
+    let inside = r.ok & (iy < p.h) & (ix < p.w);
+    return select(0.0, src_a[select(0u, r.base + (iy * p.w + ix) * p.cin + q.ci, inside)], inside);
 }
 
 //! section a_conv_wgrad
@@ -219,10 +222,8 @@ fn a_k(k: u32) -> AK {
 fn load_a(r: ARow, q: AK) -> f32 {
     let iy = u32(q.y + r.dy);
     let ix = u32(q.x + r.dx);
-    if (r.ok && iy < p.h && ix < p.w) {
-        return src_a[((q.n * p.h + iy) * p.w + ix) * p.cin + r.ci];
-    }
-    return 0.0;
+    let inside = r.ok & (iy < p.h) & (ix < p.w);
+    return select(0.0, src_a[select(0u, ((q.n * p.h + iy) * p.w + ix) * p.cin + r.ci, inside)], inside);
 }
 
 //! section conv_dgrad
@@ -289,10 +290,8 @@ fn a_k(k: u32) -> AK {
 fn load_a(r: ARow, q: AK) -> f32 {
     let oy = u32(r.oy - q.ty);
     let ox = u32(r.ox - q.tx);
-    if (r.ok && oy < p.oh && ox < p.ow) {
-        return src_a[r.base + (oy * p.ow + ox) * p.cout + q.co];
-    }
-    return 0.0;
+    let inside = r.ok & (oy < p.oh) & (ox < p.ow);
+    return select(0.0, src_a[select(0u, r.base + (oy * p.ow + ox) * p.cout + q.co, inside)], inside);
 }
 struct BCol { ci: u32, ok: bool }
 fn b_col(n: u32) -> BCol { return BCol(n, n < p.cin); }
@@ -307,8 +306,7 @@ fn b_k(k: u32) -> BKI {
     return BKI((ky * p.kw + kx) * p.cin * p.cout + co);
 }
 fn load_b(c: BCol, q: BKI) -> f32 {
-    if (c.ok) { return src_b[q.off + c.ci * p.cout]; }
-    return 0.0;
+    return select(0.0, src_b[select(0u, q.off + c.ci * p.cout, c.ok)], c.ok);
 }
 fn c_row(split: u32, m: u32) -> u32 {
     let hw = max(g_niy * g_nix, 1u);
@@ -400,7 +398,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let tr = t / (BN / TN);
     let tc = t % (BN / TN);
     // no barriers: invocations with no rows or columns of their own leave now
-    if (!blk.ok || m0 + tr >= dm || n0 + tc >= dn) { return; }
+    if (!blk.ok | (m0 + tr >= dm) | (n0 + tc >= dn)) { return; }
 {{SETUP}}
 {{ACC}}
     var k = blk.kbeg;

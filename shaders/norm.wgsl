@@ -125,7 +125,7 @@ fn bn_stats_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
     red_a[lane] = a;
     red_b[lane] = b;
     reduce_rows(lane);
-    if (ry == 0u && c < p.channels) {
+    if ((ry == 0u) & (c < p.channels)) {
         sp_part[chunk * p.channels + c] = red_a[cx];
         sp_part[(p.chunks + chunk) * p.channels + c] = red_b[cx];
     }
@@ -180,7 +180,7 @@ fn bn_stats_single(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     red_a[lane] = a;
     red_b[lane] = b;
     reduce_rows(lane);
-    if (ry == 0u && c < p.channels) {
+    if ((ry == 0u) & (c < p.channels)) {
         finalize_stats(c, 0.0 + red_a[cx], 0.0 + red_b[cx]);
     }
 }
@@ -227,7 +227,7 @@ fn bn_grad_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     red_a[lane] = a;
     red_b[lane] = b;
     reduce_rows(lane);
-    if (ry == 0u && c < p.channels) {
+    if ((ry == 0u) & (c < p.channels)) {
         gp_part[chunk * p.channels + c] = red_a[cx];
         gp_part[(p.chunks + chunk) * p.channels + c] = red_b[cx];
     }
@@ -269,7 +269,7 @@ fn bn_grad_single(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     red_a[lane] = a;
     red_b[lane] = b;
     reduce_rows(lane);
-    if (ry == 0u && c < p.channels) {
+    if ((ry == 0u) & (c < p.channels)) {
         gs_dbeta[c] = 0.0 + red_a[cx];
         gs_dgamma[c] = 0.0 + red_b[cx];
     }

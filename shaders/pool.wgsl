@@ -105,7 +105,7 @@ fn max_pool2x2_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
     let oh = h / 2u;
     let ow = w / 2u;
     var g = 0.0;
-    if (oh < oh_n && ow < ow_n) {
+    if ((oh < oh_n) & (ow < ow_n)) {
         let o = ((nb * oh_n + oh) * ow_n + ow) * p.c + c;
         g = select(0.0, bdy[o], barg[o] == i);
     }

@@ -209,8 +209,12 @@ pub struct AdapterEntry {
     pub info: wgpu::AdapterInfo,
 }
 
-/// Sort key: discrete > integrated > virtual > CPU; Vulkan/Metal/DX12 before GL.
-fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+/// Sort key: discrete > integrated > virtual > CPU; Vulkan/Metal/DX12 before
+/// GL; among CPU drivers, the faster first: Mesa's lavapipe ("llvmpipe")
+/// before Google's SwiftShader (the tiny comparison 13 s against 108 s on
+/// 2 cores, docs/PERFORMANCE.md), then any other; last the name, so the
+/// choice never depends on the order the loader lists drivers in.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8, u8, String) {
     let ty = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
         wgpu::DeviceType::IntegratedGpu => 1,
@@ -223,7 +227,15 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
         wgpu::Backend::Gl => 1,
         _ => 2,
     };
-    (ty, backend)
+    let name = info.name.to_lowercase();
+    let cpu_driver = if name.contains("llvmpipe") {
+        0
+    } else if name.contains("swiftshader") {
+        1
+    } else {
+        2
+    };
+    (ty, backend, cpu_driver, name)
 }
 
 /// The backends `WGPU_BACKEND` enables (all when it is unset), each name

@@ -114,3 +114,122 @@ fn kernels_fit_webgpu_workgroup_storage() {
     }
     eprintln!("most workgroup storage: {} bytes ({})", worst.0, worst.1);
 }
+
+/// Branches (`if` and `switch`, and what naga makes of `&&` and `||`)
+/// in `block`, with each call's body counted where it is called, as a
+/// driver that inlines sees it.
+fn branches(module: &naga::Module, block: &naga::Block) -> usize {
+    use naga::Statement as S;
+    block
+        .iter()
+        .map(|st| match st {
+            S::Block(b) => branches(module, b),
+            S::If { accept, reject, .. } => 1 + branches(module, accept) + branches(module, reject),
+            S::Switch { cases, .. } => {
+                1 + cases
+                    .iter()
+                    .map(|c| branches(module, &c.body))
+                    .sum::<usize>()
+            }
+            S::Loop {
+                body, continuing, ..
+            } => branches(module, body) + branches(module, continuing),
+            S::Call { function, .. } => branches(module, &module.functions[*function].body),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The most branches any one loop of `block` holds (nested loops' own
+/// branches included, calls expanded).
+fn worst_loop(module: &naga::Module, block: &naga::Block) -> usize {
+    use naga::Statement as S;
+    block
+        .iter()
+        .map(|st| match st {
+            S::Block(b) => worst_loop(module, b),
+            S::If { accept, reject, .. } => {
+                worst_loop(module, accept).max(worst_loop(module, reject))
+            }
+            S::Switch { cases, .. } => cases
+                .iter()
+                .map(|c| worst_loop(module, &c.body))
+                .max()
+                .unwrap_or(0),
+            S::Loop {
+                body, continuing, ..
+            } => (branches(module, body) + branches(module, continuing))
+                .max(worst_loop(module, body)),
+            S::Call { function, .. } => worst_loop(module, &module.functions[*function].body),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Most branches one loop of a kernel may hold (its exit test included).
+/// SwiftShader's compiler takes time and memory exponential in the
+/// branches of a loop body (measured on the conv GEMM's direct main, one
+/// branch per load: 17 branches 0.1 s, 19 0.3 s, 25 8 s, 32 past 8 GiB;
+/// docs/PERFORMANCE.md), so a kernel whose unrolled loop body branches per
+/// load or per accumulator cannot build there. 8 leaves the kernels'
+/// own few (a loop's exit test, a partial tile's guard, a store's range
+/// test) and refuses any per-load or per-output pattern.
+const MAX_LOOP_BRANCHES: usize = 8;
+
+/// No loop of any kernel holds more than [`MAX_LOOP_BRANCHES`] branches
+/// (docs/ARCHITECTURE.md, "Kernel rules"): loads are guarded by `select`,
+/// never by `if`.
+#[test]
+fn kernel_loops_hold_few_branches() {
+    let mut worst = (0usize, String::new());
+    let mut bad = Vec::new();
+    for k in &all_kernels() {
+        let module = naga::front::wgsl::parse_str(&k.source).expect("parses (tested above)");
+        let ep = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == k.entry)
+            .expect("entry point");
+        let n = worst_loop(&module, &ep.function.body);
+        let what = format!("{}::{}", k.key, k.entry);
+        if n > MAX_LOOP_BRANCHES {
+            bad.push(format!("{what}: {n}"));
+        }
+        if n > worst.0 {
+            worst = (n, what);
+        }
+    }
+    eprintln!("most branches in one loop: {} ({})", worst.0, worst.1);
+    assert!(
+        bad.is_empty(),
+        "loops with more than {MAX_LOOP_BRANCHES} branches (guard loads with select, combine \
+         bools with & and |):\n  {}",
+        bad.join("\n  ")
+    );
+}
+
+/// No kernel uses WGSL's short-circuit `&&` or `||` (docs/ARCHITECTURE.md,
+/// "Kernel rules"): naga turns each into a branch, and a loop whose body
+/// inlines a few of them (the conv GEMMs' `load_a`, 16 per k step) took
+/// SwiftShader's compiler exponential time and memory (over 12 GB for one
+/// module). The bool operators `&` and `|` evaluate both sides and stay
+/// branch-free. Comments are not code: they are left out of the scan.
+#[test]
+fn kernels_use_no_short_circuit_operators() {
+    let mut bad = Vec::new();
+    for k in &all_kernels() {
+        for (i, line) in k.source.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("&&") || code.contains("||") {
+                bad.push(format!("{} line {}: {}", k.key, i + 1, line.trim()));
+            }
+        }
+    }
+    bad.dedup();
+    assert!(
+        bad.is_empty(),
+        "short-circuit operators (write `&` / `|` on parenthesised bools):\n  {}",
+        bad.join("\n  ")
+    );
+}

@@ -109,14 +109,14 @@ pub fn gemm_kernel(
                     gen_inner_direct(tile, 1)
                 },
             )
-            .replace("{{STORE}}", &gen_store(tile, main)),
+            .replace("{{STORE}}", &gen_store_two_pass(tile, main, epi)),
         Main::Subgroup => section("main_subgroup")
             .replace("{{SIDE}}", side)
             .replace("{{BLOCK}}", block)
             .replace("{{SETUP}}", &gen_setup_subgroup(tile))
             .replace("{{ACC}}", &gen_acc(tile))
             .replace("{{INNER}}", &gen_inner_subgroup(tile))
-            .replace("{{STORE}}", &gen_store_subgroup(tile, epi)),
+            .replace("{{STORE}}", &gen_store_two_pass(tile, main, epi)),
     };
     src.push_str(&body);
     let bg = match bias_grad {
@@ -265,8 +265,7 @@ fn gen_load(tile: Tile, majors: (bool, bool)) -> String {
                 };
                 let _ = writeln!(
                     s,
-                    "            {open}{{ var v = 0.0; if (kin) {{ v = {f}({info}{slot}, q); }} \
-                     {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                    "            {open}{{ {arr}[kk * {b}u + {r}{slot}] = select(0.0, {f}({info}{slot}, q), kin); }}"
                 );
             }
             s.push_str("        }\n");
@@ -279,8 +278,8 @@ fn gen_load(tile: Tile, majors: (bool, bool)) -> String {
                 };
                 let _ = writeln!(
                     s,
-                    "        {open}{{ let kk = {kk}; let k = k0 + kk; var v = 0.0; \
-                     if (k < kend) {{ v = {f}({info}{slot}, {kf}(k)); }} {arr}[kk * {b}u + {r}{slot}] = v; }}"
+                    "        {open}{{ let kk = {kk}; let k = k0 + kk; \
+                     {arr}[kk * {b}u + {r}{slot}] = select(0.0, {f}({info}{slot}, {kf}(k)), k < kend); }}"
                 );
             }
         }
@@ -446,18 +445,19 @@ fn gen_store_with(tile: Tile, main: Main, open: &str, close: &str) -> String {
     s
 }
 
-/// The subgroup main's store. With an epilogue, in two passes: the raw
-/// accumulators first (TM x TN unrolled stores), then one loop over them
-/// that applies the epilogue in place, so its code appears once instead of
-/// TM x TN times. Inlined 256 times, LLVM on lavapipe took 3.9 s to compile
-/// a 4 x 64 kernel with bias and LeakyReLU, 19.7 s with dropout, against
-/// 1.2 s with no epilogue; the second pass costs one load and one store
-/// per output.
-fn gen_store_subgroup(tile: Tile, epi: EpiKind) -> String {
+/// The store of the direct and subgroup mains. With an epilogue, in two
+/// passes: the raw accumulators first (TM x TN unrolled stores), then one
+/// loop over them that applies the epilogue in place, so its code appears
+/// once instead of TM x TN times. Inlined 256 times, LLVM on lavapipe took
+/// 3.9 s to compile a 4 x 64 kernel with bias and LeakyReLU, 19.7 s with
+/// dropout, against 1.2 s with no epilogue; SwiftShader 13-20 s and 1 GiB
+/// for the direct main's 8 x 16 with dropout. The second pass costs one
+/// load and one store per output.
+fn gen_store_two_pass(tile: Tile, main: Main, epi: EpiKind) -> String {
     if epi == EpiKind::default() {
-        return gen_store(tile, Main::Subgroup);
+        return gen_store(tile, main);
     }
-    let mut s = gen_store_with(tile, Main::Subgroup, "dst[row + n] = ", "");
+    let mut s = gen_store_with(tile, main, "dst[row + n] = ", "");
     s.push_str(
         "    for (var i = 0u; i < TM; i = i + 1u) {
         let m = m0 + tr + i * (BM / TM);
