@@ -176,14 +176,20 @@ impl CompareOptions {
         };
         let mut r = RunOptions::new(preset, &self.seed_dir(seed, model));
         r.seed = seed as u64;
-        let state = run_state(&r.out, id)?;
-        if let (true, RunState::Stale(ck)) = (self.resume, &state) {
+        // Only a resume asks whose a run is: an overwrite replaces every
+        // run, and a new comparison has none (check_options).
+        let state = if self.resume {
+            run_state(&r.out, id)?
+        } else {
+            RunState::Missing
+        };
+        if let RunState::Stale(ck) = &state {
             eprintln!(
                 "compare: {} is a run of the comparison this one replaced: training it anew",
                 ck.display()
             );
         }
-        r.resume = self.resume && state == RunState::Own;
+        r.resume = state == RunState::Own;
         r.overwrite = self.overwrite || matches!(state, RunState::Stale(_));
         r.comparison = id.map(str::to_string);
         r.dataset = self.dataset;

@@ -119,8 +119,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     .excluding(others);
     let ts = gan.train_step(gpu, &session.state, &train_gpu)?;
     // Every refusal (the checkpoint's settings, a batch larger than the
-    // data) came before this: a refused run
-    // leaves no folder behind.
+    // data) came before this: a refused run leaves no folder behind.
     create_out(out, opts.resume, opts.overwrite)?;
     let schedule = Schedule {
         seed: config.seed,
