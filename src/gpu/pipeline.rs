@@ -281,8 +281,8 @@ pub struct PipelineCache {
     shared: Arc<Shared>,
     layouts: Mutex<HashMap<Vec<Access>, wgpu::BindGroupLayout>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<PendingPipeline>>>,
-    /// The pool's queue, its threads started on first use.
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The pool, its threads started on first use.
+    jobs: Mutex<Option<Pool>>,
     driver: Option<Arc<DriverCache>>,
     warmer: Option<Warmer>,
 }
@@ -373,13 +373,31 @@ impl PipelineCache {
     /// Run `job` on the pool (started on first use, one thread per core).
     fn spawn(&self, job: Job) -> Result<()> {
         let mut jobs = self.jobs.lock().map_err(|_| poisoned("pool"))?;
-        let tx = jobs.get_or_insert_with(|| {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let rx = Arc::new(Mutex::new(rx));
-            let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
-            for i in 0..n {
+        let pool = jobs.get_or_insert_with(Pool::start);
+        if let Err(mpsc::SendError(job)) = pool.tx.send(job) {
+            job(&mut Worker::default());
+        }
+        Ok(())
+    }
+}
+
+/// The pool's queue and its threads.
+struct Pool {
+    tx: mpsc::Sender<Job>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    /// One thread per core (at most 16). Where no thread starts at all, the
+    /// queue has no receiver and every job runs on its caller.
+    fn start() -> Pool {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
+        let threads = (0..n)
+            .map_while(|i| {
                 let rx = rx.clone();
-                let spawned = std::thread::Builder::new()
+                std::thread::Builder::new()
                     .name(format!("pipelines-{i}"))
                     .spawn(move || {
                         let mut worker = Worker::default();
@@ -390,23 +408,36 @@ impl PipelineCache {
                                 _ => return,
                             }
                         }
-                    });
-                if spawned.is_err() && i == 0 {
-                    // no thread at all: the jobs run on the caller (below)
-                    break;
-                }
-            }
-            tx
-        });
-        if let Err(mpsc::SendError(job)) = tx.send(job) {
-            job(&mut Worker::default());
+                    })
+                    .ok()
+            })
+            .collect();
+        Pool { tx, threads }
+    }
+}
+
+/// Closing the queue ends each thread after its current job, and joining
+/// them destroys their warm-up devices before the process exits: a driver
+/// thread still compiling, or a device still open, while the C runtime
+/// tears down the driver's libraries (LLVM's, for lavapipe) can crash the
+/// process after it has done its work.
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let (tx, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, tx));
+        for t in self.threads.drain(..) {
+            let _ = t.join();
         }
-        Ok(())
     }
 }
 
 impl Drop for PipelineCache {
+    /// The pool first (its last jobs may still create pipelines), then the
+    /// driver's cache is saved.
     fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
         self.save();
     }
 }

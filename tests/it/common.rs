@@ -219,13 +219,16 @@ pub fn example_cmd(name: &str) -> std::process::Command {
     c
 }
 
-/// What a user sees when a run stops: exit status and stderr.
+/// What a user sees when a run stops: exit status and stderr (ending
+/// with the signal's number when a signal ended it: no status then).
 pub fn output(mut c: std::process::Command) -> (Option<i32>, String) {
+    use std::os::unix::process::ExitStatusExt;
     let o = c.output().expect("run the example");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let mut err = String::from_utf8_lossy(&o.stderr).into_owned();
+    if let Some(sig) = o.status.signal() {
+        err.push_str(&format!("\n[killed by signal {sig}]"));
+    }
+    (o.status.code(), err)
 }
 
 /// Send the signal `sig` (`-INT`, `-KILL`) to process `pid`.
