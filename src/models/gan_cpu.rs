@@ -109,11 +109,9 @@ pub struct GanCpuStep<T> {
     /// `fresh_noise_for_g` (in order), for bounding the running averages'
     /// error.
     pub bn_batch_stats: Vec<Vec<(String, Vec<T>)>>,
-    /// Gradients the step computes but does not use, to bound how parameter
-    /// differences move the losses: `d_loss` w.r.t. the generator's
-    /// parameters, and `g_loss` w.r.t. the UPDATED discriminator's
-    /// (`(name, gradient)`, layer order).
-    pub d_loss_wrt_g: Vec<(String, Vec<T>)>,
+    /// A gradient the step computes but does not use, to bound how the
+    /// discriminator's update moves `g_loss`: `g_loss` w.r.t. the UPDATED
+    /// discriminator's parameters (`(name, gradient)`, layer order).
     pub g_loss_wrt_d: Vec<(String, Vec<T>)>,
 }
 
@@ -584,9 +582,7 @@ impl<T: Real> GanCpu<T> {
         }
         let d_loss = bce_cpu(&da.logits, &targets, 1, BceReduction::Mean, 2.0);
         let mut d_grads = Vec::new();
-        let dboth = self.d_backward(&da, &d_loss.grad, true, &mut d_grads);
-        // Not used by the step: d_loss's gradient w.r.t. the generator.
-        let d_loss_wrt_g = self.g_backward(&gf, &dboth[b * PIXELS..]);
+        self.d_backward(&da, &d_loss.grad, true, &mut d_grads);
         let adam_d = self.config.adam_d;
         self.adam(&adam_d, step, "discriminator.", &d_grads)?;
 
@@ -681,7 +677,6 @@ impl<T: Real> GanCpu<T> {
             pool_argmax,
             pool_inputs,
             bn_batch_stats,
-            d_loss_wrt_g,
             g_loss_wrt_d,
         })
     }

@@ -3,6 +3,7 @@
 
 pub mod gan;
 pub mod gan_cpu;
+pub mod kink;
 pub mod vae;
 pub mod vae_cpu;
 

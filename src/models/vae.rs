@@ -183,6 +183,11 @@ pub struct TrainStep {
     pub step: Step,
     /// Mean | log-variance of the last batch, `[B, 2L]`.
     pub h: Tensor,
+    /// The ReLU outputs of the last batch in forward order (encoder conv
+    /// 1, 2, decoder dense, transposed conv 1, 2): where each unit's
+    /// derivative is 1 (output > 0), which a whole-step test hands its
+    /// reference for the units f32 cannot place (`vae_cpu::ReluSides`).
+    pub relu_outputs: Vec<(&'static str, Tensor)>,
 }
 
 /// A recorded evaluation step (test-set ELBO), one batch per run.
@@ -428,8 +433,19 @@ impl Vae {
         // Optimizer (one dispatch over the arena), then the step counter.
         record_adam(gpu, st, state, &Adam::new(self.config.adam)?, &self.arena)?;
         state.record_end(gpu, st, &[recon, kl])?;
+        let relu_outputs = vec![
+            ("enc1", e.enc.a1.clone()),
+            ("enc2", e.enc.a2.clone()),
+            ("dec_fc", e.dec.d0a.clone()),
+            ("dec1", e.dec.d1a.clone()),
+            ("dec2", e.dec.d2a.clone()),
+        ];
         let h = e.enc.h.clone();
-        Ok(TrainStep { step: s, h })
+        Ok(TrainStep {
+            step: s,
+            h,
+            relu_outputs,
+        })
     }
 
     /// Record one evaluation step: the negative ELBO (single-sample, as in

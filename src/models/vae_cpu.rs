@@ -23,6 +23,7 @@
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::models::kink::{relu_family_backward, KinkCount, KinkSides};
 use crate::models::vae::{KlEstimator, Vae, VaeConfig};
 use crate::nn::Param;
 use crate::ops::activation::Activation;
@@ -40,6 +41,9 @@ use crate::ops::Real;
 use crate::optim::adam::adam_update_cpu;
 
 const RELU: Activation = Activation::Relu;
+/// The ReLUs of the step, in forward order: encoder conv 1, 2, decoder
+/// dense, transposed conv 1, 2.
+const RELUS: usize = 5;
 
 /// One parameter on the CPU: engine layout, with its Adam moments.
 #[derive(Clone, Debug)]
@@ -93,6 +97,9 @@ pub struct CpuStep<T> {
     /// the f32 error of the GPU's forward, a ReLU could switch sides between
     /// GPU and CPU (a diagnostic for the test, which prints it).
     pub relu_margin: f64,
+    /// Where the step followed the GPU's ReLU branches
+    /// ([`VaeCpu::train_step_following`]; empty otherwise).
+    pub kinks: KinkCount,
 }
 
 /// The VAE's parameters and hyperparameters on the CPU.
@@ -183,6 +190,39 @@ impl<T: Real> VaeCpu<T> {
         perm: &[u32],
         images: &[u8],
         eps: &[T],
+    ) -> Result<CpuStep<T>> {
+        self.step(step, perm, images, eps, None)
+    }
+
+    /// [`Self::train_step_with_noise`] taking the GPU's branch at every
+    /// ReLU input within f32's reach of 0 (`sides.above`: the GPU step's
+    /// [`crate::models::vae::TrainStep::relu_outputs`] > 0, in that order);
+    /// [`CpuStep::kinks`] counts what it followed and where the GPU's
+    /// branch was wrong.
+    pub fn train_step_following(
+        &mut self,
+        step: u64,
+        perm: &[u32],
+        images: &[u8],
+        eps: &[T],
+        sides: &KinkSides,
+    ) -> Result<CpuStep<T>> {
+        if sides.above.len() != RELUS {
+            return Err(Error::invalid(
+                "vae cpu",
+                format!("{} ReLU sides for {RELUS} ReLUs", sides.above.len()),
+            ));
+        }
+        self.step(step, perm, images, eps, Some(sides))
+    }
+
+    fn step(
+        &mut self,
+        step: u64,
+        perm: &[u32],
+        images: &[u8],
+        eps: &[T],
+        sides: Option<&KinkSides>,
     ) -> Result<CpuStep<T>> {
         let (b, l) = (self.config.batch, self.config.latent);
         if eps.len() != b * l {
@@ -284,7 +324,12 @@ impl<T: Real> VaeCpu<T> {
             }
         };
 
-        // Backward, in reverse.
+        // Backward, in reverse. The ReLUs' derivatives: at index k of the
+        // forward order, following the GPU's branches where given.
+        let mut kinks = KinkCount::default();
+        let mut relu_backward = |k: usize, x: &[T], dy: &[T]| {
+            relu_family_backward(0.0, x, dy, sides.map(|s| (s, k)), &mut kinks)
+        };
         let mut g: Vec<(&str, Vec<T>)> = Vec::new();
         let dlogits = recon.grad;
         g.push((
@@ -294,21 +339,21 @@ impl<T: Real> VaeCpu<T> {
         g.push(("decoder.7.bias", bias_grad_cpu(&dlogits, 1)));
         let dd2a =
             conv_transpose2d::backward_data_cpu(&d.dec3, &dlogits, self.w("decoder.7.weight"));
-        let dd2 = RELU.backward_cpu(&d2, &dd2a);
+        let dd2 = relu_backward(4, &d2, &dd2a);
         g.push((
             "decoder.5.weight",
             conv_transpose2d::backward_weights_cpu(&d.dec2, &d1a, &dd2),
         ));
         g.push(("decoder.5.bias", bias_grad_cpu(&dd2, 32)));
         let dd1a = conv_transpose2d::backward_data_cpu(&d.dec2, &dd2, self.w("decoder.5.weight"));
-        let dd1 = RELU.backward_cpu(&d1, &dd1a);
+        let dd1 = relu_backward(3, &d1, &dd1a);
         g.push((
             "decoder.3.weight",
             conv_transpose2d::backward_weights_cpu(&d.dec1, &d0a, &dd1),
         ));
         g.push(("decoder.3.bias", bias_grad_cpu(&dd1, 64)));
         let dd0a = conv_transpose2d::backward_data_cpu(&d.dec1, &dd1, self.w("decoder.3.weight"));
-        let dd0 = RELU.backward_cpu(&d0, &dd0a);
+        let dd0 = relu_backward(2, &d0, &dd0a);
         g.push((
             "decoder.0.weight",
             dense_backward_weights_cpu(&z, &dd0, b, l, 1568),
@@ -327,14 +372,14 @@ impl<T: Real> VaeCpu<T> {
         ));
         g.push(("encoder.5.bias", bias_grad_cpu(&dh, 2 * l)));
         let da2 = dense_backward_data_cpu(&dh, self.w("encoder.5.weight"), b, 2304, 2 * l);
-        let dh2 = RELU.backward_cpu(&h2, &da2);
+        let dh2 = relu_backward(1, &h2, &da2);
         g.push((
             "encoder.2.weight",
             conv2d::backward_weights_cpu(&d.enc2, &a1, &dh2),
         ));
         g.push(("encoder.2.bias", bias_grad_cpu(&dh2, 64)));
         let da1 = conv2d::backward_data_cpu(&d.enc2, &dh2, self.w("encoder.2.weight"));
-        let dh1 = RELU.backward_cpu(&h1, &da1);
+        let dh1 = relu_backward(0, &h1, &da1);
         g.push((
             "encoder.0.weight",
             conv2d::backward_weights_cpu(&d.enc1, &x, &dh1),
@@ -376,6 +421,7 @@ impl<T: Real> VaeCpu<T> {
             kl_abs,
             grads,
             relu_margin,
+            kinks,
         })
     }
 }

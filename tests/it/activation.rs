@@ -133,3 +133,39 @@ fn activation_shape_mismatch_is_refused_at_record_time() {
     );
     assert!(s.is_empty(), "nothing recorded after a refused op");
 }
+
+/// The whole-step references' kink rule (`models::kink`): without the
+/// GPU's branches it is `backward_cpu` exactly; with them, an input within
+/// `rtol * max|x|` of 0 takes the GPU's branch (counted as followed), and
+/// a GPU branch on the other side farther out is reported, not taken.
+#[test]
+fn kink_backward_follows_the_gpu_only_within_reach_of_zero() {
+    use vae_vs_gan::models::kink::{relu_family_backward, KinkCount, KinkSides};
+    let x = [2.0f64, -1e-9, 1e-9, -0.5, 0.75];
+    let dy = [1.0f64, 2.0, 3.0, 4.0, 5.0];
+    for (slope, act) in [
+        (0.0, Activation::Relu),
+        (0.2f32 as f64, Activation::LeakyRelu(0.2)),
+    ] {
+        let mut count = KinkCount::default();
+        let own = relu_family_backward(slope, &x, &dy, None, &mut count);
+        assert_eq!(own, act.backward_cpu(&x, &dy), "{act:?} without sides");
+        assert_eq!(count, KinkCount::default());
+
+        // The GPU put the two tiny inputs on the other side, and -0.5 above
+        // 0: rtol 1e-6 of max|x| = 2 reaches 2e-6, so the first two are
+        // followed and the third is reported.
+        let sides = KinkSides {
+            above: vec![vec![true, true, false, true, true]],
+            rtol: 1e-6,
+        };
+        let got = relu_family_backward(slope, &x, &dy, Some((&sides, 0)), &mut count);
+        assert_eq!(
+            got,
+            vec![1.0, 2.0, 3.0 * slope, 4.0 * slope, 5.0],
+            "{act:?}"
+        );
+        assert_eq!(count.followed, 2, "{act:?}");
+        assert_eq!(count.beyond, vec![(0, 3)], "{act:?}");
+    }
+}

@@ -307,3 +307,34 @@ pub fn gpu_normals(seed: u64, stream: u32, n: usize, steps: usize) -> Vec<Vec<f6
         })
         .collect()
 }
+
+/// Adam's own f32 arithmetic per step at lr 1e-3 (tests/it/adam.rs derives
+/// 1.5e-7 from the bias corrections plus a few ulp); scales with lr.
+const ADAM_ATOL_AT_1E3: f64 = 5e-7;
+/// Largest |Adam update| for t <= 3, in units of lr.
+const ADAM_MAX_UPDATE: f64 = 1.005;
+
+/// Per-element tolerance of one parameter after one Adam step taken by the
+/// GPU and by the CPU reference from the same state (values and moments):
+/// the step's gradients differ by at most `dg` (the gradient tolerance),
+/// and `history` holds the reference's gradients of this parameter at
+/// every step so far, this one last.
+///
+/// Adam normalises the gradient: the update `lr c_t m / (sqrt(v) + eps)`
+/// moves by at most `2 lr dg / max_k |g_k|` (the m and the sqrt(v) terms,
+/// each <= lr x the relative error, since sqrt(v) >= sqrt(1 - b2) max_k
+/// |g_k| up to b2^t and c_t (1 - b1) / sqrt(1 - b2) <= 1 for t <= 3), and
+/// never by more than 2.01 lr (opposite signs, |update| <= 1.005 lr for t
+/// <= 3): elements with a gradient near its own error get ~2 lr, the rest
+/// stay tight. Plus Adam's own f32 arithmetic and the rounding of the
+/// parameter (u |p|).
+pub fn adam_step_tol(history: &[&[f64]], dg: &[f64], value: &[f64], lr: f64) -> Vec<f64> {
+    const U: f64 = 1.0 / 16_777_216.0;
+    (0..value.len())
+        .map(|i| {
+            let gmax = history.iter().fold(0.0f64, |m, g| m.max(g[i].abs()));
+            let sens = (2.0 * lr * dg[i] / gmax).min(2.0 * ADAM_MAX_UPDATE * lr);
+            ADAM_ATOL_AT_1E3 * lr / 1e-3 + U * value[i].abs() + sens
+        })
+        .collect()
+}
