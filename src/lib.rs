@@ -11,6 +11,7 @@
 //! On top: the comparison metrics ([`eval`]) and the VAE-vs-GAN comparison
 //! with its report ([`compare`], `examples/compare.rs`).
 
+#[cfg(feature = "native")]
 pub mod compare;
 pub mod data;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod ops;
 pub mod optim;
 pub mod report;
 pub mod shaders;
+#[cfg(feature = "native")]
 pub mod train;
 
 pub use error::{Error, Result};

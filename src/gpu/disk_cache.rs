@@ -27,8 +27,17 @@ pub fn cache_dir() -> Option<PathBuf> {
     match std::env::var_os(CACHE_DIR_ENV) {
         Some(d) if d.is_empty() => None,
         Some(d) => Some(PathBuf::from(d)),
-        None => dirs::cache_dir().map(|d| d.join("vae-vs-gan")),
+        None => user_cache_dir().map(|d| d.join("vae-vs-gan")),
     }
+}
+
+/// The user's cache folder (`~/.cache` on Linux); none without the native
+/// feature (a browser has no folders).
+fn user_cache_dir() -> Option<PathBuf> {
+    #[cfg(feature = "native")]
+    return dirs::cache_dir();
+    #[cfg(not(feature = "native"))]
+    return None;
 }
 
 /// A file name made of `parts` (adapter name, driver, ...): every

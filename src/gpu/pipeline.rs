@@ -143,7 +143,12 @@ impl PendingPipeline {
 }
 
 /// A job for a pool thread, given that thread's [`Warmer`] device.
+#[cfg(feature = "native")]
 type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+/// A job run on its caller (without the native feature there is no pool:
+/// a browser's WebGPU objects stay on the thread that made them).
+#[cfg(not(feature = "native"))]
+type Job = Box<dyn FnOnce(&mut Worker)>;
 
 /// What one pool thread keeps between jobs.
 #[derive(Default)]
@@ -388,13 +393,26 @@ struct Pool {
 }
 
 impl Pool {
-    /// One thread per core (at most 16). Where no thread starts at all, the
-    /// queue has no receiver and every job runs on its caller.
+    /// One thread per core (at most 16), with the native feature. Where no
+    /// thread starts at all (or without the feature), the queue has no
+    /// receiver and every job runs on its caller.
     fn start() -> Pool {
         let (tx, rx) = mpsc::channel::<Job>();
+        #[cfg(feature = "native")]
+        let threads = Pool::threads(rx);
+        #[cfg(not(feature = "native"))]
+        let threads = {
+            drop(rx);
+            Vec::new()
+        };
+        Pool { tx, threads }
+    }
+
+    #[cfg(feature = "native")]
+    fn threads(rx: mpsc::Receiver<Job>) -> Vec<std::thread::JoinHandle<()>> {
         let rx = Arc::new(Mutex::new(rx));
         let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
-        let threads = (0..n)
+        (0..n)
             .map_while(|i| {
                 let rx = rx.clone();
                 std::thread::Builder::new()
@@ -411,8 +429,7 @@ impl Pool {
                     })
                     .ok()
             })
-            .collect();
-        Pool { tx, threads }
+            .collect()
     }
 }
 

@@ -1,7 +1,9 @@
 //! Pictures: PNG sample grids, line plots and latent scatters.
 
 pub mod grid;
+#[cfg(feature = "native")]
 pub mod plot;
 
 pub use grid::save_grid;
+#[cfg(feature = "native")]
 pub use plot::{line_plot, scatter_by_class};

@@ -193,6 +193,37 @@ fn vae_step_without_subgroups_matches_cpu_reference() {
     vae_step_matches_cpu_on(g, tiny());
 }
 
+/// What the CPU policy runs on the test's device: the subgroup main (for
+/// the larger GEMMs) where the device runs subgroups of exactly
+/// `SUBGROUP_LANES` (lavapipe: 8), only the direct main where it runs
+/// others (SwiftShader: 4; measured there against the tiled main in
+/// docs/PERFORMANCE.md, "What SwiftShader's subgroups of 4 run"); the GPU
+/// policy never the subgroup main.
+#[test]
+fn vae_step_runs_the_subgroup_main_only_with_subgroups_of_eight() {
+    let g = gpu();
+    let imgs = load(Dataset::Mnist, &mnist_dir(), Split::Train, Some(8)).unwrap();
+    let data = GpuDataset::upload(g, &imgs, "train").unwrap();
+    let state = StepState::new(g, 2, 1, 0).unwrap();
+    let vae = Vae::new(g, tiny()).unwrap();
+    let step = vae.train_step(g, &state, &data).unwrap().step;
+    let has = |main: &str| step.kernels().any(|k| k.contains(&format!(",{main},")));
+    let policy = Policy::of(g);
+    eprintln!(
+        "subgroups {:?}, policy {policy:?}: subgroup main {}, direct main {}",
+        g.subgroup_lanes(),
+        has("Subgroup"),
+        has("Direct")
+    );
+    if !policy.cpu {
+        assert!(!policy.subgroups && !has("Subgroup"));
+    } else if vae_vs_gan::ops::gemm::runs_subgroup_main(g) {
+        assert!(policy.subgroups && has("Subgroup"));
+    } else {
+        assert!(!policy.subgroups && !has("Subgroup") && has("Direct"));
+    }
+}
+
 fn vae_step_matches_cpu(cfg: VaeConfig) {
     vae_step_matches_cpu_on(gpu(), cfg)
 }
