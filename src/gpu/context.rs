@@ -310,22 +310,30 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
 /// none of them has an adapter (probing GL opens EGL, which prints errors
 /// on machines without a display).
 pub fn list_adapters() -> Result<Vec<AdapterEntry>> {
+    pollster::block_on(list_adapters_async())
+}
+
+/// [`list_adapters`] as a future, which a browser awaits (its WebGPU
+/// lists the one adapter it offers).
+pub async fn list_adapters_async() -> Result<Vec<AdapterEntry>> {
     let asked = std::env::var("WGPU_BACKEND").is_ok();
     let backends = enabled_backends()?;
     let mut found = enumerate(if asked {
         backends
     } else {
         wgpu::Backends::PRIMARY
-    });
+    })
+    .await;
     if found.is_empty() && !asked {
-        found = enumerate(wgpu::Backends::GL);
+        found = enumerate(wgpu::Backends::GL).await;
     }
     Ok(found)
 }
 
-fn enumerate(backends: wgpu::Backends) -> Vec<AdapterEntry> {
+async fn enumerate(backends: wgpu::Backends) -> Vec<AdapterEntry> {
     let inst = instance(backends);
-    pollster::block_on(inst.enumerate_adapters(backends))
+    inst.enumerate_adapters(backends)
+        .await
         .into_iter()
         .map(|adapter| {
             let info = adapter.get_info();
@@ -378,14 +386,26 @@ impl Gpu {
         Gpu::with_options(GpuOptions::default())
     }
 
-    /// Open the selected adapter with the given options.
+    /// Open the selected adapter with the given options. The blocking form
+    /// of [`Gpu::open_async`].
     pub fn with_options(opts: GpuOptions) -> Result<Gpu> {
-        let entry = select_adapter(list_adapters()?)?;
-        Gpu::from_adapter(entry.adapter, opts)
+        pollster::block_on(Gpu::open_async(opts))
     }
 
-    /// Open a device on a specific adapter.
+    /// [`Gpu::with_options`] as a future, which a browser awaits.
+    pub async fn open_async(opts: GpuOptions) -> Result<Gpu> {
+        let entry = select_adapter(list_adapters_async().await?)?;
+        Gpu::from_adapter_async(entry.adapter, opts).await
+    }
+
+    /// Open a device on a specific adapter. The blocking form of
+    /// [`Gpu::from_adapter_async`].
     pub fn from_adapter(adapter: wgpu::Adapter, opts: GpuOptions) -> Result<Gpu> {
+        pollster::block_on(Gpu::from_adapter_async(adapter, opts))
+    }
+
+    /// [`Gpu::from_adapter`] as a future, which a browser awaits.
+    pub async fn from_adapter_async(adapter: wgpu::Adapter, opts: GpuOptions) -> Result<Gpu> {
         let kernels = match opts.kernels {
             Some(k) => k,
             None => KernelPolicy::from_env()?,
@@ -418,12 +438,14 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::RequestDevice {
-                adapter: info.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| Error::RequestDevice {
+                    adapter: info.name.clone(),
+                    reason: e.to_string(),
+                })?;
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {

@@ -13,8 +13,8 @@ pub mod tune_table;
 
 pub use crate::shaders::Shader;
 pub use context::{
-    list_adapters, select_adapter, AllocatorFigures, AutotunePolicy, Gpu, GpuOptions, KernelPolicy,
-    LimitsPolicy, ADAPTER_ENV, AUTOTUNE_ENV, KERNELS_ENV,
+    list_adapters, list_adapters_async, select_adapter, AllocatorFigures, AutotunePolicy, Gpu,
+    GpuOptions, KernelPolicy, LimitsPolicy, ADAPTER_ENV, AUTOTUNE_ENV, KERNELS_ENV,
 };
 pub use pipeline::{Access, Kernel};
 pub use readback::Readback;

@@ -211,7 +211,7 @@ impl Warmer {
         let Some((device, queue)) = &worker.warm else {
             return;
         };
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = ValidationScope::push(device);
         let buffer = |usage| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
@@ -229,7 +229,7 @@ impl Warmer {
         let layout = bind_group_layout(device, &kernel.access);
         let shared = Shared::default();
         let Ok(pipeline) = create(device, &shared, None, kernel, &layout) else {
-            let _ = pollster::block_on(scope.pop());
+            let _ = scope.pop();
             return;
         };
         let mut entries = vec![wgpu::BindGroupEntry {
@@ -256,7 +256,7 @@ impl Warmer {
         }
         queue.submit([enc.finish()]);
         let _ = device.poll(wgpu::PollType::wait_indefinitely());
-        let _ = pollster::block_on(scope.pop());
+        let _ = scope.pop();
     }
 }
 
@@ -310,7 +310,7 @@ impl PipelineCache {
             let name = wgpu::util::pipeline_cache_key(info)?;
             let path = disk_cache::cache_dir()?.join(disk_cache::file_name(&[&name]));
             let data = disk_cache::read(&path, PIPELINE_CACHE_KIND, PIPELINE_CACHE_VERSION);
-            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let scope = ValidationScope::push(device);
             // SAFETY: the data is what `get_data` gave an earlier run on an
             // adapter with this cache key, intact by its CRC; wgpu checks
             // its own header and falls back to an empty cache otherwise.
@@ -321,7 +321,7 @@ impl PipelineCache {
                     fallback: true,
                 })
             };
-            if let Some(e) = pollster::block_on(scope.pop()) {
+            if let Some(e) = scope.pop() {
                 disk_cache::warn_once(&format!(
                     "the pipeline cache {} was refused ({e}); going on without it",
                     path.display()
@@ -585,6 +585,28 @@ fn bind_group_layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGrou
     })
 }
 
+/// A validation error scope around device calls, popped by blocking:
+/// natively wgpu's scopes resolve at once, so a kernel that does not
+/// compile is caught here and named. Without the native feature (a
+/// browser, whose scopes resolve only on its event loop, which cannot be
+/// blocked on) none is pushed: the error reaches the device's
+/// uncaptured-error handler and is reported at the next wait
+/// ([`Gpu::check_errors`]), without the kernel's name.
+struct ValidationScope(Option<wgpu::ErrorScopeGuard>);
+
+impl ValidationScope {
+    fn push(device: &wgpu::Device) -> ValidationScope {
+        ValidationScope(
+            cfg!(feature = "native")
+                .then(|| device.push_error_scope(wgpu::ErrorFilter::Validation)),
+        )
+    }
+
+    fn pop(self) -> Option<wgpu::Error> {
+        self.0.and_then(|scope| pollster::block_on(scope.pop()))
+    }
+}
+
 /// Create `kernel`'s module (once per source) and pipeline, on the calling
 /// thread (error scopes are per thread in wgpu): the error names the kernel.
 fn create(
@@ -596,7 +618,7 @@ fn create(
 ) -> std::result::Result<wgpu::ComputePipeline, (String, String)> {
     let context = format!("compiling {}::{}", kernel.key, kernel.entry);
     let fail = |m: &str| (context.clone(), m.to_string());
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let scope = ValidationScope::push(device);
     let module = {
         let mut modules = shared
             .modules
@@ -637,7 +659,7 @@ fn create(
         compilation_options: Default::default(),
         cache: driver.map(|d| &d.cache),
     });
-    if let Some(err) = pollster::block_on(scope.pop()) {
+    if let Some(err) = scope.pop() {
         if let Ok(mut m) = shared.modules.lock() {
             m.remove(&(kernel.key.clone(), kernel.trusted));
         }

@@ -115,48 +115,95 @@ impl Readback {
     /// Map the buffer once `index` (the submit that copied into it) is
     /// done, and return its bytes: one blocking wait, counted in
     /// [`Gpu::blocking_waits`]. Errors name `context`; a lost device is
-    /// [`Error::DeviceLost`].
+    /// [`Error::DeviceLost`]. The blocking form of [`Readback::read_async`].
     pub fn read(&self, gpu: &Gpu, index: wgpu::SubmissionIndex, context: &str) -> Result<Vec<u8>> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        let out = self.read_mapped(gpu, index, context, &rx);
-        // Unmapping also cancels a map still pending after an error, so
-        // the next submit may use the buffer again.
-        self.buffer.unmap();
-        out
+        pollster::block_on(self.read_async(gpu, index, context))
     }
 
-    fn read_mapped(
+    /// [`Readback::read`] as a future, which a browser awaits.
+    pub async fn read_async(
         &self,
         gpu: &Gpu,
         index: wgpu::SubmissionIndex,
         context: &str,
-        rx: &std::sync::mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
     ) -> Result<Vec<u8>> {
-        let fail = |message: String| Error::Readback {
-            label: self.label.clone(),
-            message,
-        };
-        gpu.wait_for(index, context)?;
-        // A wait for a submission runs the map callbacks it completes; only
-        // if wgpu deferred this one is a second wait needed.
-        let mapped = match rx.try_recv() {
-            Ok(r) => r,
-            Err(_) => {
-                gpu.sync(context)?;
-                rx.recv().map_err(|e| fail(e.to_string()))?
-            }
-        };
-        gpu.check_errors(context)?;
-        mapped.map_err(|e| fail(e.to_string()))?;
-        let view = self
-            .buffer
-            .get_mapped_range(..)
-            .map_err(|e| fail(e.to_string()))?;
-        let bytes = view.to_vec();
-        drop(view);
-        Ok(bytes)
+        read_mapped(
+            gpu,
+            &self.buffer,
+            After::Submission(index),
+            &self.label,
+            context,
+        )
+        .await
     }
+}
+
+/// What a map waits for before it can resolve.
+pub(crate) enum After {
+    /// Every submission so far (a one-off read's own copy).
+    All,
+    /// One submission (later ones may still run).
+    Submission(wgpu::SubmissionIndex),
+}
+
+/// Map `buffer` for reading once `after` is done and return its bytes:
+/// the one implementation of every readback, blocking or awaited.
+/// Natively the wait blocks on the device (counted in
+/// [`Gpu::blocking_waits`]), so the map has resolved when it returns; in a
+/// browser the device cannot be blocked on (the wait returns at once) and
+/// the future awaits the map's callback, which the browser's event loop
+/// runs. The buffer is unmapped before returning, which also cancels a map
+/// still pending after an error, so the next submit may use it again.
+pub(crate) async fn read_mapped(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    after: After,
+    label: &str,
+    context: &str,
+) -> Result<Vec<u8>> {
+    let (tx, rx) = futures_channel::oneshot::channel();
+    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    let out = mapped_bytes(gpu, buffer, after, rx, label, context).await;
+    buffer.unmap();
+    out
+}
+
+async fn mapped_bytes(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    after: After,
+    mut rx: futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    label: &str,
+    context: &str,
+) -> Result<Vec<u8>> {
+    let fail = |message: String| Error::Readback {
+        label: label.to_string(),
+        message,
+    };
+    match after {
+        After::All => gpu.sync(context)?,
+        After::Submission(index) => gpu.wait_for(index, context)?,
+    }
+    // A wait runs the map callbacks it completes; only if wgpu deferred
+    // this one does a native read need a second wait (a browser's returns
+    // at once, and the await below yields to the event loop).
+    let mapped = match rx.try_recv() {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            gpu.sync(context)?;
+            rx.await.map_err(|e| fail(e.to_string()))?
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    // A lost device fails the map: say that, not a bare map error.
+    gpu.check_errors(context)?;
+    mapped.map_err(|e| fail(e.to_string()))?;
+    let view = buffer
+        .get_mapped_range(..)
+        .map_err(|e| fail(e.to_string()))?;
+    let bytes = view.to_vec();
+    drop(view);
+    Ok(bytes)
 }

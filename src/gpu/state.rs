@@ -101,9 +101,17 @@ impl InFlight<'_> {
 
     /// Block until this submit is done (later ones may still run), then
     /// read the counters and ring it copied: one blocking wait. GPU errors
-    /// since the last check are reported naming `context`.
+    /// since the last check are reported naming `context`. The blocking
+    /// form of [`InFlight::wait_async`].
     pub fn wait(self, gpu: &Gpu, context: &str) -> Result<Snapshot> {
-        let bytes = self.state.readbacks[self.readback].read(gpu, self.index.clone(), context)?;
+        pollster::block_on(self.wait_async(gpu, context))
+    }
+
+    /// [`InFlight::wait`] as a future, which a browser awaits.
+    pub async fn wait_async(self, gpu: &Gpu, context: &str) -> Result<Snapshot> {
+        let bytes = self.state.readbacks[self.readback]
+            .read_async(gpu, self.index.clone(), context)
+            .await?;
         let words: &[u32] = bytemuck::cast_slice(&bytes);
         let ring_at = (copy_bytes(&self.state.counters) / 4) as usize;
         let n = self.state.capacity * self.state.slots;
@@ -170,7 +178,14 @@ impl StepState {
     /// The counters and ring now (after all work submitted so far): one
     /// submit of copies and one blocking wait.
     pub fn snapshot(&self, gpu: &Gpu) -> Result<Snapshot> {
-        self.submit(gpu, &[])?.wait(gpu, "reading the step state")
+        pollster::block_on(self.snapshot_async(gpu))
+    }
+
+    /// [`StepState::snapshot`] as a future, which a browser awaits.
+    pub async fn snapshot_async(&self, gpu: &Gpu) -> Result<Snapshot> {
+        self.submit(gpu, &[])?
+            .wait_async(gpu, "reading the step state")
+            .await
     }
 
     /// Record: copy the scalar `loss` (first element) into this step's `slot`.

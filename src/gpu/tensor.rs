@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{Gpu, MemoryCounter};
+use crate::gpu::readback::{read_mapped, After};
 
 /// Element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,8 +166,15 @@ impl Tensor {
         );
     }
 
-    /// Copy the contents back to the CPU as raw little-endian bytes.
+    /// Copy the contents back to the CPU as raw little-endian bytes (one
+    /// blocking wait). The blocking form of [`Tensor::read_bytes_async`].
     pub fn read_bytes(&self, gpu: &Gpu) -> Result<Vec<u8>> {
+        pollster::block_on(self.read_bytes_async(gpu))
+    }
+
+    /// [`Tensor::read_bytes`] as a future, which a browser awaits: a copy
+    /// into a fresh staging buffer in a submit of its own, then its map.
+    pub async fn read_bytes_async(&self, gpu: &Gpu) -> Result<Vec<u8>> {
         let size = self.bytes;
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -181,47 +189,43 @@ impl Tensor {
             });
         enc.copy_buffer_to_buffer(&self.buffer, self.offset, &staging, 0, size);
         gpu.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        let fail = |message: String| Error::Readback {
-            label: self.label.to_string(),
-            message,
-        };
         let context = format!("reading back {}", self.label);
-        gpu.sync(&context)?;
-        let mapped = rx.recv().map_err(|e| fail(e.to_string()))?;
-        // A lost device fails the map: say that, not a bare map error.
-        gpu.check_errors(&context)?;
-        mapped.map_err(|e| fail(e.to_string()))?;
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| fail(e.to_string()))?;
-        let bytes = view.to_vec();
-        drop(view);
-        staging.unmap();
-        Ok(bytes)
+        read_mapped(gpu, &staging, After::All, &self.label, &context).await
     }
 
     /// Read an f32 tensor.
     pub fn read_f32(&self, gpu: &Gpu) -> Result<Vec<f32>> {
+        pollster::block_on(self.read_f32_async(gpu))
+    }
+
+    /// [`Tensor::read_f32`] as a future.
+    pub async fn read_f32_async(&self, gpu: &Gpu) -> Result<Vec<f32>> {
         self.expect_dtype("read_f32", DType::F32)?;
-        let bytes = self.read_bytes(gpu)?;
+        let bytes = self.read_bytes_async(gpu).await?;
         Ok(bytemuck::cast_slice::<u8, f32>(&bytes)[..self.numel()].to_vec())
     }
 
     /// Read a u32 tensor.
     pub fn read_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        pollster::block_on(self.read_u32_async(gpu))
+    }
+
+    /// [`Tensor::read_u32`] as a future.
+    pub async fn read_u32_async(&self, gpu: &Gpu) -> Result<Vec<u32>> {
         self.expect_dtype("read_u32", DType::U32)?;
-        let bytes = self.read_bytes(gpu)?;
+        let bytes = self.read_bytes_async(gpu).await?;
         Ok(bytemuck::cast_slice::<u8, u32>(&bytes)[..self.numel()].to_vec())
     }
 
     /// Read a u8 tensor.
     pub fn read_u8(&self, gpu: &Gpu) -> Result<Vec<u8>> {
+        pollster::block_on(self.read_u8_async(gpu))
+    }
+
+    /// [`Tensor::read_u8`] as a future.
+    pub async fn read_u8_async(&self, gpu: &Gpu) -> Result<Vec<u8>> {
         self.expect_dtype("read_u8", DType::U8)?;
-        let mut bytes = self.read_bytes(gpu)?;
+        let mut bytes = self.read_bytes_async(gpu).await?;
         bytes.truncate(self.numel());
         Ok(bytes)
     }
