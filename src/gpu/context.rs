@@ -285,8 +285,12 @@ pub fn backend_names(b: wgpu::Backends) -> String {
 /// With neither `XDG_RUNTIME_DIR` nor `WAYLAND_DISPLAY` set no Wayland
 /// session can exist, the layer has nothing to select by, and the engine
 /// ranks adapters itself; so the layer is switched off there with its own
-/// documented switch, `NODEVICE_SELECT=1`, unless the user set it.
+/// documented switch, `NODEVICE_SELECT=1`, unless the user set it. Only
+/// natively: a browser has neither Mesa nor environment variables.
 fn quiet_mesa_device_select() {
+    if !cfg!(feature = "native") {
+        return;
+    }
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let unset = |k: &str| std::env::var_os(k).is_none();
