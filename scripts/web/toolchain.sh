@@ -14,7 +14,7 @@ if ! { [ -x "$RUSTC_WEB" ] && [ -d "$RUST_SRC" ] && "$RUSTC_WEB" --version | gre
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rustc-web rust-web-src
 fi
 "$RUSTC_WEB" --version
-LLD=$(ls "$(rustc --print sysroot)"/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld)
+LLD=$(ls "$("$(rustup which rustc)" --print sysroot)"/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld)
 export RUSTC="$RUSTC_WEB" RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$LLD"
 WASM_TARGET_DIR=$PWD/target/wasm
 WASM_BUILD=(--release --target wasm32-unknown-unknown -Z build-std=std,panic_abort)
