@@ -179,50 +179,52 @@ fn images() -> Images {
     }
 }
 
-/// Losses of `steps` training steps, each finite.
-async fn finite_losses(g: &Gpu, state: &StepState, steps: u64) -> Outcome {
+/// Steps of the tiny training runs below.
+const STEPS: usize = 4;
+
+/// Record a model's training step with `record` on the 64 images, run it
+/// [`STEPS`] times in one submit, and require every loss finite.
+async fn train_tiny(
+    g: &Gpu,
+    record: impl FnOnce(&StepState, &GpuDataset) -> vae_vs_gan::Result<Step>,
+) -> Outcome {
+    let data = GpuDataset::upload(g, &images(), "train").map_err(err)?;
+    data.shuffle(g, 3, 0).map_err(err)?;
+    let state = StepState::new(g, 2, STEPS, 0).map_err(err)?;
+    let step = record(&state, &data).map_err(err)?;
+    g.run(&[&step; STEPS]).map_err(err)?;
     let snap = state.snapshot_async(g).await.map_err(err)?;
-    if snap.steps_done != steps {
-        return Err(format!("{} steps done, want {steps}", snap.steps_done));
+    if snap.steps_done != STEPS as u64 {
+        return Err(format!("{} steps done, want {STEPS}", snap.steps_done));
     }
     let losses = snap.losses(0).map_err(err)?;
     let all: Vec<f32> = losses.iter().flat_map(|l| l.values.clone()).collect();
     if all.is_empty() || all.iter().any(|v| !v.is_finite()) {
         return Err(format!("losses {all:?}"));
     }
-    Ok(format!("{steps} steps, losses {all:?}"))
+    Ok(format!("{STEPS} steps, losses {all:?}"))
 }
 
-/// The tiny VAE (batch 8, latent 2) for 4 steps: every loss finite.
+/// The tiny VAE (batch 8, latent 2): every loss finite.
 async fn train_vae(g: &Gpu) -> Outcome {
-    let data = GpuDataset::upload(g, &images(), "train").map_err(err)?;
-    data.shuffle(g, 3, 0).map_err(err)?;
-    let vae = Vae::new(
-        g,
-        VaeConfig {
+    train_tiny(g, |state, data| {
+        let config = VaeConfig {
             latent: 2,
             batch: 8,
             adam: AdamConfig::keras(1e-3),
             seed: 7,
             binarize: false,
             kl: Default::default(),
-        },
-    )
-    .map_err(err)?;
-    let state = StepState::new(g, 2, 4, 0).map_err(err)?;
-    let ts = vae.train_step(g, &state, &data).map_err(err)?;
-    g.run(&[&ts.step, &ts.step, &ts.step, &ts.step])
-        .map_err(err)?;
-    finite_losses(g, &state, 4).await
+        };
+        Ok(Vae::new(g, config)?.train_step(g, state, data)?.step)
+    })
+    .await
 }
 
-/// The tiny GAN (batch 8, latent 2, max-pool head) for 4 steps.
+/// The tiny GAN (batch 8, latent 2, max-pool head): every loss finite.
 async fn train_gan(g: &Gpu) -> Outcome {
-    let data = GpuDataset::upload(g, &images(), "train").map_err(err)?;
-    data.shuffle(g, 3, 0).map_err(err)?;
-    let gan = Gan::new(
-        g,
-        GanConfig {
+    train_tiny(g, |state, data| {
+        let config = GanConfig {
             latent: 2,
             batch: 8,
             adam_g: AdamConfig::keras(1e-3),
@@ -231,12 +233,8 @@ async fn train_gan(g: &Gpu) -> Outcome {
             head: DHead::GlobalMaxPool,
             label_noise: 0.0,
             fresh_noise_for_g: false,
-        },
-    )
-    .map_err(err)?;
-    let state = StepState::new(g, 2, 4, 0).map_err(err)?;
-    let ts = gan.train_step(g, &state, &data).map_err(err)?;
-    g.run(&[&ts.step, &ts.step, &ts.step, &ts.step])
-        .map_err(err)?;
-    finite_losses(g, &state, 4).await
+        };
+        Ok(Gan::new(g, config)?.train_step(g, state, data)?.step)
+    })
+    .await
 }
