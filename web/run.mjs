@@ -1,5 +1,5 @@
 // Open the test page in headless Chromium (WebGPU on), print every line
-// it reports, and exit 0 only when it ends with "N passed, 0 failed".
+// it reports as it comes, and exit 0 only when it ends with "N passed, 0 failed".
 // A page that never reports (timeout), a crash, or no WebGPU is a failure.
 //
 // Usage: node web/run.mjs URL [timeout seconds, default 600]
@@ -18,11 +18,11 @@ try {
   page.setDefaultTimeout(timeout);
   page.on("console", (m) => console.log(`[console] ${m.text()}`));
   page.on("pageerror", (e) => console.log(`[page error] ${e.message}`));
+  // Every line the page reports, as it comes.
+  await page.exposeFunction("reportLine", (line) => console.log(line));
   await page.goto(url);
   await page.waitForFunction(() => document.body.dataset.done, { timeout, polling: 1000 });
-  const log = await page.$eval("#log", (e) => e.textContent);
   const done = await page.evaluate(() => document.body.dataset.done);
-  process.stdout.write(log);
   code = done === "passed" ? 0 : 1;
 } catch (e) {
   console.log(`FAILED: the page did not report: ${e.message}`);

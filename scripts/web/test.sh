@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The engine's tests in a browser: build the test crate (web/, the portable
-# core without the `native` feature) for wasm32, bind it (wasm-bindgen),
-# serve web/index.html on 127.0.0.1, and run it in headless Chromium with
-# WebGPU (web/run.mjs). Prints the adapter and every test's line; exits 0
-# only on "N passed, 0 failed". Finds or installs what it needs (apt:
+# The engine's tests in a browser: run the tiny training runs natively
+# (examples/tiny_losses.rs, on SwiftShader and lavapipe), build the test
+# crate (web/, the portable core without the `native` feature, and the
+# shared checks of tests/checks) for wasm32, bind it (wasm-bindgen), serve
+# web/index.html with MNIST's training files and the native runs on
+# 127.0.0.1, and run it in headless Chromium with WebGPU (web/run.mjs).
+# Prints the adapter and every test's line; exits 0 only on "N passed, 0
+# failed". Finds or installs what it needs (apt:
 # rustc-web, rust-web-src, chromium; crates.io: wasm-bindgen-cli at
 # web/Cargo.lock's version; npm: web/package-lock.json) and stops the
 # server it started.
@@ -26,6 +29,17 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $bindgen"; then
 fi
 npm ci --prefix web --no-audit --no-fund
 
+# The tiny runs natively, which the browser's own are compared with: on
+# SwiftShader (the driver under Chromium's WebGPU here, from
+# chromium-common) and on the default adapter (lavapipe).
+cargo build --release --example tiny_losses
+native=target/web-native-runs
+mkdir -p "$native"
+VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
+    target/release/examples/tiny_losses >"$native/same-driver.json"
+target/release/examples/tiny_losses >"$native/other-driver.json"
+cat "$native"/*.json
+
 source scripts/web/toolchain.sh
 (cd web && CARGO_TARGET_DIR="$WASM_TARGET_DIR" cargo build "${WASM_BUILD[@]}")
 out=target/web
@@ -33,6 +47,10 @@ rm -rf "$out" && mkdir -p "$out"
 wasm-bindgen --target web --out-dir "$out/pkg" \
     "$WASM_TARGET_DIR/wasm32-unknown-unknown/release/vae_vs_gan_web.wasm"
 cp web/index.html "$out/"
+# The whole-step tests train on MNIST's first 64 training images.
+mkdir -p "$out/mnist"
+cp data/mnist/train-images-idx3-ubyte.gz data/mnist/train-labels-idx1-ubyte.gz "$out/mnist/"
+cp -r "$native" "$out/native"
 echo "module: $(stat -c %s "$out/pkg/vae_vs_gan_web_bg.wasm") bytes, $(gzip -c "$out/pkg/vae_vs_gan_web_bg.wasm" | wc -c) gzipped"
 
 # Serve on a free port of 127.0.0.1 (ES modules do not load from file://).

@@ -33,7 +33,17 @@ const UBYTE: u8 = 0x08;
 /// dimension) when given. Every failure names the file and the problem.
 pub fn read_idx(path: &Path, limit: Option<usize>) -> Result<Idx> {
     let file = crate::io::file::open(path, "IDX file")?;
-    let mut raw = BufReader::new(file);
+    read_source(BufReader::new(file), path, limit)
+}
+
+/// [`read_idx`] of a file's bytes already in memory (a browser fetches
+/// them); `name` (a file name or URL) names it in errors.
+pub fn parse_idx(bytes: &[u8], name: &Path, limit: Option<usize>) -> Result<Idx> {
+    read_source(bytes, name, limit)
+}
+
+/// An IDX stream, gzipped or plain (told by its first two bytes).
+fn read_source(mut raw: impl Read, path: &Path, limit: Option<usize>) -> Result<Idx> {
     let mut head = [0u8; 2];
     read_exact(&mut raw, &mut head, path, "the header")?;
     let rest = std::io::Cursor::new(head).chain(raw);

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::idx::read_idx;
+use crate::data::idx::{parse_idx, read_idx, Idx};
 use crate::error::{Error, Result};
 
 /// Image side in pixels.
@@ -122,20 +122,47 @@ pub fn load(dataset: Dataset, dir: &Path, split: Split, limit: Option<usize>) ->
         &format!("{}-labels-idx1-ubyte", split.prefix()),
         dataset,
     )?;
-    let images = read_idx(&ipath, limit)?;
+    images_from_idx(
+        read_idx(&ipath, limit)?,
+        &ipath,
+        read_idx(&lpath, limit)?,
+        &lpath,
+    )
+}
+
+/// The first `limit` images (all when `None`) of an images file's and a
+/// labels file's bytes (gzipped or plain), as [`load`] checks them;
+/// `images_name` and `labels_name` name them in errors.
+pub fn images_from_bytes(
+    images: &[u8],
+    images_name: &Path,
+    labels: &[u8],
+    labels_name: &Path,
+    limit: Option<usize>,
+) -> Result<Images> {
+    images_from_idx(
+        parse_idx(images, images_name, limit)?,
+        images_name,
+        parse_idx(labels, labels_name, limit)?,
+        labels_name,
+    )
+}
+
+/// Images and labels from their IDX arrays: 28x28 images, one label in
+/// 0..=9 per image.
+fn images_from_idx(images: Idx, ipath: &Path, labels: Idx, lpath: &Path) -> Result<Images> {
     if images.dims.len() != 3 || images.dims[1] != SIDE || images.dims[2] != SIDE {
         return Err(Error::data(
-            &ipath,
+            ipath,
             format!(
                 "expected images of shape [n, 28, 28], found {:?}",
                 images.dims
             ),
         ));
     }
-    let labels = read_idx(&lpath, limit)?;
     if labels.dims.len() != 1 {
         return Err(Error::data(
-            &lpath,
+            lpath,
             format!(
                 "expected a 1-D label array, found dimensions {:?}",
                 labels.dims
@@ -144,7 +171,7 @@ pub fn load(dataset: Dataset, dir: &Path, split: Split, limit: Option<usize>) ->
     }
     if labels.dims[0] != images.dims[0] {
         return Err(Error::data(
-            &lpath,
+            lpath,
             format!(
                 "{} labels but {} images in {}",
                 labels.dims[0],
@@ -155,7 +182,7 @@ pub fn load(dataset: Dataset, dir: &Path, split: Split, limit: Option<usize>) ->
     }
     if let Some(i) = labels.data.iter().position(|&l| l > 9) {
         return Err(Error::data(
-            &lpath,
+            lpath,
             format!("label {} at index {i} is above 9", labels.data[i]),
         ));
     }

@@ -38,7 +38,7 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig};
-use crate::models::vae_cpu::CpuParam;
+use crate::models::vae_cpu::{read_as, CpuParam};
 use crate::ops::activation::Activation;
 use crate::ops::batch_norm::{self, BnForwardCpu};
 use crate::ops::bce::{bce_cpu, label_noise_targets_cpu, BceReduction};
@@ -199,17 +199,16 @@ impl<T: Real> GanCpu<T> {
     /// Copy the GPU model's parameters, Adam moments (engine layout) and
     /// running statistics.
     pub fn from_gpu(gpu: &Gpu, gan: &Gan) -> Result<GanCpu<T>> {
-        let params = CpuParam::read_all(gpu, &gan.params())?;
+        pollster::block_on(Self::from_gpu_async(gpu, gan))
+    }
+
+    /// [`GanCpu::from_gpu`], awaited (a browser cannot block).
+    pub async fn from_gpu_async(gpu: &Gpu, gan: &Gan) -> Result<GanCpu<T>> {
+        let params = CpuParam::read_all_async(gpu, &gan.params()).await?;
         let mut running = Vec::new();
         for bn in [&gan.g_bn0, &gan.g_bn1, &gan.g_bn2] {
             for (name, t) in bn.buffers() {
-                running.push((
-                    name,
-                    t.read_f32(gpu)?
-                        .into_iter()
-                        .map(|x| T::from_f64(x as f64))
-                        .collect(),
-                ));
+                running.push((name, read_as(gpu, t).await?));
             }
         }
         Ok(GanCpu {

@@ -4,6 +4,7 @@
 pub mod gan;
 pub mod gan_cpu;
 pub mod kink;
+pub mod preset;
 pub mod vae;
 pub mod vae_cpu;
 

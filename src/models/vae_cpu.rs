@@ -22,7 +22,7 @@
 
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Tensor};
 use crate::models::kink::{relu_family_backward, KinkCount, KinkSides};
 use crate::models::vae::{KlEstimator, Vae, VaeConfig};
 use crate::nn::Param;
@@ -59,21 +59,29 @@ pub struct CpuParam<T> {
 impl<T: Real> CpuParam<T> {
     /// Copies of GPU parameters' values and Adam moments (engine layout).
     pub fn read_all(gpu: &Gpu, params: &[&Param]) -> Result<Vec<CpuParam<T>>> {
-        let to_t =
-            |v: Vec<f32>| -> Vec<T> { v.into_iter().map(|x| T::from_f64(x as f64)).collect() };
-        params
-            .iter()
-            .map(|p| {
-                Ok(CpuParam {
-                    name: p.name.clone(),
-                    shape: p.shape().to_vec(),
-                    value: to_t(p.value.read_f32(gpu)?),
-                    m: to_t(p.m.read_f32(gpu)?),
-                    v: to_t(p.v.read_f32(gpu)?),
-                })
-            })
-            .collect()
+        pollster::block_on(Self::read_all_async(gpu, params))
     }
+
+    /// [`CpuParam::read_all`], awaited (a browser cannot block).
+    pub async fn read_all_async(gpu: &Gpu, params: &[&Param]) -> Result<Vec<CpuParam<T>>> {
+        let mut all = Vec::with_capacity(params.len());
+        for p in params {
+            all.push(CpuParam {
+                name: p.name.clone(),
+                shape: p.shape().to_vec(),
+                value: read_as(gpu, &p.value).await?,
+                m: read_as(gpu, &p.m).await?,
+                v: read_as(gpu, &p.v).await?,
+            });
+        }
+        Ok(all)
+    }
+}
+
+/// A tensor's f32 values, converted to `T`.
+pub(crate) async fn read_as<T: Real>(gpu: &Gpu, t: &Tensor) -> Result<Vec<T>> {
+    let v = t.read_f32_async(gpu).await?;
+    Ok(v.into_iter().map(|x| T::from_f64(x as f64)).collect())
 }
 
 /// What one CPU training step produced.
@@ -150,7 +158,12 @@ fn min_nonzero_abs<T: Real>(xs: &[T]) -> f64 {
 impl<T: Real> VaeCpu<T> {
     /// Copy the GPU model's parameters and Adam moments (engine layout).
     pub fn from_gpu(gpu: &Gpu, vae: &Vae) -> Result<VaeCpu<T>> {
-        let params = CpuParam::read_all(gpu, &vae.params())?;
+        pollster::block_on(Self::from_gpu_async(gpu, vae))
+    }
+
+    /// [`VaeCpu::from_gpu`], awaited (a browser cannot block).
+    pub async fn from_gpu_async(gpu: &Gpu, vae: &Vae) -> Result<VaeCpu<T>> {
+        let params = CpuParam::read_all_async(gpu, &vae.params()).await?;
         Ok(VaeCpu {
             config: vae.config.clone(),
             params,

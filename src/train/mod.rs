@@ -8,7 +8,7 @@ pub mod interrupt;
 pub mod metrics;
 pub mod options;
 pub mod out;
-pub mod preset;
+pub use crate::models::preset;
 pub mod prior;
 pub mod run;
 pub mod session;

@@ -20,6 +20,8 @@
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+#[path = "../checks/mod.rs"]
+mod checks;
 #[path = "../it/common.rs"]
 mod common;
 

@@ -1,77 +1,21 @@
-//! Pointwise activations: GPU vs CPU reference, CPU backward vs finite
-//! differences, and finiteness at |x| = 100.
-//!
-//! Tolerance: one f32 op per element, so the GPU differs from the f64-
-//! accumulated reference by a few ulp: rtol 1e-5 is ~80 ulp. sigmoid and tanh
-//! go through WGSL `exp`, whose error bound is 3 + 2|x| ulp (|x| <= 8
-//! here): rtol 1e-5 plus atol 1e-6 for outputs near 0.
+//! Pointwise activations: GPU vs CPU reference and finiteness at |x| = 100
+//! (the shared checks, tests/checks/activation.rs, with their tolerances),
+//! the CPU backward vs finite differences, and refusals.
 
 use crate::common::*;
 use vae_vs_gan::ops::activation::Activation;
 use vae_vs_gan::{Step, Tensor};
 
-const ALL: [Activation; 4] = [
-    Activation::Relu,
-    Activation::LeakyRelu(0.2),
-    Activation::Sigmoid,
-    Activation::Tanh,
-];
-
-/// Odd sizes: not multiples of the 256-thread workgroup.
-const SIZES: [usize; 3] = [1, 3 * 5 * 13 * 13, 70_001];
+use crate::checks::activation::{self as check, ALL};
 
 #[test]
 fn activation_forward_matches_cpu() {
-    let g = gpu();
-    for (k, act) in ALL.iter().enumerate() {
-        for (j, &n) in SIZES.iter().enumerate() {
-            let x = uniform(n, -8.0, 8.0, 100 + (k * 10 + j) as u64);
-            let xt = Tensor::from_f32(g, &[n], &x, "x").unwrap();
-            let yt = Tensor::zeros(g, &[n], "y").unwrap();
-            yt.poison(g);
-            let mut s = Step::new("fwd");
-            act.forward(g, &mut s, &xt, &yt).unwrap();
-            run(&s);
-            let want = act.forward_cpu(&x);
-            assert_close(
-                &format!("{act:?}_forward n={n}"),
-                &yt.read_f32(g).unwrap(),
-                &want,
-                1e-6,
-                1e-5,
-            );
-        }
-    }
+    pass(check::forward(gpu()));
 }
 
 #[test]
 fn activation_backward_matches_cpu() {
-    let g = gpu();
-    for (k, act) in ALL.iter().enumerate() {
-        for (j, &n) in SIZES.iter().enumerate() {
-            let x = uniform(n, -8.0, 8.0, 200 + (k * 10 + j) as u64);
-            let dy = uniform(n, -1.0, 1.0, 300 + (k * 10 + j) as u64);
-            let saved = if act.backward_uses_output() {
-                act.forward_cpu(&x)
-            } else {
-                x.clone()
-            };
-            let st = Tensor::from_f32(g, &[n], &saved, "saved").unwrap();
-            let dyt = Tensor::from_f32(g, &[n], &dy, "dy").unwrap();
-            let dxt = Tensor::zeros(g, &[n], "dx").unwrap();
-            dxt.poison(g);
-            let mut s = Step::new("bwd");
-            act.backward(g, &mut s, &st, &dyt, &dxt).unwrap();
-            run(&s);
-            assert_close(
-                &format!("{act:?}_backward n={n}"),
-                &dxt.read_f32(g).unwrap(),
-                &act.backward_cpu(&saved, &dy),
-                1e-6,
-                1e-5,
-            );
-        }
-    }
+    pass(check::backward(gpu()));
 }
 
 /// The CPU backward is the gradient of `sum(f(x) * dy)`: central differences
@@ -96,25 +40,7 @@ fn activation_backward_cpu_matches_finite_differences() {
 
 #[test]
 fn activation_finite_at_extremes() {
-    let g = gpu();
-    let x = [-100.0f32, -88.0, -20.0, 0.0, 20.0, 88.0, 100.0];
-    for act in ALL {
-        let xt = Tensor::from_f32(g, &[x.len()], &x, "x").unwrap();
-        let yt = Tensor::zeros(g, &[x.len()], "y").unwrap();
-        yt.poison(g);
-        let mut s = Step::new("extreme");
-        act.forward(g, &mut s, &xt, &yt).unwrap();
-        run(&s);
-        let y = yt.read_f32(g).unwrap();
-        assert!(y.iter().all(|v| v.is_finite()), "{act:?} at ±100: {y:?}");
-        assert_close(
-            &format!("{act:?}_extreme"),
-            &y,
-            &act.forward_cpu(&x),
-            1e-6,
-            1e-5,
-        );
-    }
+    pass(check::finite_at_extremes(gpu()));
 }
 
 #[test]

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use rand::{Rng, SeedableRng};
 use vae_vs_gan::gpu::LimitsPolicy;
 use vae_vs_gan::{Gpu, GpuOptions, Step};
 
@@ -84,57 +83,27 @@ pub fn run(step: &Step) {
     gpu().run(&[step]).expect("step failed on the GPU");
 }
 
-/// Seeded RNG for test inputs; `seed` is printed by failing assertions.
-pub fn rng(seed: u64) -> rand::rngs::StdRng {
-    rand::rngs::StdRng::seed_from_u64(seed)
-}
+#[allow(unused_imports)] // not every including crate uses every helper
+pub use crate::checks::{away_from_zero, rng, uniform};
 
-/// `n` uniform draws in `[lo, hi)`.
-pub fn uniform(n: usize, lo: f32, hi: f32, seed: u64) -> Vec<f32> {
-    let mut r = rng(seed);
-    (0..n).map(|_| r.random_range(lo..hi)).collect()
-}
-
-/// `n` draws that avoid `(-gap, gap)`: inputs for functions with a kink at 0
-/// (ReLU), so a finite difference never straddles it.
-pub fn away_from_zero(n: usize, gap: f32, seed: u64) -> Vec<f32> {
-    let mut r = rng(seed);
-    (0..n)
-        .map(|_| {
-            let v: f32 = r.random_range(gap..1.0);
-            if r.random::<bool>() {
-                v
-            } else {
-                -v
-            }
-        })
-        .collect()
-}
-
-/// Assert `|got - want| <= atol + rtol * |want|` elementwise. NaN anywhere
-/// fails (poisoned outputs that were never written).
-pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f64, rtol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0usize, 0.0f64);
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let (g, w) = (g as f64, w as f64);
-        let err = (g - w).abs();
-        let tol = atol + rtol * w.abs();
-        assert!(
-            g.is_finite() == w.is_finite() && (err <= tol || g == w),
-            "{what}: element {i}: got {g}, want {w}, |diff| {err:e} > tol {tol:e} \
-             (atol {atol:e}, rtol {rtol:e})"
-        );
-        if err / tol.max(1e-300) > worst.1 {
-            worst = (i, err / tol.max(1e-300));
-        }
+/// Run one of the shared checks (tests/checks) to its end on this thread
+/// and fail the test with its failure; the figures go to stderr.
+pub fn pass(check: impl std::future::Future<Output = crate::checks::Outcome>) {
+    match pollster::block_on(check) {
+        Ok(figures) => eprintln!("{figures}"),
+        Err(why) => panic!("{why}"),
     }
-    eprintln!(
-        "{what}: {} elements within tolerance (worst at {}: {:.2} of the allowed error)",
-        got.len(),
-        worst.0,
-        worst.1
-    );
+}
+
+/// Assert `|got - want| <= atol + rtol * |want|` elementwise
+/// ([`crate::checks::Worst::close`]). NaN anywhere fails (poisoned outputs
+/// that were never written).
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f64, rtol: f64) {
+    let mut worst = crate::checks::Worst::default();
+    if let Err(why) = worst.close(what, got, want, atol, rtol) {
+        panic!("{why}");
+    }
+    eprintln!("{what}: {}", worst.done().unwrap_or_default());
 }
 
 /// f64 version of [`assert_close`], for finite-difference checks.
@@ -254,15 +223,10 @@ pub fn wait_for(path: &std::path::Path) {
     }
 }
 
-/// Whether the test device can run GEMM `main`: every main but the
-/// subgroup main, which needs subgroups of exactly
-/// [`vae_vs_gan::ops::gemm::SUBGROUP_LANES`] (lavapipe; SwiftShader runs
-/// 4, and its policy never picks the subgroup main). Where it cannot, one
-/// line says so: the refusal itself is tested in
-/// dense::subgroup_main_falls_back_and_is_refused_without_subgroups.
+/// [`crate::checks::runs_here`] on the test device, saying once (on stderr)
+/// where the subgroup main is not run.
 pub fn runs_here(main: vae_vs_gan::ops::gemm::Main) -> bool {
-    use vae_vs_gan::ops::gemm::{runs_subgroup_main, Main};
-    let ok = main != Main::Subgroup || runs_subgroup_main(gpu());
+    let ok = crate::checks::runs_here(gpu(), main);
     if !ok {
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| {
@@ -274,67 +238,4 @@ pub fn runs_here(main: vae_vs_gan::ops::gemm::Main) -> bool {
         });
     }
     ok
-}
-
-/// The normals the GPU's RNG kernel draws on stream `stream` of `seed` at
-/// step counters `0..steps` (`n` each), as f64: what a whole-step test
-/// feeds its CPU reference, so both sides compute from the same noise
-/// whatever the driver's transcendental accuracy. Each draw is checked
-/// only against what WGSL allows (`rng::NORMAL_ATOL`, derived from the
-/// spec's `cos` and `log` bounds, plus 1e-5 relative, as tests/it/rng.rs).
-pub fn gpu_normals(seed: u64, stream: u32, n: usize, steps: usize) -> Vec<Vec<f64>> {
-    use vae_vs_gan::gpu::StepState;
-    use vae_vs_gan::ops::rng::{fill_normal, Philox, NORMAL_ATOL};
-    let g = gpu();
-    let rng = Philox::new(seed, stream);
-    (0..steps as u32)
-        .map(|s| {
-            let state = StepState::new(g, 1, 1, s).unwrap();
-            let out = vae_vs_gan::Tensor::zeros(g, &[n], "normals").unwrap();
-            let mut step = Step::new("normal draws");
-            fill_normal(g, &mut step, rng, &state.counters, &out).unwrap();
-            run(&step);
-            let got: Vec<f64> = out.read_f32(g).unwrap().iter().map(|&v| v as f64).collect();
-            let want: Vec<f64> = rng.normal_cpu(s, n);
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                let tol = NORMAL_ATOL + 1e-5 * b.abs();
-                assert!(
-                    (a - b).abs() <= tol,
-                    "normal {i} at step {s}: gpu {a}, f64 {b}: beyond WGSL's bounds ({tol:e})"
-                );
-            }
-            got
-        })
-        .collect()
-}
-
-/// Adam's own f32 arithmetic per step at lr 1e-3 (tests/it/adam.rs derives
-/// 1.5e-7 from the bias corrections plus a few ulp); scales with lr.
-const ADAM_ATOL_AT_1E3: f64 = 5e-7;
-/// Largest |Adam update| for t <= 3, in units of lr.
-const ADAM_MAX_UPDATE: f64 = 1.005;
-
-/// Per-element tolerance of one parameter after one Adam step taken by the
-/// GPU and by the CPU reference from the same state (values and moments):
-/// the step's gradients differ by at most `dg` (the gradient tolerance),
-/// and `history` holds the reference's gradients of this parameter at
-/// every step so far, this one last.
-///
-/// Adam normalises the gradient: the update `lr c_t m / (sqrt(v) + eps)`
-/// moves by at most `2 lr dg / max_k |g_k|` (the m and the sqrt(v) terms,
-/// each <= lr x the relative error, since sqrt(v) >= sqrt(1 - b2) max_k
-/// |g_k| up to b2^t and c_t (1 - b1) / sqrt(1 - b2) <= 1 for t <= 3), and
-/// never by more than 2.01 lr (opposite signs, |update| <= 1.005 lr for t
-/// <= 3): elements with a gradient near its own error get ~2 lr, the rest
-/// stay tight. Plus Adam's own f32 arithmetic and the rounding of the
-/// parameter (u |p|).
-pub fn adam_step_tol(history: &[&[f64]], dg: &[f64], value: &[f64], lr: f64) -> Vec<f64> {
-    const U: f64 = 1.0 / 16_777_216.0;
-    (0..value.len())
-        .map(|i| {
-            let gmax = history.iter().fold(0.0f64, |m, g| m.max(g[i].abs()));
-            let sens = (2.0 * lr * dg[i] / gmax).min(2.0 * ADAM_MAX_UPDATE * lr);
-            ADAM_ATOL_AT_1E3 * lr / 1e-3 + U * value[i].abs() + sens
-        })
-        .collect()
 }

@@ -10,11 +10,18 @@
 //! resident set, the shared device's counters). Those live in the `global`
 //! crate (`tests/global/main.rs`), which runs them one at a time.
 //!
+//! The kernels' checks against their CPU references, the whole-step
+//! checks and the tiny training runs are written once, in `tests/checks/`
+//! (module `checks`), as async functions that the browser's tests (web/)
+//! run too; the `#[test]`s here wrap them (`common::pass`).
+//!
 //! The files the tests read (`data/`, `tests/fixtures/`, `src/`) are found
 //! under [`common::root`]: `VAE_VS_GAN_ROOT` when set, else the source tree
 //! the binary was built from.
 
-// shared helpers
+// shared helpers; the checks shared with the browser's tests
+#[path = "../checks/mod.rs"]
+mod checks;
 mod common;
 mod fixture_loader;
 mod gan_check_model;

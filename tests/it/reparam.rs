@@ -1,112 +1,25 @@
 //! Reparameterisation z = mu + exp(0.5 logvar) eps on h = [mu | logvar]:
-//! eps is the Philox normal (the same draws as fill_normal), z and the
-//! backward match the CPU, the CPU backward matches finite differences
-//! (including past the logvar clamp), and |x| = 100 stays finite.
-//!
-//! Tolerances: eps within rng::NORMAL_ATOL of the f64 Box-Muller (see its
-//! doc). z is compared with the CPU formula applied to the GPU's own eps:
-//! exp(0.5c) with |0.5c| <= 1.5 has error <= 3 + 2*1.5 = 6 ulp (WGSL), then
-//! one multiply and one add: rtol 2e-6 (~17 ulp) plus atol 1e-6 for results
-//! near 0 from cancellation of mu against the noise term (|terms| <= ~9, so
-//! a few ulp of 9 is ~2e-6: atol 4e-6). The backward has the same exp and
-//! two more multiplies: same tolerance.
+//! eps is the Philox normal, z and the backward match the CPU, |x| = 100
+//! stays finite and the mean mode copies mu (the shared checks,
+//! tests/checks/reparam.rs, with their tolerances); the CPU backward matches
+//! finite differences (including past the logvar clamp); refusals.
 
+use crate::checks::kl::make_h;
+use crate::checks::reparam as check;
 use crate::common::*;
 use vae_vs_gan::gpu::StepState;
-use vae_vs_gan::ops::reparam::{self, LOGVAR_CLAMP};
-use vae_vs_gan::ops::rng::{self, Philox, NORMAL_ATOL};
+use vae_vs_gan::ops::reparam;
+use vae_vs_gan::ops::rng::Philox;
 use vae_vs_gan::{Step, Tensor};
-
-/// h = [mu | logvar] rows: mu in [-2, 2], logvar in [-3, 3].
-fn make_h(n: usize, l: usize, seed: u64) -> Vec<f32> {
-    let mu = uniform(n * l, -2.0, 2.0, seed);
-    let lv = uniform(n * l, -3.0, 3.0, seed + 1);
-    let mut h = Vec::with_capacity(2 * n * l);
-    for r in 0..n {
-        h.extend_from_slice(&mu[r * l..(r + 1) * l]);
-        h.extend_from_slice(&lv[r * l..(r + 1) * l]);
-    }
-    h
-}
-
-const DIMS: [(usize, usize); 3] = [(1, 1), (3, 13), (129, 2)];
 
 #[test]
 fn reparam_forward_matches_cpu() {
-    let g = gpu();
-    let state = StepState::new(g, 1, 1, 4).unwrap();
-    for (k, &(n, l)) in DIMS.iter().enumerate() {
-        let r = Philox::new(500 + k as u64, 2);
-        let h = make_h(n, l, 60 + 2 * k as u64);
-        let ht = Tensor::from_f32(g, &[n, 2 * l], &h, "h").unwrap();
-        let eps = Tensor::zeros(g, &[n, l], "eps").unwrap();
-        let z = Tensor::zeros(g, &[n, l], "z").unwrap();
-        let fill = Tensor::zeros(g, &[n, l], "fill").unwrap();
-        for t in [&eps, &z, &fill] {
-            t.poison(g);
-        }
-        let mut s = Step::new("reparam");
-        reparam::reparam_forward(g, &mut s, r, &state.counters, &ht, &eps, &z).unwrap();
-        rng::fill_normal(g, &mut s, r, &state.counters, &fill).unwrap();
-        run(&s);
-        let eg = eps.read_f32(g).unwrap();
-        assert_eq!(
-            eg.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            fill.read_f32(g)
-                .unwrap()
-                .iter()
-                .map(|v| v.to_bits())
-                .collect::<Vec<_>>(),
-            "reparam eps is fill_normal's draw"
-        );
-        assert_close(
-            &format!("reparam eps {n}x{l}"),
-            &eg,
-            &r.normal_cpu::<f32>(4, n * l),
-            NORMAL_ATOL,
-            1e-5,
-        );
-        assert_close(
-            &format!("reparam z {n}x{l}"),
-            &z.read_f32(g).unwrap(),
-            &reparam::reparam_forward_cpu(&h, &eg, l),
-            4e-6,
-            2e-6,
-        );
-    }
+    pass(check::forward(gpu()));
 }
 
 #[test]
 fn reparam_backward_matches_cpu() {
-    let g = gpu();
-    for (k, &(n, l)) in DIMS.iter().enumerate() {
-        let mut h = make_h(n, l, 70 + 2 * k as u64);
-        if n * l > 2 {
-            h[l] = 31.0; // logvar past the clamp: zero logvar gradient
-            h[2 * l - 1] = -40.0;
-        }
-        let eps = uniform(n * l, -3.0, 3.0, 80 + k as u64);
-        let dz = uniform(n * l, -1.0, 1.0, 90 + k as u64);
-        let ht = Tensor::from_f32(g, &[n, 2 * l], &h, "h").unwrap();
-        let et = Tensor::from_f32(g, &[n, l], &eps, "eps").unwrap();
-        let dzt = Tensor::from_f32(g, &[n, l], &dz, "dz").unwrap();
-        let dh = Tensor::zeros(g, &[n, 2 * l], "dh").unwrap();
-        dh.poison(g);
-        let mut s = Step::new("reparam bwd");
-        reparam::reparam_backward(g, &mut s, &ht, &et, &dzt, &dh).unwrap();
-        run(&s);
-        let want = reparam::reparam_backward_cpu(&h, &eps, &dz, l);
-        let got = dh.read_f32(g).unwrap();
-        assert_close(&format!("reparam dh {n}x{l}"), &got, &want, 4e-6, 2e-6);
-        if n * l > 2 {
-            assert_eq!(got[l], 0.0, "no logvar gradient past the clamp (31)");
-            assert_eq!(
-                got[2 * l - 1],
-                0.0,
-                "no logvar gradient past the clamp (-40)"
-            );
-        }
-    }
+    pass(check::backward(gpu()));
 }
 
 /// The CPU backward is the gradient of `sum(z(h) * dz)` at fixed eps:
@@ -139,62 +52,14 @@ fn reparam_backward_cpu_matches_finite_differences() {
     assert_eq!(ana[l], 0.0);
 }
 
-/// mu and logvar at +-100: the clamp keeps exp(0.5 c) <= exp(15), so z and
-/// dh are finite on GPU and CPU and agree (z up to ~3.3e6 * |eps|: rtol).
 #[test]
 fn reparam_finite_at_extremes() {
-    let g = gpu();
-    let (n, l) = (2, 3);
-    let h = vec![
-        100.0f32,
-        -100.0,
-        0.0,
-        100.0,
-        -100.0,
-        0.0, //
-        -100.0,
-        100.0,
-        5.0,
-        LOGVAR_CLAMP,
-        -LOGVAR_CLAMP,
-        88.0,
-    ];
-    let state = StepState::new(g, 1, 1, 0).unwrap();
-    let r = Philox::new(1, 1);
-    let ht = Tensor::from_f32(g, &[n, 2 * l], &h, "h").unwrap();
-    let eps = Tensor::zeros(g, &[n, l], "eps").unwrap();
-    let z = Tensor::zeros(g, &[n, l], "z").unwrap();
-    let dh = Tensor::zeros(g, &[n, 2 * l], "dh").unwrap();
-    let dz = Tensor::from_f32(g, &[n, l], &[1.0; 6], "dz").unwrap();
-    let mut s = Step::new("extreme");
-    reparam::reparam_forward(g, &mut s, r, &state.counters, &ht, &eps, &z).unwrap();
-    reparam::reparam_backward(g, &mut s, &ht, &eps, &dz, &dh).unwrap();
-    run(&s);
-    let eg = eps.read_f32(g).unwrap();
-    let zg = z.read_f32(g).unwrap();
-    let dg = dh.read_f32(g).unwrap();
-    assert!(zg.iter().chain(&dg).all(|v| v.is_finite()), "{zg:?} {dg:?}");
-    let zc = reparam::reparam_forward_cpu(&h, &eg, l);
-    let dc = reparam::reparam_backward_cpu(&h, &eg, &[1.0; 6], l);
-    assert!(zc.iter().chain(&dc).all(|v| v.is_finite()));
-    // exp(15) has up to 3 + 2*15 = 33 ulp of error in WGSL: rtol 4e-6.
-    assert_close("reparam z extreme", &zg, &zc, 1e-5, 4e-6);
-    assert_close("reparam dh extreme", &dg, &dc, 1e-5, 4e-6);
+    pass(check::finite_at_extremes(gpu()));
 }
 
 #[test]
 fn reparam_mean_copies_mu() {
-    let g = gpu();
-    let (n, l) = (3, 13);
-    let h = make_h(n, l, 110);
-    let ht = Tensor::from_f32(g, &[n, 2 * l], &h, "h").unwrap();
-    let z = Tensor::zeros(g, &[n, l], "z").unwrap();
-    z.poison(g);
-    let mut s = Step::new("mean");
-    reparam::reparam_mean(g, &mut s, &ht, &z).unwrap();
-    run(&s);
-    let want: Vec<f32> = (0..n * l).map(|e| h[(e / l) * 2 * l + e % l]).collect();
-    assert_eq!(z.read_f32(g).unwrap(), want);
+    pass(check::mean_copies_mu(gpu()));
 }
 
 #[test]

@@ -871,3 +871,13 @@ fn train_vae_kl_estimator_is_recorded_and_resume_checks_it() {
     let e = train_vae(g, &r).err().expect("must refuse").to_string();
     assert!(e.contains("kl = analytic") && e.contains("kl = mc"), "{e}");
 }
+
+/// The tiny runs the browser also trains (tests/checks/training.rs): every
+/// loss of 4 steps finite.
+#[test]
+fn tiny_vae_and_gan_runs_have_finite_losses() {
+    use crate::checks::training::{finite, runs, Tiny};
+    let runs = pollster::block_on(runs(gpu())).unwrap();
+    pass(async { finite(&runs, Tiny::Vae) });
+    pass(async { finite(&runs, Tiny::Gan) });
+}

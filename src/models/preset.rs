@@ -1,5 +1,7 @@
 //! Training presets: the article's settings, the TensorFlow DCGAN
-//! tutorial's, a CPU-sized smoke run, and a tiny one for tests.
+//! tutorial's, a CPU-sized smoke run, and a tiny one for tests. Portable
+//! (the browser's runs take their settings from here too); `train`
+//! re-exports it as `train::preset`.
 
 use crate::error::{Error, Result};
 use crate::models::gan::DHead;
