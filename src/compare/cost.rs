@@ -6,8 +6,10 @@
 //! both:
 //!
 //! - **speed**: training images per second of the step alone (no data
-//!   shuffling, evaluation, checkpoints or pictures), the median of three
-//!   timed submits after a warm-up;
+//!   shuffling, evaluation, checkpoints or pictures), each of
+//!   [`TIMED_REPEATS`] timed submits after a warm-up (their spread is the
+//!   cost claim's noise: it needs no training, so it gets a verdict on any
+//!   run);
 //! - **memory**: the high-water mark of the engine's buffer accounting
 //!   while the step is built and run, above what the device held before:
 //!   weights, gradients, Adam moments, activations, scratch and the step's
@@ -32,8 +34,8 @@ use crate::models::vae::{Vae, VaeConfig};
 /// The cost batch unless `--cost-batch` says otherwise: the article's
 /// batch size for both models.
 pub const DEFAULT_COST_BATCH: usize = 32;
-/// Timed submits; the figure is their median.
-const TIMED_SUBMITS: usize = 3;
+/// Timed submits, each one value of the speed figure.
+pub const TIMED_REPEATS: usize = 5;
 /// Each timed submit runs enough steps to last about this long, so that
 /// one submit's fixed cost does not dominate on a fast GPU.
 const SUBMIT_SECONDS: f64 = 0.2;
@@ -41,10 +43,11 @@ const SUBMIT_SECONDS: f64 = 0.2;
 const MAX_STEPS_PER_SUBMIT: usize = 256;
 
 /// One model's training step, measured at the cost batch.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StepCost {
     pub batch: usize,
-    pub images_per_sec: f64,
+    /// Each timed submit's speed, in the order timed.
+    pub images_per_sec: Vec<f64>,
     /// Bytes the step's model and buffers held at their peak.
     pub peak_bytes: u64,
     pub gemm_flops_per_image: f64,
@@ -124,18 +127,16 @@ fn measure(
     let one = t.elapsed().as_secs_f64().max(1e-6);
     let reps = ((SUBMIT_SECONDS / one).ceil() as usize).clamp(1, MAX_STEPS_PER_SUBMIT);
     let steps: Vec<&Step> = std::iter::repeat_n(&step, reps).collect();
-    let mut per_step: Vec<f64> = (0..TIMED_SUBMITS)
+    let images_per_sec: Vec<f64> = (0..TIMED_REPEATS)
         .map(|_| {
             let t = Instant::now();
             gpu.run(&steps)?;
-            Ok(t.elapsed().as_secs_f64() / reps as f64)
+            Ok((batch * reps) as f64 / t.elapsed().as_secs_f64())
         })
         .collect::<Result<_>>()?;
-    per_step.sort_by(|a, b| a.total_cmp(b));
-    let median = per_step[TIMED_SUBMITS / 2];
     let cost = StepCost {
         batch,
-        images_per_sec: batch as f64 / median,
+        images_per_sec,
         peak_bytes: gpu.peak_bytes().saturating_sub(before),
         gemm_flops_per_image: step.stats().gemm_flops as f64 / batch as f64,
     };

@@ -1,4 +1,5 @@
-//! The comparison's table: one value per seed for each (column, figure),
+//! The comparison's table: one value per seed for each (column, figure)
+//! (the step speed: one per timed submit),
 //! aggregated as mean and sample standard deviation.
 
 use std::collections::BTreeMap;
@@ -58,7 +59,9 @@ impl Column {
 #[serde(rename_all = "snake_case")]
 pub enum Figure {
     Params,
-    /// The training step alone at the cost batch ([`crate::compare::cost`]).
+    /// The training step alone at the cost batch ([`crate::compare::cost`]):
+    /// one value per timed submit (several per seed), so its spread is the
+    /// timing's own.
     StepImagesPerSec,
     /// The training step's own memory at the cost batch.
     StepPeakMib,

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::compare::cost::{gan_step_cost, vae_step_cost, StepCost};
-use crate::compare::figures::{Column, Figure, Figures};
+use crate::compare::figures::{Column, Figure, Figures, Stat};
 use crate::compare::load::metrics_beside;
 use crate::compare::options::CompareOptions;
 use crate::compare::score::{classify, score};
@@ -58,20 +58,27 @@ fn training_figures(figs: &mut Figures, col: Column, m: &Metrics) {
     figs.push(col, Figure::PeakGpuMib, peak as f64 / (1 << 20) as f64);
 }
 
-/// The cost figures of one model's step ([`crate::compare::cost`]).
-fn cost_figures(model: &str, c: StepCost) -> [(Figure, f64); 3] {
+/// The cost figures of one model's step ([`crate::compare::cost`]): the
+/// speed once per timed repeat.
+fn cost_figures(model: &str, c: StepCost) -> Vec<(Figure, f64)> {
+    let speed = Stat::of(&c.images_per_sec);
     eprintln!(
-        "  {model} training step at batch {}: {:.1} images/s, {:.1} MiB, {:.1} MFLOP per image",
+        "  {model} training step at batch {}: {} images/s ({} timed submits), {:.1} MiB, \
+         {:.1} MFLOP per image",
         c.batch,
-        c.images_per_sec,
+        speed.show(1),
+        speed.n,
         c.peak_bytes as f64 / (1 << 20) as f64,
         c.gemm_flops_per_image * 1e-6
     );
-    [
-        (Figure::StepImagesPerSec, c.images_per_sec),
-        (Figure::StepPeakMib, c.peak_bytes as f64 / (1 << 20) as f64),
-        (Figure::GemmMflopPerImage, c.gemm_flops_per_image * 1e-6),
-    ]
+    let mut figs: Vec<(Figure, f64)> = c
+        .images_per_sec
+        .iter()
+        .map(|&v| (Figure::StepImagesPerSec, v))
+        .collect();
+    figs.push((Figure::StepPeakMib, c.peak_bytes as f64 / (1 << 20) as f64));
+    figs.push((Figure::GemmMflopPerImage, c.gemm_flops_per_image * 1e-6));
+    figs
 }
 
 /// The data every seed is scored on.

@@ -187,8 +187,8 @@ impl Report {
         m += "\n## Figures\n\n";
         m += &format!(
             "Each cell is the mean over seeds, and after ± the sample standard deviation over \
-             seeds where there are several (baselines do not depend on the seed: one value). \
-             {}The cost batch is {}.\n\n",
+             seeds where there are several (baselines do not depend on the seed: one value; the \
+             step speed is over every timed submit of every seed). {}The cost batch is {}.\n\n",
             if self.seeds == 1 {
                 "With one seed there is no spread, so nothing says how much of a difference is \
                  seed noise. "
@@ -205,7 +205,7 @@ impl Report {
                 let mark = match e.vote {
                     Vote::Favours => "favours the claim",
                     Vote::Against => "against the claim",
-                    Vote::Undecided => "within seed noise",
+                    Vote::Undecided => "within the noise",
                 };
                 m += &format!("  - {} — {mark}\n", e.text);
             }
@@ -253,7 +253,9 @@ models' seed standard deviations; a claim is supported when every figure that de
 favours it, not supported when none does, mixed otherwise.
 - **Cost** is decided by the training steps measured alike at one batch size (speed, and \
 memory without the datasets); the training runs' own speed and peak are listed too, at each \
-model's own batch size.
+model's own batch size. It needs no training, so it gets a verdict on any run: its speed is \
+timed several times per seed, and a speed difference favours the claim only when it exceeds \
+the sum of the two models' standard deviations over those timings.
 ";
 const NOTES: &str = "
 ## What the figures are

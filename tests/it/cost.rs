@@ -5,7 +5,7 @@
 //! scales with the batch. Speeds are measured, never asserted.
 
 use crate::common::*;
-use vae_vs_gan::compare::cost::{gan_step_cost, vae_step_cost, StepCost};
+use vae_vs_gan::compare::cost::{gan_step_cost, vae_step_cost, StepCost, TIMED_REPEATS};
 use vae_vs_gan::data::{load, Dataset, GpuDataset, Split};
 use vae_vs_gan::gpu::{Step, Tensor};
 use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
@@ -77,7 +77,11 @@ fn cost_memory_excludes_datasets_and_other_tensors_for_both() {
     let gan = Gan::new(g, gan_config()).unwrap();
     assert!(v1.peak_bytes > params(vae.param_count()), "{v1:?}");
     assert!(g1.peak_bytes > params(gan.param_count()), "{g1:?}");
-    assert!(v1.images_per_sec > 0.0 && g1.images_per_sec > 0.0);
+    // Every timed submit gives a speed (the cost claim's spread).
+    for c in [&v1, &g1] {
+        assert_eq!(c.images_per_sec.len(), TIMED_REPEATS, "{c:?}");
+        assert!(c.images_per_sec.iter().all(|&v| v > 0.0), "{c:?}");
+    }
     assert_eq!((v1.batch, g1.batch), (8, 8));
 }
 

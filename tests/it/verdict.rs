@@ -1,9 +1,11 @@
 //! The verdict rules (src/compare/verdict.rs): each claim's outcome flips
 //! between supported, not supported and mixed as its figures change; seed
-//! noise makes a difference undecided; short runs get no verdict. Pure CPU.
+//! noise makes a difference undecided; short runs get no verdict but on
+//! the cost claim, whose noise is its timings' spread. Pure CPU.
 
 use vae_vs_gan::compare::verdict::{
-    outcome, sufficiency, verdicts, vote, Outcome, Vote, CLAIMS, MAX_KL_TO_UNIFORM,
+    cost_sufficiency, outcome, sufficiency, verdicts, vote, Outcome, Vote, CLAIMS,
+    MAX_KL_TO_UNIFORM,
 };
 use vae_vs_gan::compare::{Column, Figure, Figures, Stat};
 
@@ -195,8 +197,10 @@ fn outcome_rules() {
     assert_eq!(outcome(&[Undecided, Undecided]), Outcome::NotSupported);
 }
 
+/// Short runs get no verdict on the claims about trained models; the cost
+/// claim, decided by the cost probe alone, gets one on any run.
 #[test]
-fn short_runs_get_no_verdict() {
+fn short_runs_get_no_verdict_but_on_the_cost_claim() {
     assert!(sufficiency("article", 3).is_ok());
     for (preset, seeds) in [("smoke", 5), ("tiny", 3), ("article", 2), ("article", 1)] {
         let why = sufficiency(preset, seeds).unwrap_err();
@@ -204,9 +208,49 @@ fn short_runs_get_no_verdict() {
             why.starts_with("insufficient training: no verdict"),
             "{why}"
         );
-        for v in verdicts(&article_true(), &Err(why.clone())) {
-            assert_eq!(v.outcome, Outcome::NoVerdict(why.clone()));
+        for (i, v) in verdicts(&article_true(), &Err(why.clone()))
+            .into_iter()
+            .enumerate()
+        {
+            let want = match i {
+                1 => Outcome::Supported,
+                _ => Outcome::NoVerdict(why.clone()),
+            };
+            assert_eq!(v.outcome, want, "claim {}", i + 1);
             assert!(!v.evidence.is_empty(), "the figures are still listed");
         }
     }
+}
+
+/// The cost claim on one seed: its noise is the spread of the timed
+/// repeats, so a speed difference within it decides nothing, and fewer
+/// than MIN_REPEATS timings give no verdict.
+#[test]
+fn cost_claim_on_one_seed_takes_the_repeats_spread() {
+    let one_seed = |vae: &[f64], gan: &[f64]| {
+        let mut f = Figures::default();
+        for &v in vae {
+            f.push(Vae, Figure::StepImagesPerSec, v);
+        }
+        for &v in gan {
+            f.push(Gan, Figure::StepImagesPerSec, v);
+        }
+        f.push(Vae, Figure::StepPeakMib, 40.0);
+        f.push(Gan, Figure::StepPeakMib, 110.0);
+        let enough = sufficiency("smoke", 1);
+        verdicts(&f, &enough).swap_remove(1).outcome
+    };
+    let clear = one_seed(&[500.0, 510.0, 490.0, 505.0, 495.0], &[50.0, 51.0, 49.0]);
+    assert_eq!(clear, Outcome::Supported);
+    // Speeds overlapping within their timings' spread: the speed figure is
+    // undecided, memory still favours: mixed.
+    let overlap = one_seed(&[100.0, 130.0, 70.0], &[95.0, 125.0, 65.0]);
+    assert_eq!(overlap, Outcome::Mixed);
+    // Timed twice: no verdict, saying why.
+    let few = one_seed(&[500.0, 510.0], &[50.0, 51.0, 49.0]);
+    assert!(
+        matches!(&few, Outcome::NoVerdict(w) if w.contains("timed 2 time(s)")),
+        "{few:?}"
+    );
+    assert!(cost_sufficiency(&Figures::default()).is_err());
 }
