@@ -379,16 +379,21 @@ impl PipelineCache {
     fn spawn(&self, job: Job) -> Result<()> {
         let mut jobs = self.jobs.lock().map_err(|_| poisoned("pool"))?;
         let pool = jobs.get_or_insert_with(Pool::start);
-        if let Err(mpsc::SendError(job)) = pool.tx.send(job) {
-            job(&mut Worker::default());
+        match &pool.tx {
+            Some(tx) => {
+                if let Err(mpsc::SendError(job)) = tx.send(job) {
+                    job(&mut Worker::default());
+                }
+            }
+            None => job(&mut Worker::default()),
         }
         Ok(())
     }
 }
 
-/// The pool's queue and its threads.
+/// The pool's queue (`None` once closed) and its threads.
 struct Pool {
-    tx: mpsc::Sender<Job>,
+    tx: Option<mpsc::Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -405,7 +410,10 @@ impl Pool {
             drop(rx);
             Vec::new()
         };
-        Pool { tx, threads }
+        Pool {
+            tx: Some(tx),
+            threads,
+        }
     }
 
     #[cfg(feature = "native")]
@@ -433,15 +441,15 @@ impl Pool {
     }
 }
 
-/// Closing the queue ends each thread after its current job, and joining
+/// Closing the queue ends each thread once the jobs already queued are
+/// done (a channel delivers what was sent before it closed), and joining
 /// them destroys their warm-up devices before the process exits: a driver
 /// thread still compiling, or a device still open, while the C runtime
 /// tears down the driver's libraries (LLVM's, for lavapipe) can crash the
 /// process after it has done its work.
 impl Drop for Pool {
     fn drop(&mut self) {
-        let (tx, _) = mpsc::channel();
-        drop(std::mem::replace(&mut self.tx, tx));
+        drop(self.tx.take());
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
