@@ -175,7 +175,7 @@ pub async fn eps_conventions(g: &Gpu) -> Outcome {
 async fn bits(g: &Gpu, slot: &Slot) -> Result<Vec<Vec<u32>>, Failure> {
     let mut out = Vec::new();
     for t in [&slot.p, &slot.m, &slot.v] {
-        out.push(read(g, t).await?.iter().map(|x| x.to_bits()).collect());
+        out.push(super::bits(&read(g, t).await?));
     }
     Ok(out)
 }

@@ -395,7 +395,7 @@ pub async fn forward_then_backward(g: &Gpu) -> Outcome {
 async fn forward_bits(g: &Gpu, y: &Tensor, bn: &Bn) -> Result<Vec<Vec<u32>>, Failure> {
     let mut out = Vec::new();
     for t in [y, &bn.mean, &bn.inv] {
-        out.push(read(g, t).await?.iter().map(|v| v.to_bits()).collect());
+        out.push(bits(&read(g, t).await?));
     }
     Ok(out)
 }

@@ -355,16 +355,15 @@ pub async fn label_noise_zero_is_plain(g: &Gpu) -> Outcome {
     let gb = bce_rows_label_noise(g, &mut s, &xt, &zt, noise, &b.row, &b.grad, red, 2.0)?;
     run(g, &[&s])?;
     worst.equal("gradient scale", &[gb.to_bits()], &[ga.to_bits()])?;
-    let bits = |v: Vec<f32>| -> Vec<u32> { v.iter().map(|v| v.to_bits()).collect() };
     worst.equal(
         "rows",
-        &bits(read(g, &b.row).await?),
-        &bits(read(g, &a.row).await?),
+        &bits(&read(g, &b.row).await?),
+        &bits(&read(g, &a.row).await?),
     )?;
     worst.equal(
         "gradient",
-        &bits(read(g, &b.grad).await?),
-        &bits(read(g, &a.grad).await?),
+        &bits(&read(g, &b.grad).await?),
+        &bits(&read(g, &a.grad).await?),
     )?;
     worst.done()
 }

@@ -13,10 +13,6 @@ pub async fn all(g: &Gpu, r: &mut Report<'_>) {
     );
 }
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
 pub async fn stacks_two_batches(g: &Gpu) -> Outcome {
     let mut worst = Worst::default();
     // Odd sizes: 3 + 5 rows of 13x13x1.

@@ -19,10 +19,6 @@ pub async fn all(g: &Gpu, r: &mut Report<'_>) {
 
 const SHAPES: [&[usize]; 3] = [&[1], &[1001], &[3, 5, 13, 13]];
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
 pub async fn forward(g: &Gpu) -> Outcome {
     let mut worst = Worst::default();
     let state = StepState::new(g, 1, 1, 3)?;

@@ -132,14 +132,6 @@ fn atol(k: usize) -> f64 {
     2e-5 * (k as f64 / 100.0).sqrt().max(1.0)
 }
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
-fn f64s(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
-}
-
 fn is_kinked(act: Activation) -> bool {
     matches!(act, Activation::Relu | Activation::LeakyRelu(_))
 }
@@ -272,9 +264,9 @@ fn check_backward(
         format!("{what}: {} values, want {}", got.len(), g.len())
     })?;
     let gm: Vec<f64> = g.iter().zip(mask).map(|(&v, &m)| v * m as f64).collect();
-    let want = act.backward_cpu(&f64s(saved), &gm);
+    let want = act.backward_cpu(&to_f64(saved), &gm);
     let ones = vec![1.0f64; g.len()];
-    let d = act.backward_cpu(&f64s(saved), &ones);
+    let d = act.backward_cpu(&to_f64(saved), &ones);
     let mut zeros = 0usize;
     let mut diffs = Vec::with_capacity(got.len());
     let mut tols = Vec::with_capacity(got.len());
@@ -390,7 +382,7 @@ pub async fn conv2d_forward(g: &Gpu) -> Outcome {
             tensor(g, &d.w_shape(), &wt, "w")?,
             tensor(g, &[cout], &b, "b")?,
         );
-        let pre = conv2d::forward_cpu(&d, &f64s(&x), &f64s(&wt), Some(&f64s(&b)));
+        let pre = conv2d::forward_cpu(&d, &to_f64(&x), &to_f64(&wt), Some(&to_f64(&b)));
         let k = conv.kh * conv.kw * cin;
         let err = |v: f64| atol(k) + RTOL * v.abs();
         let ny: usize = d.y_shape().iter().product();
@@ -540,7 +532,7 @@ pub async fn conv_transpose_forward(g: &Gpu) -> Outcome {
             tensor(g, &d.w_shape(), &wt, "w")?,
             tensor(g, &[co_t], &b, "b")?,
         );
-        let pre = conv_transpose2d::forward_cpu(&d, &f64s(&x), &f64s(&wt), Some(&f64s(&b)));
+        let pre = conv_transpose2d::forward_cpu(&d, &to_f64(&x), &to_f64(&wt), Some(&to_f64(&b)));
         let k = d.conv.kh * d.conv.kw * ci_t;
         let err = |v: f64| atol(k) + RTOL * v.abs();
         let ny: usize = d.x_shape().iter().product();
@@ -638,7 +630,7 @@ pub async fn conv2d_backward_data(g: &Gpu) -> Outcome {
             tensor(g, &d.y_shape(), &dy, "dy")?,
             tensor(g, &d.w_shape(), &wt, "w")?,
         );
-        let gv = conv2d::backward_data_cpu(&d, &f64s(&dy), &f64s(&wt));
+        let gv = conv2d::backward_data_cpu(&d, &to_f64(&dy), &to_f64(&wt));
         let k = conv.kh * conv.kw * cout;
         let mask = dropout_mask_cpu(Philox::new(99 + ci as u64, 2), 5, nx, RATE);
         let mg = tensor(g, &d.x_shape(), &mask, "mask")?;
@@ -710,7 +702,7 @@ pub async fn dense_backward_data(g: &Gpu) -> Outcome {
             tensor(g, &[batch, fout], &dy, "dy")?,
             tensor(g, &[fin, fout], &wt, "w")?,
         );
-        let gv = dense::dense_backward_data_cpu(&f64s(&dy), &f64s(&wt), batch, fin, fout);
+        let gv = dense::dense_backward_data_cpu(&to_f64(&dy), &to_f64(&wt), batch, fin, fout);
         let nx = batch * fin;
         let mask = dropout_mask_cpu(Philox::new(55 + ci as u64, 4), 1, nx, RATE);
         let mg = tensor(g, &[batch, fin], &mask, "mask")?;
@@ -1062,7 +1054,7 @@ pub async fn batch_norm(g: &Gpu) -> Outcome {
         bn.forward_train(g, &mut s, &xt, &params, &saved, &y)?;
         bn.forward_eval(g, &mut s, &xt, &params, &ye)?;
         run(g, &[&s])?;
-        let cpu = forward_train_cpu(&f64s(&x), c, &f64s(&gamma), &f64s(&beta), eps);
+        let cpu = forward_train_cpu(&to_f64(&x), c, &to_f64(&gamma), &to_f64(&beta), eps);
         let tag = format!("batch_norm {shape:?} {act:?}");
         check_forward(
             &mut worst,
@@ -1082,12 +1074,12 @@ pub async fn batch_norm(g: &Gpu) -> Outcome {
             RTOL,
         )?;
         let pre_eval = forward_eval_cpu(
-            &f64s(&x),
+            &to_f64(&x),
             c,
-            &f64s(&gamma),
-            &f64s(&beta),
-            &f64s(&rmean),
-            &f64s(&rvar),
+            &to_f64(&gamma),
+            &to_f64(&beta),
+            &to_f64(&rmean),
+            &to_f64(&rvar),
             eps,
         );
         check_forward(
@@ -1217,7 +1209,7 @@ async fn check_twins<Op: WeightOp>(
             RTOL,
         )?;
     }
-    let pre = fwd(&f64s(&x), &f64s(&w), &f64s(&bv));
+    let pre = fwd(&to_f64(&x), &to_f64(&w), &to_f64(&bv));
     for (k, out) in outs.iter().enumerate() {
         let which = ["unpacked", "packed"][k];
         check_forward(
@@ -1229,9 +1221,9 @@ async fn check_twins<Op: WeightOp>(
             &|v| atol(kf) + RTOL * v.abs(),
             None,
         )?;
-        let gx = dgrad(&f64s(&dy), &f64s(&w));
+        let gx = dgrad(&to_f64(&dy), &to_f64(&w));
         let want_dx: Vec<f32> = Activation::Relu
-            .backward_cpu(&f64s(&x), &gx)
+            .backward_cpu(&to_f64(&x), &gx)
             .iter()
             .map(|&v| v as f32)
             .collect();

@@ -86,7 +86,7 @@
 //! tolerance; all comparisons run before the check fails, naming each
 //! failure.
 
-use super::whole_step::{adam_step_tol, gpu_normals, max_abs, read64, Checks, U};
+use super::whole_step::{self, adam_step_tol, gpu_normals, max_abs, read64, Checks};
 use super::*;
 use vae_vs_gan::data::mnist::Images;
 use vae_vs_gan::data::GpuDataset;
@@ -138,7 +138,6 @@ pub const STEPS: usize = 3;
 /// The summed reduction lengths along the deepest gradient chain (see the
 /// module doc).
 const K_CHAIN: f64 = 26_600.0;
-const GRAD_RTOL: f64 = 1e-4;
 /// tanh's own absolute error (tests/checks/activation.rs).
 const TANH_ATOL: f64 = 1e-6;
 /// Batch-norm running-average decay.
@@ -167,8 +166,7 @@ pub fn tiny(head: DHead) -> GanConfig {
 
 /// Per-element gradient tolerance for a CPU gradient of one parameter.
 fn grad_tol(g: &[f64]) -> Vec<f64> {
-    let atol = scale() * max_abs(g);
-    g.iter().map(|x| atol + GRAD_RTOL * x.abs()).collect()
+    whole_step::grad_tol(g, scale())
 }
 
 /// Which side of every branch point the GPU's step `s` took, against the

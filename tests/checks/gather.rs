@@ -112,7 +112,6 @@ pub async fn pixels_and_normals_fused(g: &Gpu, images: &Images) -> Outcome {
     let perm: Vec<u32> = (0..n as u32).rev().collect();
     let permt = Tensor::from_u32(g, &[n], &perm, "perm")?;
     let r = Philox::new(99, 4);
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     for start in [0u32, 2, 5] {
         let st = StepState::new(g, 1, 1, start)?;
         let (x1, x2) = (

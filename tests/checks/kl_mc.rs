@@ -34,8 +34,6 @@ use vae_vs_gan::ops::reduce::rounding_depth;
 use vae_vs_gan::ops::reparam::{self, clamp_logvar, reparam_forward_cpu};
 use vae_vs_gan::ops::rng::Philox;
 
-const U: f64 = 1.0 / 16_777_216.0;
-
 pub async fn all(g: &Gpu, r: &mut Report<'_>) {
     r.record("kl_mc matches cpu", matches_cpu(g).await);
     r.record(

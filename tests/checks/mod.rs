@@ -146,6 +146,20 @@ pub fn runs_here(g: &Gpu, main: vae_vs_gan::ops::gemm::Main) -> bool {
     main != Main::Subgroup || runs_subgroup_main(g)
 }
 
+/// f32 unit roundoff, 2^-24.
+pub const U: f64 = 1.0 / 16_777_216.0;
+
+/// The bit patterns of `v`: what a bit-for-bit comparison compares (NaN
+/// equal to itself, -0 apart from +0).
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// `v` as f64.
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
 /// Seeded RNG for test inputs; the seed is part of every failure's name.
 pub fn rng(seed: u64) -> rand::rngs::StdRng {
     rand::rngs::StdRng::seed_from_u64(seed)

@@ -27,8 +27,6 @@ pub async fn all(g: &Gpu, r: &mut Report<'_>) {
     );
 }
 
-const U: f64 = 1.0 / 16_777_216.0;
-
 fn sum_tol(x: &[f32]) -> f64 {
     let abs: f64 = x.iter().map(|v| v.abs() as f64).sum();
     rounding_depth(x.len()) as f64 * U * abs + 1e-30
@@ -177,11 +175,7 @@ pub async fn mean_of_rng_draws_per_step(g: &Gpu) -> Outcome {
     let a = means_of_draws(g, r, n, true).await?;
     let b = means_of_draws(g, r, n, false).await?;
     ensure(a.len() == 3, || format!("{} ring rows, want 3", a.len()))?;
-    worst.equal(
-        "means: one submit vs three",
-        &a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        &b.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-    )?;
+    worst.equal("means: one submit vs three", &bits(&a), &bits(&b))?;
     for (k, &v) in a.iter().enumerate() {
         let draws = r.uniform_cpu(k as u32, n);
         let tol = sum_tol(&draws) / n as f64 + 2.0 * U;

@@ -86,11 +86,7 @@ pub async fn u32_and_uniform(g: &Gpu) -> Outcome {
         )?;
         let got = read(g, &ft).await?;
         let want = r.uniform_cpu(7, n);
-        worst.equal(
-            &format!("uniform n={n}"),
-            &got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            &want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-        )?;
+        worst.equal(&format!("uniform n={n}"), &bits(&got), &bits(&want))?;
         ensure(got.iter().all(|&u| (0.0..1.0).contains(&u)), || {
             format!("uniform n={n}: a draw outside [0, 1)")
         })?;
@@ -180,7 +176,7 @@ async fn three_steps(
         .iter()
         .map(|l| l.values[0].to_bits())
         .collect();
-    let last: Vec<u32> = read(g, &out).await?.iter().map(|v| v.to_bits()).collect();
+    let last = bits(&read(g, &out).await?);
     Ok((ring, last))
 }
 

@@ -61,7 +61,7 @@
 //! The log has the worst error of each comparison as a fraction of its
 //! tolerance.
 
-use super::whole_step::{adam_step_tol, gpu_normals, max_abs, read64, Checks, U};
+use super::whole_step::{self, adam_step_tol, gpu_normals, max_abs, read64, Checks};
 use super::*;
 use vae_vs_gan::data::mnist::Images;
 use vae_vs_gan::data::GpuDataset;
@@ -76,7 +76,6 @@ pub const STEPS: usize = 3;
 /// The longest reduction of the step (last transposed conv's weight and
 /// bias gradients: 8 x 28 x 28).
 const K_MAX: f64 = 6272.0;
-const GRAD_RTOL: f64 = 1e-4;
 pub const KL_ATOL: f64 = 1e-6;
 
 /// The whole steps the browser runs: both KL estimators on the
@@ -111,8 +110,7 @@ pub fn tiny() -> VaeConfig {
 
 /// Per-element gradient tolerance for a CPU gradient of one parameter.
 fn grad_tol(g: &[f64]) -> Vec<f64> {
-    let atol = grad_atol_scale() * max_abs(g);
-    g.iter().map(|x| atol + GRAD_RTOL * x.abs()).collect()
+    whole_step::grad_tol(g, grad_atol_scale())
 }
 
 /// [`STEPS`] steps of `cfg` on `images`, each against the reference from

@@ -6,15 +6,20 @@ use super::*;
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::ops::rng::{fill_normal, Philox, NORMAL_ATOL};
 
-/// f32 unit roundoff.
-pub const U: f64 = 1.0 / 16_777_216.0;
-
 pub fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |m, x| m.max(x.abs()))
 }
 
-pub fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
+/// The contract's fp32 relative tolerance of a gradient element.
+pub const GRAD_RTOL: f64 = 1e-4;
+
+/// Per-element tolerance of one parameter's reference gradient `g`:
+/// `scale x max|g|` (a step's rounding, `4 u sqrt(K)` of the largest
+/// element: cancellation makes small elements' relative error useless)
+/// plus [`GRAD_RTOL`] of each element.
+pub fn grad_tol(g: &[f64], scale: f64) -> Vec<f64> {
+    let atol = scale * max_abs(g);
+    g.iter().map(|x| atol + GRAD_RTOL * x.abs()).collect()
 }
 
 /// A tensor's values as f64, awaited.

@@ -84,7 +84,7 @@ pub fn run(step: &Step) {
 }
 
 #[allow(unused_imports)] // not every including crate uses every helper
-pub use crate::checks::{away_from_zero, rng, uniform};
+pub use crate::checks::{away_from_zero, bits, rng, to_f64, uniform};
 
 /// Run one of the shared checks (tests/checks) to its end on this thread
 /// and fail the test with its failure; the figures go to stderr.
@@ -138,10 +138,6 @@ pub fn fd_grad(f: impl Fn(&[f64]) -> f64, x: &[f64], h: f64) -> Vec<f64> {
 /// output is `b`, used to turn a vector backward into a gradient check.
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-pub fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
 }
 
 /// `r` failed, with an error message that names every one of `parts` (the

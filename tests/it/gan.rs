@@ -32,10 +32,6 @@ fn dataset(g: &Gpu, n: usize) -> GpuDataset {
     GpuDataset::upload(g, &imgs, "train").unwrap()
 }
 
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
-
 /// Every parameter and running statistic of `gan`, read back.
 fn state_of(g: &Gpu, gan: &Gan) -> Vec<(String, Vec<f32>)> {
     gan.checkpoint(g)

@@ -5,7 +5,7 @@
 //! every wait on a device, and the shared test device serves other tests
 //! in parallel.
 
-use crate::common::mnist_dir;
+use crate::common::{bits, mnist_dir};
 use vae_vs_gan::data::{self, Dataset, GpuDataset, Split};
 use vae_vs_gan::gpu::{LimitsPolicy, StepLosses, StepState};
 use vae_vs_gan::io::Checkpoint;
@@ -169,12 +169,8 @@ fn same_as_one_step_at_a_time(
     assert_eq!(tail.len(), capacity);
     for r in &tail {
         assert_eq!(
-            rows[r.step as usize]
-                .values
-                .iter()
-                .map(|v| v.to_bits())
-                .collect::<Vec<_>>(),
-            r.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            bits(&rows[r.step as usize].values),
+            bits(&r.values),
             "{name}: losses of step {}",
             r.step
         );
