@@ -12,6 +12,7 @@ use clap::Parser;
 use vae_vs_gan::compare::{compare, CompareOptions};
 use vae_vs_gan::data::Dataset;
 use vae_vs_gan::models::vae::KlEstimator;
+use vae_vs_gan::train::budget::{self, Budget};
 use vae_vs_gan::train::session::{choose_preset, open_gpu, DeviceArgs};
 use vae_vs_gan::train::Preset;
 
@@ -88,6 +89,20 @@ struct Args {
     /// reused, interrupted ones continue from their last epoch.
     #[arg(long)]
     resume: bool,
+    /// Train each model, per seed, for this many seconds of its training
+    /// loop (scoring and checkpoints not counted) instead of its preset's
+    /// epochs: verdicts at an equal budget, with curves.
+    #[arg(long, value_parser = budget::parse_seconds, conflicts_with = "budget_images")]
+    budget_seconds: Option<f64>,
+    /// Train each model, per seed, on this many images instead of its
+    /// preset's epochs (may end mid-epoch; more than the preset's epochs
+    /// trains on past them).
+    #[arg(long, value_parser = budget::parse_images)]
+    budget_images: Option<u64>,
+    /// Score each model at this many evenly spaced points of its training,
+    /// and at the start (default: 15 with a budget; none without).
+    #[arg(long)]
+    curve_points: Option<usize>,
     #[command(flatten)]
     device: DeviceArgs,
 }
@@ -123,10 +138,12 @@ fn run() -> anyhow::Result<()> {
     }
     o.overwrite = a.overwrite;
     o.resume = a.resume;
+    o.budget = Budget::from_flags(a.budget_seconds, a.budget_images)?;
+    o.curve_points = a.curve_points;
     let report = compare(&gpu, &o)?;
     println!("{}", report.table());
     for v in &report.verdicts {
-        println!("{}: {}", v.claim, v.outcome.text());
+        println!("{}", v.line());
     }
     eprintln!("wrote {}", a.out.join("report.md").display());
     Ok(())

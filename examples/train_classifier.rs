@@ -126,13 +126,15 @@ fn run() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: cannot create output folder: {e}", a.out.display()))?;
     let t0 = Instant::now();
     for epoch in 0..a.epochs {
-        let pb = progress_bar(train_gpu.batches(a.batch_size), epoch, a.epochs);
+        let pb = progress_bar(train_gpu.batches(a.batch_size), epoch, Some(a.epochs));
         let plan = EpochPlan {
             seed: a.seed,
             epoch,
             batch: a.batch_size,
             names: &["ce"],
             from: None,
+            until_step: None,
+            until_seconds: None,
         };
         let EpochOutcome::Done(run) = run_epoch(&gpu, &step.step, &state, &train_gpu, &plan, &pb)?
         else {

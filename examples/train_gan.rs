@@ -57,7 +57,7 @@ fn run() -> anyhow::Result<()> {
     } = Args::parse();
     let out = a.out_dir("target/gan")?;
     let gpu = open_gpu(&a.device)?;
-    let mut common = a.into_options(&gpu, out.clone());
+    let mut common = a.into_options(&gpu, out.clone())?;
     common.label_noise = label_noise;
     common.fresh_noise_for_g = fresh_noise_for_g;
     let run = GanRun {

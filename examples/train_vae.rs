@@ -44,7 +44,7 @@ fn run() -> anyhow::Result<()> {
     } = Args::parse();
     let out = a.out_dir("target/vae")?;
     let gpu = open_gpu(&a.device)?;
-    let mut common = a.into_options(&gpu, out.clone());
+    let mut common = a.into_options(&gpu, out.clone())?;
     common.kl = kl;
     let run = VaeRun { common, binarize };
     train_vae(&gpu, &run)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::compare::cost::{gan_step_cost, vae_step_cost, StepCost};
-use crate::compare::figures::{Column, Figure, Figures, Stat};
+use crate::compare::figures::{key, Column, Figure, Figures, Stat};
 use crate::compare::load::metrics_beside;
 use crate::compare::options::CompareOptions;
 use crate::compare::score::{classify, score};
@@ -18,9 +18,10 @@ use crate::models::gan::Gan;
 use crate::models::vae::Vae;
 use crate::ops::gather::PixelMap;
 use crate::ops::rng::Philox;
-use crate::train::gan_run::{train_gan, GanRun};
+use crate::train::budget::PointFigures;
+use crate::train::gan_run::{train_gan_scored, GanRun};
 use crate::train::session::prior_grid;
-use crate::train::vae_run::{train_vae, VaeRun};
+use crate::train::vae_run::{train_vae_scored, VaeRun};
 use crate::train::Metrics;
 
 /// Side of the latent grid over the prior.
@@ -152,6 +153,14 @@ pub(crate) struct ModelSeed {
 }
 
 impl ModelSeed {
+    /// The model's curve: its training run's points (none for a loaded
+    /// checkpoint or a run without a curve).
+    pub fn curve(&self) -> Vec<crate::train::budget::CurvePoint> {
+        self.metrics
+            .as_ref()
+            .map_or(Vec::new(), |m| m.curve.clone())
+    }
+
     /// Push the model's own figures, and classify its latent grid.
     pub fn push_into(
         &self,
@@ -207,6 +216,41 @@ fn with_model<M>(
     }
 }
 
+/// The most samples a curve point scores: enough for FID and precision and
+/// recall to rank models, few enough that 16 points cost little beside the
+/// training.
+pub const POINT_SAMPLES: usize = 1000;
+
+/// What scores a model's samples at each point of its curve: the sample
+/// figures ([`score`]) of `n` samples from fixed latents, through the
+/// comparison's classifier, against the real test images' features.
+pub(crate) struct PointScorer<'a> {
+    pub classifier: &'a Classifier,
+    pub reference: &'a [f32],
+    pub n: usize,
+    /// The fixed latents' seed.
+    pub seed: u64,
+}
+
+impl PointScorer<'_> {
+    /// Every sample figure of `pixels`, by name ([`crate::compare::figures::key`]).
+    fn figures(&self, gpu: &Gpu, pixels: &[f32]) -> Result<PointFigures> {
+        let mut figs = Figures::default();
+        score(
+            gpu,
+            self.classifier,
+            self.reference,
+            &mut figs,
+            Column::Vae,
+            pixels,
+        )?;
+        Ok(Figure::ALL
+            .into_iter()
+            .filter_map(|f| Some((key(f), figs.stat(Column::Vae, f)?.mean)))
+            .collect())
+    }
+}
+
 /// Train (or take the loaded) VAE of `seed` and measure it.
 pub(crate) fn vae_seed(
     gpu: &Gpu,
@@ -215,6 +259,7 @@ pub(crate) fn vae_seed(
     id: Option<&str>,
     loaded: Option<&Vae>,
     real: &Reference,
+    points: &PointScorer,
 ) -> Result<ModelSeed> {
     let t = Instant::now();
     let (samples, iwae_images) = opts.sizes();
@@ -223,7 +268,11 @@ pub(crate) fn vae_seed(
         binarize: false,
     };
     let from_ckpt = loaded.zip(opts.vae_ckpt.as_deref());
-    let train = |g: &Gpu| train_vae(g, &run);
+    let train = |g: &Gpu| {
+        train_vae_scored(g, &run, &mut |g, vae| {
+            points.figures(g, &vae.sample(g, points.n, points.seed)?)
+        })
+    };
     with_model(
         gpu,
         from_ckpt,
@@ -236,9 +285,10 @@ pub(crate) fn vae_seed(
                 vae_step_cost(g, &vae.config, &real.probe)?,
             ));
             // The last epoch's test ELBO of a run trained here; computed afresh
-            // for a loaded checkpoint.
+            // for a loaded checkpoint, and after a budget (which ends
+            // mid-epoch as a rule).
             let elbo = match metrics.as_ref().and_then(|m| m.epochs.last()?.test_loss) {
-                Some(l) if loaded.is_none() => l,
+                Some(l) if loaded.is_none() && opts.budget.is_none() => l,
                 _ => vae.test_loss(g, &GpuDataset::upload(g, &real.test, "test")?, 500)?,
             };
             own.push((Figure::TestNegElbo, elbo));
@@ -306,6 +356,11 @@ fn iwae_with_progress(
     Ok(nll.iter().sum::<f64>() / nll.len() as f64)
 }
 
+/// The GAN's tanh outputs in [0, 1] pixels.
+fn unit(v: Vec<f32>) -> Vec<f32> {
+    v.into_iter().map(|x| (x + 1.0) * 0.5).collect()
+}
+
 /// Train (or take the loaded) GAN of `seed` and sample it.
 pub(crate) fn gan_seed(
     gpu: &Gpu,
@@ -314,6 +369,7 @@ pub(crate) fn gan_seed(
     id: Option<&str>,
     loaded: Option<&Gan>,
     probe: &GpuDataset,
+    points: &PointScorer,
 ) -> Result<ModelSeed> {
     let (samples, _) = opts.sizes();
     let run = GanRun {
@@ -322,15 +378,17 @@ pub(crate) fn gan_seed(
         head: None,
     };
     let from_ckpt = loaded.zip(opts.gan_ckpt.as_deref());
-    let train = |g: &Gpu| train_gan(g, &run);
+    let train = |g: &Gpu| {
+        train_gan_scored(g, &run, &mut |g, gan| {
+            points.figures(g, &unit(gan.sample(g, points.n, points.seed)?))
+        })
+    };
     with_model(
         gpu,
         from_ckpt,
         train,
         &run.common.out,
         |g, gan, metrics, source| {
-            let unit =
-                |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| (x + 1.0) * 0.5).collect() };
             let samples_px = unit(gan.sample(g, samples, 1000 + seed as u64)?);
             let grid = (gan.config.latent == 2)
                 .then(|| gan.generate(g, &prior_grid(GRID)).map(unit))

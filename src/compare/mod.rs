@@ -3,6 +3,7 @@
 //! committed classifier, decide the article's claims, write the report.
 //!
 //! - [`figures`]: the table of measured values (per seed, mean ± std);
+//! - [`curves`]: quality as training goes, and where the curves cross;
 //! - [`score`]: one image set's sample figures;
 //! - [`verdict`]: the claims as rules over the figures;
 //! - [`report`]: report.md and report.json;
@@ -17,6 +18,7 @@
 //! - [`run`]: the whole comparison.
 
 pub mod cost;
+pub mod curves;
 pub mod figures;
 pub mod load;
 pub mod measure;

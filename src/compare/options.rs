@@ -10,6 +10,7 @@ use crate::compare::verdict::MIN_SEEDS;
 use crate::data::{Dataset, PIXELS};
 use crate::error::{Error, Result};
 use crate::models::vae::KlEstimator;
+use crate::train::budget::{Budget, CurvePlan, DEFAULT_POINTS, MAX_POINTS};
 use crate::train::options::check_label_noise_flag;
 use crate::train::session::{check_writable, RunOptions, CHECKPOINT};
 use crate::train::Preset;
@@ -67,6 +68,12 @@ pub struct CompareOptions {
     /// (finished ones are reused as they are, interrupted ones continue
     /// from their last epoch, missing ones start), then score everything.
     pub resume: bool,
+    /// Train each model, per seed, until this budget is spent instead of
+    /// for its preset's epochs ([`crate::train::budget`]).
+    pub budget: Option<Budget>,
+    /// Score each model at this many marks along its training (default:
+    /// [`DEFAULT_POINTS`] with a budget, none without).
+    pub curve_points: Option<usize>,
 }
 
 impl CompareOptions {
@@ -102,6 +109,28 @@ impl CompareOptions {
             },
             overwrite: false,
             resume: false,
+            budget: None,
+            curve_points: None,
+        }
+    }
+
+    /// The training runs' curve: with a budget or `--curve-points`.
+    pub fn curve(&self) -> Option<CurvePlan> {
+        match (self.curve_points, self.budget) {
+            (Some(points), _) => Some(CurvePlan { points }),
+            (None, Some(_)) => Some(CurvePlan {
+                points: DEFAULT_POINTS,
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// How long each model trained, in words: `an equal budget of 300 s
+    /// per model` or `the smoke preset's epochs`.
+    pub fn training_words(&self) -> String {
+        match self.budget {
+            Some(b) => format!("an equal budget of {} per model", b.describe()),
+            None => format!("the {} preset's epochs", self.preset_label()),
         }
     }
 
@@ -201,6 +230,8 @@ impl CompareOptions {
         }
         r.data_dir = Some(self.data_dir());
         r.reuse_finished = true;
+        r.budget = self.budget;
+        r.curve = self.curve();
         Ok(r)
     }
 }
@@ -248,6 +279,19 @@ pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
         return Err(invalid(
             "--vae-ckpt/--gan-ckpt score one trained model: --seeds must be 1",
         ));
+    }
+    if o.budget.is_some() && (o.vae_ckpt.is_some() || o.gan_ckpt.is_some()) {
+        return Err(invalid(
+            "a budget says how long to train both models; --vae-ckpt/--gan-ckpt score models \
+             already trained: give one or the other",
+        ));
+    }
+    if let Some(p) = o.curve_points {
+        if !(2..=MAX_POINTS).contains(&p) {
+            return Err(invalid(format!(
+                "--curve-points {p}: must be in 2..={MAX_POINTS}"
+            )));
+        }
     }
     if !(MIN_SAMPLES..=MAX_SAMPLES).contains(&samples) {
         return Err(invalid(format!(
@@ -318,6 +362,47 @@ pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
                 "this folder already holds a comparison: pass --resume to continue its \
                  training runs, --overwrite to replace it, or choose another --out",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse to `--resume` training runs with a budget or curve other than
+/// theirs, naming both, before anything is scored or trained.
+pub(crate) fn check_resumed_runs(o: &CompareOptions, id: Option<&str>) -> Result<()> {
+    if !o.resume {
+        return Ok(());
+    }
+    for seed in 0..o.seeds {
+        for model in ["vae", "gan"] {
+            let dir = o.seed_dir(seed, model);
+            if run_state(&dir, id)? != RunState::Own {
+                continue;
+            }
+            let path = dir.join(CHECKPOINT);
+            let meta = crate::io::Checkpoint::load(&path)?.metadata;
+            let mut r = RunOptions::new(o.preset, &dir);
+            (r.budget, r.curve) = (o.budget, o.curve());
+            let ours = r.with_common(Vec::new());
+            for (key, flag) in [
+                ("budget", "--budget-seconds/--budget-images"),
+                ("curve_points", "--curve-points"),
+            ] {
+                let saved = meta.get(key).map_or("none", String::as_str);
+                let want = ours
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or("none", |(_, v)| v.as_str());
+                if saved != want {
+                    return Err(Error::data(
+                        &path,
+                        format!(
+                            "this run was trained with {key} {saved}, the resumed comparison asks \
+                             for {want}: resume with the same {flag} (or start another --out)"
+                        ),
+                    ));
+                }
+            }
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::compare::curves::Curves;
 use crate::compare::figures::{Figure, Figures};
 use crate::compare::verdict::{Verdict, Vote};
 use crate::error::{Error, Result};
@@ -32,6 +33,13 @@ pub const DIFFERENCES: &str = include_str!("differences.md");
 #[derive(Clone, Debug)]
 pub struct Report {
     pub adapter: AdapterDesc,
+    /// How long the models trained, in words ("an equal budget of 300 s
+    /// per model", "the smoke preset's training").
+    pub training: String,
+    /// Each model's curve per seed (empty without a budget or curve).
+    pub curves: Curves,
+    /// The curve pictures written, with their figures.
+    pub curve_pictures: Vec<(String, Figure)>,
     /// The dataset's name (`mnist`, `fashion`).
     pub dataset: String,
     pub preset: String,
@@ -59,6 +67,8 @@ impl Report {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "adapter": self.adapter,
+            "training": self.training,
+            "curves": self.curves.to_json(),
             "dataset": self.dataset,
             "preset": self.preset,
             "settings": self.settings,
@@ -166,14 +176,15 @@ impl Report {
         m += &self.summary();
         m += "\n";
         m += &format!(
-            "Adapter: **{}** ({}, {}). Preset `{}`, {} seed(s) (mean ± sample standard \
-             deviation over seeds where there are several). {} samples per model, scored \
+            "Adapter: **{}** ({}, {}). Preset `{}`, trained for {}; {} seed(s) (mean ± \
+             sample standard deviation over seeds where there are several). {} samples per model, scored \
              against the first {} {} test images; IWAE bound with k = {} on the first {} \
              test images. Whole comparison: {:.0} s.\n\n",
             a.name,
             a.backend,
             a.device_type,
             self.preset,
+            self.training,
             self.seeds,
             self.samples,
             self.reference_images,
@@ -198,9 +209,13 @@ impl Report {
             self.cost_batch
         );
         m += &self.table();
+        if !self.curves.is_empty() {
+            m += "\n## Quality as training goes\n\n";
+            m += &self.curves.markdown(&self.curve_pictures);
+        }
         m += "\n## The article's claims\n\n";
         for v in &self.verdicts {
-            m += &format!("- **{}**: {}\n", v.claim, v.outcome.text());
+            m += &format!("- **{}**: {} ({})\n", v.claim, v.outcome.text(), v.at);
             for e in &v.evidence {
                 let mark = match e.vote {
                     Vote::Favours => "favours the claim",

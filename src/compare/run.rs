@@ -5,18 +5,20 @@
 use std::time::Instant;
 
 use crate::compare::cost::probe_data;
+use crate::compare::curves::Curves;
 use crate::compare::figures::{Column, Figures};
 use crate::compare::load::{load_classifier, load_gan, load_vae};
 use crate::compare::measure::{
-    baselines, bernoulli_draws, elapsed, gan_seed, to_unit, vae_seed, Reference,
+    baselines, bernoulli_draws, elapsed, gan_seed, to_unit, vae_seed, PointScorer, Reference,
+    POINT_SAMPLES,
 };
-use crate::compare::options::{check_options, invalid, CompareOptions};
+use crate::compare::options::{check_options, check_resumed_runs, invalid, CompareOptions};
 use crate::compare::output::{write_pictures, Pictures};
 use crate::compare::report::{write_report, Report};
 use crate::compare::runs;
 use crate::compare::score::{classify, own_figures, score};
 use crate::compare::settings::settings;
-use crate::compare::verdict::{sufficiency, verdicts};
+use crate::compare::verdict::{sufficiency, verdicts, CLAIMS};
 use crate::data::{self, Split, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -59,6 +61,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     // Before any run starts: the runs this comparison trains carry its id.
     let id = runs::begin(&opts.out, opts.resume)?;
     let id = id.as_deref();
+    check_resumed_runs(opts, id)?;
     // An earlier report stays until the new one replaces it (atomically,
     // last): an interrupted comparison loses nothing already written.
 
@@ -77,11 +80,18 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     eprintln!("  done at {}", elapsed(t0));
 
     let mut pics = Pictures::default();
+    let mut curves = Curves::default();
     let mut sources = (String::new(), String::new());
     for seed in 0..opts.seeds {
         eprintln!("compare: seed {seed} of {}", opts.seeds);
         let first = seed == 0;
-        let s = vae_seed(gpu, opts, seed, id, loaded_vae.as_ref(), &real)?;
+        let points = PointScorer {
+            classifier: &classifier,
+            reference: &real.features,
+            n: samples.min(POINT_SAMPLES),
+            seed: 5000 + seed as u64,
+        };
+        let s = vae_seed(gpu, opts, seed, id, loaded_vae.as_ref(), &real, &points)?;
         score(
             gpu,
             &classifier,
@@ -100,6 +110,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
             &draws,
         )?;
         s.push_into(&mut figs, gpu, &classifier, Column::Vae)?;
+        curves.vae.push(s.curve());
         sources.0 = s.source.clone();
         if first {
             pics.vae_samples = s.samples;
@@ -109,7 +120,15 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
             pics.vae_metrics = s.metrics;
         }
         eprintln!("  VAE scored at {}", elapsed(t0));
-        let s = gan_seed(gpu, opts, seed, id, loaded_gan.as_ref(), &real.probe)?;
+        let s = gan_seed(
+            gpu,
+            opts,
+            seed,
+            id,
+            loaded_gan.as_ref(),
+            &real.probe,
+            &points,
+        )?;
         score(
             gpu,
             &classifier,
@@ -119,6 +138,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
             &s.samples,
         )?;
         s.push_into(&mut figs, gpu, &classifier, Column::Gan)?;
+        curves.gan.push(s.curve());
         sources.1 = s.source.clone();
         if first {
             pics.gan_samples = s.samples;
@@ -135,9 +155,35 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
             .unwrap_or_else(|| opts.seed_dir(0, model).join(CHECKPOINT))
     };
     let settings = settings(&ckpt(&opts.vae_ckpt, "vae"), &ckpt(&opts.gan_ckpt, "gan"))?;
-    let enough = sufficiency(opts.weakest_preset().name(), opts.seeds);
+    let curve_pictures = curves.write_pictures(&opts.out)?;
+    let enough = sufficiency(
+        opts.weakest_preset().name(),
+        opts.seeds,
+        opts.budget.is_some(),
+    );
+    let adapter = AdapterDesc::of(gpu);
+    let when = if opts.budget.is_some() { "at" } else { "after" };
+    let trained = format!("{when} {} on {}", opts.training_words(), adapter.name);
+    let timed = format!(
+        "the training steps timed at batch {} on {}",
+        opts.cost_batch, adapter.name
+    );
+    let verdicts = verdicts(&figs, &enough)
+        .into_iter()
+        .map(|v| {
+            let at = if v.claim == CLAIMS[1] {
+                &timed
+            } else {
+                &trained
+            };
+            v.with_basis(at.clone())
+        })
+        .collect();
     let report = Report {
-        adapter: AdapterDesc::of(gpu),
+        adapter,
+        training: opts.training_words(),
+        curves,
+        curve_pictures,
         dataset: opts.dataset.name().to_string(),
         preset: opts.preset_label(),
         settings,
@@ -149,7 +195,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
         iwae_k: opts.iwae_k,
         vae_source: sources.0,
         gan_source: sources.1,
-        verdicts: verdicts(&figs, &enough),
+        verdicts,
         figures: figs,
         seconds: t0.elapsed().as_secs_f64(),
     };

@@ -11,7 +11,10 @@
 //! A run too short to mean anything (the smoke or tiny preset, or fewer
 //! than [`MIN_SEEDS`] seeds) gets no verdict on the claims about trained
 //! models: the figures are listed with "insufficient training: no
-//! verdict". The cost claim (claim 2) needs no training: its figures come
+//! verdict". With a training budget the preset does not say how long the
+//! models trained: 3 seeds give verdicts that hold at that budget (and say
+//! so), which is the fair question (Lucic et al. 2018 compare GANs at an
+//! equal computational budget). The cost claim (claim 2) needs no training: its figures come
 //! from the cost probe ([`crate::compare::cost`]), whose speed is timed
 //! [`MIN_REPEATS`] or more times per seed, so it is decided on any run,
 //! its noise the spread of those timings ([`cost_sufficiency`]).
@@ -76,6 +79,27 @@ pub struct Verdict {
     pub claim: &'static str,
     pub outcome: Outcome,
     pub evidence: Vec<Evidence>,
+    /// What the verdict holds for: the training and the adapter ("at an
+    /// equal budget of 300 s per model on llvmpipe"); empty until the
+    /// comparison says ([`Verdict::with_basis`]).
+    pub at: String,
+}
+
+impl Verdict {
+    /// The verdict, holding `at` (see [`Verdict::at`]).
+    pub fn with_basis(mut self, at: String) -> Verdict {
+        self.at = at;
+        self
+    }
+
+    /// `claim: outcome (at ...)`: the one line a verdict is told in.
+    pub fn line(&self) -> String {
+        if self.at.is_empty() {
+            format!("{}: {}", self.claim, self.outcome.text())
+        } else {
+            format!("{}: {} ({})", self.claim, self.outcome.text(), self.at)
+        }
+    }
 }
 
 /// The claims, in the article's order.
@@ -86,9 +110,11 @@ pub const CLAIMS: [&str; 4] = [
     "the GAN covers the data's modes (all ten digits)",
 ];
 
-/// Is the training long enough for verdicts? `Err` says why not.
-pub fn sufficiency(preset: &str, seeds: usize) -> Result<(), String> {
-    if preset == "smoke" || preset == "tiny" {
+/// Is the training long enough for verdicts? `Err` says why not. With a
+/// budget (`budgeted`) the preset does not decide how long the models
+/// trained: any budget gets verdicts, which hold at that budget.
+pub fn sufficiency(preset: &str, seeds: usize, budgeted: bool) -> Result<(), String> {
+    if !budgeted && (preset == "smoke" || preset == "tiny") {
         Err(format!(
             "insufficient training: no verdict ({preset} preset)"
         ))
@@ -200,6 +226,7 @@ fn decide(
             claim,
             outcome: Outcome::NoVerdict(missing.into()),
             evidence: Vec::new(),
+            at: String::new(),
         };
     };
     let outcome = match enough {
@@ -210,6 +237,7 @@ fn decide(
         claim,
         outcome,
         evidence,
+        at: String::new(),
     }
 }
 

@@ -27,10 +27,10 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::data(path, format!("cannot draw plot: {e}"))
 }
 
-/// Encode an RGB buffer of `W x H` as PNG at `path`.
-fn save_rgb(path: &Path, buf: Vec<u8>) -> Result<()> {
+/// Encode an RGB buffer of `w x h` as PNG at `path`.
+fn save_rgb(path: &Path, (w, h): (u32, u32), buf: Vec<u8>) -> Result<()> {
     let img =
-        image::RgbImage::from_raw(W, H, buf).ok_or_else(|| plot_err(path, "bad buffer size"))?;
+        image::RgbImage::from_raw(w, h, buf).ok_or_else(|| plot_err(path, "bad buffer size"))?;
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .map_err(|e| plot_err(path, e))?;
@@ -110,7 +110,7 @@ fn chart(
             .map_err(|e| plot_err(path, e))?;
         root.present().map_err(|e| plot_err(path, e))?;
     }
-    save_rgb(path, buf)
+    save_rgb(path, (W, H), buf)
 }
 
 /// Line plot of named series of `(x, y)` points.
@@ -162,4 +162,86 @@ pub fn scatter_by_class(
         }
         Ok(())
     })
+}
+
+/// A mean curve and its spread: `(x, mean, std)` points.
+pub struct Band {
+    pub name: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// One panel of [`band_panels`]: its x axis and its bands.
+pub struct Panel {
+    pub x_label: String,
+    pub bands: Vec<Band>,
+}
+
+/// Side of one panel, in pixels.
+const PANEL: u32 = 420;
+
+/// Panels side by side under one title, each band drawn as its mean line
+/// over a shaded mean ± std area (no area where every std is 0).
+pub fn band_panels(path: &Path, title: &str, y_label: &str, panels: &[Panel]) -> Result<()> {
+    register_font();
+    let (w, h) = (PANEL * panels.len().max(1) as u32, PANEL);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let root = root
+            .titled(title, ("sans-serif", 20))
+            .map_err(|e| plot_err(path, e))?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (area, panel) in areas.iter().zip(panels) {
+            let pts = || panel.bands.iter().flat_map(|b| b.points.iter());
+            let xr = range(pts().map(|p| p.0));
+            let yr = range(pts().flat_map(|p| [p.1 - p.2, p.1 + p.2]));
+            let mut chart = ChartBuilder::on(area)
+                .margin(10)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+                .map_err(|e| plot_err(path, e))?;
+            chart
+                .configure_mesh()
+                .x_desc(panel.x_label.as_str())
+                .y_desc(y_label)
+                .x_labels(5)
+                .label_style(("sans-serif", 12))
+                .draw()
+                .map_err(|e| plot_err(path, e))?;
+            for (i, band) in panel.bands.iter().enumerate() {
+                let col = color(i);
+                if band.points.iter().any(|p| p.2 > 0.0) {
+                    let upper = band.points.iter().map(|p| (p.0, p.1 + p.2));
+                    let lower = band.points.iter().rev().map(|p| (p.0, p.1 - p.2));
+                    chart
+                        .draw_series(std::iter::once(Polygon::new(
+                            upper.chain(lower).collect::<Vec<_>>(),
+                            col.mix(0.2).filled(),
+                        )))
+                        .map_err(|e| plot_err(path, e))?;
+                }
+                chart
+                    .draw_series(LineSeries::new(
+                        band.points.iter().map(|p| (p.0, p.1)),
+                        col.stroke_width(2),
+                    ))
+                    .map_err(|e| plot_err(path, e))?
+                    .label(band.name.as_str())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], col.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(|e| plot_err(path, e))?;
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    save_rgb(path, (w, h), buf)
 }

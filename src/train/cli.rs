@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::train::budget::{self, Budget};
 use crate::train::options::DeviceArgs;
 use crate::train::session::{choose_preset, RunOptions};
 use crate::train::Preset;
@@ -46,6 +47,14 @@ pub struct CommonArgs {
     /// Replace a run already in --out.
     #[arg(long)]
     pub overwrite: bool,
+    /// Train for this many seconds of the training loop (scoring and
+    /// checkpoints not counted) instead of the preset's epochs.
+    #[arg(long, value_parser = budget::parse_seconds, conflicts_with_all = ["epochs", "budget_images"])]
+    pub budget_seconds: Option<f64>,
+    /// Train on this many images instead of the preset's epochs (the last
+    /// step completes: a whole batch).
+    #[arg(long, value_parser = budget::parse_images, conflicts_with = "epochs")]
+    pub budget_images: Option<u64>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -73,8 +82,8 @@ impl CommonArgs {
 
     /// The run these options describe, on `gpu` (which picks the default
     /// preset), writing to `out`.
-    pub fn into_options(self, gpu: &Gpu, out: PathBuf) -> RunOptions {
-        RunOptions {
+    pub fn into_options(self, gpu: &Gpu, out: PathBuf) -> Result<RunOptions> {
+        Ok(RunOptions {
             preset: choose_preset(gpu, self.preset),
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -94,7 +103,9 @@ impl CommonArgs {
             fresh_noise_for_g: false,
             kl: crate::models::vae::KlEstimator::Analytic,
             comparison: None,
-        }
+            budget: Budget::from_flags(self.budget_seconds, self.budget_images)?,
+            curve: None,
+        })
     }
 }
 

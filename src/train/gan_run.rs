@@ -10,9 +10,9 @@ use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
+use crate::train::budget::PointFigures;
 use crate::train::session::{
-    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Schedule,
-    Session,
+    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Session,
 };
 use crate::train::{EpochMetrics, Metrics, Preset};
 
@@ -40,6 +40,16 @@ impl GanRun {
 /// Train (or continue, with `resume`) and return the metrics; every epoch
 /// writes its sample grid, `metrics.json` and the checkpoint into `out`.
 pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
+    train_gan_scored(gpu, run, &mut |_, _| Ok(PointFigures::new()))
+}
+
+/// [`train_gan`], with `score` measuring the model at each point of the
+/// run's curve ([`RunOptions::curve`]).
+pub fn train_gan_scored(
+    gpu: &Gpu,
+    run: &GanRun,
+    score: &mut dyn FnMut(&Gpu, &Gan) -> Result<PointFigures>,
+) -> Result<(Gan, Metrics)> {
     let opts = &run.common;
     let (preset, out) = (opts.preset, opts.out.as_path());
     let p = preset.gan();
@@ -105,7 +115,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
             config.fresh_noise_for_g.to_string(),
         ),
     ];
-    let meta = opts.with_comparison(meta);
+    let meta = opts.with_common(meta);
     let mut session = Session::start(
         gpu,
         out,
@@ -121,12 +131,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
     // Every refusal (the checkpoint's settings, a batch larger than the
     // data) came before this: a refused run leaves no folder behind.
     create_out(out, opts.resume, opts.overwrite)?;
-    let schedule = Schedule {
-        seed: config.seed,
-        batch: config.batch,
-        epochs,
-        names: &["g_loss", "d_loss"],
-    };
+    let schedule = opts.schedule(config.seed, config.batch, epochs, &["g_loss", "d_loss"]);
     session.run_epochs(
         &ts.step,
         &train_gpu,
@@ -158,6 +163,7 @@ pub fn train_gan(gpu: &Gpu, run: &GanRun) -> Result<(Gan, Metrics)> {
             };
             Ok(m)
         },
+        || score(gpu, &gan),
     )?;
     let metrics = session.metrics;
     if opts.plots {

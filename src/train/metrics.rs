@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::gpu::{AllocatorFigures, Gpu, StepStats};
 use crate::io::write_atomic;
+use crate::train::budget::CurvePoint;
 
 /// The adapter a run used.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -89,6 +90,10 @@ pub struct Metrics {
     /// (only Vulkan and DX12 do) and in files from before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_allocator: Option<AllocatorFigures>,
+    /// The model scored along the way ([`crate::train::budget`]): empty
+    /// for a run without a curve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub curve: Vec<CurvePoint>,
 }
 
 impl Metrics {

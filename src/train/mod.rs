@@ -2,6 +2,7 @@
 //! epoch loop, the session (resume, checkpoints, metrics), and the metrics
 //! file.
 
+pub mod budget;
 pub mod cli;
 pub mod gan_run;
 pub mod interrupt;

@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{AutotunePolicy, Gpu, GpuOptions};
 use crate::io::Checkpoint;
 use crate::models::vae::KlEstimator;
+use crate::train::budget::{Budget, CurvePlan, MAX_POINTS};
 use crate::train::out::resume_path;
-use crate::train::session::META_COMPARISON;
+use crate::train::session::{Schedule, META_COMPARISON};
 use crate::train::Preset;
 
 /// What every training run can be told; `None` takes the preset's value.
@@ -50,6 +51,11 @@ pub struct RunOptions {
     /// checkpoint's metadata as [`META_COMPARISON`]): how a resumed
     /// comparison tells its own runs from those of one it replaced.
     pub comparison: Option<String>,
+    /// Train until this budget is spent instead of for the preset's
+    /// epochs ([`crate::train::budget`]).
+    pub budget: Option<Budget>,
+    /// Score the model along the way, at this many marks.
+    pub curve: Option<CurvePlan>,
 }
 
 impl RunOptions {
@@ -74,16 +80,44 @@ impl RunOptions {
             fresh_noise_for_g: false,
             kl: KlEstimator::Analytic,
             comparison: None,
+            budget: None,
+            curve: None,
         }
     }
 
-    /// The run's checkpoint metadata `meta` with the comparison it belongs
-    /// to, if any.
-    pub fn with_comparison(&self, mut meta: Vec<(String, String)>) -> Vec<(String, String)> {
+    /// The run's checkpoint metadata `meta` with what every run records
+    /// beside its model's settings: its budget and curve (a resume must
+    /// match them) and the comparison it belongs to, if any.
+    pub fn with_common(&self, mut meta: Vec<(String, String)>) -> Vec<(String, String)> {
+        let or_none = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        meta.push(("budget".into(), or_none(self.budget.map(|b| b.describe()))));
+        meta.push((
+            "curve_points".into(),
+            or_none(self.curve.map(|c| c.points.to_string())),
+        ));
         if let Some(id) = &self.comparison {
             meta.push((META_COMPARISON.into(), id.clone()));
         }
         meta
+    }
+
+    /// The run's schedule at `batch` over `epochs` (unless its budget says
+    /// otherwise), with the ring's loss slots `names`.
+    pub fn schedule<'a>(
+        &self,
+        seed: u64,
+        batch: usize,
+        epochs: usize,
+        names: &'a [&'a str],
+    ) -> Schedule<'a> {
+        Schedule {
+            seed,
+            batch,
+            epochs,
+            names,
+            budget: self.budget,
+            curve: self.curve,
+        }
     }
 
     /// The data folder: `data_dir`, or the dataset's default.
@@ -150,6 +184,28 @@ pub fn check_run(
     if epochs == 0 {
         return bad("--epochs must be at least 1".into());
     }
+    if let (Some(b), Some(e)) = (opts.budget, opts.epochs) {
+        return bad(format!(
+            "--epochs {e} and a budget of {} both say how long to train: give one",
+            b.describe()
+        ));
+    }
+    if let Some(Budget::Seconds(s)) = opts.budget {
+        if !(s.is_finite() && s > 0.0) {
+            return bad(format!("a budget of {s} s: must be a positive number"));
+        }
+    }
+    if opts.budget == Some(Budget::Images(0)) {
+        return bad("a budget of 0 images: must be at least 1".into());
+    }
+    if let Some(c) = opts.curve {
+        if !(2..=MAX_POINTS).contains(&c.points) {
+            return bad(format!(
+                "--curve-points {}: must be in 2..={MAX_POINTS}",
+                c.points
+            ));
+        }
+    }
     if batch == 0 {
         return bad("--batch-size must be at least 1".into());
     }
@@ -164,7 +220,7 @@ pub fn check_run(
             return bad(format!("{name} {lr}: must be a positive number"));
         }
     }
-    if opts.resume && !opts.reuse_finished {
+    if opts.resume && !opts.reuse_finished && opts.budget.is_none() {
         let path = resume_path(&opts.out)?;
         let done = Checkpoint::load(&path)?
             .metadata

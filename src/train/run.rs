@@ -87,6 +87,9 @@ pub enum EpochOutcome {
     Done(EpochRun),
     /// Interrupted after the chunks in flight.
     Interrupted(EpochProgress),
+    /// Stopped where the plan said ([`EpochPlan::until_step`],
+    /// [`EpochPlan::until_seconds`]): a curve point or the end of a budget.
+    Paused(EpochProgress),
 }
 
 /// Which epoch to run and how: the shuffle seed, the batch size, the names
@@ -98,17 +101,27 @@ pub struct EpochPlan<'a> {
     pub batch: usize,
     pub names: &'a [&'a str],
     pub from: Option<EpochProgress>,
+    /// Pause when this many of the epoch's steps are done.
+    pub until_step: Option<usize>,
+    /// Pause once the epoch's training seconds reach this: the steps
+    /// submitted are sized from the speed so far so that the pause comes
+    /// soon after it (one step at first, to measure that speed).
+    pub until_seconds: Option<f64>,
 }
 
-/// A progress bar for `steps` steps: epoch, step, loss, images/s, ETA.
-pub fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+/// A progress bar for `steps` steps: epoch (of `epochs`, when known),
+/// step, loss, images/s, ETA.
+pub fn progress_bar(steps: usize, epoch: usize, epochs: Option<usize>) -> ProgressBar {
     let pb = ProgressBar::new(steps as u64);
     let style =
         ProgressStyle::with_template("epoch {prefix} [{bar:30}] step {pos}/{len} {msg} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
     pb.set_style(style);
-    pb.set_prefix(format!("{}/{epochs}", epoch + 1));
+    pb.set_prefix(match epochs {
+        Some(n) => format!("{}/{n}", epoch + 1),
+        None => format!("{}", epoch + 1),
+    });
     pb
 }
 
@@ -121,7 +134,8 @@ pub fn progress_bar(steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
 /// its chunk is read; the chunk submitted after it still runs. When an
 /// interrupt is asked for, no further chunk is submitted, the ones in
 /// flight finish and are read, and the epoch returns
-/// [`EpochOutcome::Interrupted`] with every step they ran.
+/// [`EpochOutcome::Interrupted`] with every step they ran; likewise
+/// [`EpochOutcome::Paused`] where the plan says to stop.
 pub fn run_epoch(
     gpu: &Gpu,
     step: &Step,
@@ -163,12 +177,26 @@ pub fn run_epoch(
         .get()
         .filter(|_| !READY_SAID.swap(true, Ordering::Relaxed));
     let mut ready_seconds = None;
+    let stop_step = plan.until_step.map_or(steps, |s| s.min(steps));
     loop {
-        while flight.len() < IN_FLIGHT && submitted < steps && !interrupt::requested() {
-            let chunk = match first_alone {
+        while flight.len() < IN_FLIGHT && submitted < stop_step && !interrupt::requested() {
+            let mut chunk = match first_alone {
                 Some(_) if submitted == done => 1,
-                _ => (steps - submitted).min(interval),
+                _ => (stop_step - submitted).min(interval),
             };
+            if let Some(limit) = plan.until_seconds {
+                let timed = done - from_progress.steps;
+                let sized = steps_within(
+                    limit - seconds(),
+                    timed as f64 / t0.elapsed().as_secs_f64(),
+                    timed > 0,
+                    submitted - done,
+                );
+                match sized {
+                    Some(n) => chunk = chunk.min(n),
+                    None => break,
+                }
+            }
             flight.push_back(state.submit(gpu, &chunk_list[..chunk])?);
             submitted += chunk;
         }
@@ -227,12 +255,16 @@ pub fn run_epoch(
         ));
     }
     if done < steps {
-        pb.abandon();
-        return Ok(EpochOutcome::Interrupted(EpochProgress {
+        let p = EpochProgress {
             steps: done,
             sums,
             seconds: seconds(),
-        }));
+        };
+        if interrupt::requested() {
+            pb.abandon();
+            return Ok(EpochOutcome::Interrupted(p));
+        }
+        return Ok(EpochOutcome::Paused(p));
     }
     let global_steps = match first {
         Some(f) => f + steps as u64,
@@ -250,4 +282,24 @@ pub fn run_epoch(
         blocking_waits,
         ready_seconds,
     }))
+}
+
+/// How many steps to submit with `left` seconds to go before a pause, at
+/// `rate` steps per second (`known` once a step was timed), with
+/// `in_flight` steps already submitted: `None` submits nothing now. With
+/// nothing in flight at least one step goes (the pause comes after a step,
+/// never before the first); before the speed is known, one step alone.
+fn steps_within(left: f64, rate: f64, known: bool, in_flight: usize) -> Option<usize> {
+    if left <= 0.0 {
+        return None;
+    }
+    if !known {
+        return (in_flight == 0).then_some(1);
+    }
+    let wanted = (left * rate).ceil() as usize;
+    match wanted.saturating_sub(in_flight) {
+        0 if in_flight == 0 => Some(1),
+        0 => None,
+        n => Some(n),
+    }
 }

@@ -6,12 +6,14 @@
 //! here, the one place a run's API is imported from.
 
 use std::path::Path;
+use std::time::Instant;
 
 use crate::data::GpuDataset;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState};
 use crate::io::remove_stale_temps;
 use crate::io::Checkpoint;
+use crate::train::budget::{Budget, CurvePlan, CurvePoint, Marks, PointFigures, Position};
 use crate::train::run::LOG_INTERVAL;
 use crate::train::{
     interrupt, progress_bar, run_epoch, AdapterDesc, EpochMetrics, EpochOutcome, EpochPlan,
@@ -41,6 +43,8 @@ pub struct Resumed {
     pub allocator: Option<crate::gpu::AllocatorFigures>,
     /// Where the interrupted epoch `epoch + 1` stopped, if it did.
     pub progress: Option<EpochProgress>,
+    /// The curve's points so far.
+    pub curve: Vec<CurvePoint>,
 }
 
 /// Checkpoint metadata keys the session writes: the run's metrics (the
@@ -55,10 +59,12 @@ pub const META_COMPARISON: &str = "comparison";
 /// Run settings recorded in checkpoint metadata only since they became
 /// options, with the value every earlier run had: a resume compares a
 /// checkpoint without one as if it held that value.
-pub const META_DEFAULTS: [(&str, &str); 3] = [
+pub const META_DEFAULTS: [(&str, &str); 5] = [
     ("kl", "analytic"),
     ("label_noise", "0"),
     ("fresh_noise_for_g", "false"),
+    ("budget", "none"),
+    ("curve_points", "none"),
 ];
 
 /// The completed epochs' history and memory peaks of the checkpoint at
@@ -91,6 +97,8 @@ fn history(ck: &Checkpoint, path: &Path, out: &Path, epoch: usize) -> Result<Met
     };
     let mut m = Metrics::load(out).map_err(|e| refuse(e.to_string()))?;
     m.epochs.retain(|e| e.epoch <= epoch);
+    // where a point of metrics.json was taken, the checkpoint cannot say
+    m.curve.clear();
     if !m.epochs.iter().map(|e| e.epoch).eq(1..=epoch) {
         return Err(refuse(format!(
             "metrics.json lists epochs {:?}",
@@ -183,6 +191,7 @@ pub fn resume(
         allocator: m.train_allocator,
         metrics: m.epochs,
         progress,
+        curve: m.curve,
     })
 }
 
@@ -235,13 +244,16 @@ pub fn stopped(e: Error, out: &Path) -> Error {
 }
 
 /// The schedule of a run: the shuffle seed, the batch size, the epochs
-/// in all, and the names of the ring's loss slots.
+/// in all (unless a budget says how long it trains), the names of the
+/// ring's loss slots, and where its curve is scored, if it has one.
 #[derive(Clone, Copy, Debug)]
 pub struct Schedule<'a> {
     pub seed: u64,
     pub batch: usize,
     pub epochs: usize,
     pub names: &'a [&'a str],
+    pub budget: Option<Budget>,
+    pub curve: Option<CurvePlan>,
 }
 
 /// A training run's bookkeeping around the model: its output folder, the
@@ -288,6 +300,7 @@ impl<'a> Session<'a> {
             peak_train_gpu_bytes: 0,
             train_step: None,
             train_allocator: None,
+            curve: Vec::new(),
         };
         let (mut start_epoch, mut start_step, mut progress) = (0, 0u32, None);
         if resuming {
@@ -296,6 +309,7 @@ impl<'a> Session<'a> {
             metrics.epochs = r.metrics;
             (metrics.peak_gpu_bytes, metrics.peak_train_gpu_bytes) = r.peaks;
             metrics.train_allocator = r.allocator;
+            metrics.curve = r.curve;
         }
         let state = StepState::new(gpu, 2, LOG_INTERVAL, start_step)?;
         Ok(Session {
@@ -323,14 +337,19 @@ impl<'a> Session<'a> {
         self.gpu.peak_bytes().saturating_sub(self.others)
     }
 
-    /// Run epochs `start_epoch..epochs` of `step` over `data`. After each,
-    /// `after` logs, writes the epoch's pictures and returns its metrics;
-    /// the checkpoint (`checkpoint`) is saved with `metrics.json`. A failure
-    /// names the last good checkpoint. An interrupt (Ctrl-C) stops after the
-    /// chunks in flight, saves a checkpoint there and returns
-    /// `Error::Interrupted`. `metrics.json` gets the step's recorded counts
-    /// ([`Step::stats`]), each epoch's blocking waits, and wgpu's allocator
-    /// figures where the backend reports them.
+    /// Run epochs `start_epoch..epochs` of `step` over `data`, or with a
+    /// budget ([`crate::train::budget`]) until it is spent. After each
+    /// epoch, `after` logs, writes the epoch's pictures and returns its
+    /// metrics; the checkpoint (`checkpoint`) is saved with `metrics.json`.
+    /// With a curve, `point` scores the model at the start, at each mark
+    /// and at the end (training paused meanwhile, its seconds not counted).
+    /// A budget spent mid-epoch saves the checkpoint there, with the
+    /// epoch's progress. A failure names the last good checkpoint. An
+    /// interrupt (Ctrl-C) stops after the chunks in flight, saves a
+    /// checkpoint there and returns `Error::Interrupted`. `metrics.json`
+    /// gets the step's recorded counts ([`Step::stats`]), each epoch's
+    /// blocking waits, and wgpu's allocator figures where the backend
+    /// reports them.
     pub fn run_epochs(
         &mut self,
         step: &Step,
@@ -338,6 +357,7 @@ impl<'a> Session<'a> {
         plan: Schedule,
         checkpoint: impl Fn() -> Result<Checkpoint>,
         mut after: impl FnMut(usize, &EpochRun) -> Result<EpochMetrics>,
+        mut point: impl FnMut() -> Result<PointFigures>,
     ) -> Result<()> {
         let steps = data.batches(plan.batch);
         let done = self.progress.as_ref().map_or(0, |p| p.steps);
@@ -354,27 +374,62 @@ impl<'a> Session<'a> {
             ));
         }
         self.metrics.train_step = Some(step.stats());
-        for epoch in self.start_epoch..plan.epochs {
-            let pb = progress_bar(steps, epoch, plan.epochs);
+        let marks = Marks {
+            budget: plan.budget,
+            curve: plan.curve,
+            batch: plan.batch,
+            epoch_steps: (plan.epochs * steps) as u64,
+        };
+        if let Some(Budget::Images(n)) = plan.budget {
+            let full = (plan.epochs * steps * plan.batch) as u64;
+            if n > full {
+                eprintln!(
+                    "note: the budget of {n} images is more than the {} preset's {} epoch(s) \
+                     ({full} images): the run trains on past them until the budget is spent",
+                    self.metrics.preset, plan.epochs
+                );
+            }
+        }
+        let gflop = step.stats().gemm_flops as f64 * 1e-9;
+        let mut epoch = self.start_epoch;
+        self.take_point(&marks, epoch, steps, gflop, &mut point)?;
+        while !marks.spent(self.position(epoch, steps)) {
+            let known = plan.budget.is_none().then_some(plan.epochs);
+            let pb = progress_bar(steps, epoch, known);
             self.gpu.reset_peak();
-            let ep = EpochPlan {
-                seed: plan.seed,
-                epoch,
-                batch: plan.batch,
-                names: plan.names,
-                from: self.progress.take(),
-            };
-            let outcome = run_epoch(self.gpu, step, &self.state, data, &ep, &pb)
-                .map_err(|e| stopped(e, self.out))?;
-            let own_peak = self.own_peak();
-            let m = &mut self.metrics;
-            m.peak_train_gpu_bytes = m.peak_train_gpu_bytes.max(own_peak);
-            m.note_allocator(self.gpu.allocator_report());
-            let run = match outcome {
-                EpochOutcome::Done(run) => run,
-                EpochOutcome::Interrupted(p) => {
-                    self.save(checkpoint()?, epoch, Some(&p))?;
-                    return Err(self.interrupted(epoch, p.steps, steps));
+            let run = loop {
+                let (until_step, until_seconds) = marks.next_stop(self.position(epoch, steps));
+                let before = (epoch * steps) as u64;
+                let ep = EpochPlan {
+                    seed: plan.seed,
+                    epoch,
+                    batch: plan.batch,
+                    names: plan.names,
+                    from: self.progress.take(),
+                    until_step: until_step.map(|s| s.saturating_sub(before) as usize),
+                    until_seconds: until_seconds.map(|s| s - self.seconds_before()),
+                };
+                let outcome = run_epoch(self.gpu, step, &self.state, data, &ep, &pb)
+                    .map_err(|e| stopped(e, self.out))?;
+                let own_peak = self.own_peak();
+                let m = &mut self.metrics;
+                m.peak_train_gpu_bytes = m.peak_train_gpu_bytes.max(own_peak);
+                m.note_allocator(self.gpu.allocator_report());
+                match outcome {
+                    EpochOutcome::Done(run) => break run,
+                    EpochOutcome::Interrupted(p) => {
+                        self.save(checkpoint()?, epoch, Some(&p))?;
+                        return Err(self.interrupted(epoch, p.steps, steps));
+                    }
+                    EpochOutcome::Paused(p) => {
+                        self.progress = Some(p);
+                        self.take_point(&marks, epoch, steps, gflop, &mut point)?;
+                        if marks.spent(self.position(epoch, steps)) {
+                            pb.finish_and_clear();
+                            let p = self.progress.clone();
+                            return self.save(checkpoint()?, epoch, p.as_ref());
+                        }
+                    }
                 }
             };
             let mut m = after(epoch, &run).map_err(|e| stopped(e, self.out))?;
@@ -382,11 +437,60 @@ impl<'a> Session<'a> {
             m.ready_seconds = run.ready_seconds;
             self.metrics.epochs.push(m);
             self.metrics.peak_gpu_bytes = self.metrics.peak_gpu_bytes.max(self.own_peak());
-            self.save(checkpoint()?, epoch + 1, None)?;
-            if interrupt::requested() && epoch + 1 < plan.epochs {
-                return Err(self.interrupted(epoch + 1, 0, steps));
+            epoch += 1;
+            self.take_point(&marks, epoch, steps, gflop, &mut point)?;
+            self.save(checkpoint()?, epoch, None)?;
+            if interrupt::requested() && !marks.spent(self.position(epoch, steps)) {
+                return Err(self.interrupted(epoch, 0, steps));
             }
         }
+        Ok(())
+    }
+
+    /// Training seconds of the completed epochs.
+    fn seconds_before(&self) -> f64 {
+        self.metrics.epochs.iter().map(|e| e.seconds).sum()
+    }
+
+    /// Where the run is: at the start of `epoch` plus its progress.
+    fn position(&self, epoch: usize, per_epoch: usize) -> Position {
+        let (done, secs) = self
+            .progress
+            .as_ref()
+            .map_or((0, 0.0), |p| (p.steps, p.seconds));
+        Position {
+            steps: (epoch * per_epoch + done) as u64,
+            seconds: self.seconds_before() + secs,
+        }
+    }
+
+    /// Score a curve point here if one is due ([`Marks::point_due`]). The
+    /// scoring's memory counts in the run's overall peak, not its training
+    /// peak.
+    fn take_point(
+        &mut self,
+        marks: &Marks,
+        epoch: usize,
+        per_epoch: usize,
+        gflop_per_step: f64,
+        point: &mut impl FnMut() -> Result<PointFigures>,
+    ) -> Result<()> {
+        let here = self.position(epoch, per_epoch);
+        if !marks.point_due(&self.metrics.curve, here) {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let figures = point().map_err(|e| stopped(e, self.out))?;
+        self.metrics.curve.push(CurvePoint {
+            steps: here.steps,
+            images: here.steps * marks.batch as u64,
+            seconds: here.seconds,
+            gemm_gflop: here.steps as f64 * gflop_per_step,
+            score_seconds: t.elapsed().as_secs_f64(),
+            figures,
+        });
+        self.metrics.peak_gpu_bytes = self.metrics.peak_gpu_bytes.max(self.own_peak());
+        self.gpu.reset_peak();
         Ok(())
     }
 

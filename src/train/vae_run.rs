@@ -11,11 +11,15 @@ use crate::gpu::Gpu;
 use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
+use crate::train::budget::PointFigures;
 use crate::train::session::{
-    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Schedule,
-    Session,
+    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Session,
 };
 use crate::train::{EpochMetrics, Metrics, Preset};
+
+/// The name of a curve point's test negative ELBO (500 test images, as
+/// each epoch's), the comparison's `test_neg_elbo` figure.
+pub const POINT_TEST_NEG_ELBO: &str = "test_neg_elbo";
 
 /// A VAE run: the common options and the VAE's own.
 #[derive(Clone, Debug)]
@@ -38,6 +42,17 @@ impl VaeRun {
 /// Train (or continue, with `resume`) and return the metrics; every epoch
 /// writes its sample grid, `metrics.json` and the checkpoint into `out`.
 pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
+    train_vae_scored(gpu, run, &mut |_, _| Ok(PointFigures::new()))
+}
+
+/// [`train_vae`], with `score` measuring the model at each point of the
+/// run's curve ([`RunOptions::curve`]); the point also gets the test
+/// negative ELBO ([`POINT_TEST_NEG_ELBO`]).
+pub fn train_vae_scored(
+    gpu: &Gpu,
+    run: &VaeRun,
+    score: &mut dyn FnMut(&Gpu, &Vae) -> Result<PointFigures>,
+) -> Result<(Vae, Metrics)> {
     let opts = &run.common;
     let (preset, out) = (opts.preset, opts.out.as_path());
     let p = preset.vae()?;
@@ -85,7 +100,7 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
         dataset.name()
     );
 
-    let meta = opts.with_comparison(run_metadata(&config, preset, train.len(), dataset));
+    let meta = opts.with_common(run_metadata(&config, preset, train.len(), dataset));
     let mut session = Session::start(
         gpu,
         out,
@@ -101,12 +116,7 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
     // Every refusal (the checkpoint's settings, a batch larger than the
     // data) came before this: a refused run leaves no folder behind.
     create_out(out, opts.resume, opts.overwrite)?;
-    let schedule = Schedule {
-        seed: config.seed,
-        batch: config.batch,
-        epochs,
-        names: &["recon", "kl"],
-    };
+    let schedule = opts.schedule(config.seed, config.batch, epochs, &["recon", "kl"]);
     session.run_epochs(
         &ts.step,
         &train_gpu,
@@ -150,6 +160,12 @@ pub fn train_vae(gpu: &Gpu, run: &VaeRun) -> Result<(Vae, Metrics)> {
                 ..Default::default()
             };
             Ok(m)
+        },
+        || {
+            let mut figures = score(gpu, &vae)?;
+            let elbo = vae.test_loss(gpu, &test_gpu, 500)?;
+            figures.insert(POINT_TEST_NEG_ELBO.into(), elbo);
+            Ok(figures)
         },
     )?;
     let metrics = session.metrics;

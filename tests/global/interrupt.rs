@@ -40,6 +40,8 @@ fn plan(from: Option<EpochProgress>) -> EpochPlan<'static> {
         batch: BATCH,
         names: &["recon", "kl"],
         from,
+        until_step: None,
+        until_seconds: None,
     }
 }
 

@@ -57,6 +57,8 @@ fn soak(
                 batch,
                 names: &names,
                 from: None,
+                until_step: None,
+                until_seconds: None,
             };
             let out = run_epoch(gpu, step, state, data, &plan, &pb).unwrap();
             assert!(matches!(out, EpochOutcome::Done(_)));

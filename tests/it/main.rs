@@ -31,6 +31,7 @@ mod activation;
 mod adam;
 mod batch_norm;
 mod bce;
+mod budget;
 mod checkpoint;
 mod classifier;
 mod cli;

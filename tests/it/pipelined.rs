@@ -39,11 +39,15 @@ fn epoch(gpu: &Gpu, step: &Step, state: &StepState, data: &GpuDataset, batch: us
         batch,
         names: &["a", "b"],
         from: None,
+        until_step: None,
+        until_seconds: None,
     };
     let pb = indicatif::ProgressBar::hidden();
     match run_epoch(gpu, step, state, data, &plan, &pb).unwrap() {
         EpochOutcome::Done(run) => run,
-        EpochOutcome::Interrupted(_) => panic!("nothing asked for an interrupt"),
+        EpochOutcome::Interrupted(_) | EpochOutcome::Paused(_) => {
+            panic!("nothing asked for an interrupt or a pause")
+        }
     }
 }
 

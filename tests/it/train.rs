@@ -253,6 +253,7 @@ fn metrics_json_round_trips_f64_bit_for_bit() {
         peak_train_gpu_bytes: 1,
         train_step: None,
         train_allocator: None,
+        curve: Vec::new(),
     };
     let d = tempfile::tempdir().unwrap();
     m.save(d.path()).unwrap();

@@ -201,9 +201,9 @@ fn outcome_rules() {
 /// claim, decided by the cost probe alone, gets one on any run.
 #[test]
 fn short_runs_get_no_verdict_but_on_the_cost_claim() {
-    assert!(sufficiency("article", 3).is_ok());
+    assert!(sufficiency("article", 3, false).is_ok());
     for (preset, seeds) in [("smoke", 5), ("tiny", 3), ("article", 2), ("article", 1)] {
-        let why = sufficiency(preset, seeds).unwrap_err();
+        let why = sufficiency(preset, seeds, false).unwrap_err();
         assert!(
             why.starts_with("insufficient training: no verdict"),
             "{why}"
@@ -237,7 +237,7 @@ fn cost_claim_on_one_seed_takes_the_repeats_spread() {
         }
         f.push(Vae, Figure::StepPeakMib, 40.0);
         f.push(Gan, Figure::StepPeakMib, 110.0);
-        let enough = sufficiency("smoke", 1);
+        let enough = sufficiency("smoke", 1, false);
         verdicts(&f, &enough).swap_remove(1).outcome
     };
     let clear = one_seed(&[500.0, 510.0, 490.0, 505.0, 495.0], &[50.0, 51.0, 49.0]);
