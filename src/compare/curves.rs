@@ -143,6 +143,22 @@ impl Above {
     }
 }
 
+/// One change of the model decided higher.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cross {
+    /// Where the mean difference reaches zero.
+    pub x: f64,
+    /// The last x decided for `before` and the first decided against.
+    pub between: (f64, f64),
+    /// The model higher before the crossing.
+    pub before: Above,
+    /// Each seed pair's own crossing nearest `x`: mean and spread, over
+    /// the pairs whose curves cross at all.
+    pub per_seed: Option<Stat>,
+    /// How many seed pairs cross at all.
+    pub crossing_pairs: usize,
+}
+
 /// How two curves lie against each other.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -153,20 +169,9 @@ pub enum Crossing {
     Tied,
     /// One model above wherever the two are apart.
     Apart { above: Above },
-    /// The decided side changes: first `before` above, then the other.
-    Crosses {
-        /// Where the mean difference reaches zero.
-        x: f64,
-        /// The last x decided for `before` and the first decided against.
-        between: (f64, f64),
-        before: Above,
-        /// Each seed pair's own crossing nearest `x`: mean and spread, over
-        /// the pairs whose curves cross at all.
-        per_seed: Option<Stat>,
-        /// Seed pairs compared, and how many of them cross.
-        pairs: usize,
-        crossing_pairs: usize,
-    },
+    /// The decided side changes, once or more, in order; `pairs` seed
+    /// pairs were compared.
+    Crosses { crossings: Vec<Cross>, pairs: usize },
 }
 
 /// Where `vae` and `gan` (each a mean curve) cross, with each seed pair's
@@ -202,36 +207,52 @@ pub fn crossing(
     let Some(&(_, first)) = decided.first() else {
         return Crossing::Tied;
     };
-    let Some(change) = decided.iter().position(|&(_, s)| s != first) else {
-        return Crossing::Apart { above: first };
-    };
-    let between = (decided[change - 1].0, decided[change].0);
-    let inside: Vec<(f64, f64)> = diffs
-        .iter()
-        .filter(|(x, _, _)| *x >= between.0 && *x <= between.1)
-        .map(|&(x, d, _)| (x, d))
-        .collect();
-    let x = zeros(&inside).first().copied().unwrap_or(between.1);
-    let pairs: Vec<f64> = vae_seeds
+    // each seed pair's zeros of its own difference
+    let seed_zeros: Vec<Vec<f64>> = vae_seeds
         .iter()
         .zip(gan_seeds)
-        .filter_map(|(v, g)| {
+        .map(|(v, g)| {
             let d: Vec<(f64, f64)> = common_xs(v, g)
                 .into_iter()
                 .filter_map(|x| Some((x, at(v, x)? - at(g, x)?)))
                 .collect();
             zeros(&d)
-                .into_iter()
-                .min_by(|a, b| (a - x).abs().total_cmp(&(b - x).abs()))
         })
         .collect();
+    let crossings: Vec<Cross> = decided
+        .windows(2)
+        .filter(|w| w[0].1 != w[1].1)
+        .map(|w| {
+            let between = (w[0].0, w[1].0);
+            let inside: Vec<(f64, f64)> = diffs
+                .iter()
+                .filter(|(x, _, _)| *x >= between.0 && *x <= between.1)
+                .map(|&(x, d, _)| (x, d))
+                .collect();
+            let x = zeros(&inside).first().copied().unwrap_or(between.1);
+            let nearest: Vec<f64> = seed_zeros
+                .iter()
+                .filter_map(|z| {
+                    z.iter()
+                        .copied()
+                        .min_by(|a, b| (a - x).abs().total_cmp(&(b - x).abs()))
+                })
+                .collect();
+            Cross {
+                x,
+                between,
+                before: w[0].1,
+                per_seed: (!nearest.is_empty()).then(|| Stat::of(&nearest)),
+                crossing_pairs: nearest.len(),
+            }
+        })
+        .collect();
+    if crossings.is_empty() {
+        return Crossing::Apart { above: first };
+    }
     Crossing::Crosses {
-        x,
-        between,
-        before: first,
-        per_seed: (!pairs.is_empty()).then(|| Stat::of(&pairs)),
+        crossings,
         pairs: vae_seeds.len().min(gan_seeds.len()),
-        crossing_pairs: pairs.len(),
     }
 }
 
@@ -278,39 +299,40 @@ impl Crossing {
                 "no crossing: the {} higher wherever they are apart",
                 above.name()
             ),
-            Crossing::Crosses {
-                x,
-                between,
-                before,
-                per_seed,
-                pairs,
-                crossing_pairs,
-            } => {
-                let after = match before {
-                    Above::Vae => Above::Gan,
-                    Above::Gan => Above::Vae,
-                };
-                let seeds = match per_seed {
-                    Some(s) if s.n > 1 => format!(
-                        "; per seed {} ± {} {u}, {crossing_pairs} of {pairs} seeds cross",
-                        n(s.mean),
-                        n(s.std)
-                    ),
-                    Some(s) => format!(
-                        "; {crossing_pairs} of {pairs} seeds cross (at {} {u})",
-                        n(s.mean)
-                    ),
-                    None => format!("; no single seed's curves cross ({pairs} seeds)"),
-                };
-                format!(
-                    "cross at {} {u} (decided between {} and {} {u}): the {} higher before, \
-                     the {} after{seeds}",
-                    n(*x),
-                    n(between.0),
-                    n(between.1),
-                    before.name(),
-                    after.name()
-                )
+            Crossing::Crosses { crossings, pairs } => {
+                let each: Vec<String> = crossings
+                    .iter()
+                    .map(|c| {
+                        let after = match c.before {
+                            Above::Vae => Above::Gan,
+                            Above::Gan => Above::Vae,
+                        };
+                        let seeds = match c.per_seed {
+                            Some(s) if s.n > 1 => format!(
+                                "; per seed {} ± {} {u}, {} of {pairs} seeds cross",
+                                n(s.mean),
+                                n(s.std),
+                                c.crossing_pairs
+                            ),
+                            Some(s) => format!(
+                                "; {} of {pairs} seeds cross (at {} {u})",
+                                c.crossing_pairs,
+                                n(s.mean)
+                            ),
+                            None => format!("; no single seed's curves cross ({pairs} seeds)"),
+                        };
+                        format!(
+                            "at {} {u} (decided between {} and {} {u}{seeds}), the {} \
+                             higher after",
+                            n(c.x),
+                            n(c.between.0),
+                            n(c.between.1),
+                            after.name()
+                        )
+                    })
+                    .collect();
+                let first = crossings[0].before.name();
+                format!("the {first} higher first; cross {}", each.join("; then "))
             }
         }
     }

@@ -263,7 +263,9 @@ table: *train images* is what a perfect generator scores (the floor, sampling no
 *uniform noise*, *constant image* and *one repeated digit* are what failures score. A model \
 is good to the extent its FID is near the first and far from the others.
 - **A verdict needs enough training**: the article preset (or dcgan for the GAN) and at \
-least 3 seeds. A figure favours a claim only when the difference exceeds the sum of the two \
+least 3 seeds, or a training budget (`--budget-seconds`, `--budget-images`) and at least 3 \
+seeds, when the verdicts hold at that budget and say so: what a model does with more \
+training is another question, which the curves below begin to answer. A figure favours a claim only when the difference exceeds the sum of the two \
 models' seed standard deviations; a claim is supported when every figure that decides it \
 favours it, not supported when none does, mixed otherwise.
 - **Cost** is decided by the training steps measured alike at one batch size (speed, and \

@@ -109,28 +109,37 @@ fn curves_that_cross_say_where_with_its_uncertainty() {
     let vae = seeds(3, |s, x| 10.0 - x + 0.1 * s as f64);
     let gan = seeds(3, |s, _| 5.0 + 0.1 * s as f64 - 0.1);
     let c = cross(&vae, &gan);
-    let Crossing::Crosses {
-        x,
-        between,
-        before,
-        per_seed,
-        pairs,
-        crossing_pairs,
-    } = c.clone()
-    else {
+    let Crossing::Crosses { crossings, pairs } = c.clone() else {
         panic!("{c:?}");
     };
-    assert!((x - 5.1).abs() < 1e-9, "{x}");
-    assert_eq!(between, (4.0, 6.0));
-    assert_eq!(before, Above::Vae);
-    assert_eq!((pairs, crossing_pairs), (3, 3));
-    let s = per_seed.unwrap();
+    assert_eq!((crossings.len(), pairs), (1, 3));
+    let k = &crossings[0];
+    assert!((k.x - 5.1).abs() < 1e-9, "{}", k.x);
+    assert_eq!(k.between, (4.0, 6.0));
+    assert_eq!(k.before, Above::Vae);
+    assert_eq!(k.crossing_pairs, 3);
+    let s = k.per_seed.unwrap();
     assert!((s.mean - 5.1).abs() < 1e-9 && s.std < 1e-9, "{s:?}");
     let text = c.describe(vae_vs_gan::compare::curves::Axis::Images);
     assert!(
-        text.contains("cross at 5 images") && text.contains("3 of 3 seeds cross"),
+        text.starts_with("the VAE higher first; cross at 5 images")
+            && text.contains("3 of 3 seeds cross")
+            && text.ends_with("the GAN higher after"),
         "{text}"
     );
+}
+
+/// Curves that cross twice (the VAE dips below the GAN for a while) name
+/// both crossings, in order.
+#[test]
+fn every_crossing_is_named_in_order() {
+    let vae = seeds(3, |s, x| (x - 5.0).abs() + 0.01 * s as f64);
+    let gan = seeds(3, |s, _| 2.5 + 0.01 * s as f64);
+    let Crossing::Crosses { crossings, .. } = cross(&vae, &gan) else {
+        panic!("they cross twice");
+    };
+    let at: Vec<(f64, Above)> = crossings.iter().map(|c| (c.x, c.before)).collect();
+    assert_eq!(at, [(2.5, Above::Vae), (7.5, Above::Gan)]);
 }
 
 /// No crossing: the GAN above at every x (by more than the spread); a tie:
@@ -154,17 +163,12 @@ fn curves_apart_or_tied_do_not_cross() {
 fn one_seed_crosses_without_a_spread() {
     let vae = seeds(1, |_, x| 10.0 - x);
     let gan = seeds(1, |_, _| 4.5);
-    let Crossing::Crosses {
-        x,
-        between,
-        per_seed,
-        ..
-    } = cross(&vae, &gan)
-    else {
+    let Crossing::Crosses { crossings, .. } = cross(&vae, &gan) else {
         panic!("one seed's curves cross");
     };
-    assert!((x - 5.5).abs() < 1e-9 && between == (5.0, 6.0));
-    assert_eq!(per_seed.unwrap().n, 1);
+    let k = &crossings[0];
+    assert!((k.x - 5.5).abs() < 1e-9 && k.between == (5.0, 6.0));
+    assert_eq!(k.per_seed.unwrap().n, 1);
 }
 
 fn tiny_vae(out: &std::path::Path, budget: Budget, curve: Option<usize>) -> VaeRun {
