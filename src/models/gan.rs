@@ -77,7 +77,7 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, infer_chunked, record_adam, Stored};
+use crate::models::{count, flat, infer_chunked, one_chunk, record_adam, Stored};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, ParamArena, WeightOp};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{
@@ -832,6 +832,19 @@ impl Gan {
     pub fn sample(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
         let z: Vec<f32> = Philox::new(seed, STREAM_SAMPLE).normal_cpu(0, n * self.config.latent);
         self.generate(gpu, &z)
+    }
+
+    /// [`Gan::sample`] as a future, which a browser awaits: at most
+    /// [`CHUNK`](super::CHUNK) samples, in one submit.
+    pub async fn sample_async(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
+        one_chunk("gan sample", n)?;
+        let l = self.config.latent;
+        let a = GActs::new(gpu, n, l)?;
+        a.z.write_f32(gpu, &Philox::new(seed, STREAM_SAMPLE).normal_cpu(0, n * l))?;
+        let mut s = Step::new("gan sample");
+        self.record_generate(gpu, &mut s, &a, false)?;
+        gpu.submit(&[&s])?;
+        a.img.read_f32_async(gpu).await
     }
 
     /// The discriminator's logits `[n]` on `images` (`n * 784` values in

@@ -21,6 +21,18 @@ use crate::optim::adam::{Adam, AdamTensors};
 /// 120 MB).
 pub const CHUNK: usize = 500;
 
+/// Refuse `n` samples for an async inference that runs in one submit
+/// (the browser's: at most [`CHUNK`]).
+pub(crate) fn one_chunk(op: &'static str, n: usize) -> Result<()> {
+    if n == 0 || n > CHUNK {
+        return Err(Error::invalid(
+            op,
+            format!("{n} samples: one submit takes 1 to {CHUNK}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Run an inference forward over `input`, whole rows of `row` values
 /// (784-value images, or `row`-d latents), in submits of at most [`CHUNK`]
 /// rows. Per chunk of `m` rows: `acts(m)` allocates the activations (kept

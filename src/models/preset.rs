@@ -4,7 +4,9 @@
 //! re-exports it as `train::preset`.
 
 use crate::error::{Error, Result};
-use crate::models::gan::DHead;
+use crate::models::gan::{DHead, GanConfig};
+use crate::models::vae::{KlEstimator, VaeConfig};
+use crate::optim::adam::AdamConfig;
 
 /// A named set of hyperparameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +47,38 @@ pub struct GanPreset {
     pub epochs: usize,
     pub head: DHead,
     pub train_images: Option<usize>,
+}
+
+impl VaePreset {
+    /// The model this preset trains, with the seed `seed`: the article's
+    /// options at their defaults (analytic KL, grey-level targets).
+    pub fn config(&self, seed: u64) -> VaeConfig {
+        VaeConfig {
+            latent: self.latent,
+            batch: self.batch,
+            adam: AdamConfig::keras(self.lr),
+            seed,
+            binarize: false,
+            kl: KlEstimator::Analytic,
+        }
+    }
+}
+
+impl GanPreset {
+    /// The model this preset trains, with the seed `seed`: the article's
+    /// options at their defaults (clean labels, G's update on D's latents).
+    pub fn config(&self, seed: u64) -> GanConfig {
+        GanConfig {
+            latent: self.latent,
+            batch: self.batch,
+            adam_g: AdamConfig::keras(self.lr_g),
+            adam_d: AdamConfig::keras(self.lr_d),
+            seed,
+            head: self.head,
+            label_noise: 0.0,
+            fresh_noise_for_g: false,
+        }
+    }
 }
 
 impl Preset {

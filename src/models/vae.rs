@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, infer_chunked, record_adam, Stored, CHUNK};
+use crate::models::{count, flat, infer_chunked, one_chunk, record_adam, Stored, CHUNK};
 use crate::nn::{Dense, Layer, Param, ParamArena};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_rows, bce_with_logits, BceReduction};
@@ -534,23 +534,51 @@ impl Vae {
             z,
             l,
             |m| DecActs::new(gpu, m, l),
-            |dec, chunk, s| {
-                dec.z.write_f32(gpu, chunk)?;
-                self.record_decode(gpu, s, dec)?;
-                if !sigmoid {
-                    return Ok(None);
-                }
-                let m = chunk.len() / l;
-                let probs = Tensor::zeros(gpu, &[m, 28, 28, 1], "probabilities")?;
-                Activation::Sigmoid.forward(gpu, s, &dec.logits, &probs)?;
-                Ok(Some(probs))
-            },
+            |dec, chunk, s| self.record_decode_from(gpu, s, dec, chunk, sigmoid),
             |dec, probs| {
                 out.extend(probs.as_ref().unwrap_or(&dec.logits).read_f32(gpu)?);
                 Ok(())
             },
         )?;
         Ok(out)
+    }
+
+    /// Write latents `z` into `dec` and record their decoding: logits, and
+    /// with `sigmoid` the probabilities (returned).
+    fn record_decode_from(
+        &self,
+        gpu: &Gpu,
+        s: &mut Step,
+        dec: &DecActs,
+        z: &[f32],
+        sigmoid: bool,
+    ) -> Result<Option<Tensor>> {
+        dec.z.write_f32(gpu, z)?;
+        self.record_decode(gpu, s, dec)?;
+        if !sigmoid {
+            return Ok(None);
+        }
+        let m = z.len() / self.config.latent;
+        let probs = Tensor::zeros(gpu, &[m, 28, 28, 1], "probabilities")?;
+        Activation::Sigmoid.forward(gpu, s, &dec.logits, &probs)?;
+        Ok(Some(probs))
+    }
+
+    /// [`Vae::sample`] as a future, which a browser awaits (it cannot
+    /// block on its GPU): at most [`CHUNK`] samples, in one submit.
+    pub async fn sample_async(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
+        one_chunk("vae sample", n)?;
+        let l = self.config.latent;
+        let z: Vec<f32> = Philox::new(seed, 3).normal_cpu(0, n * l);
+        let dec = DecActs::new(gpu, n, l)?;
+        let mut s = Step::new("vae sample");
+        let probs = self.record_decode_from(gpu, &mut s, &dec, &z, true)?;
+        gpu.submit(&[&s])?;
+        probs
+            .as_ref()
+            .unwrap_or(&dec.logits)
+            .read_f32_async(gpu)
+            .await
     }
 
     /// The importance-weighted bound (crate::eval::iwae) with `k` samples

@@ -1,4 +1,5 @@
-//! The engine's tests in a browser: the portable core on the page's WebGPU,
+//! The browser crate: the lab (web/lab.html, [`lab`]: both models trained
+//! side by side on the page's WebGPU), and the engine's tests in a browser: the portable core on the page's WebGPU,
 //! the shared checks of tests/checks (each kernel against its CPU reference,
 //! the whole steps against their f64 references, tiny training runs), reported
 //! line by line to the page (`scripts/web/test.sh` builds, serves and runs
@@ -28,6 +29,7 @@ fn report_line(line: &str) {
 
 #[path = "../../tests/checks/mod.rs"]
 mod checks;
+pub mod lab;
 
 use checks::training::{images_per_second, Tiny, TIMED_STEPS};
 use checks::Report;
