@@ -135,6 +135,13 @@ pub enum Above {
 }
 
 impl Above {
+    fn other(self) -> Above {
+        match self {
+            Above::Vae => Above::Gan,
+            Above::Gan => Above::Vae,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Above::Vae => "VAE",
@@ -187,13 +194,13 @@ pub fn crossing(
     };
     let (vm, vs) = (knots(vae, |s| s.mean), knots(vae, |s| s.std));
     let (gm, gs) = (knots(gan, |s| s.mean), knots(gan, |s| s.std));
-    // (x, mean difference VAE - GAN, noise)
-    let diffs: Vec<(f64, f64, f64)> = common_xs(&vm, &gm)
+    // (x, mean difference VAE - GAN, noise): the std knots share the
+    // mean knots' x
+    let noise = on_common(&vs, &gs, |a, b| a + b);
+    let diffs: Vec<(f64, f64, f64)> = on_common(&vm, &gm, |a, b| a - b)
         .into_iter()
-        .filter_map(|x| {
-            let d = at(&vm, x)? - at(&gm, x)?;
-            Some((x, d, at(&vs, x)? + at(&gs, x)?))
-        })
+        .zip(noise)
+        .map(|((x, d), (_, n))| (x, d, n))
         .collect();
     if diffs.len() < 2 {
         return Crossing::TooShort;
@@ -211,13 +218,7 @@ pub fn crossing(
     let seed_zeros: Vec<Vec<f64>> = vae_seeds
         .iter()
         .zip(gan_seeds)
-        .map(|(v, g)| {
-            let d: Vec<(f64, f64)> = common_xs(v, g)
-                .into_iter()
-                .filter_map(|x| Some((x, at(v, x)? - at(g, x)?)))
-                .collect();
-            zeros(&d)
-        })
+        .map(|(v, g)| zeros(&on_common(v, g, |a, b| a - b)))
         .collect();
     let crossings: Vec<Cross> = decided
         .windows(2)
@@ -254,6 +255,15 @@ pub fn crossing(
         crossings,
         pairs: vae_seeds.len().min(gan_seeds.len()),
     }
+}
+
+/// `f(a(x), b(x))` of two piecewise-linear curves at every x of either
+/// where both are defined, in order.
+fn on_common(a: &[(f64, f64)], b: &[(f64, f64)], f: fn(f64, f64) -> f64) -> Vec<(f64, f64)> {
+    common_xs(a, b)
+        .into_iter()
+        .filter_map(|x| Some((x, f(at(a, x)?, at(b, x)?))))
+        .collect()
 }
 
 /// The x values of both knot lists where both are defined, in order.
@@ -303,10 +313,6 @@ impl Crossing {
                 let each: Vec<String> = crossings
                     .iter()
                     .map(|c| {
-                        let after = match c.before {
-                            Above::Vae => Above::Gan,
-                            Above::Gan => Above::Vae,
-                        };
                         let seeds = match c.per_seed {
                             Some(s) if s.n > 1 => format!(
                                 "; per seed {} ± {} {u}, {} of {pairs} seeds cross",
@@ -327,7 +333,7 @@ impl Crossing {
                             n(c.x),
                             n(c.between.0),
                             n(c.between.1),
-                            after.name()
+                            c.before.other().name()
                         )
                     })
                     .collect();

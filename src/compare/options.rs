@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::models::vae::KlEstimator;
 use crate::train::budget::{Budget, CurvePlan, DEFAULT_POINTS, MAX_POINTS};
 use crate::train::options::check_label_noise_flag;
-use crate::train::session::{check_writable, RunOptions, CHECKPOINT};
+use crate::train::session::{check_writable, saved_setting, RunOptions, CHECKPOINT};
 use crate::train::Preset;
 
 /// The most samples a comparison scores: the train-image baseline uses as
@@ -383,16 +383,12 @@ pub(crate) fn check_resumed_runs(o: &CompareOptions, id: Option<&str>) -> Result
             let meta = crate::io::Checkpoint::load(&path)?.metadata;
             let mut r = RunOptions::new(o.preset, &dir);
             (r.budget, r.curve) = (o.budget, o.curve());
-            let ours = r.with_common(Vec::new());
-            for (key, flag) in [
-                ("budget", "--budget-seconds/--budget-images"),
-                ("curve_points", "--curve-points"),
-            ] {
-                let saved = meta.get(key).map_or("none", String::as_str);
-                let want = ours
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map_or("none", |(_, v)| v.as_str());
+            for (key, want) in r.length_meta() {
+                let flag = match key {
+                    "budget" => "--budget-seconds/--budget-images",
+                    _ => "--curve-points",
+                };
+                let saved = saved_setting(&meta, key).unwrap_or("none");
                 if saved != want {
                     return Err(Error::data(
                         &path,

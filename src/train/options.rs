@@ -89,16 +89,25 @@ impl RunOptions {
     /// beside its model's settings: its budget and curve (a resume must
     /// match them) and the comparison it belongs to, if any.
     pub fn with_common(&self, mut meta: Vec<(String, String)>) -> Vec<(String, String)> {
-        let or_none = |v: Option<String>| v.unwrap_or_else(|| "none".into());
-        meta.push(("budget".into(), or_none(self.budget.map(|b| b.describe()))));
-        meta.push((
-            "curve_points".into(),
-            or_none(self.curve.map(|c| c.points.to_string())),
-        ));
+        meta.extend(self.length_meta().map(|(k, v)| (k.to_string(), v)));
         if let Some(id) = &self.comparison {
             meta.push((META_COMPARISON.into(), id.clone()));
         }
         meta
+    }
+
+    /// How long the run trains and where its curve is scored, as
+    /// checkpoint metadata: `budget` and `curve_points` (`none` for
+    /// neither, their value in checkpoints from before them).
+    pub fn length_meta(&self) -> [(&'static str, String); 2] {
+        let or_none = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        [
+            ("budget", or_none(self.budget.map(|b| b.describe()))),
+            (
+                "curve_points",
+                or_none(self.curve.map(|c| c.points.to_string())),
+            ),
+        ]
     }
 
     /// The run's schedule at `batch` over `epochs` (unless its budget says

@@ -67,6 +67,21 @@ pub const META_DEFAULTS: [(&str, &str); 5] = [
     ("curve_points", "none"),
 ];
 
+/// Setting `key` as checkpoint metadata `meta` records it; for a setting
+/// recorded only since it became an option, a checkpoint without it was
+/// trained with its default ([`META_DEFAULTS`]).
+pub fn saved_setting<'a>(
+    meta: &'a std::collections::BTreeMap<String, String>,
+    key: &str,
+) -> Option<&'a str> {
+    meta.get(key).map(String::as_str).or_else(|| {
+        META_DEFAULTS
+            .iter()
+            .find(|(d, _)| *d == key)
+            .map(|(_, v)| *v)
+    })
+}
+
 /// The completed epochs' history and memory peaks of the checkpoint at
 /// `path` after `epoch` epochs: from its own metadata, or (checkpoints from
 /// before it carried them) from `metrics.json` beside it when that lists
@@ -132,14 +147,7 @@ pub fn resume(
         ));
     }
     for (k, v) in meta {
-        // a setting recorded only since it became an option: a checkpoint
-        // without it was trained with its default
-        let saved = ck
-            .metadata
-            .get(k)
-            .map(String::as_str)
-            .or_else(|| META_DEFAULTS.iter().find(|(d, _)| d == k).map(|(_, v)| *v));
-        match saved {
+        match saved_setting(&ck.metadata, k) {
             Some(saved) if saved != v => {
                 return Err(Error::data(
                     &path,

@@ -14,7 +14,7 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use vae_vs_gan::data::mnist::images_from_bytes;
+use vae_vs_gan::data::mnist::{images_from_bytes, Images};
 use vae_vs_gan::data::{GpuDataset, PIXELS};
 use vae_vs_gan::gpu::{Step, StepState};
 use vae_vs_gan::models::gan::{Gan, SLOT_D, SLOT_G};
@@ -50,6 +50,39 @@ struct Trainee {
 }
 
 impl Trainee {
+    /// `model` with its training data on the device, its step state and
+    /// its recorded training step, no step run yet.
+    fn new(
+        gpu: &Gpu,
+        model: Model,
+        images: &Images,
+        seed: u64,
+        batch: usize,
+        epochs: usize,
+    ) -> vae_vs_gan::Result<Trainee> {
+        let name = match model {
+            Model::Vae(_) => "VAE",
+            Model::Gan(_) => "GAN",
+        };
+        let data = GpuDataset::upload(gpu, images, &format!("{} train", name.to_lowercase()))?;
+        let state = StepState::new(gpu, 2, MAX_STEPS_PER_CALL, 0)?;
+        let step = match &model {
+            Model::Vae(v) => v.train_step(gpu, &state, &data)?.step,
+            Model::Gan(g) => g.train_step(gpu, &state, &data)?.step,
+        };
+        Ok(Trainee {
+            name,
+            model,
+            state,
+            step,
+            data,
+            seed,
+            batch,
+            epochs,
+            done: 0,
+        })
+    }
+
     fn per_epoch(&self) -> usize {
         self.data.batches(self.batch)
     }
@@ -186,39 +219,27 @@ pub async fn lab_start(
             limit,
         )
     };
-    let mut models = Vec::new();
     let vae = Vae::new(&gpu, v.config(seed)).map_err(js_err)?;
-    let data = GpuDataset::upload(&gpu, &load(v.train_images).map_err(js_err)?, "vae train")
-        .map_err(js_err)?;
-    let state = StepState::new(&gpu, 2, MAX_STEPS_PER_CALL, 0).map_err(js_err)?;
-    let step = vae.train_step(&gpu, &state, &data).map_err(js_err)?.step;
-    models.push(Trainee {
-        name: "VAE",
-        model: Model::Vae(Box::new(vae)),
-        state,
-        step,
-        data,
+    let vae = Trainee::new(
+        &gpu,
+        Model::Vae(Box::new(vae)),
+        &load(v.train_images).map_err(js_err)?,
         seed,
-        batch: v.batch,
-        epochs: v.epochs,
-        done: 0,
-    });
+        v.batch,
+        v.epochs,
+    )
+    .map_err(js_err)?;
     let gan = Gan::new(&gpu, g.config(seed)).map_err(js_err)?;
-    let data = GpuDataset::upload(&gpu, &load(g.train_images).map_err(js_err)?, "gan train")
-        .map_err(js_err)?;
-    let state = StepState::new(&gpu, 2, MAX_STEPS_PER_CALL, 0).map_err(js_err)?;
-    let step = gan.train_step(&gpu, &state, &data).map_err(js_err)?.step;
-    models.push(Trainee {
-        name: "GAN",
-        model: Model::Gan(Box::new(gan)),
-        state,
-        step,
-        data,
+    let gan = Trainee::new(
+        &gpu,
+        Model::Gan(Box::new(gan)),
+        &load(g.train_images).map_err(js_err)?,
         seed,
-        batch: g.batch,
-        epochs: g.epochs,
-        done: 0,
-    });
+        g.batch,
+        g.epochs,
+    )
+    .map_err(js_err)?;
+    let models = vec![vae, gan];
     let info = serde_json::json!({
         "adapter": gpu.describe(),
         "fallback": format!("{:?}", gpu.info.device_type) == "Cpu",
