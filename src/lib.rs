@@ -11,7 +11,6 @@
 //! On top: the comparison metrics ([`eval`]) and the VAE-vs-GAN comparison
 //! with its report ([`compare`], `examples/compare.rs`).
 
-#[cfg(feature = "native")]
 pub mod compare;
 pub mod data;
 pub mod error;

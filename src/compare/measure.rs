@@ -8,28 +8,24 @@ use crate::compare::cost::{gan_step_cost, vae_step_cost, StepCost};
 use crate::compare::figures::{key, Column, Figure, Figures, Stat};
 use crate::compare::load::metrics_beside;
 use crate::compare::options::CompareOptions;
-use crate::compare::score::{classify, score};
+use crate::compare::score::{baselines_async, latent_figures_async, score};
 use crate::data::{GpuDataset, Images, PIXELS};
 use crate::error::Result;
 use crate::eval::latent;
 use crate::gpu::Gpu;
 use crate::models::classifier::Classifier;
-use crate::models::gan::Gan;
+use crate::models::gan::{to_pixels, Gan};
+use crate::models::prior::prior_grid;
 use crate::models::vae::Vae;
 use crate::ops::gather::PixelMap;
 use crate::ops::rng::Philox;
 use crate::train::budget::PointFigures;
 use crate::train::gan_run::{train_gan_scored, GanRun};
-use crate::train::session::prior_grid;
 use crate::train::vae_run::{train_vae_scored, VaeRun};
 use crate::train::Metrics;
 
-/// Side of the latent grid over the prior.
-pub const GRID: usize = 20;
-
-pub(crate) fn to_unit(pixels: &[u8]) -> Vec<f32> {
-    pixels.iter().map(|&b| b as f32 / 255.0).collect()
-}
+pub use crate::compare::score::POINT_SAMPLES;
+pub use crate::models::prior::GRID;
 
 /// Binary images drawn pixel by pixel from Bernoulli means.
 pub fn bernoulli_draws(means: &[f32], seed: u64) -> Vec<f32> {
@@ -105,8 +101,7 @@ pub(crate) fn elapsed(t: Instant) -> String {
     format!("{:.0} s", t.elapsed().as_secs_f64())
 }
 
-/// Scores of the baselines: real training images, noise, a constant image,
-/// one repeated digit.
+/// Scores of the baselines ([`baselines_async`]), `n` images each.
 pub(crate) fn baselines(
     gpu: &Gpu,
     classifier: &Classifier,
@@ -115,27 +110,14 @@ pub(crate) fn baselines(
     n: usize,
     figs: &mut Figures,
 ) -> Result<()> {
-    let r = &real.features;
-    let train_px = to_unit(&train.pixels[..n * PIXELS]);
-    score(gpu, classifier, r, figs, Column::TestVsTrain, &train_px)?;
-    let first: Vec<f32> = train_px[..PIXELS].to_vec();
-    drop(train_px);
-    let noise = Philox::new(0x5eed, 10).uniform_cpu(0, n * PIXELS);
-    score(gpu, classifier, r, figs, Column::UniformNoise, &noise)?;
-    drop(noise);
-    let px = &real.pixels;
-    let grey = (px.iter().map(|&v| v as f64).sum::<f64>() / px.len() as f64) as f32;
-    score(
+    pollster::block_on(baselines_async(
         gpu,
         classifier,
-        r,
+        &real.features,
+        &real.pixels,
+        &train.unit_pixels(n),
         figs,
-        Column::ConstantImage,
-        &vec![grey; n * PIXELS],
-    )?;
-    let repeated: Vec<f32> = first.iter().copied().cycle().take(n * PIXELS).collect();
-    score(gpu, classifier, r, figs, Column::RepeatedDigit, &repeated)?;
-    Ok(())
+    ))
 }
 
 /// One model's outputs for one seed, in [0, 1] pixels.
@@ -176,17 +158,7 @@ impl ModelSeed {
             training_figures(figs, col, m);
         }
         if let Some(g) = &self.grid {
-            let labels = classify(gpu, c, g)?.labels;
-            figs.push(
-                col,
-                Figure::LatentPurity,
-                latent::neighbour_purity(&labels, GRID)?,
-            );
-            figs.push(
-                col,
-                Figure::LatentDigits,
-                latent::distinct_classes(&labels)? as f64,
-            );
+            pollster::block_on(latent_figures_async(gpu, c, g, GRID, figs, col))?;
         }
         Ok(())
     }
@@ -215,11 +187,6 @@ fn with_model<M>(
         }
     }
 }
-
-/// The most samples a curve point scores: enough for FID and precision and
-/// recall to rank models, few enough that 16 points cost little beside the
-/// training.
-pub const POINT_SAMPLES: usize = 1000;
 
 /// What scores a model's samples at each point of its curve: the sample
 /// figures ([`score`]) of `n` samples from fixed latents, through the
@@ -356,11 +323,6 @@ fn iwae_with_progress(
     Ok(nll.iter().sum::<f64>() / nll.len() as f64)
 }
 
-/// The GAN's tanh outputs in [0, 1] pixels.
-fn unit(v: Vec<f32>) -> Vec<f32> {
-    v.into_iter().map(|x| (x + 1.0) * 0.5).collect()
-}
-
 /// Train (or take the loaded) GAN of `seed` and sample it.
 pub(crate) fn gan_seed(
     gpu: &Gpu,
@@ -380,7 +342,7 @@ pub(crate) fn gan_seed(
     let from_ckpt = loaded.zip(opts.gan_ckpt.as_deref());
     let train = |g: &Gpu| {
         train_gan_scored(g, &run, &mut |g, gan| {
-            points.figures(g, &unit(gan.sample(g, points.n, points.seed)?))
+            points.figures(g, &to_pixels(gan.sample(g, points.n, points.seed)?))
         })
     };
     with_model(
@@ -389,9 +351,9 @@ pub(crate) fn gan_seed(
         train,
         &run.common.out,
         |g, gan, metrics, source| {
-            let samples_px = unit(gan.sample(g, samples, 1000 + seed as u64)?);
+            let samples_px = to_pixels(gan.sample(g, samples, 1000 + seed as u64)?);
             let grid = (gan.config.latent == 2)
-                .then(|| gan.generate(g, &prior_grid(GRID)).map(unit))
+                .then(|| gan.generate(g, &prior_grid(GRID)).map(to_pixels))
                 .transpose()?;
             let mut own = vec![(Figure::Params, gan.param_count() as f64)];
             own.extend(cost_figures("GAN", gan_step_cost(g, &gan.config, probe)?));

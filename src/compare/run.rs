@@ -9,8 +9,7 @@ use crate::compare::curves::Curves;
 use crate::compare::figures::{Column, Figures};
 use crate::compare::load::{load_classifier, load_gan, load_vae};
 use crate::compare::measure::{
-    baselines, bernoulli_draws, elapsed, gan_seed, to_unit, vae_seed, PointScorer, Reference,
-    POINT_SAMPLES,
+    baselines, bernoulli_draws, elapsed, gan_seed, vae_seed, PointScorer, Reference, POINT_SAMPLES,
 };
 use crate::compare::options::{check_options, check_resumed_runs, invalid, CompareOptions};
 use crate::compare::output::{write_pictures, Pictures};
@@ -19,7 +18,7 @@ use crate::compare::runs;
 use crate::compare::score::{classify, own_figures, score};
 use crate::compare::settings::settings;
 use crate::compare::verdict::{sufficiency, verdicts, CLAIMS};
-use crate::data::{self, Split, PIXELS};
+use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::train::session::CHECKPOINT;
@@ -66,7 +65,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     // last): an interrupted comparison loses nothing already written.
 
     eprintln!("compare: scoring the real-data baselines ({samples} images each)");
-    let pixels = to_unit(&test.pixels[..samples.min(test.len()) * PIXELS]);
+    let pixels = test.unit_pixels(samples);
     let ref_c = classify(gpu, &classifier, &pixels)?;
     let mut figs = Figures::default();
     own_figures(&mut figs, Column::TestSet, &ref_c, &pixels)?;

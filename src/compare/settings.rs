@@ -13,7 +13,7 @@ use crate::train::session::{META_COMPARISON, META_METRICS, META_PROGRESS};
 
 /// Known metadata keys in table order, with the names a reader knows.
 /// Keys not listed follow in alphabetical order under their own names.
-const KNOWN: [(&str, &str); 15] = [
+const KNOWN: [(&str, &str); 17] = [
     ("preset", "preset"),
     ("dataset", "dataset"),
     ("latent_dim", "latent size"),
@@ -22,6 +22,7 @@ const KNOWN: [(&str, &str); 15] = [
     ("lr_g", "Adam learning rate, generator"),
     ("lr_d", "Adam learning rate, discriminator"),
     ("epoch", "epochs trained"),
+    ("steps", "steps trained"),
     ("train_images", "training images"),
     ("d_head", "discriminator head"),
     ("binarize", "binarised pixels"),
@@ -29,6 +30,7 @@ const KNOWN: [(&str, &str); 15] = [
     ("label_noise", "D label noise (x U(0,1))"),
     ("fresh_noise_for_g", "fresh noise for G's update"),
     ("seed", "seed (first)"),
+    ("trained_in", "trained in"),
 ];
 
 /// Metadata that is not a setting: the model's name, the run's history

@@ -85,6 +85,14 @@ impl Images {
     pub fn image(&self, i: usize) -> &[u8] {
         &self.pixels[i * PIXELS..(i + 1) * PIXELS]
     }
+    /// The first `n` images (at most all) as pixels in [0, 1], the models'
+    /// and the metrics' scale.
+    pub fn unit_pixels(&self, n: usize) -> Vec<f32> {
+        self.pixels[..n.min(self.len()) * PIXELS]
+            .iter()
+            .map(|&b| b as f32 / 255.0)
+            .collect()
+    }
 }
 
 /// `name.gz` if it exists, else `name` (whatever is there: reading a

@@ -482,11 +482,16 @@ impl Gpu {
         })
     }
 
-    /// One line naming the adapter: name, backend, type.
+    /// One line naming the adapter: name, backend, type. (A browser may
+    /// keep the name to itself: then "unnamed adapter".)
     pub fn describe(&self) -> String {
+        let name = match self.info.name.as_str() {
+            "" => "unnamed adapter",
+            n => n,
+        };
         format!(
-            "{} ({:?}, {:?})",
-            self.info.name, self.info.backend, self.info.device_type
+            "{name} ({:?}, {:?})",
+            self.info.backend, self.info.device_type
         )
     }
 

@@ -81,6 +81,12 @@ impl Checkpoint {
 
     /// Write to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
+        write_atomic(path, &self.to_bytes(path)?)
+    }
+
+    /// The safetensors file's bytes (what [`Checkpoint::save`] writes, and
+    /// what a browser downloads); `path` names the file in errors.
+    pub fn to_bytes(&self, path: &Path) -> Result<Vec<u8>> {
         let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = self
             .tensors
             .iter()
@@ -95,19 +101,24 @@ impl Checkpoint {
             })
             .collect::<Result<Vec<_>>>()?;
         let meta: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        let out = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::data(path, format!("cannot serialise: {e}")))?;
-        write_atomic(path, &out)
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::data(path, format!("cannot serialise: {e}")))
     }
 
     /// Read a checkpoint; a missing, truncated or non-safetensors file, or
     /// non-f32 tensors, are errors naming the file.
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = crate::io::file::read(path, "checkpoint")?;
-        check_offsets(path, &bytes)?;
-        let st = SafeTensors::deserialize(&bytes)
+        Checkpoint::from_bytes(&crate::io::file::read(path, "checkpoint")?, path)
+    }
+
+    /// A checkpoint from a safetensors file's bytes (a file read, or one a
+    /// browser was given); refused as [`Checkpoint::load`] refuses it, the
+    /// errors naming `path`.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+        check_offsets(path, bytes)?;
+        let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
-        let (_, meta) = SafeTensors::read_metadata(&bytes)
+        let (_, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::data(path, format!("not a valid safetensors file: {e}")))?;
         let mut ck = Checkpoint::default();
         for (name, view) in st.tensors() {

@@ -12,6 +12,8 @@
 //! Flatten, Linear(1568,128), ReLU, Linear(128,10))`: layers `net.0`,
 //! `net.3`, `net.7`, `net.9`.
 
+use std::path::Path;
+
 use rand::SeedableRng;
 
 use crate::data::GpuDataset;
@@ -19,7 +21,7 @@ use crate::data::{Images, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, infer_chunked, record_adam, Stored};
+use crate::models::{count, expect_model, flat, infer_chunked, record_adam, Stored};
 use crate::nn::{Dense, Layer, Param, ParamArena};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2d, Padding};
@@ -225,6 +227,15 @@ impl Classifier {
     /// f64) of `pixels` (`n * 784` values in [0, 1]), in chunks of at most
     /// [`CHUNK`](super::CHUNK) images per submit.
     pub fn features_and_probs(&self, gpu: &Gpu, pixels: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+        pollster::block_on(self.features_and_probs_async(gpu, pixels))
+    }
+
+    /// [`Classifier::features_and_probs`] as a future, which a browser awaits.
+    pub async fn features_and_probs_async(
+        &self,
+        gpu: &Gpu,
+        pixels: &[f32],
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let n = pixels.len() / PIXELS;
         let (mut feats, mut probs) = (
             Vec::with_capacity(n * FEATURES),
@@ -238,11 +249,12 @@ impl Classifier {
             |m| Acts::new(gpu, m),
             |a, chunk, s| {
                 a.x.write_f32(gpu, chunk)?;
-                self.record_forward(gpu, s, a)
+                self.record_forward(gpu, s, a)?;
+                Ok(vec![a.fa.clone(), a.logits.clone()])
             },
-            |a, ()| {
-                feats.extend(a.fa.read_f32(gpu)?);
-                for row in a.logits.read_f32(gpu)?.chunks(CLASSES) {
+            |read| {
+                feats.extend_from_slice(&read[0]);
+                for row in read[1].chunks(CLASSES) {
                     let mx = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
                     let e: Vec<f64> = row.iter().map(|&v| (v as f64 - mx).exp()).collect();
                     let z: f64 = e.iter().sum();
@@ -250,7 +262,8 @@ impl Classifier {
                 }
                 Ok(())
             },
-        )?;
+        )
+        .await?;
         Ok((feats, probs))
     }
 
@@ -259,7 +272,7 @@ impl Classifier {
         if images.is_empty() {
             return Err(Error::invalid("classifier accuracy", "no images"));
         }
-        let pixels: Vec<f32> = images.pixels.iter().map(|&p| p as f32 / 255.0).collect();
+        let pixels = images.unit_pixels(images.len());
         let (_, probs) = self.features_and_probs(gpu, &pixels)?;
         let correct = probs
             .chunks(CLASSES)
@@ -272,15 +285,27 @@ impl Classifier {
     /// Parameters (and Adam moments when `with_moments`) and metadata,
     /// PyTorch names and layouts.
     pub fn checkpoint(&self, gpu: &Gpu, with_moments: bool) -> Result<Checkpoint> {
-        let mut ck = Checkpoint::default();
-        for p in self.params() {
-            p.save(gpu, &mut ck)?;
-        }
+        let mut ck = pollster::block_on(self.stored().checkpoint_async(gpu))?;
         if !with_moments {
             ck.tensors.retain(|n, _| !n.starts_with("optimizer."));
         }
-        ck.metadata.insert("model".into(), "classifier".into());
         Ok(ck)
+    }
+
+    /// The classifier of checkpoint `ck` (read from `path`, which errors
+    /// name): its weights, and its Adam moments when it holds them.
+    pub fn from_checkpoint(gpu: &Gpu, ck: &Checkpoint, path: &Path) -> Result<Classifier> {
+        expect_model(ck, path, "classifier")?;
+        let classifier = Classifier::new(
+            gpu,
+            ClassifierConfig {
+                batch: 1,
+                adam: AdamConfig::keras(1e-3),
+                seed: 0,
+            },
+        )?;
+        classifier.restore(gpu, ck, path)?;
+        Ok(classifier)
     }
 
     /// What the checkpoint holds: the weights, and the Adam moments when
@@ -304,7 +329,7 @@ impl Classifier {
     /// Restore parameters, and the Adam moments when the checkpoint holds
     /// them (zeros otherwise); a checkpoint of another model or size is
     /// refused with every mismatched tensor listed.
-    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &Path) -> Result<()> {
         self.stored().restore(gpu, ck, path)
     }
 }

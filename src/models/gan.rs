@@ -70,6 +70,8 @@
 //! Adams) and inference are one model's forward/backward pair, and
 //! splitting them would scatter the order the step runs in.
 
+use std::path::Path;
+
 use rand::SeedableRng;
 
 use crate::data::GpuDataset;
@@ -77,7 +79,7 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, infer_chunked, one_chunk, record_adam, Stored};
+use crate::models::{count, expect_model, flat, infer_chunked, meta_usize, record_adam, Stored};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, ParamArena, WeightOp};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{
@@ -136,6 +138,13 @@ impl DHead {
         }
     }
 
+    /// The head of that [`Self::name`].
+    pub fn from_name(name: &str) -> Option<DHead> {
+        [DHead::GlobalMaxPool, DHead::Flatten]
+            .into_iter()
+            .find(|h| h.name() == name)
+    }
+
     /// Features into the final dense layer.
     pub fn features(self) -> usize {
         match self {
@@ -166,6 +175,30 @@ pub struct GanConfig {
     /// The generator's update draws its own latents and generates again
     /// (the article's), instead of reusing the D step's fake batch.
     pub fresh_noise_for_g: bool,
+}
+
+/// The generator's tanh outputs (in [-1, 1]) as [0, 1] pixels, as the
+/// VAE's samples and the data are.
+pub fn to_pixels(v: Vec<f32>) -> Vec<f32> {
+    v.into_iter().map(|x| (x + 1.0) * 0.5).collect()
+}
+
+impl GanConfig {
+    /// The training settings a run records in its checkpoint's metadata
+    /// (latent size and head are the model's own: [`Gan::checkpoint`]).
+    pub fn settings(&self) -> Vec<(String, String)> {
+        vec![
+            ("batch".into(), self.batch.to_string()),
+            ("seed".into(), self.seed.to_string()),
+            ("lr_g".into(), self.adam_g.lr.to_string()),
+            ("lr_d".into(), self.adam_d.lr.to_string()),
+            ("label_noise".into(), self.label_noise.to_string()),
+            (
+                "fresh_noise_for_g".into(),
+                self.fresh_noise_for_g.to_string(),
+            ),
+        ]
+    }
 }
 
 /// The GAN's layers. Batch norms are built for training batches of
@@ -808,6 +841,11 @@ impl Gan {
     /// batch norm from the running statistics (eval mode), in submits of at
     /// most [`CHUNK`](super::CHUNK) images.
     pub fn generate(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
+        pollster::block_on(self.generate_async(gpu, z))
+    }
+
+    /// [`Gan::generate`] as a future, which a browser awaits.
+    pub async fn generate_async(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
         let l = self.config.latent;
         let mut out = Vec::with_capacity(z.len() / l * PIXELS);
         infer_chunked(
@@ -818,33 +856,27 @@ impl Gan {
             |m| GActs::new(gpu, m, l),
             |a, chunk, s| {
                 a.z.write_f32(gpu, chunk)?;
-                self.record_generate(gpu, s, a, false)
+                self.record_generate(gpu, s, a, false)?;
+                Ok(vec![a.img.clone()])
             },
-            |a, ()| {
-                out.extend(a.img.read_f32(gpu)?);
+            |read| {
+                out.extend_from_slice(&read[0]);
                 Ok(())
             },
-        )?;
+        )
+        .await?;
         Ok(out)
     }
 
     /// `n` samples (eval mode) at z ~ N(0, I) drawn from `seed`.
     pub fn sample(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
-        let z: Vec<f32> = Philox::new(seed, STREAM_SAMPLE).normal_cpu(0, n * self.config.latent);
-        self.generate(gpu, &z)
+        pollster::block_on(self.sample_async(gpu, n, seed))
     }
 
-    /// [`Gan::sample`] as a future, which a browser awaits: at most
-    /// [`CHUNK`](super::CHUNK) samples, in one submit.
+    /// [`Gan::sample`] as a future, which a browser awaits.
     pub async fn sample_async(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
-        one_chunk("gan sample", n)?;
-        let l = self.config.latent;
-        let a = GActs::new(gpu, n, l)?;
-        a.z.write_f32(gpu, &Philox::new(seed, STREAM_SAMPLE).normal_cpu(0, n * l))?;
-        let mut s = Step::new("gan sample");
-        self.record_generate(gpu, &mut s, &a, false)?;
-        gpu.submit(&[&s])?;
-        a.img.read_f32_async(gpu).await
+        let z = Philox::new(seed, STREAM_SAMPLE).normal_cpu(0, n * self.config.latent);
+        self.generate_async(gpu, &z).await
     }
 
     /// The discriminator's logits `[n]` on `images` (`n * 784` values in
@@ -868,19 +900,45 @@ impl Gan {
     /// Parameters, Adam moments, batch-norm running statistics and
     /// metadata, PyTorch names and layouts.
     pub fn checkpoint(&self, gpu: &Gpu) -> Result<Checkpoint> {
-        let mut ck = Checkpoint::default();
-        for p in self.params() {
-            p.save(gpu, &mut ck)?;
-        }
-        for bn in self.batch_norms() {
-            bn.save_buffers(gpu, &mut ck)?;
-        }
-        ck.metadata.insert("model".into(), "gan".into());
+        pollster::block_on(self.checkpoint_async(gpu))
+    }
+
+    /// [`Gan::checkpoint`] as a future, which a browser awaits.
+    pub async fn checkpoint_async(&self, gpu: &Gpu) -> Result<Checkpoint> {
+        let mut ck = self.stored().checkpoint_async(gpu).await?;
         ck.metadata
             .insert("latent_dim".into(), self.config.latent.to_string());
         ck.metadata
             .insert("d_head".into(), self.config.head.name().into());
         Ok(ck)
+    }
+
+    /// The GAN of checkpoint `ck` (read from `path`, which errors name),
+    /// built at its latent size and head and restored.
+    pub fn from_checkpoint(gpu: &Gpu, ck: &Checkpoint, path: &Path) -> Result<Gan> {
+        expect_model(ck, path, "gan")?;
+        let head = match ck.metadata.get("d_head") {
+            Some(h) => DHead::from_name(h).ok_or_else(|| {
+                Error::data(path, format!("checkpoint d_head {h:?} is no known head"))
+            })?,
+            None => DHead::default(),
+        };
+        let gan = Gan::new(
+            gpu,
+            GanConfig {
+                latent: meta_usize(ck, path, "latent_dim")?,
+                batch: 1,
+                adam_g: AdamConfig::keras(1e-3),
+                adam_d: AdamConfig::keras(1e-3),
+                seed: 0,
+                head,
+                // training-only settings: inference does not use them
+                label_noise: 0.0,
+                fresh_noise_for_g: false,
+            },
+        )?;
+        gan.restore(gpu, ck, path)?;
+        Ok(gan)
     }
 
     /// What the checkpoint holds: parameters, Adam moments, running
@@ -903,7 +961,7 @@ impl Gan {
     /// Restore parameters, Adam moments and running statistics; a
     /// checkpoint of another model, head or size is refused with every
     /// mismatched tensor listed.
-    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &Path) -> Result<()> {
         self.stored().restore(gpu, ck, path)
     }
 }

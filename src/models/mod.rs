@@ -5,6 +5,7 @@ pub mod gan;
 pub mod gan_cpu;
 pub mod kink;
 pub mod preset;
+pub mod prior;
 pub mod vae;
 pub mod vae_cpu;
 
@@ -21,32 +22,22 @@ use crate::optim::adam::{Adam, AdamTensors};
 /// 120 MB).
 pub const CHUNK: usize = 500;
 
-/// Refuse `n` samples for an async inference that runs in one submit
-/// (the browser's: at most [`CHUNK`]).
-pub(crate) fn one_chunk(op: &'static str, n: usize) -> Result<()> {
-    if n == 0 || n > CHUNK {
-        return Err(Error::invalid(
-            op,
-            format!("{n} samples: one submit takes 1 to {CHUNK}"),
-        ));
-    }
-    Ok(())
-}
-
 /// Run an inference forward over `input`, whole rows of `row` values
 /// (784-value images, or `row`-d latents), in submits of at most [`CHUNK`]
 /// rows. Per chunk of `m` rows: `acts(m)` allocates the activations (kept
 /// while `m` repeats), `record` writes the chunk into them and records the
-/// forward into a step named `op`, returning what `collect` reads back
-/// once the step has run.
-pub(crate) fn infer_chunked<A, R>(
+/// forward into a step named `op`, returning the tensors to read back once
+/// the step has run; `collect` gets their values, in that order. A future
+/// (a browser awaits it); the blocking forms call it through
+/// `pollster::block_on`.
+pub(crate) async fn infer_chunked<A>(
     gpu: &Gpu,
     op: &'static str,
     input: &[f32],
     row: usize,
     mut acts: impl FnMut(usize) -> Result<A>,
-    mut record: impl FnMut(&A, &[f32], &mut Step) -> Result<R>,
-    mut collect: impl FnMut(&A, R) -> Result<()>,
+    mut record: impl FnMut(&A, &[f32], &mut Step) -> Result<Vec<Tensor>>,
+    mut collect: impl FnMut(Vec<Vec<f32>>) -> Result<()>,
 ) -> Result<()> {
     if input.is_empty() || !input.len().is_multiple_of(row) {
         let what = if row == crate::data::PIXELS {
@@ -67,11 +58,46 @@ pub(crate) fn infer_chunked<A, R>(
         }
         let a = &kept.as_ref().expect("just set").1;
         let mut s = Step::new(op);
-        let r = record(a, chunk, &mut s)?;
-        gpu.run(&[&s])?;
-        collect(a, r)?;
+        let outputs = record(a, chunk, &mut s)?;
+        gpu.submit(&[&s])?;
+        let mut values = Vec::with_capacity(outputs.len());
+        for t in &outputs {
+            values.push(t.read_f32_async(gpu).await?);
+        }
+        collect(values)?;
     }
     Ok(())
+}
+
+/// The checkpoint metadata `key` as a count, refused (naming the file
+/// `path`) when it is missing or not a number.
+pub(crate) fn meta_usize(ck: &Checkpoint, path: &Path, key: &str) -> Result<usize> {
+    let v = ck
+        .metadata
+        .get(key)
+        .ok_or_else(|| Error::data(path, format!("checkpoint metadata has no {key:?}")))?;
+    v.parse().map_err(|_| {
+        Error::data(
+            path,
+            format!("checkpoint metadata {key} = {v:?} is not a number"),
+        )
+    })
+}
+
+/// Refuse a checkpoint whose metadata names another model than `want`
+/// (or none).
+pub(crate) fn expect_model(ck: &Checkpoint, path: &Path, want: &str) -> Result<()> {
+    match ck.metadata.get("model") {
+        Some(m) if m == want => Ok(()),
+        Some(m) => Err(Error::data(
+            path,
+            format!(
+                "checkpoint is of model {m:?}, not the {}",
+                want.to_uppercase()
+            ),
+        )),
+        None => Err(Error::data(path, "checkpoint metadata names no model")),
+    }
 }
 
 /// What a model keeps in its checkpoint: its parameters with their Adam
@@ -106,6 +132,20 @@ impl Stored<'_> {
             }
         }
         e
+    }
+
+    /// Everything into a new checkpoint (the moments too), with the
+    /// model's name as its "model" metadata.
+    pub async fn checkpoint_async(&self, gpu: &Gpu) -> Result<Checkpoint> {
+        let mut ck = Checkpoint::default();
+        for p in &self.params {
+            p.save_async(gpu, &mut ck).await?;
+        }
+        for bn in &self.batch_norms {
+            bn.save_buffers_async(gpu, &mut ck).await?;
+        }
+        ck.metadata.insert("model".into(), self.model.into());
+        Ok(ck)
     }
 
     /// Restore everything from `ck`; a checkpoint of another model or size

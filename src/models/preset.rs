@@ -3,6 +3,7 @@
 //! (the browser's runs take their settings from here too); `train`
 //! re-exports it as `train::preset`.
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::gan::{DHead, GanConfig};
 use crate::models::vae::{KlEstimator, VaeConfig};
@@ -79,6 +80,26 @@ impl GanPreset {
             fresh_noise_for_g: false,
         }
     }
+}
+
+/// What a training run records in its checkpoint's metadata, and what a
+/// resume must share with the checkpoint it continues: the preset, the
+/// training images (how many, of which dataset), then the model's own
+/// settings (`VaeConfig::settings`, `GanConfig::settings`). The native
+/// runs and the browser lab write the same.
+pub fn run_metadata(
+    preset: Preset,
+    train_images: usize,
+    dataset: Dataset,
+    settings: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut meta = vec![
+        ("preset".to_string(), preset.name().to_string()),
+        ("train_images".into(), train_images.to_string()),
+        ("dataset".into(), dataset.name().into()),
+    ];
+    meta.extend(settings);
+    meta
 }
 
 impl Preset {

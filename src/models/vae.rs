@@ -22,6 +22,8 @@
 //! recorded training and eval steps and inference are one model's
 //! forward/backward pair, in the order the step runs.
 
+use std::path::Path;
+
 use rand::SeedableRng;
 
 use crate::data::GpuDataset;
@@ -30,7 +32,9 @@ use crate::error::{Error, Result};
 use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
-use crate::models::{count, flat, infer_chunked, one_chunk, record_adam, Stored, CHUNK};
+use crate::models::{
+    count, expect_model, flat, infer_chunked, meta_usize, record_adam, Stored, CHUNK,
+};
 use crate::nn::{Dense, Layer, Param, ParamArena};
 use crate::ops::activation::Activation;
 use crate::ops::bce::{bce_rows, bce_with_logits, BceReduction};
@@ -100,6 +104,20 @@ pub struct VaeConfig {
     pub binarize: bool,
     /// The KL term's estimator ([`KlEstimator::Analytic`]: today's step).
     pub kl: KlEstimator,
+}
+
+impl VaeConfig {
+    /// The training settings a run records in its checkpoint's metadata
+    /// (the latent size is the model's own: [`Vae::checkpoint`]).
+    pub fn settings(&self) -> Vec<(String, String)> {
+        vec![
+            ("batch".into(), self.batch.to_string()),
+            ("seed".into(), self.seed.to_string()),
+            ("binarize".into(), self.binarize.to_string()),
+            ("lr".into(), self.adam.lr.to_string()),
+            ("kl".into(), self.kl.name().into()),
+        ]
+    }
 }
 
 /// The VAE's layers, their parameters in one [`ParamArena`].
@@ -470,6 +488,11 @@ impl Vae {
     /// Mean negative ELBO (nats per image) over the full batches of `data`,
     /// in one submit. The order of `data` is left as it is.
     pub fn test_loss(&self, gpu: &Gpu, data: &GpuDataset, batch: usize) -> Result<f64> {
+        pollster::block_on(self.test_loss_async(gpu, data, batch))
+    }
+
+    /// [`Vae::test_loss`] as a future, which a browser awaits.
+    pub async fn test_loss_async(&self, gpu: &Gpu, data: &GpuDataset, batch: usize) -> Result<f64> {
         let batch = batch.min(data.len);
         let n = data.batches(batch);
         let state = StepState::new(gpu, 2, n, 0)?;
@@ -477,8 +500,11 @@ impl Vae {
             .write_u32(gpu, &(0..data.len as u32).collect::<Vec<_>>())?;
         let e = self.eval_step(gpu, &state, data, batch)?;
         let steps: Vec<&Step> = std::iter::repeat_n(&e.step, n).collect();
-        gpu.run(&steps)?;
-        let rows = state.read_losses(gpu, 0)?;
+        let rows = state
+            .submit(gpu, &steps)?
+            .wait_async(gpu, "the VAE's test loss")
+            .await?
+            .losses(0)?;
         Ok(rows
             .iter()
             .map(|r| r.values.iter().map(|&v| v as f64).sum::<f64>())
@@ -492,7 +518,7 @@ impl Vae {
         let l = self.config.latent;
         let n = pixels.len() / PIXELS;
         let (mut mu, mut lv) = (Vec::with_capacity(n * l), Vec::with_capacity(n * l));
-        infer_chunked(
+        pollster::block_on(infer_chunked(
             gpu,
             "vae encode",
             pixels,
@@ -500,32 +526,38 @@ impl Vae {
             |m| EncActs::new(gpu, m, l),
             |enc, chunk, s| {
                 enc.x.write_f32(gpu, chunk)?;
-                self.record_encode(gpu, s, enc)
+                self.record_encode(gpu, s, enc)?;
+                Ok(vec![enc.h.clone()])
             },
-            |enc, ()| {
-                for row in enc.h.read_f32(gpu)?.chunks(2 * l) {
+            |read| {
+                for row in read[0].chunks(2 * l) {
                     mu.extend_from_slice(&row[..l]);
                     lv.extend_from_slice(&row[l..]);
                 }
                 Ok(())
             },
-        )?;
+        ))?;
         Ok((mu, lv))
     }
 
     /// Bernoulli means (pixel probabilities) `[n, 784]` decoded from `z`
     /// (`n * L` values), in submits of at most [`CHUNK`] images.
     pub fn decode(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
-        self.decode_with(gpu, z, true)
+        pollster::block_on(self.decode_async(gpu, z))
+    }
+
+    /// [`Vae::decode`] as a future, which a browser awaits.
+    pub async fn decode_async(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
+        self.decode_with(gpu, z, true).await
     }
 
     /// The decoder's logits `[n, 784]` at `z`: what the likelihood is
     /// computed from (probabilities saturate to 0 or 1 in f32).
     pub fn decode_logits(&self, gpu: &Gpu, z: &[f32]) -> Result<Vec<f32>> {
-        self.decode_with(gpu, z, false)
+        pollster::block_on(self.decode_with(gpu, z, false))
     }
 
-    fn decode_with(&self, gpu: &Gpu, z: &[f32], sigmoid: bool) -> Result<Vec<f32>> {
+    async fn decode_with(&self, gpu: &Gpu, z: &[f32], sigmoid: bool) -> Result<Vec<f32>> {
         let l = self.config.latent;
         let mut out = Vec::with_capacity(z.len() / l * PIXELS);
         infer_chunked(
@@ -534,12 +566,16 @@ impl Vae {
             z,
             l,
             |m| DecActs::new(gpu, m, l),
-            |dec, chunk, s| self.record_decode_from(gpu, s, dec, chunk, sigmoid),
-            |dec, probs| {
-                out.extend(probs.as_ref().unwrap_or(&dec.logits).read_f32(gpu)?);
+            |dec, chunk, s| {
+                let probs = self.record_decode_from(gpu, s, dec, chunk, sigmoid)?;
+                Ok(vec![probs.unwrap_or_else(|| dec.logits.clone())])
+            },
+            |read| {
+                out.extend_from_slice(&read[0]);
                 Ok(())
             },
-        )?;
+        )
+        .await?;
         Ok(out)
     }
 
@@ -564,21 +600,10 @@ impl Vae {
         Ok(Some(probs))
     }
 
-    /// [`Vae::sample`] as a future, which a browser awaits (it cannot
-    /// block on its GPU): at most [`CHUNK`] samples, in one submit.
+    /// [`Vae::sample`] as a future, which a browser awaits.
     pub async fn sample_async(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
-        one_chunk("vae sample", n)?;
-        let l = self.config.latent;
-        let z: Vec<f32> = Philox::new(seed, 3).normal_cpu(0, n * l);
-        let dec = DecActs::new(gpu, n, l)?;
-        let mut s = Step::new("vae sample");
-        let probs = self.record_decode_from(gpu, &mut s, &dec, &z, true)?;
-        gpu.submit(&[&s])?;
-        probs
-            .as_ref()
-            .unwrap_or(&dec.logits)
-            .read_f32_async(gpu)
-            .await
+        let z: Vec<f32> = Philox::new(seed, 3).normal_cpu(0, n * self.config.latent);
+        self.decode_async(gpu, &z).await
     }
 
     /// The importance-weighted bound (crate::eval::iwae) with `k` samples
@@ -692,20 +717,46 @@ impl Vae {
 
     /// `n` samples: decoder means at z ~ N(0, I) drawn from `seed`.
     pub fn sample(&self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
-        let z: Vec<f32> = Philox::new(seed, 3).normal_cpu(0, n * self.config.latent);
-        self.decode(gpu, &z)
+        pollster::block_on(self.sample_async(gpu, n, seed))
     }
 
     /// Parameters, Adam moments and metadata, PyTorch names and layouts.
     pub fn checkpoint(&self, gpu: &Gpu) -> Result<Checkpoint> {
-        let mut ck = Checkpoint::default();
-        for p in self.params() {
-            p.save(gpu, &mut ck)?;
-        }
-        ck.metadata.insert("model".into(), "vae".into());
+        pollster::block_on(self.checkpoint_async(gpu))
+    }
+
+    /// [`Vae::checkpoint`] as a future, which a browser awaits.
+    pub async fn checkpoint_async(&self, gpu: &Gpu) -> Result<Checkpoint> {
+        let mut ck = self.stored().checkpoint_async(gpu).await?;
         ck.metadata
             .insert("latent_dim".into(), self.config.latent.to_string());
         Ok(ck)
+    }
+
+    /// The VAE of checkpoint `ck` (read from `path`, which errors name),
+    /// built at its sizes and settings and restored: its latent size, and
+    /// the likelihood's pixels and the KL estimator it was trained with,
+    /// so it is scored as it was trained.
+    pub fn from_checkpoint(gpu: &Gpu, ck: &Checkpoint, path: &Path) -> Result<Vae> {
+        expect_model(ck, path, "vae")?;
+        let vae = Vae::new(
+            gpu,
+            VaeConfig {
+                latent: meta_usize(ck, path, "latent_dim")?,
+                batch: 1,
+                adam: AdamConfig::keras(1e-3),
+                seed: 0,
+                binarize: ck.metadata.get("binarize").is_some_and(|b| b == "true"),
+                // Absent: the analytic, which every earlier run used.
+                kl: ck
+                    .metadata
+                    .get("kl")
+                    .and_then(|k| KlEstimator::from_name(k))
+                    .unwrap_or_default(),
+            },
+        )?;
+        vae.restore(gpu, ck, path)?;
+        Ok(vae)
     }
 
     /// What the checkpoint holds: parameters and Adam moments.
@@ -726,7 +777,7 @@ impl Vae {
 
     /// Restore parameters and Adam moments; a checkpoint of another model
     /// or size is refused with every mismatched tensor listed.
-    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &std::path::Path) -> Result<()> {
+    pub fn restore(&self, gpu: &Gpu, ck: &Checkpoint, path: &Path) -> Result<()> {
         self.stored().restore(gpu, ck, path)
     }
 }

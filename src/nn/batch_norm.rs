@@ -139,8 +139,13 @@ impl BatchNormLayer {
 
     /// Put the running statistics into `ck`.
     pub fn save_buffers(&self, gpu: &Gpu, ck: &mut Checkpoint) -> Result<()> {
+        pollster::block_on(self.save_buffers_async(gpu, ck))
+    }
+
+    /// [`BatchNormLayer::save_buffers`] as a future, which a browser awaits.
+    pub async fn save_buffers_async(&self, gpu: &Gpu, ck: &mut Checkpoint) -> Result<()> {
         for (name, t) in self.buffers() {
-            ck.insert(&name, t.shape(), t.read_f32(gpu)?)?;
+            ck.insert(&name, t.shape(), t.read_f32_async(gpu).await?)?;
         }
         Ok(())
     }

@@ -141,21 +141,22 @@ impl Param {
     /// `name`, the moments as `optimizer.name.exp_avg` / `.exp_avg_sq`
     /// (PyTorch's Adam state names).
     pub fn save(&self, gpu: &Gpu, ck: &mut Checkpoint) -> Result<()> {
+        pollster::block_on(self.save_async(gpu, ck))
+    }
+
+    /// [`Param::save`] as a future, which a browser awaits.
+    pub async fn save_async(&self, gpu: &Gpu, ck: &mut Checkpoint) -> Result<()> {
         let ts = self.torch_shape();
-        let conv = |t: &Tensor| -> Result<Vec<f32>> {
-            Ok(self.layout.to_torch(self.shape(), &t.read_f32(gpu)?))
-        };
-        ck.insert(&self.name, &ts, conv(&self.value)?)?;
-        ck.insert(
-            &format!("optimizer.{}.exp_avg", self.name),
-            &ts,
-            conv(&self.m)?,
-        )?;
-        ck.insert(
-            &format!("optimizer.{}.exp_avg_sq", self.name),
-            &ts,
-            conv(&self.v)?,
-        )?;
+        for (name, t) in [
+            (self.name.clone(), &self.value),
+            (format!("optimizer.{}.exp_avg", self.name), &self.m),
+            (format!("optimizer.{}.exp_avg_sq", self.name), &self.v),
+        ] {
+            let torch = self
+                .layout
+                .to_torch(self.shape(), &t.read_f32_async(gpu).await?);
+            ck.insert(&name, &ts, torch)?;
+        }
         Ok(())
     }
 

@@ -20,6 +20,23 @@ pub fn save_grid(
     lo: f32,
     hi: f32,
 ) -> Result<()> {
+    let img = grid_image(images, side, rows, cols, lo, hi)?;
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| Error::data(path, format!("cannot encode PNG: {e}")))?;
+    write_atomic(path, &png)
+}
+
+/// The picture [`save_grid`] writes (the browser's lab draws it on a
+/// canvas): `cols (side + 2) + 2` pixels wide, `rows (side + 2) + 2` high.
+pub fn grid_image(
+    images: &[f32],
+    side: usize,
+    rows: usize,
+    cols: usize,
+    lo: f32,
+    hi: f32,
+) -> Result<image::GrayImage> {
     let per = side * side;
     if side == 0
         || !images.len().is_multiple_of(per)
@@ -50,8 +67,5 @@ pub fn save_grid(
             );
         }
     }
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| Error::data(path, format!("cannot encode PNG: {e}")))?;
-    write_atomic(path, &png)
+    Ok(img)
 }

@@ -4,6 +4,6 @@ pub mod grid;
 #[cfg(feature = "native")]
 pub mod plot;
 
-pub use grid::save_grid;
+pub use grid::{grid_image, save_grid};
 #[cfg(feature = "native")]
 pub use plot::{line_plot, scatter_by_class};

@@ -8,6 +8,8 @@ use crate::data::{self, Split};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
+use crate::models::preset::run_metadata;
+use crate::models::prior::GRID;
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
 use crate::train::budget::PointFigures;
@@ -101,20 +103,7 @@ pub fn train_gan_scored(
         train.len(),
         opts.dataset.name()
     );
-    let meta = vec![
-        ("preset".to_string(), preset.name().to_string()),
-        ("batch".into(), config.batch.to_string()),
-        ("seed".into(), config.seed.to_string()),
-        ("train_images".into(), train.len().to_string()),
-        ("dataset".into(), opts.dataset.name().into()),
-        ("lr_g".into(), config.adam_g.lr.to_string()),
-        ("lr_d".into(), config.adam_d.lr.to_string()),
-        ("label_noise".into(), config.label_noise.to_string()),
-        (
-            "fresh_noise_for_g".into(),
-            config.fresh_noise_for_g.to_string(),
-        ),
-    ];
+    let meta = run_metadata(preset, train.len(), opts.dataset, config.settings());
     let meta = opts.with_common(meta);
     let mut session = Session::start(
         gpu,
@@ -171,7 +160,7 @@ pub fn train_gan_scored(
         if config.latent == 2 {
             save_grid(
                 &out.join("latent_manifold.png"),
-                &gan.generate(gpu, &prior_grid(20))?,
+                &gan.generate(gpu, &prior_grid(GRID))?,
                 28,
                 20,
                 20,

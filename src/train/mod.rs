@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod options;
 pub mod out;
 pub use crate::models::preset;
-pub mod prior;
+pub use crate::models::prior;
 pub mod run;
 pub mod session;
 pub mod vae_run;

@@ -20,13 +20,13 @@ use crate::train::{
     EpochProgress, EpochRun, Metrics, Preset,
 };
 
+pub use crate::models::prior::{normal_quantile, prior_grid};
 pub use crate::train::options::{
     check_model_options, check_run, choose_preset, open_gpu, DeviceArgs, RunOptions, MAX_LATENT,
 };
 pub use crate::train::out::{
     check_out, check_writable, create_out, resume_path, CHECKPOINT, RUN_FILES,
 };
-pub use crate::train::prior::{normal_quantile, prior_grid};
 
 /// Where a resumed run starts.
 pub struct Resumed {

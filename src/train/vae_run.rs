@@ -5,9 +5,11 @@
 use std::path::Path;
 
 use crate::data::GpuDataset;
-use crate::data::{self, Dataset, Split, PIXELS};
+use crate::data::{self, Split, PIXELS};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::models::preset::run_metadata;
+use crate::models::prior::GRID;
 use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
@@ -100,7 +102,12 @@ pub fn train_vae_scored(
         dataset.name()
     );
 
-    let meta = opts.with_common(run_metadata(&config, preset, train.len(), dataset));
+    let meta = opts.with_common(run_metadata(
+        preset,
+        train.len(),
+        dataset,
+        config.settings(),
+    ));
     let mut session = Session::start(
         gpu,
         out,
@@ -175,25 +182,6 @@ pub fn train_vae_scored(
     Ok((vae, metrics))
 }
 
-/// Facts a resumed run must share with the checkpoint it continues.
-fn run_metadata(
-    c: &VaeConfig,
-    preset: Preset,
-    train_images: usize,
-    d: Dataset,
-) -> Vec<(String, String)> {
-    vec![
-        ("preset".into(), preset.name().into()),
-        ("batch".into(), c.batch.to_string()),
-        ("seed".into(), c.seed.to_string()),
-        ("train_images".into(), train_images.to_string()),
-        ("dataset".into(), d.name().into()),
-        ("binarize".into(), c.binarize.to_string()),
-        ("lr".into(), c.adam.lr.to_string()),
-        ("kl".into(), c.kl.name().into()),
-    ]
-}
-
 /// The training and test negative ELBO per epoch.
 pub fn plot_losses(m: &Metrics, path: &Path) -> Result<()> {
     line_plot(
@@ -213,17 +201,14 @@ pub fn plot_losses(m: &Metrics, path: &Path) -> Result<()> {
 fn final_plots(gpu: &Gpu, vae: &Vae, m: &Metrics, test: &data::Images, out: &Path) -> Result<()> {
     plot_losses(m, &out.join("loss.png"))?;
     let n = test.len().min(10);
-    let imgs: Vec<f32> = test.pixels[..n * PIXELS]
-        .iter()
-        .map(|&b| b as f32 / 255.0)
-        .collect();
+    let imgs = test.unit_pixels(n);
     let rec = vae.reconstruct(gpu, &imgs)?;
     let both: Vec<f32> = imgs.iter().chain(&rec).copied().collect();
     save_grid(&out.join("reconstructions.png"), &both, 28, 2, n, 0.0, 1.0)?;
     if vae.config.latent == 2 {
         save_grid(
             &out.join("latent_manifold.png"),
-            &vae.decode(gpu, &prior_grid(20))?,
+            &vae.decode(gpu, &prior_grid(GRID))?,
             28,
             20,
             20,
@@ -231,10 +216,7 @@ fn final_plots(gpu: &Gpu, vae: &Vae, m: &Metrics, test: &data::Images, out: &Pat
             1.0,
         )?;
         let k = test.len().min(5000);
-        let all: Vec<f32> = test.pixels[..k * PIXELS]
-            .iter()
-            .map(|&b| b as f32 / 255.0)
-            .collect();
+        let all = test.unit_pixels(k);
         let mut means = Vec::with_capacity(2 * k);
         for chunk in all.chunks(500 * PIXELS) {
             means.extend(vae.encode(gpu, chunk)?.0);

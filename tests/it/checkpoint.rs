@@ -29,6 +29,59 @@ fn checkpoint_round_trips_bit_exactly() {
 }
 
 #[test]
+fn checkpoint_bytes_are_the_file_and_read_back_alike() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("model.safetensors");
+    let c = sample();
+    c.save(&p).unwrap();
+    let bytes = c.to_bytes(&p).unwrap();
+    assert_eq!(bytes, std::fs::read(&p).unwrap());
+    assert_eq!(Checkpoint::from_bytes(&bytes, &p).unwrap(), c);
+    let e = Checkpoint::from_bytes(
+        &bytes[..bytes.len() - 3],
+        std::path::Path::new("cut.safetensors"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cut.safetensors"), "{e}");
+}
+
+/// A model's checkpoint as bytes (what the browser's lab downloads) builds
+/// the same model again from those bytes alone, and a file of the other
+/// model is refused naming it.
+#[test]
+fn models_come_back_from_their_checkpoint_bytes() {
+    use std::path::Path;
+    use vae_vs_gan::models::gan::Gan;
+    use vae_vs_gan::models::preset::Preset;
+    use vae_vs_gan::models::vae::Vae;
+    let gpu = crate::common::gpu();
+    let vae = Vae::new(gpu, Preset::Tiny.vae().unwrap().config(3)).unwrap();
+    let gan = Gan::new(gpu, Preset::Tiny.gan().config(4)).unwrap();
+    let (vp, gp) = (Path::new("vae.safetensors"), Path::new("gan.safetensors"));
+    let vb = vae.checkpoint(gpu).unwrap().to_bytes(vp).unwrap();
+    let gb = gan.checkpoint(gpu).unwrap().to_bytes(gp).unwrap();
+    let vae2 = Vae::from_checkpoint(gpu, &Checkpoint::from_bytes(&vb, vp).unwrap(), vp).unwrap();
+    let gan2 = Gan::from_checkpoint(gpu, &Checkpoint::from_bytes(&gb, gp).unwrap(), gp).unwrap();
+    assert_eq!(vae2.checkpoint(gpu).unwrap(), vae.checkpoint(gpu).unwrap());
+    assert_eq!(gan2.checkpoint(gpu).unwrap(), gan.checkpoint(gpu).unwrap());
+    let z: Vec<f32> = (0..20).map(|i| i as f32 * 0.1 - 1.0).collect();
+    assert_eq!(vae2.decode(gpu, &z).unwrap(), vae.decode(gpu, &z).unwrap());
+    assert_eq!(
+        gan2.generate(gpu, &z).unwrap(),
+        gan.generate(gpu, &z).unwrap()
+    );
+    let e = Vae::from_checkpoint(gpu, &Checkpoint::from_bytes(&gb, gp).unwrap(), gp)
+        .err()
+        .expect("a GAN is no VAE")
+        .to_string();
+    assert!(
+        e.contains("gan.safetensors") && e.contains("not the VAE"),
+        "{e}"
+    );
+}
+
+#[test]
 fn checkpoint_of_another_architecture_lists_mismatches() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("m.safetensors");

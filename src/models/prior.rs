@@ -1,5 +1,8 @@
 //! Grids over the prior: the standard normal's quantiles, for the 20x20
-//! latent grids the runs and the comparison decode.
+//! latent grids the runs, the comparison and the browser's lab decode.
+
+/// Side of the latent grids over the prior.
+pub const GRID: usize = 20;
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation,
 /// relative error below 1.2e-9), for grids over the prior's quantiles.
