@@ -33,7 +33,7 @@
 
 use crate::error::Result;
 use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};
-use crate::ops::reduce::{check_loss_outputs, record_chunks, LossCpu};
+use crate::ops::reduce::{check_loss_outputs, dispatch_rows, record_loss, LossCpu};
 use crate::ops::rng::{check_counters, snippet_kernel, Philox};
 use crate::ops::Real;
 use crate::shaders;
@@ -98,11 +98,9 @@ pub fn bce_with_logits(
     reduction: BceReduction,
     scale: f32,
 ) -> Result<()> {
-    let op = "bce_with_logits";
-    check_loss_outputs(op, x, row_loss, Some(loss), grad)?;
-    let gscale = bce_rows(gpu, step, x, z, row_loss, grad, reduction, scale)?;
-    let rows = row_loss.numel();
-    record_chunks(gpu, step, op, row_loss, loss, rows, rows, gscale)
+    record_loss(gpu, step, "bce_with_logits", x, row_loss, loss, grad, |s| {
+        bce_rows(gpu, s, x, z, row_loss, grad, reduction, scale)
+    })
 }
 
 /// The first pass of [`bce_with_logits`] alone: `row_loss` and the
@@ -131,25 +129,7 @@ pub fn bce_rows(
     let div = reduction.divisor(rows, f);
     let gscale = (scale as f64 / div) as f32;
     let params = [rows as u32, f as u32, f32_param(gscale), 0];
-    let groups = grid(gpu, rows as u64)?;
-    match grad {
-        Some(g) => step.dispatch(
-            gpu,
-            op,
-            &rows_kernel(true),
-            &params,
-            &[x, z, row_loss, g],
-            groups,
-        )?,
-        None => step.dispatch(
-            gpu,
-            op,
-            &rows_kernel(false),
-            &params,
-            &[x, z, row_loss],
-            groups,
-        )?,
-    }
+    dispatch_rows(gpu, step, op, rows_kernel, &params, &[x, z], row_loss, grad)?;
     Ok(gscale)
 }
 

@@ -19,8 +19,8 @@
 //! add kernel.
 
 use crate::error::{Error, Result};
-use crate::gpu::{f32_param, grid, Access, Gpu, Kernel, Step, Tensor};
-use crate::ops::reduce::{check_loss_outputs, record_chunks, LossCpu};
+use crate::gpu::{f32_param, Access, Gpu, Kernel, Step, Tensor};
+use crate::ops::reduce::{check_loss_outputs, dispatch_rows, record_loss, LossCpu};
 use crate::ops::reparam::{clamp_logvar, LOGVAR_CLAMP};
 use crate::ops::rng::snippet_kernel;
 use crate::ops::Real;
@@ -52,10 +52,9 @@ pub fn kl_divergence(
     accumulate: bool,
     scale: f32,
 ) -> Result<()> {
-    check_loss_outputs("kl", h, row_kl, Some(loss), dh)?;
-    let gscale = kl_rows(gpu, step, h, row_kl, dh, accumulate, scale)?;
-    let rows = row_kl.numel();
-    record_chunks(gpu, step, "kl", row_kl, loss, rows, rows, gscale)
+    record_loss(gpu, step, "kl", h, row_kl, loss, dh, |s| {
+        kl_rows(gpu, s, h, row_kl, dh, accumulate, scale)
+    })
 }
 
 /// Check `h` (`[N, 2L]`, mu then logvar) and the outputs of a per-row KL
@@ -111,21 +110,9 @@ pub fn kl_rows(
     scale: f32,
 ) -> Result<f32> {
     let op = "kl";
-    let (rows, params) = kl_params(op, h, row_kl, dh, accumulate, scale)?;
-    let gscale = f32::from_bits(params[2]);
-    let groups = grid(gpu, rows as u64)?;
-    match dh {
-        Some(d) => step.dispatch(
-            gpu,
-            op,
-            &rows_kernel(true),
-            &params,
-            &[h, row_kl, d],
-            groups,
-        )?,
-        None => step.dispatch(gpu, op, &rows_kernel(false), &params, &[h, row_kl], groups)?,
-    }
-    Ok(gscale)
+    let (_, params) = kl_params(op, h, row_kl, dh, accumulate, scale)?;
+    dispatch_rows(gpu, step, op, rows_kernel, &params, &[h], row_kl, dh)?;
+    Ok(f32::from_bits(params[2]))
 }
 
 /// CPU reference for `h: [N, 2L]` (row-major, `l` = L). `grad` is the KL

@@ -31,9 +31,9 @@
 //! adds its own into the same `dh` (`accumulate`), as the analytic KL does.
 
 use crate::error::Result;
-use crate::gpu::{grid, Access, DType, Gpu, Kernel, Step, Tensor};
+use crate::gpu::{Access, DType, Gpu, Kernel, Step, Tensor};
 use crate::ops::kl::kl_params;
-use crate::ops::reduce::{check_loss_outputs, record_chunks, LossCpu};
+use crate::ops::reduce::{dispatch_rows, record_loss, LossCpu};
 use crate::ops::reparam::{clamp_logvar, LOGVAR_CLAMP};
 use crate::ops::rng::snippet_kernel;
 use crate::ops::Real;
@@ -66,10 +66,9 @@ pub fn kl_mc(
     accumulate: bool,
     scale: f32,
 ) -> Result<()> {
-    check_loss_outputs("kl_mc", h, row_kl, Some(loss), dh)?;
-    let gscale = kl_mc_rows(gpu, step, h, eps, z, row_kl, dh, accumulate, scale)?;
-    let rows = row_kl.numel();
-    record_chunks(gpu, step, "kl_mc", row_kl, loss, rows, rows, gscale)
+    record_loss(gpu, step, "kl_mc", h, row_kl, loss, dh, |s| {
+        kl_mc_rows(gpu, s, h, eps, z, row_kl, dh, accumulate, scale)
+    })
 }
 
 /// The first pass of [`kl_mc`] alone: `row_kl` and the gradient, one
@@ -94,25 +93,16 @@ pub fn kl_mc_rows(
         t.expect_dtype(op, DType::F32)?;
         t.expect_shape(op, &[rows, params[1] as usize])?;
     }
-    let groups = grid(gpu, rows as u64)?;
-    match dh {
-        Some(d) => step.dispatch(
-            gpu,
-            op,
-            &rows_kernel(true),
-            &params,
-            &[h, eps, z, row_kl, d],
-            groups,
-        )?,
-        None => step.dispatch(
-            gpu,
-            op,
-            &rows_kernel(false),
-            &params,
-            &[h, eps, z, row_kl],
-            groups,
-        )?,
-    }
+    dispatch_rows(
+        gpu,
+        step,
+        op,
+        rows_kernel,
+        &params,
+        &[h, eps, z],
+        row_kl,
+        dh,
+    )?;
     Ok(gscale)
 }
 

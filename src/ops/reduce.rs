@@ -193,6 +193,53 @@ pub struct LossCpu<T> {
     pub grad: Vec<T>,
 }
 
+/// A whole row loss, recorded: the shapes checked ([`check_loss_outputs`]),
+/// then its first pass (`rows`, which records `row_loss` and the gradient
+/// and returns the factor that turns the sum of `row_loss` into the scalar
+/// loss), then the second: `loss[0] = factor * sum(row_loss)`. Every loss
+/// op (bce, softmax_ce, kl, kl_mc) is this with its own first pass.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_loss(
+    gpu: &Gpu,
+    step: &mut Step,
+    op: &'static str,
+    x: &Tensor,
+    row_loss: &Tensor,
+    loss: &Tensor,
+    grad: Option<&Tensor>,
+    rows: impl FnOnce(&mut Step) -> Result<f32>,
+) -> Result<()> {
+    check_loss_outputs(op, x, row_loss, Some(loss), grad)?;
+    let factor = rows(step)?;
+    let n = row_loss.numel();
+    record_chunks(gpu, step, op, row_loss, loss, n, n, factor)
+}
+
+/// A row loss's first pass: one workgroup per row, binding `inputs`, then
+/// `row_loss`, then the gradient when there is one; `kernel(true)` is the
+/// entry that also writes the gradient, `kernel(false)` the one that
+/// does not.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dispatch_rows(
+    gpu: &Gpu,
+    step: &mut Step,
+    op: &'static str,
+    kernel: impl Fn(bool) -> Kernel,
+    params: &[u32],
+    inputs: &[&Tensor],
+    row_loss: &Tensor,
+    grad: Option<&Tensor>,
+) -> Result<()> {
+    let bound: Vec<&Tensor> = inputs
+        .iter()
+        .copied()
+        .chain([row_loss])
+        .chain(grad)
+        .collect();
+    let groups = grid(gpu, row_loss.numel() as u64)?;
+    step.dispatch(gpu, op, &kernel(grad.is_some()), params, &bound, groups)
+}
+
 /// Shared shape checks of the row losses: `rows` (the first axis of `x`),
 /// `row_loss: [rows]`, `loss: [1]`, and `grad` shaped like `x`.
 pub(crate) fn check_loss_outputs(

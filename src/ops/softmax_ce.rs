@@ -10,8 +10,8 @@
 //! shows a NaN at the step of the bad batch.
 
 use crate::error::Result;
-use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};
-use crate::ops::reduce::{check_loss_outputs, record_chunks, LossCpu};
+use crate::gpu::{f32_param, Access, DType, Gpu, Kernel, Step, Tensor};
+use crate::ops::reduce::{check_loss_outputs, dispatch_rows, record_loss, LossCpu};
 use crate::ops::rng::snippet_kernel;
 use crate::ops::Real;
 use crate::shaders;
@@ -47,10 +47,9 @@ pub fn softmax_ce(
     grad: Option<&Tensor>,
     scale: f32,
 ) -> Result<()> {
-    check_loss_outputs("softmax_ce", logits, row_loss, Some(loss), grad)?;
-    let gscale = softmax_ce_rows(gpu, step, logits, labels, row_loss, grad, scale)?;
-    let rows = row_loss.numel();
-    record_chunks(gpu, step, "softmax_ce", row_loss, loss, rows, rows, gscale)
+    record_loss(gpu, step, "softmax_ce", logits, row_loss, loss, grad, |s| {
+        softmax_ce_rows(gpu, s, logits, labels, row_loss, grad, scale)
+    })
 }
 
 /// The first pass of [`softmax_ce`] alone: `row_loss` and the gradient,
@@ -80,25 +79,8 @@ pub fn softmax_ce_rows(
     }
     let gscale = (scale as f64 / rows as f64) as f32;
     let params = [rows as u32, k as u32, f32_param(gscale), 0];
-    let groups = grid(gpu, rows as u64)?;
-    match grad {
-        Some(g) => step.dispatch(
-            gpu,
-            op,
-            &rows_kernel(true),
-            &params,
-            &[logits, labels, row_loss, g],
-            groups,
-        )?,
-        None => step.dispatch(
-            gpu,
-            op,
-            &rows_kernel(false),
-            &params,
-            &[logits, labels, row_loss],
-            groups,
-        )?,
-    }
+    let inputs = [logits, labels];
+    dispatch_rows(gpu, step, op, rows_kernel, &params, &inputs, row_loss, grad)?;
     Ok(gscale)
 }
 
