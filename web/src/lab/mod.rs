@@ -113,8 +113,8 @@ fn dataset(name: &str) -> Result<Dataset, JsError> {
 /// Open this page's WebGPU adapter with `dataset` (`mnist`, `fashion`):
 /// its training and test files' bytes (read by the engine's IDX reader)
 /// and its classifier's safetensors bytes. Replaces a lab already open
-/// (and what it held). Returns JSON: the adapter and whether it is a
-/// fallback (CPU) adapter.
+/// (and what it held). Returns [`lab_status`]: the adapter, whether it
+/// is a fallback (CPU) adapter, no models yet.
 #[wasm_bindgen]
 pub async fn lab_open(
     dataset_name: String,
@@ -144,10 +144,6 @@ pub async fn lab_open(
     let path = Path::new("classifier.safetensors");
     let ck = Checkpoint::from_bytes(&classifier, path).map_err(engine_err)?;
     let classifier = Classifier::from_checkpoint(&gpu, &ck, path).map_err(engine_err)?;
-    let info = serde_json::json!({
-        "adapter": gpu.describe(),
-        "fallback": format!("{:?}", gpu.info.device_type) == "Cpu",
-    });
     LAB.with(|l| {
         *l.borrow_mut() = Some(Lab {
             gpu,
@@ -159,7 +155,7 @@ pub async fn lab_open(
             slots: [None, None],
         })
     });
-    Ok(info.to_string())
+    lab_status()
 }
 
 /// Build both models of `preset` (`tiny`, `smoke`, `article`; `dcgan` is
@@ -307,7 +303,7 @@ pub fn lab_status() -> Result<String, JsError> {
             .collect();
         Ok(serde_json::json!({
             "adapter": lab.gpu.describe(),
-            "fallback": format!("{:?}", lab.gpu.info.device_type) == "Cpu",
+            "fallback": lab.gpu.is_cpu(),
             "dataset": lab.dataset.name(),
             "lost": lab.gpu.lost(),
             "models": places,
