@@ -111,8 +111,7 @@ fn steps(c: &mut Criterion) {
             batch,
             adam,
             seed: 0,
-            binarize: false,
-            kl: Default::default(),
+            ..VaeConfig::default()
         },
     )
     .expect("vae");
@@ -135,8 +134,7 @@ fn steps(c: &mut Criterion) {
                 adam_d: adam,
                 seed: 0,
                 head,
-                label_noise: 0.0,
-                fresh_noise_for_g: false,
+                ..GanConfig::default()
             },
         )
         .expect("gan");

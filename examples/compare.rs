@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use clap::Parser;
 use vae_vs_gan::compare::{compare, CompareOptions};
 use vae_vs_gan::data::Dataset;
-use vae_vs_gan::models::vae::KlEstimator;
+use vae_vs_gan::models::gan::GanOptions;
+use vae_vs_gan::models::vae::VaeOptions;
 use vae_vs_gan::train::budget::{self, Budget};
 use vae_vs_gan::train::session::{choose_preset, open_gpu, DeviceArgs};
 use vae_vs_gan::train::Preset;
@@ -66,18 +67,12 @@ struct Args {
     /// /usr/share/datasets/fashion-mnist for --dataset fashion).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Add F x U(0,1) to the GAN discriminator's targets, as the article
-    /// does with F = 0.05 (default 0: clean targets).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    label_noise: f32,
-    /// Draw fresh latents for the GAN generator's update, as the article
-    /// does (default: reuse the discriminator step's noise and fakes).
-    #[arg(long)]
-    fresh_noise_for_g: bool,
-    /// The VAE's KL term: the analytic Gaussian KL, or `mc`, the article's
-    /// one-sample estimate log q(z|x) - log p(z).
-    #[arg(long, value_enum, default_value = "analytic")]
-    kl: KlEstimator,
+    /// The VAE's options.
+    #[command(flatten)]
+    vae: VaeOptions,
+    /// The GAN's options.
+    #[command(flatten)]
+    gan: GanOptions,
     /// Batch size both training steps are timed and measured at for the
     /// cost claim (default: the article's 32 for both; 8 for tiny).
     #[arg(long)]
@@ -130,9 +125,8 @@ fn run() -> anyhow::Result<()> {
     o.classifier = a.classifier;
     o.data_dir = a.data_dir;
     o.dataset = a.dataset;
-    o.label_noise = a.label_noise;
-    o.fresh_noise_for_g = a.fresh_noise_for_g;
-    o.kl = a.kl;
+    o.vae = a.vae;
+    o.gan = a.gan;
     if let Some(b) = a.cost_batch {
         o.cost_batch = b;
     }

@@ -42,8 +42,8 @@ use clap::Parser;
 use vae_vs_gan::data::{self, Dataset, GpuDataset, Images, Split};
 use vae_vs_gan::gpu::{KernelPolicy, LimitsPolicy, StepState};
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
-use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
-use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig};
+use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, GanOptions};
+use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, VaeOptions};
 use vae_vs_gan::models::CHUNK;
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::{Gpu, GpuOptions};
@@ -212,8 +212,10 @@ fn models(
                     batch,
                     adam,
                     seed: 0,
-                    binarize: false,
-                    kl,
+                    options: VaeOptions {
+                        kl,
+                        ..VaeOptions::default()
+                    },
                 },
             )?;
             let state = StepState::new(gpu, 2, 16, 0)?;
@@ -227,8 +229,7 @@ fn models(
                 batch,
                 adam,
                 seed: 0,
-                binarize: false,
-                kl: KlEstimator::Analytic,
+                ..VaeConfig::default()
             },
         )?;
         if let Some(n) = infer {
@@ -244,12 +245,16 @@ fn models(
             // the article's options (label noise, fresh noise for G) add
             // kernels only (their GEMMs are the default step's): recorded
             // at one head, before the default
-            let options: &[(f32, bool)] = match head {
-                DHead::GlobalMaxPool => &[(0.05, true), (0.0, false)],
-                _ => &[(0.0, false)],
+            let article = GanOptions {
+                label_noise: 0.05,
+                fresh_noise_for_g: true,
+            };
+            let options = match head {
+                DHead::GlobalMaxPool => vec![article, GanOptions::default()],
+                _ => vec![GanOptions::default()],
             };
             let mut last = None;
-            for &(label_noise, fresh_noise_for_g) in options {
+            for options in options {
                 let gan = Gan::new(
                     gpu,
                     GanConfig {
@@ -259,8 +264,7 @@ fn models(
                         adam_d: adam,
                         seed: 0,
                         head,
-                        label_noise,
-                        fresh_noise_for_g,
+                        options,
                     },
                 )?;
                 let state = StepState::new(gpu, 2, 16, 0)?;

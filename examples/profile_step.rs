@@ -77,8 +77,7 @@ fn run() -> anyhow::Result<()> {
                     batch,
                     adam: AdamConfig::keras(p.lr),
                     seed: 0,
-                    binarize: false,
-                    kl: Default::default(),
+                    ..VaeConfig::default()
                 },
             )?;
             let ts = vae.train_step(&gpu, &state, &data)?;
@@ -95,8 +94,7 @@ fn run() -> anyhow::Result<()> {
                     adam_d: AdamConfig::keras(p.lr_d),
                     seed: 0,
                     head: p.head,
-                    label_noise: 0.0,
-                    fresh_noise_for_g: false,
+                    ..GanConfig::default()
                 },
             )?;
             let ts = gan.train_step(&gpu, &state, &data)?;

@@ -145,8 +145,7 @@ fn vae_bundle(gpu: &Gpu, out: &Path) -> anyhow::Result<()> {
             batch: BATCH,
             adam: AdamConfig::keras(1e-3),
             seed: SEED,
-            binarize: false,
-            kl: Default::default(),
+            ..VaeConfig::default()
         },
     )?;
     let steps = data.batches(BATCH);

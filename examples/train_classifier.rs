@@ -25,10 +25,10 @@ struct Args {
     device: DeviceArgs,
     #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     epochs: usize,
-    #[arg(long, default_value_t = 64, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = ClassifierConfig::default().batch, allow_negative_numbers = true)]
     batch_size: usize,
     /// Adam learning rate (Keras defaults otherwise).
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = ClassifierConfig::default().adam.lr, allow_negative_numbers = true)]
     lr: f32,
     #[arg(long, default_value_t = 0)]
     seed: u64,

@@ -13,7 +13,7 @@
 //! Both are recorded in the checkpoint; `--resume` refuses other values.
 
 use clap::Parser;
-use vae_vs_gan::models::gan::DHead;
+use vae_vs_gan::models::gan::{DHead, GanOptions};
 use vae_vs_gan::train::cli::CommonArgs;
 use vae_vs_gan::train::gan_run::{train_gan, GanRun};
 use vae_vs_gan::train::session::open_gpu;
@@ -29,16 +29,8 @@ struct Args {
     /// The discriminator's head: the article's global max pool, or flatten.
     #[arg(long, value_enum)]
     d_head: Option<DHead>,
-    /// Uniform noise F >= 0 on the discriminator's targets: real images
-    /// 1 + F*u, fakes F*u, u ~ U(0,1) drawn per target and step (the
-    /// article's 0.05; 0: none). F > 1 is accepted: fake targets then reach
-    /// above real ones.
-    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
-    label_noise: f32,
-    /// The generator's update draws new latent noise and generates again
-    /// (the article's), instead of reusing the discriminator step's fakes.
-    #[arg(long)]
-    fresh_noise_for_g: bool,
+    #[command(flatten)]
+    options: GanOptions,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,18 +44,15 @@ fn run() -> anyhow::Result<()> {
         common: a,
         lr_d,
         d_head,
-        label_noise,
-        fresh_noise_for_g,
+        options,
     } = Args::parse();
     let out = a.out_dir("target/gan")?;
     let gpu = open_gpu(&a.device)?;
-    let mut common = a.into_options(&gpu, out.clone())?;
-    common.label_noise = label_noise;
-    common.fresh_noise_for_g = fresh_noise_for_g;
     let run = GanRun {
-        common,
+        common: a.into_options(&gpu, out.clone())?,
         lr_d,
         head: d_head,
+        options,
     };
     train_gan(&gpu, &run)?;
     eprintln!("wrote {}", out.display());

@@ -11,7 +11,7 @@
 //! `--resume` refuses the other.
 
 use clap::Parser;
-use vae_vs_gan::models::vae::KlEstimator;
+use vae_vs_gan::models::vae::VaeOptions;
 use vae_vs_gan::train::cli::CommonArgs;
 use vae_vs_gan::train::session::open_gpu;
 use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
@@ -21,13 +21,8 @@ use vae_vs_gan::train::vae_run::{train_vae, VaeRun};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Static binarisation of pixels at 0.5 (how published ELBOs are measured).
-    #[arg(long)]
-    binarize: bool,
-    /// The KL term: `analytic` (closed form) or `mc` (the article's
-    /// one-sample estimate log q(z|x) - log p(z) at the sampled z).
-    #[arg(long, value_enum, default_value = "analytic")]
-    kl: KlEstimator,
+    #[command(flatten)]
+    options: VaeOptions,
 }
 
 fn main() -> std::process::ExitCode {
@@ -37,16 +32,13 @@ fn main() -> std::process::ExitCode {
 fn run() -> anyhow::Result<()> {
     vae_vs_gan::train::run::mark_process_start();
     vae_vs_gan::train::interrupt::install()?;
-    let Args {
-        common: a,
-        binarize,
-        kl,
-    } = Args::parse();
+    let Args { common: a, options } = Args::parse();
     let out = a.out_dir("target/vae")?;
     let gpu = open_gpu(&a.device)?;
-    let mut common = a.into_options(&gpu, out.clone())?;
-    common.kl = kl;
-    let run = VaeRun { common, binarize };
+    let run = VaeRun {
+        common: a.into_options(&gpu, out.clone())?,
+        options,
+    };
     train_vae(&gpu, &run)?;
     eprintln!("wrote {}", out.display());
     Ok(())

@@ -232,7 +232,7 @@ pub(crate) fn vae_seed(
     let (samples, iwae_images) = opts.sizes();
     let run = VaeRun {
         common: opts.run_options(seed, "vae", id)?,
-        binarize: false,
+        options: opts.vae.clone(),
     };
     let from_ckpt = loaded.zip(opts.vae_ckpt.as_deref());
     let train = |g: &Gpu| {
@@ -301,7 +301,7 @@ fn iwae_with_progress(
     // The pixels as the VAE's likelihood sees them (binarised if it was
     // trained so), as its test ELBO does.
     let map = PixelMap {
-        binarize: vae.config.binarize,
+        binarize: vae.config.options.binarize,
         ..PixelMap::UNIT
     };
     let x: Vec<f32> = test.pixels[..n * PIXELS]
@@ -338,6 +338,7 @@ pub(crate) fn gan_seed(
         common: opts.run_options(seed, "gan", id)?,
         lr_d: None,
         head: None,
+        options: opts.gan.clone(),
     };
     let from_ckpt = loaded.zip(opts.gan_ckpt.as_deref());
     let train = |g: &Gpu| {

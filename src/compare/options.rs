@@ -9,9 +9,9 @@ use crate::compare::runs::{run_state, RunState};
 use crate::compare::verdict::MIN_SEEDS;
 use crate::data::{Dataset, PIXELS};
 use crate::error::{Error, Result};
-use crate::models::vae::KlEstimator;
+use crate::models::gan::GanOptions;
+use crate::models::vae::VaeOptions;
 use crate::train::budget::{Budget, CurvePlan, DEFAULT_POINTS, MAX_POINTS};
-use crate::train::options::check_label_noise_flag;
 use crate::train::session::{check_writable, saved_setting, RunOptions, CHECKPOINT};
 use crate::train::Preset;
 
@@ -52,12 +52,10 @@ pub struct CompareOptions {
     pub classifier: Option<PathBuf>,
     /// The dataset's IDX files (default: [`Dataset::default_dir`]).
     pub data_dir: Option<PathBuf>,
-    /// The GAN's label noise (`--label-noise`, the article's 0.05).
-    pub label_noise: f32,
-    /// The GAN's fresh latents for G's update (`--fresh-noise-for-g`).
-    pub fresh_noise_for_g: bool,
-    /// The VAE's KL estimator (`--kl mc`, the article's one sample).
-    pub kl: KlEstimator,
+    /// The VAE's options every seed's VAE trains with.
+    pub vae: VaeOptions,
+    /// The GAN's options every seed's GAN trains with.
+    pub gan: GanOptions,
     /// The batch size both training steps are measured at for the cost
     /// claim ([`crate::compare::cost`]): 32, the article's, or 8 for the
     /// tiny preset.
@@ -96,9 +94,8 @@ impl CompareOptions {
             vae_ckpt: None,
             gan_ckpt: None,
             dataset: Dataset::Mnist,
-            label_noise: 0.0,
-            fresh_noise_for_g: false,
-            kl: KlEstimator::Analytic,
+            vae: VaeOptions::default(),
+            gan: GanOptions::default(),
             classifier: None,
             data_dir: None,
             // the tiny preset's own batch: tests stay small
@@ -222,12 +219,6 @@ impl CompareOptions {
         r.overwrite = self.overwrite || matches!(state, RunState::Stale(_));
         r.comparison = id.map(str::to_string);
         r.dataset = self.dataset;
-        if model == "gan" {
-            r.label_noise = self.label_noise;
-            r.fresh_noise_for_g = self.fresh_noise_for_g;
-        } else {
-            r.kl = self.kl;
-        }
         r.data_dir = Some(self.data_dir());
         r.reuse_finished = true;
         r.budget = self.budget;
@@ -271,7 +262,7 @@ pub(crate) fn check_options(o: &CompareOptions) -> Result<()> {
             o.vae_preset().name()
         )));
     }
-    check_label_noise_flag("compare", o.label_noise)?;
+    o.gan.check("compare")?;
     if o.seeds == 0 {
         return Err(invalid("--seeds must be at least 1"));
     }
@@ -388,7 +379,7 @@ pub(crate) fn check_resumed_runs(o: &CompareOptions, id: Option<&str>) -> Result
                     "budget" => "--budget-seconds/--budget-images",
                     _ => "--curve-points",
                 };
-                let saved = saved_setting(&meta, key).unwrap_or("none");
+                let saved = saved_setting(&meta, key).unwrap_or_else(|| "none".into());
                 if saved != want {
                     return Err(Error::data(
                         &path,

@@ -42,12 +42,23 @@ const POOL2_HWC: (usize, usize, usize) = (7, 7, 32);
 /// Loss slot in the step's ring row.
 pub const SLOT_CE: usize = 0;
 
-/// Hyperparameters.
+/// Hyperparameters; the default trains the committed classifiers
+/// (`train_classifier`'s defaults).
 #[derive(Clone, Debug)]
 pub struct ClassifierConfig {
     pub batch: usize,
     pub adam: AdamConfig,
     pub seed: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> ClassifierConfig {
+        ClassifierConfig {
+            batch: 64,
+            adam: AdamConfig::keras(1e-3),
+            seed: 0,
+        }
+    }
 }
 
 /// The classifier's layers, their parameters in one [`ParamArena`].
@@ -300,8 +311,7 @@ impl Classifier {
             gpu,
             ClassifierConfig {
                 batch: 1,
-                adam: AdamConfig::keras(1e-3),
-                seed: 0,
+                ..ClassifierConfig::default()
             },
         )?;
         classifier.restore(gpu, ck, path)?;

@@ -22,12 +22,12 @@
 //!
 //! Two of the article's choices are options, off by default (the step is
 //! then exactly the one above):
-//! - [`GanConfig::label_noise`] `F > 0`: D's targets become `1 + F u` for
+//! - [`GanOptions::label_noise`] `F > 0`: D's targets become `1 + F u` for
 //!   real images and `F u` for fakes, `u ~ U(0, 1)` drawn afresh per target
 //!   and step (Philox stream [`STREAM_LABEL_NOISE`], in the loss kernel:
 //!   [`crate::ops::bce::bce_rows_label_noise`]), the article's
 //!   `labels += 0.05 * tf.random.uniform(labels.shape)`. G's targets stay 1.
-//! - [`GanConfig::fresh_noise_for_g`]: G's update draws its own latents
+//! - [`GanOptions::fresh_noise_for_g`]: G's update draws its own latents
 //!   (stream [`STREAM_Z_FOR_G`]) and generates again (batch norm in training
 //!   mode: the running averages are updated by this forward too, as every
 //!   training-mode call in Keras does), as the article draws
@@ -79,6 +79,7 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
+use crate::models::settings::{from_settings, to_settings};
 use crate::models::{count, expect_model, flat, infer_chunked, meta_usize, record_adam, Stored};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, ParamArena, WeightOp};
 use crate::ops::activation::Activation;
@@ -113,10 +114,10 @@ const STREAM_D_UPDATE: [u32; 2] = [2, 3];
 const STREAM_G_UPDATE: [u32; 2] = [4, 5];
 /// Stream of [`Gan::sample`]'s latents (drawn on the CPU).
 const STREAM_SAMPLE: u32 = 6;
-/// Stream of the discriminator's label noise ([`GanConfig::label_noise`]).
+/// Stream of the discriminator's label noise ([`GanOptions::label_noise`]).
 pub const STREAM_LABEL_NOISE: u32 = 7;
 /// Stream of the generator update's own latents
-/// ([`GanConfig::fresh_noise_for_g`]).
+/// ([`GanOptions::fresh_noise_for_g`]).
 pub const STREAM_Z_FOR_G: u32 = 8;
 
 /// The discriminator's head after the second conv.
@@ -154,7 +155,8 @@ impl DHead {
     }
 }
 
-/// Hyperparameters.
+/// The GAN's settings: sizes, optimizers and seed (from a preset), and its
+/// [`GanOptions`]. The default is the article's model and step.
 #[derive(Clone, Debug)]
 pub struct GanConfig {
     pub latent: usize,
@@ -165,16 +167,67 @@ pub struct GanConfig {
     pub adam_d: AdamConfig,
     pub seed: u64,
     pub head: DHead,
-    /// Width `F >= 0` of the uniform noise on the discriminator's targets:
-    /// real `1 + F u`, fake `F u`, `u ~ U(0, 1)` per target and step (the
-    /// article's 0.05; 0: the targets 1 and 0 as they are, today's step).
-    /// `F > 1` is accepted: fake targets then overlap the real ones'
-    /// range, and real targets above 1 push D's logits on real images to
-    /// +inf (the loss stays `softplus(x) - t x`, as TensorFlow computes it).
+    pub options: GanOptions,
+}
+
+impl Default for GanConfig {
+    fn default() -> GanConfig {
+        GanConfig {
+            latent: 2,
+            batch: 32,
+            adam_g: AdamConfig::keras(1e-3),
+            adam_d: AdamConfig::keras(1e-3),
+            seed: 0,
+            head: DHead::default(),
+            options: GanOptions::default(),
+        }
+    }
+}
+
+/// The GAN's training options beyond its preset (each a command-line flag
+/// of the runs and of `compare`, recorded in the checkpoint:
+/// [`crate::models::settings`]). The defaults are the engine's step.
+#[derive(clap::Args, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GanOptions {
+    /// Uniform noise F >= 0 on the discriminator's targets: real images
+    /// 1 + F*u, fakes F*u, u ~ U(0,1) drawn per target and step (the
+    /// article's 0.05; 0: none). F > 1 is accepted: fake targets then
+    /// overlap the real ones' range, and real targets above 1 push D's
+    /// logits on real images to +inf (the loss stays softplus(x) - t x, as
+    /// TensorFlow computes it).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
     pub label_noise: f32,
-    /// The generator's update draws its own latents and generates again
-    /// (the article's), instead of reusing the D step's fake batch.
+    /// The generator's update draws new latent noise and generates again
+    /// (the article's), instead of reusing the discriminator step's fakes.
+    #[arg(long)]
     pub fresh_noise_for_g: bool,
+}
+
+impl Default for GanOptions {
+    fn default() -> GanOptions {
+        GanOptions {
+            label_noise: 0.0,
+            fresh_noise_for_g: false,
+        }
+    }
+}
+
+impl GanOptions {
+    /// Refuse options that cannot train, in the words of the command line;
+    /// `op` names who refuses them (`train`, `compare`, `gan`).
+    pub fn check(&self, op: &'static str) -> Result<()> {
+        check_label_noise(op, self.label_noise).map_err(|_| {
+            Error::invalid(
+                op,
+                format!(
+                    "--label-noise {}: must be a number >= 0 (0: no noise, the default; the \
+                     article uses 0.05)",
+                    self.label_noise
+                ),
+            )
+        })
+    }
 }
 
 /// The generator's tanh outputs (in [-1, 1]) as [0, 1] pixels, as the
@@ -192,12 +245,10 @@ impl GanConfig {
             ("seed".into(), self.seed.to_string()),
             ("lr_g".into(), self.adam_g.lr.to_string()),
             ("lr_d".into(), self.adam_d.lr.to_string()),
-            ("label_noise".into(), self.label_noise.to_string()),
-            (
-                "fresh_noise_for_g".into(),
-                self.fresh_noise_for_g.to_string(),
-            ),
         ]
+        .into_iter()
+        .chain(to_settings(&self.options))
+        .collect()
     }
 }
 
@@ -360,7 +411,7 @@ pub struct TrainStep {
     /// discriminator's update saw).
     pub fake: Tensor,
     /// The batch the generator's update ran on: `fake` itself, or with
-    /// [`GanConfig::fresh_noise_for_g`] the one generated from its own
+    /// [`GanOptions::fresh_noise_for_g`] the one generated from its own
     /// latents.
     pub g_fake: Tensor,
     /// The discriminator's logits on [real; fake], `[2B, 1]`.
@@ -368,7 +419,7 @@ pub struct TrainStep {
     /// Every LeakyReLU output of the step by name (the generator's three
     /// batch norms', then the discriminator's two convs' after dropout, in
     /// the D update on [real; fake] and in the G update on fake, then with
-    /// [`GanConfig::fresh_noise_for_g`] the generator's three again from
+    /// [`GanOptions::fresh_noise_for_g`] the generator's three again from
     /// the G update's own forward), for tests
     /// that check which side of the kink each unit took: the output has the
     /// input's sign (a dropped unit is 0, and has no gradient).
@@ -390,7 +441,7 @@ impl Gan {
         }
         config.adam_g.validate()?;
         config.adam_d.validate()?;
-        check_label_noise("gan", config.label_noise)?;
+        config.options.check("gan")?;
         let (l, b) = (config.latent, config.batch);
         let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
         let r = &mut rng;
@@ -625,9 +676,9 @@ impl Gan {
 
     /// Record one training step on `data` (gather the batch the step
     /// counter picks, draw z, generate, update D on [real; fake] (targets
-    /// with [`GanConfig::label_noise`] when it is above 0), update G through
+    /// with [`GanOptions::label_noise`] when it is above 0), update G through
     /// the updated D (on fresh latents, generated again, with
-    /// [`GanConfig::fresh_noise_for_g`]), advance): losses go to ring slots
+    /// [`GanOptions::fresh_noise_for_g`]), advance): losses go to ring slots
     /// [`SLOT_G`] and [`SLOT_D`].
     pub fn train_step(&self, gpu: &Gpu, state: &StepState, data: &GpuDataset) -> Result<TrainStep> {
         let (b, l, head) = (self.config.batch, self.config.latent, self.config.head);
@@ -657,7 +708,7 @@ impl Gan {
         let both_g = DGrads::new(gpu, 2 * b, head)?;
         // The generator's update: on the same fake batch, or on its own
         // (fresh latents, generated again).
-        let ga_own = match self.config.fresh_noise_for_g {
+        let ga_own = match self.config.options.fresh_noise_for_g {
             true => Some(GActs::new(gpu, b, l)?),
             false => None,
         };
@@ -704,9 +755,9 @@ impl Gan {
         self.record_discriminate(gpu, st, &both, Some((&state.counters, STREAM_D_UPDATE)))?;
         // Targets 1 and 0, or with label noise 1 + F u and F u drawn in the
         // loss kernel (no noise: the plain kernel, today's step).
-        let d_scale = if self.config.label_noise > 0.0 {
+        let d_scale = if self.config.options.label_noise > 0.0 {
             let noise = LabelNoise {
-                amount: self.config.label_noise,
+                amount: self.config.options.label_noise,
                 rng: Philox::new(seed, STREAM_LABEL_NOISE),
                 counters: &state.counters,
             };
@@ -928,13 +979,9 @@ impl Gan {
             GanConfig {
                 latent: meta_usize(ck, path, "latent_dim")?,
                 batch: 1,
-                adam_g: AdamConfig::keras(1e-3),
-                adam_d: AdamConfig::keras(1e-3),
-                seed: 0,
                 head,
-                // training-only settings: inference does not use them
-                label_noise: 0.0,
-                fresh_noise_for_g: false,
+                options: from_settings(&ck.metadata, path)?,
+                ..GanConfig::default()
             },
         )?;
         gan.restore(gpu, ck, path)?;

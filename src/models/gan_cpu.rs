@@ -530,7 +530,7 @@ impl<T: Real> GanCpu<T> {
         z_g: Option<Vec<T>>,
     ) -> Result<GanCpuStep<T>> {
         let (b, l, seed) = (self.config.batch, self.config.latent, self.config.seed);
-        let z_g = match (self.config.fresh_noise_for_g, z_g) {
+        let z_g = match (self.config.options.fresh_noise_for_g, z_g) {
             (true, Some(z)) => Some(z),
             (true, None) => Some(Philox::new(seed, STREAM_Z_FOR_G).normal_cpu(step as u32, b * l)),
             (false, None) => None,
@@ -574,7 +574,7 @@ impl<T: Real> GanCpu<T> {
         let mut targets: Vec<T> = (0..2 * b)
             .map(|i| T::from_f64((i < b) as u8 as f64))
             .collect();
-        let noise = self.config.label_noise;
+        let noise = self.config.options.label_noise;
         if noise > 0.0 {
             let rng = Philox::new(seed, STREAM_LABEL_NOISE);
             targets = label_noise_targets_cpu(&targets, noise, rng, s);

@@ -6,6 +6,7 @@ pub mod gan_cpu;
 pub mod kink;
 pub mod preset;
 pub mod prior;
+pub mod settings;
 pub mod vae;
 pub mod vae_cpu;
 

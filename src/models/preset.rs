@@ -6,7 +6,7 @@
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::gan::{DHead, GanConfig};
-use crate::models::vae::{KlEstimator, VaeConfig};
+use crate::models::vae::VaeConfig;
 use crate::optim::adam::AdamConfig;
 
 /// A named set of hyperparameters.
@@ -59,8 +59,7 @@ impl VaePreset {
             batch: self.batch,
             adam: AdamConfig::keras(self.lr),
             seed,
-            binarize: false,
-            kl: KlEstimator::Analytic,
+            ..VaeConfig::default()
         }
     }
 }
@@ -76,8 +75,7 @@ impl GanPreset {
             adam_d: AdamConfig::keras(self.lr_d),
             seed,
             head: self.head,
-            label_noise: 0.0,
-            fresh_noise_for_g: false,
+            ..GanConfig::default()
         }
     }
 }

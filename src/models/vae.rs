@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::eval::iwae;
 use crate::gpu::{Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
+use crate::models::settings::{from_settings, to_settings};
 use crate::models::{
     count, expect_model, flat, infer_chunked, meta_usize, record_adam, Stored, CHUNK,
 };
@@ -65,7 +66,18 @@ pub const SLOT_KL: usize = 1;
 /// How the ELBO's KL term is computed (training and evaluation alike):
 /// [`crate::ops::kl`] or [`crate::ops::kl_mc`]. (The variants' comments
 /// are `train_vae --kl`'s help.)
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum KlEstimator {
     /// The closed form -0.5 sum(1 + logvar - mu^2 - exp(logvar)): exact, no
     /// variance (the default).
@@ -93,16 +105,42 @@ impl KlEstimator {
     }
 }
 
-/// Hyperparameters.
+/// The VAE's settings: sizes, optimizer and seed (from a preset), and its
+/// [`VaeOptions`]. The default is the article's model and step.
 #[derive(Clone, Debug)]
 pub struct VaeConfig {
     pub latent: usize,
     pub batch: usize,
     pub adam: AdamConfig,
     pub seed: u64,
-    /// Static binarisation of the pixels (how published ELBOs are measured).
+    pub options: VaeOptions,
+}
+
+impl Default for VaeConfig {
+    fn default() -> VaeConfig {
+        VaeConfig {
+            latent: 2,
+            batch: 32,
+            adam: AdamConfig::keras(1e-4),
+            seed: 0,
+            options: VaeOptions::default(),
+        }
+    }
+}
+
+/// The VAE's training options beyond its preset (each a command-line flag
+/// of the runs and of `compare`, recorded in the checkpoint:
+/// [`crate::models::settings`]). The defaults are the engine's step.
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaeOptions {
+    /// Static binarisation of pixels at 0.5 (how published ELBOs are
+    /// measured).
+    #[arg(long)]
     pub binarize: bool,
-    /// The KL term's estimator ([`KlEstimator::Analytic`]: today's step).
+    /// The KL term: `analytic` (closed form) or `mc` (the article's
+    /// one-sample estimate log q(z|x) - log p(z) at the sampled z).
+    #[arg(long, value_enum, default_value = "analytic")]
     pub kl: KlEstimator,
 }
 
@@ -113,10 +151,11 @@ impl VaeConfig {
         vec![
             ("batch".into(), self.batch.to_string()),
             ("seed".into(), self.seed.to_string()),
-            ("binarize".into(), self.binarize.to_string()),
             ("lr".into(), self.adam.lr.to_string()),
-            ("kl".into(), self.kl.name().into()),
         ]
+        .into_iter()
+        .chain(to_settings(&self.options))
+        .collect()
     }
 }
 
@@ -278,7 +317,7 @@ impl Vae {
 
     fn pixel_map(&self) -> PixelMap {
         PixelMap {
-            binarize: self.config.binarize,
+            binarize: self.config.options.binarize,
             ..PixelMap::UNIT
         }
     }
@@ -359,7 +398,7 @@ impl Vae {
         dh: Option<&Tensor>,
     ) -> Result<StepLoss<'e>> {
         let acc = dh.is_some();
-        let scale = match self.config.kl {
+        let scale = match self.config.options.kl {
             KlEstimator::Analytic => kl_rows(gpu, st, &e.enc.h, &e.kl_rows, dh, acc, 1.0)?,
             KlEstimator::Mc => {
                 let (h, z) = (&e.enc.h, &e.dec.z);
@@ -694,7 +733,7 @@ impl Vae {
             BceReduction::SumPerSampleMean,
             1.0,
         )?;
-        match self.config.kl {
+        match self.config.options.kl {
             KlEstimator::Analytic => {
                 kl_divergence(gpu, st, &enc.h, &kl_rows, &kl, None, false, 1.0)?
             }
@@ -744,15 +783,8 @@ impl Vae {
             VaeConfig {
                 latent: meta_usize(ck, path, "latent_dim")?,
                 batch: 1,
-                adam: AdamConfig::keras(1e-3),
-                seed: 0,
-                binarize: ck.metadata.get("binarize").is_some_and(|b| b == "true"),
-                // Absent: the analytic, which every earlier run used.
-                kl: ck
-                    .metadata
-                    .get("kl")
-                    .and_then(|k| KlEstimator::from_name(k))
-                    .unwrap_or_default(),
+                options: from_settings(&ck.metadata, path)?,
+                ..VaeConfig::default()
             },
         )?;
         vae.restore(gpu, ck, path)?;

@@ -256,7 +256,7 @@ impl<T: Real> VaeCpu<T> {
         }
         let d = Dims::new(b)?;
         let map = PixelMap {
-            binarize: self.config.binarize,
+            binarize: self.config.options.binarize,
             ..PixelMap::UNIT
         };
         let x: Vec<T> = gather_pixels_cpu(step, perm, images, b, PIXELS, map);
@@ -319,11 +319,11 @@ impl<T: Real> VaeCpu<T> {
 
         // Losses: BCE (per-sample sum, batch mean) and KL (batch mean).
         let recon = bce_cpu(&logits, &x, PIXELS, BceReduction::SumPerSampleMean, 1.0);
-        let kl = match self.config.kl {
+        let kl = match self.config.options.kl {
             KlEstimator::Analytic => kl_cpu(&h, l, 1.0),
             KlEstimator::Mc => kl_mc_cpu(&h, eps, &z, l, 1.0),
         };
-        let kl_abs = match self.config.kl {
+        let kl_abs = match self.config.options.kl {
             KlEstimator::Analytic => kl.loss,
             KlEstimator::Mc => {
                 let mut a = 0.0;

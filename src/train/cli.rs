@@ -98,10 +98,6 @@ impl CommonArgs {
             overwrite: self.overwrite,
             plots: true,
             reuse_finished: false,
-            // the model-specific options: set by the example that has them
-            label_noise: 0.0,
-            fresh_noise_for_g: false,
-            kl: crate::models::vae::KlEstimator::Analytic,
             comparison: None,
             budget: Budget::from_flags(self.budget_seconds, self.budget_images)?,
             curve: None,

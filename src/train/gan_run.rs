@@ -7,15 +7,13 @@ use crate::data::GpuDataset;
 use crate::data::{self, Split};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::models::gan::{DHead, Gan, GanConfig, SLOT_D, SLOT_G};
+use crate::models::gan::{DHead, Gan, GanConfig, GanOptions, SLOT_D, SLOT_G};
 use crate::models::preset::run_metadata;
 use crate::models::prior::GRID;
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid};
 use crate::train::budget::PointFigures;
-use crate::train::session::{
-    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Session,
-};
+use crate::train::session::{check_out, check_run, create_out, prior_grid, RunOptions, Session};
 use crate::train::{EpochMetrics, Metrics, Preset};
 
 /// A GAN run: the common options and the GAN's own.
@@ -26,6 +24,8 @@ pub struct GanRun {
     pub lr_d: Option<f32>,
     /// The discriminator's head (default: the preset's).
     pub head: Option<DHead>,
+    /// The GAN's options (label noise, fresh latents for G, ...).
+    pub options: GanOptions,
 }
 
 impl GanRun {
@@ -35,6 +35,7 @@ impl GanRun {
             common: RunOptions::new(preset, out),
             lr_d: None,
             head: None,
+            options: GanOptions::default(),
         }
     }
 }
@@ -59,7 +60,7 @@ pub fn train_gan_scored(
     // what the device held before this run: not this run's memory
     let others = gpu.allocated_bytes();
     check_out(out, opts.resume, opts.overwrite)?;
-    check_model_options(opts, "gan")?;
+    run.options.check("train")?;
     let lr_g = opts.lr.unwrap_or(p.lr_g);
     let config = GanConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
@@ -68,8 +69,7 @@ pub fn train_gan_scored(
         adam_d: AdamConfig::keras(run.lr_d.or(opts.lr).unwrap_or(p.lr_d)),
         seed: opts.seed,
         head: run.head.unwrap_or(p.head),
-        label_noise: opts.label_noise,
-        fresh_noise_for_g: opts.fresh_noise_for_g,
+        options: run.options.clone(),
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
     check_run(
@@ -95,8 +95,8 @@ pub fn train_gan_scored(
         config.adam_g.lr,
         config.adam_d.lr,
         config.head.name(),
-        config.label_noise,
-        if config.fresh_noise_for_g { "fresh" } else { "shared" },
+        config.options.label_noise,
+        if config.options.fresh_noise_for_g { "fresh" } else { "shared" },
         gan.param_count(),
         gan.generator_param_count(),
         gan.discriminator_param_count(),

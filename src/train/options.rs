@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::gpu::{AutotunePolicy, Gpu, GpuOptions};
 use crate::io::Checkpoint;
-use crate::models::vae::KlEstimator;
 use crate::train::budget::{Budget, CurvePlan, MAX_POINTS};
 use crate::train::out::resume_path;
 use crate::train::session::{Schedule, META_COMPARISON};
 use crate::train::Preset;
 
 /// What every training run can be told; `None` takes the preset's value.
+/// The model's own options travel beside it ([`crate::train::vae_run::VaeRun`],
+/// [`crate::train::gan_run::GanRun`]).
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub preset: Preset,
@@ -35,18 +36,6 @@ pub struct RunOptions {
     /// With `resume`, take a run that has done all its epochs as it is
     /// (the comparison's reuse) instead of refusing it.
     pub reuse_finished: bool,
-    /// The GAN's label noise `F >= 0` (`--label-noise`,
-    /// [`crate::models::gan::GanConfig::label_noise`]); a VAE run refuses
-    /// anything but 0.
-    pub label_noise: f32,
-    /// The GAN's fresh latents for the generator's update
-    /// (`--fresh-noise-for-g`,
-    /// [`crate::models::gan::GanConfig::fresh_noise_for_g`]); a VAE run
-    /// refuses it.
-    pub fresh_noise_for_g: bool,
-    /// The VAE's KL estimator (`--kl`, [`crate::models::vae::VaeConfig::kl`]);
-    /// a GAN run refuses anything but the default.
-    pub kl: KlEstimator,
     /// The comparison this run belongs to (its id, written into the
     /// checkpoint's metadata as [`META_COMPARISON`]): how a resumed
     /// comparison tells its own runs from those of one it replaced.
@@ -76,9 +65,6 @@ impl RunOptions {
             overwrite: false,
             plots: true,
             reuse_finished: false,
-            label_noise: 0.0,
-            fresh_noise_for_g: false,
-            kl: KlEstimator::Analytic,
             comparison: None,
             budget: None,
             curve: None,
@@ -247,50 +233,6 @@ pub fn check_run(
         }
     }
     Ok(())
-}
-
-/// Refuse the options of the other model ("vae" or "gan") when they are
-/// not at their defaults (they would be ignored), and a label noise that is
-/// not a finite number >= 0.
-pub fn check_model_options(opts: &RunOptions, model: &str) -> Result<()> {
-    let bad = |msg: String| Err(Error::invalid("train", msg));
-    if model == "vae" {
-        if opts.label_noise != 0.0 {
-            return bad(format!(
-                "--label-noise {} is an option of the GAN (its discriminator's targets), \
-                 not of the VAE",
-                opts.label_noise
-            ));
-        }
-        if opts.fresh_noise_for_g {
-            return bad("--fresh-noise-for-g is an option of the GAN, not of the VAE".into());
-        }
-    } else {
-        if opts.kl != KlEstimator::Analytic {
-            return bad(format!(
-                "--kl {} is an option of the VAE (its KL term), not of the {}",
-                opts.kl.name(),
-                model.to_uppercase()
-            ));
-        }
-        check_label_noise_flag("train", opts.label_noise)?;
-    }
-    Ok(())
-}
-
-/// `--label-noise F` as the command lines take it: the model's own check
-/// ([`crate::ops::bce::check_label_noise`]) in the flag's words; `op` names
-/// who refuses it (`train`, `compare`).
-pub fn check_label_noise_flag(op: &'static str, f: f32) -> Result<()> {
-    crate::ops::bce::check_label_noise(op, f).map_err(|_| {
-        Error::invalid(
-            op,
-            format!(
-                "--label-noise {f}: must be a number >= 0 (0: no noise, the default; the \
-                 article uses 0.05)"
-            ),
-        )
-    })
 }
 
 /// The largest latent size a run accepts: far above any published MNIST

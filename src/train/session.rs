@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState};
 use crate::io::remove_stale_temps;
 use crate::io::Checkpoint;
+use crate::models::gan::GanOptions;
+use crate::models::settings::default_setting;
+use crate::models::vae::VaeOptions;
 use crate::train::budget::{Budget, CurvePlan, CurvePoint, Marks, PointFigures, Position};
 use crate::train::run::LOG_INTERVAL;
 use crate::train::{
@@ -22,7 +25,7 @@ use crate::train::{
 
 pub use crate::models::prior::{normal_quantile, prior_grid};
 pub use crate::train::options::{
-    check_model_options, check_run, choose_preset, open_gpu, DeviceArgs, RunOptions, MAX_LATENT,
+    check_run, choose_preset, open_gpu, DeviceArgs, RunOptions, MAX_LATENT,
 };
 pub use crate::train::out::{
     check_out, check_writable, create_out, resume_path, CHECKPOINT, RUN_FILES,
@@ -58,27 +61,24 @@ pub const META_COMPARISON: &str = "comparison";
 
 /// Run settings recorded in checkpoint metadata only since they became
 /// options, with the value every earlier run had: a resume compares a
-/// checkpoint without one as if it held that value.
-pub const META_DEFAULTS: [(&str, &str); 5] = [
-    ("kl", "analytic"),
-    ("label_noise", "0"),
-    ("fresh_noise_for_g", "false"),
-    ("budget", "none"),
-    ("curve_points", "none"),
-];
+/// checkpoint without one as if it held that value. The models' own
+/// options default through [`default_setting`] (their `Default`).
+pub const META_DEFAULTS: [(&str, &str); 2] = [("budget", "none"), ("curve_points", "none")];
 
 /// Setting `key` as checkpoint metadata `meta` records it; for a setting
 /// recorded only since it became an option, a checkpoint without it was
-/// trained with its default ([`META_DEFAULTS`]).
-pub fn saved_setting<'a>(
-    meta: &'a std::collections::BTreeMap<String, String>,
+/// trained with its default ([`META_DEFAULTS`], the models' options).
+pub fn saved_setting(
+    meta: &std::collections::BTreeMap<String, String>,
     key: &str,
-) -> Option<&'a str> {
-    meta.get(key).map(String::as_str).or_else(|| {
+) -> Option<String> {
+    meta.get(key).cloned().or_else(|| {
         META_DEFAULTS
             .iter()
             .find(|(d, _)| *d == key)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| v.to_string())
+            .or_else(|| default_setting::<VaeOptions>(key))
+            .or_else(|| default_setting::<GanOptions>(key))
     })
 }
 
@@ -148,7 +148,7 @@ pub fn resume(
     }
     for (k, v) in meta {
         match saved_setting(&ck.metadata, k) {
-            Some(saved) if saved != v => {
+            Some(saved) if &saved != v => {
                 return Err(Error::data(
                     &path,
                     format!("the checkpoint was trained with {k} = {saved}, this run has {k} = {v}: pass the same options to resume"),

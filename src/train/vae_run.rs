@@ -10,13 +10,11 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::preset::run_metadata;
 use crate::models::prior::GRID;
-use crate::models::vae::{Vae, VaeConfig, SLOT_KL, SLOT_RECON};
+use crate::models::vae::{Vae, VaeConfig, VaeOptions, SLOT_KL, SLOT_RECON};
 use crate::optim::adam::AdamConfig;
 use crate::report::{line_plot, save_grid, scatter_by_class};
 use crate::train::budget::PointFigures;
-use crate::train::session::{
-    check_model_options, check_out, check_run, create_out, prior_grid, RunOptions, Session,
-};
+use crate::train::session::{check_out, check_run, create_out, prior_grid, RunOptions, Session};
 use crate::train::{EpochMetrics, Metrics, Preset};
 
 /// The name of a curve point's test negative ELBO (500 test images, as
@@ -27,8 +25,8 @@ pub const POINT_TEST_NEG_ELBO: &str = "test_neg_elbo";
 #[derive(Clone, Debug)]
 pub struct VaeRun {
     pub common: RunOptions,
-    /// Static binarisation of the pixels at 0.5.
-    pub binarize: bool,
+    /// The VAE's options (binarised pixels, the KL estimator).
+    pub options: VaeOptions,
 }
 
 impl VaeRun {
@@ -36,7 +34,7 @@ impl VaeRun {
     pub fn new(preset: Preset, out: &Path) -> VaeRun {
         VaeRun {
             common: RunOptions::new(preset, out),
-            binarize: false,
+            options: VaeOptions::default(),
         }
     }
 }
@@ -63,14 +61,12 @@ pub fn train_vae_scored(
     // what the device held before this run: not this run's memory
     let others = gpu.allocated_bytes();
     check_out(out, opts.resume, opts.overwrite)?;
-    check_model_options(opts, "vae")?;
     let config = VaeConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
         batch: opts.batch_size.unwrap_or(p.batch),
         adam: AdamConfig::keras(opts.lr.unwrap_or(p.lr)),
         seed: opts.seed,
-        binarize: run.binarize,
-        kl: opts.kl,
+        options: run.options.clone(),
     };
     let epochs = opts.epochs.unwrap_or(p.epochs);
     check_run(
@@ -95,7 +91,7 @@ pub fn train_vae_scored(
         config.latent,
         config.batch,
         config.adam.lr,
-        config.kl.name(),
+        config.options.kl.name(),
         vae.param_count(),
         train.len(),
         test.len(),

@@ -91,7 +91,9 @@ use super::*;
 use vae_vs_gan::data::mnist::Images;
 use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::gpu::StepState;
-use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, TrainStep, SLOT_D, SLOT_G, STREAM_Z_FOR_G};
+use vae_vs_gan::models::gan::{
+    DHead, Gan, GanConfig, GanOptions, TrainStep, SLOT_D, SLOT_G, STREAM_Z_FOR_G,
+};
 use vae_vs_gan::models::gan_cpu::{GanCpu, GanCpuStep};
 use vae_vs_gan::models::preset::Preset;
 use vae_vs_gan::optim::adam::AdamConfig;
@@ -119,7 +121,10 @@ pub fn configs() -> [(&'static str, GanConfig); 4] {
         (
             "label noise",
             GanConfig {
-                label_noise: 0.05,
+                options: GanOptions {
+                    label_noise: 0.05,
+                    ..GanOptions::default()
+                },
                 seed: 11,
                 ..tiny(DHead::GlobalMaxPool)
             },
@@ -127,7 +132,10 @@ pub fn configs() -> [(&'static str, GanConfig); 4] {
         (
             "fresh noise for G",
             GanConfig {
-                fresh_noise_for_g: true,
+                options: GanOptions {
+                    fresh_noise_for_g: true,
+                    ..GanOptions::default()
+                },
                 ..tiny(DHead::GlobalMaxPool)
             },
         ),
@@ -159,8 +167,7 @@ pub fn tiny(head: DHead) -> GanConfig {
         adam_d: AdamConfig::keras(p.lr_d),
         seed: 7,
         head,
-        label_noise: 0.0,
-        fresh_noise_for_g: false,
+        ..GanConfig::default()
     }
 }
 
@@ -279,13 +286,13 @@ pub async fn matches_cpu(g: &Gpu, images: &Images, cfg: GanConfig) -> Outcome {
     let mut c = Checks::default();
     c.note(format!(
         "{head:?}: label noise {}, fresh noise for G {}",
-        cfg.label_noise, cfg.fresh_noise_for_g
+        cfg.options.label_noise, cfg.options.fresh_noise_for_g
     ));
     // The GPU's own z draws (stream 1; with fresh noise for G also its
     // update's, stream STREAM_Z_FOR_G), fed to the reference.
     let n = cfg.batch * cfg.latent;
     let zs = gpu_normals(g, cfg.seed, 1, n, STEPS).await?;
-    let zs_g = match cfg.fresh_noise_for_g {
+    let zs_g = match cfg.options.fresh_noise_for_g {
         true => Some(gpu_normals(g, cfg.seed, STREAM_Z_FOR_G, n, STEPS).await?),
         false => None,
     };
@@ -334,7 +341,7 @@ pub async fn matches_cpu(g: &Gpu, images: &Images, cfg: GanConfig) -> Outcome {
             &ftol(&cs.fake, TANH_ATOL),
         );
         let g_fake = read64(g, &ts.g_fake).await?;
-        if cfg.fresh_noise_for_g {
+        if cfg.options.fresh_noise_for_g {
             c.check(
                 &format!("{head:?} step {step} fake images of G's update"),
                 &g_fake,
@@ -357,7 +364,7 @@ pub async fn matches_cpu(g: &Gpu, images: &Images, cfg: GanConfig) -> Outcome {
                 "without fresh noise G's update reuses D's fakes: they differ".to_string()
             });
         }
-        if cfg.label_noise > 0.0 {
+        if cfg.options.label_noise > 0.0 {
             // Not vacuous: the noise moves the head's bias gradient, the sum
             // of (sigmoid(x) - t) / B, by sum (t - t0) / B, far past its
             // tolerance.
@@ -382,7 +389,7 @@ pub async fn matches_cpu(g: &Gpu, images: &Images, cfg: GanConfig) -> Outcome {
                 fc.name
             ));
             c.require(
-                shift > 100.0 * tol && shift <= 2.0 * cfg.label_noise as f64,
+                shift > 100.0 * tol && shift <= 2.0 * cfg.options.label_noise as f64,
                 || {
                     format!(
                         "label noise shifts {} by {shift:e}: the option did nothing",

@@ -68,7 +68,7 @@ use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::models::kink::KinkSides;
 use vae_vs_gan::models::preset::Preset;
-use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, SLOT_KL, SLOT_RECON};
+use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, VaeOptions, SLOT_KL, SLOT_RECON};
 use vae_vs_gan::models::vae_cpu::{CpuStep, VaeCpu};
 use vae_vs_gan::optim::adam::AdamConfig;
 
@@ -83,7 +83,10 @@ pub const KL_ATOL: f64 = 1e-6;
 pub async fn all(g: &Gpu, images: &Images, r: &mut Report<'_>) {
     r.record("vae step vs f64", matches_cpu(g, images, tiny()).await);
     let mc = VaeConfig {
-        kl: KlEstimator::Mc,
+        options: VaeOptions {
+            kl: KlEstimator::Mc,
+            ..VaeOptions::default()
+        },
         ..tiny()
     };
     r.record("vae step (kl mc) vs f64", matches_cpu(g, images, mc).await);
@@ -103,8 +106,7 @@ pub fn tiny() -> VaeConfig {
         batch: p.batch,
         adam: AdamConfig::keras(p.lr),
         seed: 7,
-        binarize: false,
-        kl: Default::default(),
+        ..VaeConfig::default()
     }
 }
 
@@ -116,7 +118,7 @@ fn grad_tol(g: &[f64]) -> Vec<f64> {
 /// [`STEPS`] steps of `cfg` on `images`, each against the reference from
 /// the GPU's state before it.
 pub async fn matches_cpu(g: &Gpu, images: &Images, cfg: VaeConfig) -> Outcome {
-    let mc = cfg.kl == KlEstimator::Mc;
+    let mc = cfg.options.kl == KlEstimator::Mc;
     let lr = cfg.adam.lr as f64;
     // The GPU's own eps draws (stream 1), fed to the reference.
     let eps = gpu_normals(g, cfg.seed, 1, cfg.batch * cfg.latent, STEPS).await?;
@@ -219,7 +221,7 @@ pub async fn matches_cpu(g: &Gpu, images: &Images, cfg: VaeConfig) -> Outcome {
             &[rtol * cs.recon.abs()],
         );
         c.check(
-            &format!("vae step {} kl loss ({})", s + 1, cfg.kl.name()),
+            &format!("vae step {} kl loss ({})", s + 1, cfg.options.kl.name()),
             &[kl as f64],
             &[cs.kl],
             &[KL_ATOL + rtol * kl_scale(cs)],
@@ -227,6 +229,6 @@ pub async fn matches_cpu(g: &Gpu, images: &Images, cfg: VaeConfig) -> Outcome {
     }
     c.finish(format!(
         "{} kl, {STEPS} steps: {moved} of {total} parameters moved past their tolerance",
-        cfg.kl.name()
+        cfg.options.kl.name()
     ))
 }

@@ -26,8 +26,7 @@ fn vae(g: &Gpu) -> Vae {
             batch: BATCH,
             adam: AdamConfig::keras(1e-3),
             seed: 9,
-            binarize: false,
-            kl: Default::default(),
+            ..VaeConfig::default()
         },
     )
     .unwrap()

@@ -106,8 +106,7 @@ fn soak_200_epochs_of_vae_and_gan_hold_memory_flat() {
             batch,
             adam: AdamConfig::keras(1e-3),
             seed: 1,
-            binarize: false,
-            kl: Default::default(),
+            ..VaeConfig::default()
         },
     )
     .unwrap();
@@ -131,8 +130,7 @@ fn soak_200_epochs_of_vae_and_gan_hold_memory_flat() {
             adam_d: AdamConfig::keras(1e-3),
             seed: 1,
             head: Default::default(),
-            label_noise: 0.0,
-            fresh_noise_for_g: false,
+            ..GanConfig::default()
         },
     )
     .unwrap();

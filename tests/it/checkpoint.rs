@@ -161,8 +161,7 @@ mod legacy {
                 batch: 1,
                 adam: a,
                 seed: 0,
-                binarize: false,
-                kl: Default::default(),
+                ..VaeConfig::default()
             },
         )
         .unwrap();
@@ -178,8 +177,7 @@ mod legacy {
                 adam_d: a,
                 seed: 0,
                 head,
-                label_noise: 0.0,
-                fresh_noise_for_g: false,
+                ..GanConfig::default()
             };
             got.push((k, layout(&Gan::new(g, c).unwrap().checkpoint(g).unwrap())));
         }
@@ -362,4 +360,74 @@ fn checkpoint_truncated_or_changed_files_are_refused_or_load_what_they_hold() {
         refused > 100 && loaded > 150,
         "{refused} refused, {loaded} loaded"
     );
+}
+
+/// A model's options are checkpoint metadata: written as the metadata
+/// always held them (`0`, not `0.0`: a resume compares the strings), read
+/// back exactly, a key a checkpoint lacks (written before that option
+/// existed) read as its default, and a value the option cannot take
+/// refused naming the file and the value.
+#[test]
+fn model_options_round_trip_through_checkpoint_metadata() {
+    use std::collections::BTreeMap;
+    use vae_vs_gan::models::gan::GanOptions;
+    use vae_vs_gan::models::settings::{from_settings, to_settings};
+    use vae_vs_gan::models::vae::{KlEstimator, VaeOptions};
+    let p = std::path::Path::new("run/checkpoint.safetensors");
+    let own = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        to_settings(&GanOptions::default()),
+        own(&[("fresh_noise_for_g", "false"), ("label_noise", "0")])
+    );
+    assert_eq!(
+        to_settings(&VaeOptions::default()),
+        own(&[("binarize", "false"), ("kl", "analytic")])
+    );
+    let gan = GanOptions {
+        label_noise: 0.05,
+        fresh_noise_for_g: true,
+    };
+    let meta: BTreeMap<String, String> = to_settings(&gan).into_iter().collect();
+    assert_eq!(meta["label_noise"], "0.05");
+    assert_eq!(from_settings::<GanOptions>(&meta, p).unwrap(), gan);
+    let vae = VaeOptions {
+        binarize: true,
+        kl: KlEstimator::Mc,
+    };
+    let meta: BTreeMap<String, String> = to_settings(&vae).into_iter().collect();
+    assert_eq!(meta["kl"], "mc");
+    assert_eq!(from_settings::<VaeOptions>(&meta, p).unwrap(), vae);
+
+    // A checkpoint from before the options: other keys only.
+    let old: BTreeMap<String, String> = own(&[("model", "gan"), ("batch", "32")])
+        .into_iter()
+        .collect();
+    assert_eq!(
+        from_settings::<GanOptions>(&old, p).unwrap(),
+        GanOptions::default()
+    );
+    assert_eq!(
+        from_settings::<VaeOptions>(&old, p).unwrap(),
+        VaeOptions::default()
+    );
+
+    for (key, bad) in [("kl", "median"), ("binarize", "maybe")] {
+        let meta: BTreeMap<String, String> = own(&[(key, bad)]).into_iter().collect();
+        let e = from_settings::<VaeOptions>(&meta, p)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("run/checkpoint.safetensors") && e.contains(bad),
+            "{e}"
+        );
+    }
+    let meta: BTreeMap<String, String> = own(&[("label_noise", "lots")]).into_iter().collect();
+    let e = from_settings::<GanOptions>(&meta, p)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lots"), "{e}");
 }

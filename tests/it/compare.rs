@@ -317,8 +317,8 @@ fn compare_refuses_bad_options_before_writing() {
         ),
         (|o| o.preset = Preset::Dcgan, "dcgan"),
         (|o| o.cost_batch = 0, "--cost-batch 0"),
-        (|o| o.label_noise = -0.5, "--label-noise -0.5"),
-        (|o| o.label_noise = f32::NAN, "--label-noise NaN"),
+        (|o| o.gan.label_noise = -0.5, "--label-noise -0.5"),
+        (|o| o.gan.label_noise = f32::NAN, "--label-noise NaN"),
         (|o| o.cost_batch = 1000, "--cost-batch 1000"),
         (
             // MNIST's classifier for Fashion-MNIST: refused by name.
@@ -379,12 +379,12 @@ fn loaded_vae_keeps_its_binarisation() {
     for binarize in [true, false] {
         let out = d.path().join(format!("b{binarize}"));
         let mut run = VaeRun::new(Preset::Tiny, &out);
-        run.binarize = binarize;
+        run.options.binarize = binarize;
         run.common.epochs = Some(1);
         run.common.plots = false;
         train_vae(g, &run).unwrap();
         let vae = load_vae(g, &out.join("checkpoint.safetensors")).unwrap();
-        assert_eq!(vae.config.binarize, binarize);
+        assert_eq!(vae.config.options.binarize, binarize);
         assert_eq!(vae.config.latent, 2);
     }
 }

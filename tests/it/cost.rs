@@ -9,7 +9,7 @@ use vae_vs_gan::compare::cost::{gan_step_cost, vae_step_cost, StepCost, TIMED_RE
 use vae_vs_gan::data::{load, Dataset, GpuDataset, Split};
 use vae_vs_gan::gpu::{Step, Tensor};
 use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
-use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig};
+use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
 use vae_vs_gan::{Gpu, GpuOptions};
 
@@ -32,8 +32,7 @@ fn vae_config() -> VaeConfig {
         batch: 1,
         adam: AdamConfig::keras(1e-4),
         seed: 0,
-        binarize: false,
-        kl: KlEstimator::Analytic,
+        ..VaeConfig::default()
     }
 }
 
@@ -45,8 +44,7 @@ fn gan_config() -> GanConfig {
         adam_d: AdamConfig::keras(1e-3),
         seed: 0,
         head: DHead::GlobalMaxPool,
-        label_noise: 0.0,
-        fresh_noise_for_g: false,
+        ..GanConfig::default()
     }
 }
 

@@ -22,8 +22,7 @@ fn tiny(seed: u64, head: DHead) -> GanConfig {
         adam_d: AdamConfig::keras(2e-3),
         seed,
         head,
-        label_noise: 0.0,
-        fresh_noise_for_g: false,
+        ..GanConfig::default()
     }
 }
 
@@ -233,8 +232,7 @@ fn gan_checkpoint_round_trips_and_refuses_other_models() {
             batch: 8,
             adam: AdamConfig::keras(1e-3),
             seed: 1,
-            binarize: false,
-            kl: Default::default(),
+            ..VaeConfig::default()
         },
     )
     .unwrap();

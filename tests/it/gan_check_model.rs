@@ -84,8 +84,7 @@ pub fn build(gpu: &Gpu, head: DHead) -> vae_vs_gan::Result<Gan> {
             adam_d: AdamConfig::keras(1e-4),
             seed: SEED,
             head,
-            label_noise: 0.0,
-            fresh_noise_for_g: false,
+            ..GanConfig::default()
         },
     )?;
     let mut ck = gan.checkpoint(gpu)?;

@@ -11,7 +11,7 @@ use vae_vs_gan::data::mnist::Images;
 use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
-use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
+use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, GanOptions};
 use vae_vs_gan::train::preset::Preset;
 
 /// The tiny preset's training images (the first 64 of MNIST's).
@@ -75,14 +75,18 @@ fn gan_step_options_cost_what_they_add() {
     };
     let base = tiny(DHead::GlobalMaxPool);
     let default = stats(base.clone());
-    let noisy = stats(GanConfig {
+    let with = |options: GanOptions| GanConfig {
+        options,
+        ..base.clone()
+    };
+    let noisy = stats(with(GanOptions {
         label_noise: 0.05,
-        ..base.clone()
-    });
-    let fresh = stats(GanConfig {
+        ..GanOptions::default()
+    }));
+    let fresh = stats(with(GanOptions {
         fresh_noise_for_g: true,
-        ..base.clone()
-    });
+        ..GanOptions::default()
+    }));
     eprintln!("gan step (dispatches, bind groups): default {default:?}, label noise {noisy:?}, fresh noise for G {fresh:?}");
     assert_eq!(default, noisy, "label noise costs no dispatch");
     assert!(
@@ -93,14 +97,14 @@ fn gan_step_options_cost_what_they_add() {
     for bad in [-0.05f32, f32::NAN] {
         let e = Gan::new(
             g,
-            GanConfig {
+            with(GanOptions {
                 label_noise: bad,
-                ..base.clone()
-            },
+                ..GanOptions::default()
+            }),
         )
         .err()
         .expect("refused")
         .to_string();
-        assert!(e.contains("label noise") && e.contains(">= 0"), "{e}");
+        assert!(e.contains("--label-noise") && e.contains(">= 0"), "{e}");
     }
 }

@@ -199,8 +199,7 @@ fn vae_chunks_in_flight_equal_one_step_per_submit() {
                 batch: 8,
                 adam: AdamConfig::keras(1e-3),
                 seed: 4,
-                binarize: false,
-                kl: Default::default(),
+                ..VaeConfig::default()
             },
         )
         .unwrap();
@@ -223,8 +222,7 @@ fn gan_chunks_in_flight_equal_one_step_per_submit() {
                 adam_d: AdamConfig::keras(1e-3),
                 seed: 4,
                 head: Default::default(),
-                label_noise: 0.0,
-                fresh_noise_for_g: false,
+                ..GanConfig::default()
             },
         )
         .unwrap();

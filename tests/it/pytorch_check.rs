@@ -71,8 +71,7 @@ fn vae_loss_on_matches_pytorch() {
             batch: n,
             adam: AdamConfig::keras(1e-3),
             seed: 0,
-            binarize: false,
-            kl: Default::default(),
+            ..VaeConfig::default()
         },
     )
     .unwrap();
@@ -118,8 +117,7 @@ fn vae_loss_on_refuses_mismatched_inputs() {
             batch: 4,
             adam: AdamConfig::keras(1e-3),
             seed: 0,
-            binarize: false,
-            kl: Default::default(),
+            ..VaeConfig::default()
         },
     )
     .unwrap();

@@ -727,43 +727,44 @@ fn unknown_kernel_policy_and_a_dump_into_a_file_are_refused() {
 
 /// The article's options default off in every run's options, and a value
 /// a model cannot take is refused before any work, naming the flag: a
-/// negative, NaN or infinite `--label-noise`, a GAN option given to the
-/// VAE, the VAE's `--kl` given to the GAN.
+/// negative, NaN or infinite `--label-noise`; a GAN option given to the
+/// VAE's run, or the VAE's `--kl` to the GAN's, is no flag of that run.
 #[test]
 fn article_options_default_off_and_bad_values_are_refused() {
-    use vae_vs_gan::models::vae::KlEstimator;
+    use vae_vs_gan::models::gan::GanOptions;
+    use vae_vs_gan::models::vae::{KlEstimator, VaeOptions};
     use vae_vs_gan::train::gan_run::{train_gan, GanRun};
     let g = gpu();
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
-    let o = GanRun::new(Preset::Tiny, &out).common;
-    assert_eq!(
-        (o.label_noise, o.fresh_noise_for_g, o.kl),
-        (0.0, false, KlEstimator::Analytic)
-    );
+    let o = GanRun::new(Preset::Tiny, &out).options;
+    assert_eq!((o.label_noise, o.fresh_noise_for_g), (0.0, false));
+    assert_eq!(o, GanOptions::default());
+    let o = tiny(&out, 1).options;
+    assert_eq!((o.kl, o.binarize), (KlEstimator::Analytic, false));
+    assert_eq!(o, VaeOptions::default());
     for bad in [-0.05f32, f32::NAN, f32::INFINITY] {
         let mut r = GanRun::new(Preset::Tiny, &out);
-        r.common.label_noise = bad;
+        r.options.label_noise = bad;
         let e = train_gan(g, &r).err().expect("must refuse").to_string();
         assert!(e.contains("--label-noise") && e.contains(">= 0"), "{e}");
         assert!(!out.exists(), "no folder made");
     }
-    let mut r = GanRun::new(Preset::Tiny, &out);
-    r.common.kl = KlEstimator::Mc;
-    let e = train_gan(g, &r).err().expect("must refuse").to_string();
-    assert!(e.contains("--kl mc") && e.contains("VAE"), "{e}");
-    let mut r = tiny(&out, 1);
-    r.common.label_noise = 0.05;
-    let e = train_vae(g, &r).err().expect("must refuse").to_string();
-    assert!(e.contains("--label-noise") && e.contains("GAN"), "{e}");
-    let mut r = tiny(&out, 1);
-    r.common.fresh_noise_for_g = true;
-    let e = train_vae(g, &r).err().expect("must refuse").to_string();
-    assert!(
-        e.contains("--fresh-noise-for-g") && e.contains("GAN"),
-        "{e}"
-    );
-    assert!(!out.exists(), "no folder made");
+    for (example, flag) in [
+        ("train_vae", &["--label-noise", "0.05"][..]),
+        ("train_vae", &["--fresh-noise-for-g"][..]),
+        ("train_gan", &["--kl", "mc"][..]),
+    ] {
+        let mut c = example_cmd(example);
+        c.args(["--preset", "tiny", "--out"]).arg(&out).args(flag);
+        let (code, err) = output(c);
+        assert_ne!(code, Some(0), "{example} {flag:?}: {err}");
+        assert!(
+            err.contains(&format!("unexpected argument '{}'", flag[0])),
+            "{example} {flag:?}: {err}"
+        );
+        assert!(!out.exists(), "no folder made");
+    }
 
     // From the command line: a negative value reaches the check (not a
     // clap parse error), one message, exit status 1.
@@ -800,8 +801,8 @@ fn train_gan_article_options_are_recorded_and_resume_bit_identically() {
         r.common.train_images = Some(32);
         r.common.plots = false;
         r.common.resume = resume;
-        r.common.label_noise = 0.05;
-        r.common.fresh_noise_for_g = true;
+        r.options.label_noise = 0.05;
+        r.options.fresh_noise_for_g = true;
         r
     };
     let (a, b) = (d.path().join("straight"), d.path().join("resumed"));
@@ -816,14 +817,14 @@ fn train_gan_article_options_are_recorded_and_resume_bit_identically() {
     let before = std::fs::read(b.join(CHECKPOINT)).unwrap();
 
     let mut r = run(&b, 2, true);
-    r.common.label_noise = 0.0;
+    r.options.label_noise = 0.0;
     let e = train_gan(g, &r).err().expect("must refuse").to_string();
     assert!(
         e.contains("label_noise = 0.05") && e.contains("label_noise = 0:"),
         "{e}"
     );
     let mut r = run(&b, 2, true);
-    r.common.fresh_noise_for_g = false;
+    r.options.fresh_noise_for_g = false;
     let e = train_gan(g, &r).err().expect("must refuse").to_string();
     assert!(
         e.contains("fresh_noise_for_g = true") && e.contains("fresh_noise_for_g = false"),
@@ -850,7 +851,7 @@ fn train_vae_kl_estimator_is_recorded_and_resume_checks_it() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("mc");
     let mut r = tiny(&out, 1);
-    r.common.kl = KlEstimator::Mc;
+    r.options.kl = KlEstimator::Mc;
     let (_, m) = train_vae(g, &r).unwrap();
     assert!(m.epochs[0].train_loss.unwrap().is_finite());
     assert_eq!(m.settings["kl"], "mc");
@@ -868,7 +869,7 @@ fn train_vae_kl_estimator_is_recorded_and_resume_checks_it() {
     ck.save(&path).unwrap();
     let mut r = tiny(&out, 2);
     r.common.resume = true;
-    r.common.kl = KlEstimator::Mc;
+    r.options.kl = KlEstimator::Mc;
     let e = train_vae(g, &r).err().expect("must refuse").to_string();
     assert!(e.contains("kl = analytic") && e.contains("kl = mc"), "{e}");
 }

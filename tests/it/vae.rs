@@ -17,8 +17,7 @@ fn tiny(seed: u64) -> VaeConfig {
         batch: 8,
         adam: AdamConfig::keras(1e-3),
         seed,
-        binarize: false,
-        kl: Default::default(),
+        ..VaeConfig::default()
     }
 }
 
@@ -185,8 +184,7 @@ fn same_policy_same_bits_across_policies_within_rounding() {
                 adam_d: AdamConfig::keras(LR),
                 seed: 5,
                 head: Default::default(),
-                label_noise: 0.0,
-                fresh_noise_for_g: false,
+                ..GanConfig::default()
             };
             let gan = Gan::new(&g, c).unwrap();
             let state = StepState::new(&g, 2, STEPS, 0).unwrap();

@@ -11,7 +11,7 @@ use vae_vs_gan::data::mnist::Images;
 use vae_vs_gan::data::GpuDataset;
 use vae_vs_gan::data::{load, Dataset, Split};
 use vae_vs_gan::gpu::StepState;
-use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig};
+use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, VaeOptions};
 use vae_vs_gan::ops::gemm::Policy;
 use vae_vs_gan::Gpu;
 
@@ -32,7 +32,10 @@ fn vae_step_matches_cpu_reference() {
 #[test]
 fn vae_step_with_mc_kl_matches_cpu_reference() {
     let cfg = VaeConfig {
-        kl: KlEstimator::Mc,
+        options: VaeOptions {
+            kl: KlEstimator::Mc,
+            ..VaeOptions::default()
+        },
         ..tiny()
     };
     pass(check::matches_cpu(gpu(), &images(), cfg));
@@ -44,9 +47,13 @@ fn vae_step_kl_estimators_cost_the_same_dispatches() {
     let imgs = images();
     let data = GpuDataset::upload(g, &imgs, "train").unwrap();
     let state = StepState::new(g, 2, 1, 0).unwrap();
-    assert_eq!(tiny().kl, KlEstimator::Analytic, "the default");
+    assert_eq!(tiny().options.kl, KlEstimator::Analytic, "the default");
     let stats = |kl: KlEstimator| {
-        let vae = Vae::new(g, VaeConfig { kl, ..tiny() }).unwrap();
+        let options = VaeOptions {
+            kl,
+            ..VaeOptions::default()
+        };
+        let vae = Vae::new(g, VaeConfig { options, ..tiny() }).unwrap();
         let s = vae.train_step(g, &state, &data).unwrap().step.stats();
         (s.dispatches, s.bind_groups)
     };
