@@ -43,6 +43,7 @@ use vae_vs_gan::data::{self, Dataset, GpuDataset, Images, Split};
 use vae_vs_gan::gpu::{KernelPolicy, LimitsPolicy, StepState};
 use vae_vs_gan::models::classifier::{Classifier, ClassifierConfig};
 use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, GanOptions};
+use vae_vs_gan::models::gan_loss::GanLoss;
 use vae_vs_gan::models::vae::{KlEstimator, Vae, VaeConfig, VaeOptions};
 use vae_vs_gan::models::CHUNK;
 use vae_vs_gan::optim::adam::AdamConfig;
@@ -248,9 +249,15 @@ fn models(
             let article = GanOptions {
                 label_noise: 0.05,
                 fresh_noise_for_g: true,
+                ..GanOptions::default()
             };
+            // each loss adds its kernels only, recorded at one head too
+            let losses = GanLoss::ALL.map(|loss| GanOptions {
+                loss,
+                ..GanOptions::default()
+            });
             let options = match head {
-                DHead::GlobalMaxPool => vec![article, GanOptions::default()],
+                DHead::GlobalMaxPool => [&[article][..], &losses].concat(),
                 _ => vec![GanOptions::default()],
             };
             let mut last = None;

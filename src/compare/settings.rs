@@ -13,7 +13,7 @@ use crate::train::session::{META_COMPARISON, META_METRICS, META_PROGRESS};
 
 /// Known metadata keys in table order, with the names a reader knows.
 /// Keys not listed follow in alphabetical order under their own names.
-const KNOWN: [(&str, &str); 17] = [
+const KNOWN: [(&str, &str); 18] = [
     ("preset", "preset"),
     ("dataset", "dataset"),
     ("latent_dim", "latent size"),
@@ -25,6 +25,7 @@ const KNOWN: [(&str, &str); 17] = [
     ("steps", "steps trained"),
     ("train_images", "training images"),
     ("d_head", "discriminator head"),
+    ("loss", "GAN loss"),
     ("binarize", "binarised pixels"),
     ("kl", "KL estimator"),
     ("label_noise", "D label noise (x U(0,1))"),

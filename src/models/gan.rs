@@ -12,8 +12,10 @@
 //! ([`DHead`]): global max pool to 128 (the article's) or flatten to 6272
 //! (the TF tutorial's), dense to one logit. Images are in [-1, 1].
 //!
-//! Losses: non-saturating, binary cross-entropy with logits, Keras mean.
-//! One training step: gather the real batch, draw z ~ N(0, I) on the GPU,
+//! Losses: non-saturating, binary cross-entropy with logits, Keras mean
+//! (the default; [`GanOptions::loss`] picks another of
+//! [`crate::models::gan_loss`]'s: minimax, least squares, hinge). One
+//! training step: gather the real batch, draw z ~ N(0, I) on the GPU,
 //! generate (batch-norm in training mode); update D on the stacked batch
 //! [real; fake] (targets 1 and 0, `d_loss = BCE(real, 1) + BCE(fake, 0)`);
 //! then update G through the UPDATED discriminator on the same fake batch
@@ -79,13 +81,12 @@ use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
 use crate::io::Checkpoint;
+use crate::models::gan_loss::GanLoss;
 use crate::models::settings::{from_settings, to_settings};
 use crate::models::{count, expect_model, flat, infer_chunked, meta_usize, record_adam, Stored};
 use crate::nn::{BatchNormLayer, Dense, Layer, Param, ParamArena, WeightOp};
 use crate::ops::activation::Activation;
-use crate::ops::bce::{
-    bce_rows, bce_rows_label_noise, check_label_noise, BceReduction, LabelNoise,
-};
+use crate::ops::bce::{check_label_noise, LabelNoise};
 use crate::ops::conv2d::{Conv2d, Padding};
 use crate::ops::conv_transpose2d::ConvTranspose2d;
 use crate::ops::copy::copy_rows;
@@ -190,6 +191,11 @@ impl Default for GanConfig {
 #[derive(clap::Args, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GanOptions {
+    /// What D and G minimise: the original minimax loss, the non-saturating
+    /// one (the default), least squares, or the hinge loss
+    /// ([`crate::models::gan_loss`]).
+    #[arg(long = "gan-loss", value_enum, default_value_t = GanLoss::default())]
+    pub loss: GanLoss,
     /// Uniform noise F >= 0 on the discriminator's targets: real images
     /// 1 + F*u, fakes F*u, u ~ U(0,1) drawn per target and step (the
     /// article's 0.05; 0: none). F > 1 is accepted: fake targets then
@@ -207,6 +213,7 @@ pub struct GanOptions {
 impl Default for GanOptions {
     fn default() -> GanOptions {
         GanOptions {
+            loss: GanLoss::default(),
             label_noise: 0.0,
             fresh_noise_for_g: false,
         }
@@ -226,7 +233,11 @@ impl GanOptions {
                     self.label_noise
                 ),
             )
-        })
+        })?;
+        if self.label_noise > 0.0 && !self.loss.is_cross_entropy() {
+            return Err(self.loss.no_label_noise(op));
+        }
+        Ok(())
     }
 }
 
@@ -718,7 +729,9 @@ impl Gan {
         let mut t = vec![1.0f32; b];
         t.resize(2 * b, 0.0);
         let d_targets = Tensor::from_f32(gpu, &[2 * b, 1], &t, "real|fake targets")?;
-        let g_targets = Tensor::from_f32(gpu, &[b, 1], &vec![1.0; b], "generator targets")?;
+        let loss = self.config.options.loss;
+        let g_t = vec![loss.g_target(); b];
+        let g_targets = Tensor::from_f32(gpu, &[b, 1], &g_t, "generator targets")?;
         let d_rows = Tensor::zeros(gpu, &[2 * b], "d loss rows")?;
         let g_rows = Tensor::zeros(gpu, &[b], "g loss rows")?;
         // gradients at each batch norm's output before its LeakyReLU and at
@@ -747,43 +760,21 @@ impl Gan {
             &ga.z,
         )?;
         self.record_generate(gpu, st, &ga, true)?;
-        // (2) Discriminator update on [real; fake]: mean BCE over the 2B
-        // rows times 2 = BCE(real, 1) + BCE(fake, 0).
+        // (2) Discriminator update on [real; fake]: the mean loss over the
+        // 2B rows times 2, e.g. BCE(real, 1) + BCE(fake, 0).
         if copy_fake {
             copy_rows(gpu, st, &ga.img, &both.x, b)?;
         }
         self.record_discriminate(gpu, st, &both, Some((&state.counters, STREAM_D_UPDATE)))?;
         // Targets 1 and 0, or with label noise 1 + F u and F u drawn in the
         // loss kernel (no noise: the plain kernel, today's step).
-        let d_scale = if self.config.options.label_noise > 0.0 {
-            let noise = LabelNoise {
-                amount: self.config.options.label_noise,
-                rng: Philox::new(seed, STREAM_LABEL_NOISE),
-                counters: &state.counters,
-            };
-            bce_rows_label_noise(
-                gpu,
-                st,
-                &both.logits,
-                &d_targets,
-                noise,
-                &d_rows,
-                &both_g.dlogits,
-                BceReduction::Mean,
-                2.0,
-            )?
-        } else {
-            bce_rows(
-                gpu,
-                st,
-                &both.logits,
-                &d_targets,
-                &d_rows,
-                Some(&both_g.dlogits),
-                BceReduction::Mean,
-                2.0,
-            )?
-        };
+        let noise = (self.config.options.label_noise > 0.0).then(|| LabelNoise {
+            amount: self.config.options.label_noise,
+            rng: Philox::new(seed, STREAM_LABEL_NOISE),
+            counters: &state.counters,
+        });
+        let (logits, dlogits) = (&both.logits, &both_g.dlogits);
+        let d_scale = loss.record_d(gpu, st, logits, &d_targets, noise, &d_rows, dlogits)?;
         self.record_d_backward(gpu, st, &both, &both_g, true, None)?;
         let adam_d = Adam::new(self.config.adam_d)?;
         record_adam(gpu, st, state, &adam_d, &self.d_arena)?;
@@ -800,16 +791,8 @@ impl Gan {
             self.record_generate(gpu, st, own, true)?;
         }
         self.record_discriminate(gpu, st, &fake, Some((&state.counters, STREAM_G_UPDATE)))?;
-        let g_scale = bce_rows(
-            gpu,
-            st,
-            &fake.logits,
-            &g_targets,
-            &g_rows,
-            Some(&fake_g.dlogits),
-            BceReduction::Mean,
-            1.0,
-        )?;
+        let (logits, dlogits) = (&fake.logits, &fake_g.dlogits);
+        let g_scale = loss.record_g(gpu, st, logits, &g_targets, &g_rows, dlogits)?;
         // D's input gradient ends in tanh's derivative: d gen3 directly
         let dtanh = Epilogue::dact(Activation::Tanh, &gg.img);
         self.record_d_backward(gpu, st, &fake, &fake_g, false, Some((&dg3, dtanh)))?;

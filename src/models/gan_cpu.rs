@@ -41,7 +41,7 @@ use crate::models::gan::{DHead, Gan, GanConfig};
 use crate::models::vae_cpu::{read_as, CpuParam};
 use crate::ops::activation::Activation;
 use crate::ops::batch_norm::{self, BnForwardCpu};
-use crate::ops::bce::{bce_cpu, label_noise_targets_cpu, BceReduction};
+use crate::ops::bce::label_noise_targets_cpu;
 use crate::ops::bias::bias_grad_cpu;
 use crate::ops::conv2d::{self, Conv2d, ConvDims, Padding};
 use crate::ops::conv_transpose2d::{self, ConvTranspose2d};
@@ -579,7 +579,8 @@ impl<T: Real> GanCpu<T> {
             let rng = Philox::new(seed, STREAM_LABEL_NOISE);
             targets = label_noise_targets_cpu(&targets, noise, rng, s);
         }
-        let d_loss = bce_cpu(&da.logits, &targets, 1, BceReduction::Mean, 2.0);
+        let loss = self.config.options.loss;
+        let d_loss = loss.d_cpu(&da.logits, &targets);
         let mut d_grads = Vec::new();
         self.d_backward(&da, &d_loss.grad, true, &mut d_grads);
         let adam_d = self.config.adam_d;
@@ -597,8 +598,7 @@ impl<T: Real> GanCpu<T> {
         let gfu = gf_own.as_ref().unwrap_or(&gf);
         let g_img = gfu.img.clone();
         let ga = self.discriminate(g_img.clone(), b, s, STREAM_G_UPDATE)?;
-        let ones = vec![T::from_f64(1.0); b];
-        let g_loss = bce_cpu(&ga.logits, &ones, 1, BceReduction::Mean, 1.0);
+        let g_loss = loss.g_cpu(&ga.logits);
         // (The discriminator's gradients are not used by the step.)
         let mut g_loss_wrt_d = Vec::new();
         let dimg = self.d_backward(&ga, &g_loss.grad, true, &mut g_loss_wrt_d);

@@ -3,6 +3,7 @@
 
 pub mod gan;
 pub mod gan_cpu;
+pub mod gan_loss;
 pub mod kink;
 pub mod preset;
 pub mod prior;

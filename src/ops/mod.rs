@@ -18,13 +18,17 @@ pub mod dropout;
 pub mod epilogue;
 pub mod gather;
 pub mod gemm;
+pub mod hinge;
 pub mod kl;
 pub mod kl_mc;
+pub mod least_squares;
+pub mod linear_loss;
 pub mod pool;
 pub mod reduce;
 pub mod reparam;
 pub mod rng;
 pub mod softmax_ce;
+pub mod target_loss;
 
 use crate::gpu::Kernel;
 
@@ -68,6 +72,9 @@ pub fn kernels() -> Vec<Kernel> {
     v.extend(dropout::kernels());
     v.extend(reparam::kernels());
     v.extend(bce::kernels());
+    v.extend(least_squares::kernels());
+    v.extend(hinge::kernels());
+    v.extend(linear_loss::kernels());
     v.extend(softmax_ce::kernels());
     v.extend(kl::kernels());
     v.extend(kl_mc::kernels());

@@ -32,6 +32,7 @@ pub mod reduce;
 pub mod reparam;
 pub mod rng;
 pub mod softmax_ce;
+pub mod target_loss;
 pub mod training;
 pub mod vae_step;
 pub mod whole_step;
@@ -133,6 +134,7 @@ pub async fn all(g: &Gpu, r: &mut Report<'_>) {
     reparam::all(g, r).await;
     rng::all(g, r).await;
     softmax_ce::all(g, r).await;
+    target_loss::all(g, r).await;
 }
 
 /// Whether `g` can run GEMM `main`: every main but the subgroup main,

@@ -371,6 +371,7 @@ fn checkpoint_truncated_or_changed_files_are_refused_or_load_what_they_hold() {
 fn model_options_round_trip_through_checkpoint_metadata() {
     use std::collections::BTreeMap;
     use vae_vs_gan::models::gan::GanOptions;
+    use vae_vs_gan::models::gan_loss::GanLoss;
     use vae_vs_gan::models::settings::{from_settings, to_settings};
     use vae_vs_gan::models::vae::{KlEstimator, VaeOptions};
     let p = std::path::Path::new("run/checkpoint.safetensors");
@@ -381,18 +382,24 @@ fn model_options_round_trip_through_checkpoint_metadata() {
     };
     assert_eq!(
         to_settings(&GanOptions::default()),
-        own(&[("fresh_noise_for_g", "false"), ("label_noise", "0")])
+        own(&[
+            ("fresh_noise_for_g", "false"),
+            ("label_noise", "0"),
+            ("loss", "non-saturating")
+        ])
     );
     assert_eq!(
         to_settings(&VaeOptions::default()),
         own(&[("binarize", "false"), ("kl", "analytic")])
     );
     let gan = GanOptions {
+        loss: GanLoss::Minimax,
         label_noise: 0.05,
         fresh_noise_for_g: true,
     };
     let meta: BTreeMap<String, String> = to_settings(&gan).into_iter().collect();
     assert_eq!(meta["label_noise"], "0.05");
+    assert_eq!(meta["loss"], "minimax");
     assert_eq!(from_settings::<GanOptions>(&meta, p).unwrap(), gan);
     let vae = VaeOptions {
         binarize: true,

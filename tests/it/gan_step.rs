@@ -56,6 +56,25 @@ fn gan_step_with_fresh_noise_for_g_matches_cpu_reference() {
     matches_cpu("fresh noise for G");
 }
 
+/// Each GAN loss (`--gan-loss`) beside the default: its D and G losses and
+/// gradients from its ops (minimax: the cross-entropy against 0, negated;
+/// least squares; hinge with the linear loss for G), the rest of the step
+/// as the default's, against the reference's `GanLoss::d_cpu`/`g_cpu`.
+#[test]
+fn gan_step_with_minimax_loss_matches_cpu_reference() {
+    matches_cpu("minimax loss");
+}
+
+#[test]
+fn gan_step_with_least_squares_loss_matches_cpu_reference() {
+    matches_cpu("least-squares loss");
+}
+
+#[test]
+fn gan_step_with_hinge_loss_matches_cpu_reference() {
+    matches_cpu("hinge loss");
+}
+
 /// What the options cost in recorded dispatches: label noise none (drawn in
 /// the loss kernel, one dispatch as the plain loss), fresh noise for G one
 /// draw plus a generator forward. With both off the step records what it

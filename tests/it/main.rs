@@ -65,6 +65,7 @@ mod report;
 mod rng;
 mod shaders;
 mod softmax_ce;
+mod target_loss;
 mod train;
 mod vae;
 mod vae_step;

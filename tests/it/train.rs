@@ -883,3 +883,69 @@ fn tiny_vae_and_gan_runs_have_finite_losses() {
     pass(async { finite(&runs, Tiny::Vae) });
     pass(async { finite(&runs, Tiny::Gan) });
 }
+
+/// `--gan-loss`: an unknown name is refused listing the valid ones; label
+/// noise with a loss that has no cross-entropy is refused naming both; a
+/// run records its loss, trains with finite losses, and a resume with
+/// another loss is refused naming both (the checkpoint intact).
+#[test]
+fn gan_loss_option_is_checked_recorded_and_resumed() {
+    use vae_vs_gan::models::gan_loss::GanLoss;
+    use vae_vs_gan::train::gan_run::{train_gan, GanRun};
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("gan");
+    let mut c = example_cmd("train_gan");
+    c.args(["--preset", "tiny", "--gan-loss", "wasserstein-gp", "--out"])
+        .arg(&out);
+    let (code, err) = output(c);
+    assert_ne!(code, Some(0), "{err}");
+    for name in ["minimax", "non-saturating", "least-squares", "hinge"] {
+        assert!(err.contains(name), "valid names listed: {err}");
+    }
+    let mut c = example_cmd("train_gan");
+    c.args([
+        "--preset",
+        "tiny",
+        "--gan-loss",
+        "hinge",
+        "--label-noise",
+        "0.05",
+    ])
+    .arg("--out")
+    .arg(&out);
+    let (code, err) = output(c);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--label-noise") && err.contains("--gan-loss hinge"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no folder made");
+
+    let run = |epochs: usize, resume: bool, loss: GanLoss| {
+        let mut r = GanRun::new(Preset::Tiny, &out);
+        r.common.epochs = Some(epochs);
+        r.common.train_images = Some(16);
+        r.common.plots = false;
+        r.common.resume = resume;
+        r.options.loss = loss;
+        r
+    };
+    let (_, m) = train_gan(g, &run(1, false, GanLoss::LeastSquares)).unwrap();
+    let e = &m.epochs[0];
+    assert!(e.g_loss.unwrap().is_finite() && e.d_loss.unwrap().is_finite());
+    assert_eq!(m.settings["loss"], "least-squares");
+    let ck = Checkpoint::load(&out.join(CHECKPOINT)).unwrap();
+    assert_eq!(ck.metadata["loss"], "least-squares");
+    let before = std::fs::read(out.join(CHECKPOINT)).unwrap();
+    let e = train_gan(g, &run(2, true, GanLoss::Hinge))
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(
+        e.contains("loss = least-squares") && e.contains("loss = hinge"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join(CHECKPOINT)).unwrap(), before);
+    train_gan(g, &run(2, true, GanLoss::LeastSquares)).unwrap();
+}

@@ -1,0 +1,176 @@
+//! The GAN's losses (`--gan-loss`): what the discriminator and the
+//! generator minimise, from the discriminator's logits `x`. Means over the
+//! batch; `D = x` is the discriminator's output before any sigmoid.
+//!
+//! | loss | discriminator, on `[real; fake]` | generator, on fakes |
+//! |---|---|---|
+//! | `minimax` (Goodfellow et al. 2014) | `BCE(D(x), 1) + BCE(D(G(z)), 0)` | `-BCE(D(G(z)), 0) = E[log(1 - sigmoid(D(G(z))))]` |
+//! | `non-saturating` (the same paper's; the default) | the same | `BCE(D(G(z)), 1)` |
+//! | `least-squares` (Mao et al. 2017) | `½(D(x) - 1)² + ½D(G(z))²` | `½(D(G(z)) - 1)²` |
+//! | `hinge` (Lim & Ye 2017) | `max(0, 1 - D(x)) + max(0, 1 + D(G(z)))` | `-D(G(z))` |
+//!
+//! Each arm records its ops ([`crate::ops::bce`],
+//! [`crate::ops::least_squares`], [`crate::ops::hinge`],
+//! [`crate::ops::linear_loss`]) and has the f64 reference of the same
+//! losses beside it, which [`crate::models::gan_cpu`] uses: a new loss is
+//! its op (one kernel, one op file) and one arm in each match here.
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Step, Tensor};
+use crate::ops::bce::{bce_cpu, bce_rows, bce_rows_label_noise, BceReduction, LabelNoise};
+use crate::ops::hinge::{hinge_cpu, hinge_rows};
+use crate::ops::least_squares::{least_squares_cpu, least_squares_rows};
+use crate::ops::linear_loss::{linear_loss_cpu, linear_loss_rows};
+use crate::ops::reduce::LossCpu;
+use crate::ops::Real;
+
+/// Which GAN loss a model trains with.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum GanLoss {
+    /// Goodfellow et al.'s original: G minimises log(1 - D(G(z))).
+    Minimax,
+    /// G maximises log D(G(z)) instead (the article's, and the default).
+    #[default]
+    NonSaturating,
+    /// Least squares on D's raw output (Mao et al. 2017).
+    LeastSquares,
+    /// D's hinge loss, G's -D(G(z)) (Lim & Ye 2017).
+    Hinge,
+}
+
+/// The discriminator's loss is the mean over the `2B` rows of `[real;
+/// fake]` times 2: the mean over the real rows plus the mean over the fake.
+const D_SCALE: f32 = 2.0;
+
+impl GanLoss {
+    /// Every loss, in the table's order.
+    pub const ALL: [GanLoss; 4] = [
+        GanLoss::Minimax,
+        GanLoss::NonSaturating,
+        GanLoss::LeastSquares,
+        GanLoss::Hinge,
+    ];
+
+    /// Name on the command line and in checkpoint metadata.
+    pub fn name(self) -> &'static str {
+        match self {
+            GanLoss::Minimax => "minimax",
+            GanLoss::NonSaturating => "non-saturating",
+            GanLoss::LeastSquares => "least-squares",
+            GanLoss::Hinge => "hinge",
+        }
+    }
+
+    /// Whether the discriminator's loss is the cross-entropy, whose
+    /// targets `--label-noise` moves.
+    pub fn is_cross_entropy(self) -> bool {
+        matches!(self, GanLoss::Minimax | GanLoss::NonSaturating)
+    }
+
+    /// The generator's target: 0 for the minimax loss (G maximises D's
+    /// cross-entropy on fakes against 0), 1 for the others.
+    pub fn g_target(self) -> f32 {
+        match self {
+            GanLoss::Minimax => 0.0,
+            _ => 1.0,
+        }
+    }
+
+    /// Record the discriminator's loss on `logits` `[2B, 1]` against
+    /// `targets` (1 for real rows, 0 for fake), with `noise` on the targets
+    /// (cross-entropy only): `rows` `[2B]` and `grad`. Returns the factor
+    /// from the sum of `rows` to the loss.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_d(
+        self,
+        gpu: &Gpu,
+        s: &mut Step,
+        logits: &Tensor,
+        targets: &Tensor,
+        noise: Option<LabelNoise>,
+        rows: &Tensor,
+        grad: &Tensor,
+    ) -> Result<f32> {
+        let mean = BceReduction::Mean;
+        match (self, noise) {
+            (GanLoss::Minimax | GanLoss::NonSaturating, None) => {
+                bce_rows(gpu, s, logits, targets, rows, Some(grad), mean, D_SCALE)
+            }
+            (GanLoss::Minimax | GanLoss::NonSaturating, Some(noise)) => {
+                bce_rows_label_noise(gpu, s, logits, targets, noise, rows, grad, mean, D_SCALE)
+            }
+            (GanLoss::LeastSquares, None) => {
+                least_squares_rows(gpu, s, logits, targets, rows, grad, D_SCALE)
+            }
+            (GanLoss::Hinge, None) => hinge_rows(gpu, s, logits, targets, rows, grad, D_SCALE),
+            (_, Some(_)) => Err(self.no_label_noise("gan")),
+        }
+    }
+
+    /// Record the generator's loss on the discriminator's `logits` `[B, 1]`
+    /// of fakes, `targets` all [`Self::g_target`]: `rows` `[B]` and `grad`.
+    /// Returns the factor from the sum of `rows` to the loss.
+    pub(crate) fn record_g(
+        self,
+        gpu: &Gpu,
+        s: &mut Step,
+        logits: &Tensor,
+        targets: &Tensor,
+        rows: &Tensor,
+        grad: &Tensor,
+    ) -> Result<f32> {
+        let (mean, g) = (BceReduction::Mean, Some(grad));
+        match self {
+            GanLoss::Minimax => bce_rows(gpu, s, logits, targets, rows, g, mean, -1.0),
+            GanLoss::NonSaturating => bce_rows(gpu, s, logits, targets, rows, g, mean, 1.0),
+            GanLoss::LeastSquares => least_squares_rows(gpu, s, logits, targets, rows, grad, 1.0),
+            GanLoss::Hinge => linear_loss_rows(gpu, s, logits, targets, rows, grad, 1.0),
+        }
+    }
+
+    /// f64 reference of [`Self::record_d`] (the targets already noisy).
+    pub fn d_cpu<T: Real>(self, logits: &[T], targets: &[T]) -> LossCpu<T> {
+        let s = D_SCALE as f64;
+        match self {
+            GanLoss::Minimax | GanLoss::NonSaturating => {
+                bce_cpu(logits, targets, 1, BceReduction::Mean, s)
+            }
+            GanLoss::LeastSquares => least_squares_cpu(logits, targets, 1, s),
+            GanLoss::Hinge => hinge_cpu(logits, targets, 1, s),
+        }
+    }
+
+    /// f64 reference of [`Self::record_g`].
+    pub fn g_cpu<T: Real>(self, logits: &[T]) -> LossCpu<T> {
+        let t = vec![T::from_f64(self.g_target() as f64); logits.len()];
+        match self {
+            GanLoss::Minimax => bce_cpu(logits, &t, 1, BceReduction::Mean, -1.0),
+            GanLoss::NonSaturating => bce_cpu(logits, &t, 1, BceReduction::Mean, 1.0),
+            GanLoss::LeastSquares => least_squares_cpu(logits, &t, 1, 1.0),
+            GanLoss::Hinge => linear_loss_cpu(logits, &t, 1, 1.0),
+        }
+    }
+
+    /// The refusal of label noise with a loss that has no cross-entropy.
+    pub fn no_label_noise(self, op: &'static str) -> Error {
+        Error::invalid(
+            op,
+            format!(
+                "--label-noise moves the cross-entropy's targets (--gan-loss minimax or \
+                 non-saturating); --gan-loss {} has none",
+                self.name()
+            ),
+        )
+    }
+}
