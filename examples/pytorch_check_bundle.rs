@@ -32,6 +32,7 @@ use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
 use vae_vs_gan::gpu::{Gpu, StepState};
 use vae_vs_gan::io::write_atomic;
 use vae_vs_gan::models::gan::DHead;
+use vae_vs_gan::models::gan_loss::GanLoss;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::ops::rng::Philox;
 use vae_vs_gan::optim::adam::AdamConfig;
@@ -103,9 +104,16 @@ fn gan_bundle(gpu: &Gpu, out: &Path) -> anyhow::Result<()> {
             head.name(),
             gan.param_count()
         );
+        // every GAN loss of these logits, through the step's own ops
+        let mut losses = serde_json::Map::new();
+        for loss in GanLoss::ALL {
+            let (d, g) = loss.evaluate(gpu, &real_logits, &fake_logits)?;
+            losses.insert(loss.name().into(), serde_json::json!([d, g]));
+        }
         heads.insert(
             head.name().into(),
             serde_json::json!({
+                "engine_losses": losses,
                 "checkpoint": file,
                 "weights_hash": weights_hash(&ck),
                 "engine_images": images,

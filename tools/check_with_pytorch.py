@@ -260,6 +260,21 @@ def bce_logits_mean(logits, target):
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
+def gan_losses(real, fake):
+    """(d_loss, g_loss) of every GAN loss (src/models/gan_loss.rs) from D's
+    logits on the real and the fake batch, batch means, in PyTorch's own
+    terms."""
+    ones, zeros = torch.ones_like(fake), torch.zeros_like(fake)
+    d_bce = bce_logits_mean(real, 1.0) + bce_logits_mean(fake, 0.0)
+    return {
+        "minimax": (d_bce, -bce_logits_mean(fake, 0.0)),
+        "non-saturating": (d_bce, bce_logits_mean(fake, 1.0)),
+        "least-squares": (0.5 * F.mse_loss(real, torch.ones_like(real)) + 0.5 * F.mse_loss(fake, zeros),
+                          0.5 * F.mse_loss(fake, ones)),
+        "hinge": (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean(), -fake.mean()),
+    }
+
+
 # ---------------------------------------------------------------- data
 
 
@@ -379,7 +394,12 @@ def main_gan(args):
             ev = float(entry[f"engine_{name}"])
             compare(name, [ev], torch.tensor([tv], dtype=DT))
             print(f"    pytorch {tv:.9f} engine {ev:.9f}")
-        results[head] = dict(hash=h, images=images, real=real_logits, fake=fake_logits,
+        with torch.no_grad():
+            losses = {k: (d.item(), g.item()) for k, (d, g) in gan_losses(real_logits, fake_logits).items()}
+        for loss, (td, tg) in losses.items():
+            ed, eg = (float(v) for v in entry["engine_losses"][loss])
+            compare(f"{loss} d, g", [ed, eg], torch.tensor([td, tg], dtype=DT))
+        results[head] = dict(hash=h, images=images, real=real_logits, fake=fake_logits, losses=losses,
                              d_loss=d_loss, g_loss=g_loss,
                              engine_d_loss=float(entry["engine_d_loss"]),
                              engine_g_loss=float(entry["engine_g_loss"]))
@@ -402,7 +422,8 @@ def main_gan(args):
                 "<head>_weights_hash; PyTorch's float64 eval-mode outputs (tools/check_with_pytorch.py "
                 "--model gan): torch_images = G(z) [N, 784] (same for both heads), and per discriminator "
                 "head the logits on the real batch (MNIST test images at `indices`, byte / 255 * 2 - 1) "
-                "and on G(z), d_loss = BCE(real, 1) + BCE(fake, 0) and g_loss = BCE(fake, 1) (means). "
+                "and on G(z), d_loss = BCE(real, 1) + BCE(fake, 0) and g_loss = BCE(fake, 1) (means); "
+                "<head>_torch_<loss>_d_loss and _g_loss: every GAN loss of those logits (gan_losses). "
                 "engine_* are the engine's values when the fixture was written.")),
             ("latent", str(latent)),
             ("seed", str(int(bundle["seed"]))),
@@ -422,6 +443,9 @@ def main_gan(args):
                 (f"{head}_engine_d_loss", repr(r["engine_d_loss"])),
                 (f"{head}_engine_g_loss", repr(r["engine_g_loss"])),
             ]
+            for loss, (td, tg) in r["losses"].items():
+                lines += [(f"{head}_torch_{loss}_d_loss", repr(td)),
+                          (f"{head}_torch_{loss}_g_loss", repr(tg))]
         body = "{\n" + ",\n".join(f"  {json.dumps(k)}: {v}" for k, v in lines) + "\n}\n"
         json.loads(body)
         out = os.path.join(args.write_fixture, "gan_pytorch_check.json")

@@ -176,8 +176,10 @@ try {
   const kept = await download(1);
   const said = await message();
   check(kept !== null && /kept before the device was lost/.test(said), `the GAN's kept checkpoint downloads: ${kept} (${said})`);
-  // ... with Fashion-MNIST this time: its files and its classifier.
+  // ... with Fashion-MNIST this time: its files and its classifier, and
+  // the GAN on the least-squares loss.
   await page.select("#dataset", "fashion");
+  await page.select("#gan-loss", "least-squares");
   await forget();
   await page.click("#train");
   await waitState(["training", "failed"]);
@@ -186,6 +188,9 @@ try {
   await waitState(["stopped", "failed"]);
   const after = JSON.parse(await page.evaluate(() => window.labWasm.lab_status()));
   check(after.dataset === "fashion" && !after.lost, `the new device trains Fashion-MNIST (${after.dataset}, lost: ${after.lost})`);
+  // (lab_train refuses a non-finite loss: steps done are finite ones)
+  check(/least-squares loss/.test(after.models[1].source) && after.models[1].steps > 0,
+    `the GAN trains with the loss chosen: ${after.models[1].source}, ${after.models[1].steps} steps`);
 } catch (e) {
   check(false, `the page did not finish: ${e.message}`);
 } finally {

@@ -18,9 +18,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, Tensor};
 use crate::ops::bce::{bce_cpu, bce_rows, bce_rows_label_noise, BceReduction, LabelNoise};
-use crate::ops::hinge::{hinge_cpu, hinge_rows};
-use crate::ops::least_squares::{least_squares_cpu, least_squares_rows};
-use crate::ops::linear_loss::{linear_loss_cpu, linear_loss_rows};
+use crate::ops::hinge::HINGE;
+use crate::ops::least_squares::LEAST_SQUARES;
+use crate::ops::linear_loss::LINEAR_LOSS;
 use crate::ops::reduce::LossCpu;
 use crate::ops::Real;
 
@@ -72,6 +72,11 @@ impl GanLoss {
         }
     }
 
+    /// The loss of that [`Self::name`].
+    pub fn from_name(name: &str) -> Option<GanLoss> {
+        GanLoss::ALL.into_iter().find(|l| l.name() == name)
+    }
+
     /// Whether the discriminator's loss is the cross-entropy, whose
     /// targets `--label-noise` moves.
     pub fn is_cross_entropy(self) -> bool {
@@ -92,7 +97,7 @@ impl GanLoss {
     /// (cross-entropy only): `rows` `[2B]` and `grad`. Returns the factor
     /// from the sum of `rows` to the loss.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn record_d(
+    pub fn record_d(
         self,
         gpu: &Gpu,
         s: &mut Step,
@@ -111,9 +116,9 @@ impl GanLoss {
                 bce_rows_label_noise(gpu, s, logits, targets, noise, rows, grad, mean, D_SCALE)
             }
             (GanLoss::LeastSquares, None) => {
-                least_squares_rows(gpu, s, logits, targets, rows, grad, D_SCALE)
+                LEAST_SQUARES.rows(gpu, s, logits, targets, rows, grad, D_SCALE)
             }
-            (GanLoss::Hinge, None) => hinge_rows(gpu, s, logits, targets, rows, grad, D_SCALE),
+            (GanLoss::Hinge, None) => HINGE.rows(gpu, s, logits, targets, rows, grad, D_SCALE),
             (_, Some(_)) => Err(self.no_label_noise("gan")),
         }
     }
@@ -121,7 +126,7 @@ impl GanLoss {
     /// Record the generator's loss on the discriminator's `logits` `[B, 1]`
     /// of fakes, `targets` all [`Self::g_target`]: `rows` `[B]` and `grad`.
     /// Returns the factor from the sum of `rows` to the loss.
-    pub(crate) fn record_g(
+    pub fn record_g(
         self,
         gpu: &Gpu,
         s: &mut Step,
@@ -134,9 +139,37 @@ impl GanLoss {
         match self {
             GanLoss::Minimax => bce_rows(gpu, s, logits, targets, rows, g, mean, -1.0),
             GanLoss::NonSaturating => bce_rows(gpu, s, logits, targets, rows, g, mean, 1.0),
-            GanLoss::LeastSquares => least_squares_rows(gpu, s, logits, targets, rows, grad, 1.0),
-            GanLoss::Hinge => linear_loss_rows(gpu, s, logits, targets, rows, grad, 1.0),
+            GanLoss::LeastSquares => LEAST_SQUARES.rows(gpu, s, logits, targets, rows, grad, 1.0),
+            GanLoss::Hinge => LINEAR_LOSS.rows(gpu, s, logits, targets, rows, grad, 1.0),
         }
+    }
+
+    /// `(d_loss, g_loss)` of the discriminator's logits on a real batch
+    /// and on a fake one (clean targets), through the same ops a training
+    /// step records: what its ring would hold for those logits. For the
+    /// PyTorch twin check (`tests/it/pytorch_check.rs`).
+    pub fn evaluate(self, gpu: &Gpu, real: &[f32], fake: &[f32]) -> Result<(f64, f64)> {
+        let (nr, nf) = (real.len(), fake.len());
+        let both = [real, fake].concat();
+        let t: Vec<f32> = (0..nr + nf).map(|i| (i < nr) as u8 as f32).collect();
+        let g_t = vec![self.g_target(); nf];
+        let x = Tensor::from_f32(gpu, &[nr + nf, 1], &both, "real|fake logits")?;
+        let targets = Tensor::from_f32(gpu, &[nr + nf, 1], &t, "real|fake targets")?;
+        let d_rows = Tensor::zeros(gpu, &[nr + nf], "d loss rows")?;
+        let d_grad = Tensor::zeros(gpu, &[nr + nf, 1], "d loss grad")?;
+        let fx = Tensor::from_f32(gpu, &[nf, 1], fake, "fake logits")?;
+        let g_targets = Tensor::from_f32(gpu, &[nf, 1], &g_t, "generator targets")?;
+        let g_rows = Tensor::zeros(gpu, &[nf], "g loss rows")?;
+        let g_grad = Tensor::zeros(gpu, &[nf, 1], "g loss grad")?;
+        let mut s = Step::new("gan losses");
+        let d = self.record_d(gpu, &mut s, &x, &targets, None, &d_rows, &d_grad)?;
+        let g = self.record_g(gpu, &mut s, &fx, &g_targets, &g_rows, &g_grad)?;
+        gpu.run(&[&s])?;
+        let total = |rows: Vec<f32>, f: f32| f as f64 * rows.iter().map(|&v| v as f64).sum::<f64>();
+        Ok((
+            total(d_rows.read_f32(gpu)?, d),
+            total(g_rows.read_f32(gpu)?, g),
+        ))
     }
 
     /// f64 reference of [`Self::record_d`] (the targets already noisy).
@@ -146,8 +179,8 @@ impl GanLoss {
             GanLoss::Minimax | GanLoss::NonSaturating => {
                 bce_cpu(logits, targets, 1, BceReduction::Mean, s)
             }
-            GanLoss::LeastSquares => least_squares_cpu(logits, targets, 1, s),
-            GanLoss::Hinge => hinge_cpu(logits, targets, 1, s),
+            GanLoss::LeastSquares => LEAST_SQUARES.cpu(logits, targets, 1, s),
+            GanLoss::Hinge => HINGE.cpu(logits, targets, 1, s),
         }
     }
 
@@ -157,8 +190,8 @@ impl GanLoss {
         match self {
             GanLoss::Minimax => bce_cpu(logits, &t, 1, BceReduction::Mean, -1.0),
             GanLoss::NonSaturating => bce_cpu(logits, &t, 1, BceReduction::Mean, 1.0),
-            GanLoss::LeastSquares => least_squares_cpu(logits, &t, 1, 1.0),
-            GanLoss::Hinge => linear_loss_cpu(logits, &t, 1, 1.0),
+            GanLoss::LeastSquares => LEAST_SQUARES.cpu(logits, &t, 1, 1.0),
+            GanLoss::Hinge => LINEAR_LOSS.cpu(logits, &t, 1, 1.0),
         }
     }
 

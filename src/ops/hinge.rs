@@ -7,36 +7,17 @@
 //! linear [`crate::ops::linear_loss`]. Kernel `shaders/hinge.wgsl`; the
 //! row pass and the mean are [`crate::ops::target_loss`]'s.
 
-use crate::error::Result;
-use crate::gpu::{Gpu, Kernel, Step, Tensor};
-use crate::ops::reduce::LossCpu;
-use crate::ops::target_loss::{kernel, target_cpu, target_rows};
-use crate::ops::Real;
+use crate::gpu::Kernel;
+use crate::ops::target_loss::TargetLoss;
 use crate::shaders;
 
-/// Record the loss's row pass: `row_loss` `[N]` and `grad` (shaped like
-/// `x`); returns the factor from the sum of `row_loss` to the scalar loss.
-pub fn hinge_rows(
-    gpu: &Gpu,
-    step: &mut Step,
-    x: &Tensor,
-    t: &Tensor,
-    row_loss: &Tensor,
-    grad: &Tensor,
-    scale: f32,
-) -> Result<f32> {
-    target_rows(
-        gpu,
-        step,
-        "hinge",
-        shaders::HINGE,
-        x,
-        t,
-        row_loss,
-        grad,
-        scale,
-    )
-}
+/// The loss: record it with [`TargetLoss::rows`], its CPU reference
+/// [`TargetLoss::cpu`].
+pub const HINGE: TargetLoss = TargetLoss {
+    op: "hinge",
+    shader: shaders::HINGE,
+    elem: hinge_elem,
+};
 
 /// The per-element loss and its (sub)derivative in f64.
 pub fn hinge_elem(x: f64, t: f64) -> (f64, f64) {
@@ -45,12 +26,7 @@ pub fn hinge_elem(x: f64, t: f64) -> (f64, f64) {
     (m.max(0.0), if m > 0.0 { -s } else { 0.0 })
 }
 
-/// CPU reference: rows of `f` features.
-pub fn hinge_cpu<T: Real>(x: &[T], t: &[T], f: usize, scale: f64) -> LossCpu<T> {
-    target_cpu(x, t, f, scale, hinge_elem)
-}
-
 /// The kernels of this module, for the shader validation test.
 pub fn kernels() -> Vec<Kernel> {
-    vec![kernel(shaders::HINGE)]
+    vec![HINGE.kernel()]
 }

@@ -16,47 +16,34 @@
 //! kink `s x = 1`, where either side is right.
 
 use super::*;
-use vae_vs_gan::ops::hinge::{hinge_cpu, hinge_rows};
-use vae_vs_gan::ops::least_squares::{least_squares_cpu, least_squares_rows};
-use vae_vs_gan::ops::linear_loss::{linear_loss_cpu, linear_loss_rows};
-use vae_vs_gan::ops::reduce::LossCpu;
+use vae_vs_gan::ops::hinge::HINGE;
+use vae_vs_gan::ops::least_squares::LEAST_SQUARES;
+use vae_vs_gan::ops::linear_loss::LINEAR_LOSS;
+use vae_vs_gan::ops::target_loss::TargetLoss;
 
 const SHAPES: [&[usize]; 4] = [&[1, 1], &[7, 1], &[3, 5, 13], &[33, 784]];
 const U: f64 = 1.0 / 16_777_216.0;
 
-type Record =
-    fn(&Gpu, &mut Step, &Tensor, &Tensor, &Tensor, &Tensor, f32) -> vae_vs_gan::Result<f32>;
-type Cpu = fn(&[f32], &[f32], usize, f64) -> LossCpu<f32>;
-
-/// One loss: its name, GPU op, CPU reference, per-element error and
-/// largest |loss|.
+/// One loss with its per-element error and largest |loss| on these inputs.
 pub struct Loss {
-    pub name: &'static str,
-    record: Record,
-    cpu: Cpu,
+    pub loss: TargetLoss,
     elem_err: f64,
     lmax: f64,
 }
 
 pub const LOSSES: [Loss; 3] = [
     Loss {
-        name: "least_squares",
-        record: least_squares_rows,
-        cpu: least_squares_cpu,
+        loss: LEAST_SQUARES,
         elem_err: 4.0 * U * 40.5,
         lmax: 40.5,
     },
     Loss {
-        name: "hinge",
-        record: hinge_rows,
-        cpu: hinge_cpu,
+        loss: HINGE,
         elem_err: U * 9.0,
         lmax: 9.0,
     },
     Loss {
-        name: "linear_loss",
-        record: linear_loss_rows,
-        cpu: linear_loss_cpu,
+        loss: LINEAR_LOSS,
         elem_err: U * 8.0,
         lmax: 8.0,
     },
@@ -65,7 +52,7 @@ pub const LOSSES: [Loss; 3] = [
 pub async fn all(g: &Gpu, r: &mut Report<'_>) {
     for loss in &LOSSES {
         r.record(
-            &format!("{} matches cpu", loss.name),
+            &format!("{} matches cpu", loss.loss.op),
             matches_cpu(g, loss).await,
         );
     }
@@ -79,7 +66,7 @@ fn inputs(loss: &Loss, n: usize, hard: bool, seed: u64) -> (Vec<f32>, Vec<f32>) 
         .into_iter()
         .map(|v| if hard { v.round() } else { v })
         .collect();
-    if loss.name == "hinge" {
+    if loss.loss.op == HINGE.op {
         for (x, t) in x.iter_mut().zip(&t) {
             let s = 2.0 * t - 1.0;
             if (1.0 - s * *x).abs() < 1e-3 {
@@ -102,11 +89,11 @@ pub async fn matches_cpu(g: &Gpu, loss: &Loss) -> Outcome {
             for scale in [1.0f32, 2.0, -1.0] {
                 let row = poisoned(g, &[rows], "row")?;
                 let grad = poisoned(g, shape, "grad")?;
-                let mut s = Step::new(loss.name);
-                let factor = (loss.record)(g, &mut s, &xt, &tt, &row, &grad, scale)?;
+                let mut s = Step::new(loss.loss.op);
+                let factor = loss.loss.rows(g, &mut s, &xt, &tt, &row, &grad, scale)?;
                 run(g, &[&s])?;
-                let what = format!("{} {shape:?} hard {hard} scale {scale}", loss.name);
-                let want = (loss.cpu)(&x, &t, f, scale as f64);
+                let what = format!("{} {shape:?} hard {hard} scale {scale}", loss.loss.op);
+                let want = loss.loss.cpu(&x, &t, f, scale as f64);
                 let gscale = scale as f64 / n as f64;
                 ensure(factor == gscale as f32, || {
                     format!("{what}: factor {factor}, want {gscale}")

@@ -34,6 +34,7 @@ use crate::{fixture_loader, gan_check_model};
 use vae_vs_gan::data::{load, Dataset, Split, PIXELS};
 use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::models::gan::DHead;
+use vae_vs_gan::models::gan_loss::GanLoss;
 use vae_vs_gan::models::vae::{Vae, VaeConfig};
 use vae_vs_gan::optim::adam::AdamConfig;
 
@@ -262,5 +263,17 @@ fn gan_matches_pytorch() {
             2.5e-5,
             0.0,
         );
+        // Every GAN loss of the engine's logits through the step's own
+        // ops, against PyTorch's (mse_loss, relu, BCE) of its own logits:
+        // each loss is at most Lipschitz max(1, |x| + 1) in each logit and a
+        // batch mean, so logits within 1e-5 keep it within 2.5e-5 here
+        // (|x| < 0.5 for this untrained model).
+        for loss in GanLoss::ALL {
+            let (d, gl) = loss.evaluate(g, &real_logits, &fake_logits).unwrap();
+            for (side, v) in [("d", d), ("g", gl)] {
+                let key = format!("{h}_torch_{}_{side}_loss", loss.name());
+                within(&key, v, f.scalar(&key), 2.5e-5, 0.0);
+            }
+        }
     }
 }

@@ -6,10 +6,7 @@
 
 use crate::checks::target_loss::{self as check, LOSSES};
 use crate::common::*;
-use vae_vs_gan::ops::hinge::hinge_cpu;
-use vae_vs_gan::ops::least_squares::{least_squares_cpu, least_squares_rows};
-use vae_vs_gan::ops::linear_loss::linear_loss_cpu;
-use vae_vs_gan::ops::reduce::LossCpu;
+use vae_vs_gan::ops::least_squares::LEAST_SQUARES;
 use vae_vs_gan::{Step, Tensor};
 
 #[test]
@@ -26,12 +23,6 @@ fn target_losses_match_cpu() {
 /// ~1e-9: atol 1e-8.
 #[test]
 fn target_loss_backward_cpu_matches_finite_differences() {
-    type Cpu = fn(&[f64], &[f64], usize, f64) -> LossCpu<f64>;
-    let losses: [(&str, Cpu); 3] = [
-        ("least_squares", least_squares_cpu),
-        ("hinge", hinge_cpu),
-        ("linear_loss", linear_loss_cpu),
-    ];
     let (rows, f) = (3, 7);
     let t: Vec<f64> = to_f64(&uniform(rows * f, 0.0, 1.0, 221))
         .into_iter()
@@ -49,11 +40,11 @@ fn target_loss_backward_cpu_matches_finite_differences() {
             }
         })
         .collect();
-    for (name, cpu) in losses {
+    for loss in LOSSES.map(|l| l.loss) {
         for scale in [1.0, 2.0, -1.0] {
-            let num = fd_grad(|x| cpu(x, &t, f, scale).loss, &x, 1e-6);
-            let ana = cpu(&x, &t, f, scale).grad;
-            assert_close_f64(&format!("{name} backward fd"), &ana, &num, 1e-8, 1e-6);
+            let num = fd_grad(|x| loss.cpu(x, &t, f, scale).loss, &x, 1e-6);
+            let ana = loss.cpu(&x, &t, f, scale).grad;
+            assert_close_f64(&format!("{} backward fd", loss.op), &ana, &num, 1e-8, 1e-6);
         }
     }
 }
@@ -68,9 +59,13 @@ fn target_loss_shape_mismatch_is_refused_at_record_time() {
     let grad = Tensor::zeros(g, &[4, 1], "grad").unwrap();
     let bad = Tensor::zeros(g, &[5, 1], "bad").unwrap();
     let mut s = Step::new("bad");
-    let e = least_squares_rows(g, &mut s, &x, &bad, &row, &grad, 1.0).unwrap_err();
+    let e = LEAST_SQUARES
+        .rows(g, &mut s, &x, &bad, &row, &grad, 1.0)
+        .unwrap_err();
     assert!(e.to_string().contains("least_squares"), "{e}");
-    let e = least_squares_rows(g, &mut s, &x, &x, &row, &bad, 1.0).unwrap_err();
+    let e = LEAST_SQUARES
+        .rows(g, &mut s, &x, &x, &row, &bad, 1.0)
+        .unwrap_err();
     assert!(e.to_string().contains("least_squares"), "{e}");
     assert_eq!(s.stats().dispatches, 0, "nothing recorded");
 }

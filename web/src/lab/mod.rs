@@ -35,7 +35,8 @@ use vae_vs_gan::data::mnist::{images_from_bytes, Images};
 use vae_vs_gan::data::{Dataset, GpuDataset, PIXELS};
 use vae_vs_gan::io::Checkpoint;
 use vae_vs_gan::models::classifier::Classifier;
-use vae_vs_gan::models::gan::Gan;
+use vae_vs_gan::models::gan::{Gan, GanConfig, GanOptions};
+use vae_vs_gan::models::gan_loss::GanLoss;
 use vae_vs_gan::models::preset::{run_metadata, Preset};
 use vae_vs_gan::models::vae::Vae;
 use vae_vs_gan::{Gpu, GpuOptions};
@@ -159,19 +160,27 @@ pub async fn lab_open(
 }
 
 /// Build both models of `preset` (`tiny`, `smoke`, `article`; `dcgan` is
-/// the GAN's preset, beside the article's VAE) with `seed`, no step run
-/// yet, in place of what the lab held. Returns [`lab_status`].
+/// the GAN's preset, beside the article's VAE) with `seed`, the GAN with
+/// `gan_loss` (`--gan-loss`'s names), no step run yet, in place of what
+/// the lab held. Returns [`lab_status`].
 #[wasm_bindgen]
-pub async fn lab_start(preset: String, seed: u32) -> Result<String, JsError> {
+pub async fn lab_start(preset: String, seed: u32, gan_loss: String) -> Result<String, JsError> {
     with_lab(|mut lab| async move {
-        let out = start(&mut lab, &preset, seed as u64);
+        let out = start(&mut lab, &preset, seed as u64, &gan_loss);
         (lab, out)
     })
     .await?;
     lab_status()
 }
 
-fn start(lab: &mut Lab, preset: &str, seed: u64) -> Result<(), JsError> {
+fn start(lab: &mut Lab, preset: &str, seed: u64, gan_loss: &str) -> Result<(), JsError> {
+    let loss = GanLoss::from_name(gan_loss).ok_or_else(|| {
+        let names: Vec<&str> = GanLoss::ALL.iter().map(|l| l.name()).collect();
+        js_err(format!(
+            "unknown GAN loss {gan_loss:?}: choose {}",
+            names.join(", ")
+        ))
+    })?;
     let (vae_preset, gan_preset) = match preset {
         "tiny" => (Preset::Tiny, Preset::Tiny),
         "smoke" => (Preset::Smoke, Preset::Smoke),
@@ -201,8 +210,12 @@ fn start(lab: &mut Lab, preset: &str, seed: u64) -> Result<(), JsError> {
                  settings: Vec<(String, String)>|
      -> vae_vs_gan::Result<Slot> {
         let training = Training::new(gpu, &model, &images, seed, batch, epochs)?;
+        let own = match &model {
+            Model::Gan(_) => format!(", {} loss", loss.name()),
+            Model::Vae(_) => String::new(),
+        };
         Ok(Slot {
-            source: format!("{} preset, seed {seed}", preset.name()),
+            source: format!("{} preset, seed {seed}{own}", preset.name()),
             meta: run_metadata(preset, images.len(), lab.dataset, settings)
                 .into_iter()
                 .chain([(
@@ -226,7 +239,13 @@ fn start(lab: &mut Lab, preset: &str, seed: u64) -> Result<(), JsError> {
         vc.settings(),
     )
     .map_err(engine_err)?;
-    let gc = g.config(seed);
+    let gc = GanConfig {
+        options: GanOptions {
+            loss,
+            ..GanOptions::default()
+        },
+        ..g.config(seed)
+    };
     let gan = Model::Gan(Box::new(Gan::new(gpu, gc.clone()).map_err(engine_err)?));
     let gan = build(
         gan,
