@@ -9,11 +9,14 @@
 //! | `least-squares` (Mao et al. 2017) | `½(D(x) - 1)² + ½D(G(z))²` | `½(D(G(z)) - 1)²` |
 //! | `hinge` (Lim & Ye 2017) | `max(0, 1 - D(x)) + max(0, 1 + D(G(z)))` | `-D(G(z))` |
 //!
-//! Each arm records its ops ([`crate::ops::bce`],
-//! [`crate::ops::least_squares`], [`crate::ops::hinge`],
-//! [`crate::ops::linear_loss`]) and has the f64 reference of the same
-//! losses beside it, which [`crate::models::gan_cpu`] uses: a new loss is
-//! its op (one kernel, one op file) and one arm in each match here.
+//! Each loss is one [`Spec`] ([`GanLoss::spec`]): the criterion each
+//! network minimises ([`crate::ops::bce`]'s cross-entropy, or a
+//! [`crate::ops::target_loss::TargetLoss`]: [`crate::ops::least_squares`],
+//! [`crate::ops::hinge`], [`crate::ops::linear_loss`]) and the generator's
+//! target and sign. The step records the spec's ops and
+//! [`crate::models::gan_cpu`] runs their f64 references, so a new loss is
+//! its op (one kernel, one op file), its variant and name, and one arm of
+//! [`GanLoss::spec`].
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, Tensor};
@@ -22,6 +25,7 @@ use crate::ops::hinge::HINGE;
 use crate::ops::least_squares::LEAST_SQUARES;
 use crate::ops::linear_loss::LINEAR_LOSS;
 use crate::ops::reduce::LossCpu;
+use crate::ops::target_loss::TargetLoss;
 use crate::ops::Real;
 
 /// Which GAN loss a model trains with.
@@ -49,8 +53,27 @@ pub enum GanLoss {
     Hinge,
 }
 
-/// The discriminator's loss is the mean over the `2B` rows of `[real;
-/// fake]` times 2: the mean over the real rows plus the mean over the fake.
+/// What one network minimises on D's logits: the cross-entropy with
+/// logits (Keras' mean), or a target loss.
+#[derive(Clone, Copy, Debug)]
+pub enum Criterion {
+    CrossEntropy,
+    Target(TargetLoss),
+}
+
+/// A GAN loss: the discriminator's criterion on `[real; fake]` against 1
+/// and 0 (the mean over the 2B rows times 2: the mean over the real rows
+/// plus the mean over the fake), and the generator's on fakes against
+/// `g_target`, times `g_sign`.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    pub d: Criterion,
+    pub g: Criterion,
+    pub g_target: f32,
+    pub g_sign: f32,
+}
+
+/// The discriminator's loss is the mean over the `2B` rows times 2.
 const D_SCALE: f32 = 2.0;
 
 impl GanLoss {
@@ -72,6 +95,23 @@ impl GanLoss {
         }
     }
 
+    /// What each network minimises (the table above).
+    pub fn spec(self) -> Spec {
+        use Criterion::*;
+        let (d, g, g_target, g_sign) = match self {
+            GanLoss::Minimax => (CrossEntropy, CrossEntropy, 0.0, -1.0),
+            GanLoss::NonSaturating => (CrossEntropy, CrossEntropy, 1.0, 1.0),
+            GanLoss::LeastSquares => (Target(LEAST_SQUARES), Target(LEAST_SQUARES), 1.0, 1.0),
+            GanLoss::Hinge => (Target(HINGE), Target(LINEAR_LOSS), 1.0, 1.0),
+        };
+        Spec {
+            d,
+            g,
+            g_target,
+            g_sign,
+        }
+    }
+
     /// The loss of that [`Self::name`].
     pub fn from_name(name: &str) -> Option<GanLoss> {
         GanLoss::ALL.into_iter().find(|l| l.name() == name)
@@ -80,16 +120,12 @@ impl GanLoss {
     /// Whether the discriminator's loss is the cross-entropy, whose
     /// targets `--label-noise` moves.
     pub fn is_cross_entropy(self) -> bool {
-        matches!(self, GanLoss::Minimax | GanLoss::NonSaturating)
+        matches!(self.spec().d, Criterion::CrossEntropy)
     }
 
-    /// The generator's target: 0 for the minimax loss (G maximises D's
-    /// cross-entropy on fakes against 0), 1 for the others.
+    /// The generator's target.
     pub fn g_target(self) -> f32 {
-        match self {
-            GanLoss::Minimax => 0.0,
-            _ => 1.0,
-        }
+        self.spec().g_target
     }
 
     /// Record the discriminator's loss on `logits` `[2B, 1]` against
@@ -108,18 +144,12 @@ impl GanLoss {
         grad: &Tensor,
     ) -> Result<f32> {
         let mean = BceReduction::Mean;
-        match (self, noise) {
-            (GanLoss::Minimax | GanLoss::NonSaturating, None) => {
-                bce_rows(gpu, s, logits, targets, rows, Some(grad), mean, D_SCALE)
-            }
-            (GanLoss::Minimax | GanLoss::NonSaturating, Some(noise)) => {
+        match (self.spec().d, noise) {
+            (Criterion::CrossEntropy, Some(noise)) => {
                 bce_rows_label_noise(gpu, s, logits, targets, noise, rows, grad, mean, D_SCALE)
             }
-            (GanLoss::LeastSquares, None) => {
-                LEAST_SQUARES.rows(gpu, s, logits, targets, rows, grad, D_SCALE)
-            }
-            (GanLoss::Hinge, None) => HINGE.rows(gpu, s, logits, targets, rows, grad, D_SCALE),
             (_, Some(_)) => Err(self.no_label_noise("gan")),
+            (d, None) => d.record(gpu, s, logits, targets, rows, grad, D_SCALE),
         }
     }
 
@@ -135,13 +165,9 @@ impl GanLoss {
         rows: &Tensor,
         grad: &Tensor,
     ) -> Result<f32> {
-        let (mean, g) = (BceReduction::Mean, Some(grad));
-        match self {
-            GanLoss::Minimax => bce_rows(gpu, s, logits, targets, rows, g, mean, -1.0),
-            GanLoss::NonSaturating => bce_rows(gpu, s, logits, targets, rows, g, mean, 1.0),
-            GanLoss::LeastSquares => LEAST_SQUARES.rows(gpu, s, logits, targets, rows, grad, 1.0),
-            GanLoss::Hinge => LINEAR_LOSS.rows(gpu, s, logits, targets, rows, grad, 1.0),
-        }
+        let spec = self.spec();
+        spec.g
+            .record(gpu, s, logits, targets, rows, grad, spec.g_sign)
     }
 
     /// `(d_loss, g_loss)` of the discriminator's logits on a real batch
@@ -174,25 +200,14 @@ impl GanLoss {
 
     /// f64 reference of [`Self::record_d`] (the targets already noisy).
     pub fn d_cpu<T: Real>(self, logits: &[T], targets: &[T]) -> LossCpu<T> {
-        let s = D_SCALE as f64;
-        match self {
-            GanLoss::Minimax | GanLoss::NonSaturating => {
-                bce_cpu(logits, targets, 1, BceReduction::Mean, s)
-            }
-            GanLoss::LeastSquares => LEAST_SQUARES.cpu(logits, targets, 1, s),
-            GanLoss::Hinge => HINGE.cpu(logits, targets, 1, s),
-        }
+        self.spec().d.cpu(logits, targets, D_SCALE as f64)
     }
 
     /// f64 reference of [`Self::record_g`].
     pub fn g_cpu<T: Real>(self, logits: &[T]) -> LossCpu<T> {
-        let t = vec![T::from_f64(self.g_target() as f64); logits.len()];
-        match self {
-            GanLoss::Minimax => bce_cpu(logits, &t, 1, BceReduction::Mean, -1.0),
-            GanLoss::NonSaturating => bce_cpu(logits, &t, 1, BceReduction::Mean, 1.0),
-            GanLoss::LeastSquares => LEAST_SQUARES.cpu(logits, &t, 1, 1.0),
-            GanLoss::Hinge => LINEAR_LOSS.cpu(logits, &t, 1, 1.0),
-        }
+        let spec = self.spec();
+        let t = vec![T::from_f64(spec.g_target as f64); logits.len()];
+        spec.g.cpu(logits, &t, spec.g_sign as f64)
     }
 
     /// The refusal of label noise with a loss that has no cross-entropy.
@@ -205,5 +220,38 @@ impl GanLoss {
                 self.name()
             ),
         )
+    }
+}
+
+impl Criterion {
+    /// Record the criterion's row pass on `logits` against `targets`,
+    /// times `scale` (a batch mean): `rows` and `grad`. Returns the factor
+    /// from the sum of `rows` to the loss.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        self,
+        gpu: &Gpu,
+        s: &mut Step,
+        logits: &Tensor,
+        targets: &Tensor,
+        rows: &Tensor,
+        grad: &Tensor,
+        scale: f32,
+    ) -> Result<f32> {
+        match self {
+            Criterion::CrossEntropy => {
+                let mean = BceReduction::Mean;
+                bce_rows(gpu, s, logits, targets, rows, Some(grad), mean, scale)
+            }
+            Criterion::Target(loss) => loss.rows(gpu, s, logits, targets, rows, grad, scale),
+        }
+    }
+
+    /// f64 reference of [`Criterion::record`].
+    fn cpu<T: Real>(self, logits: &[T], targets: &[T], scale: f64) -> LossCpu<T> {
+        match self {
+            Criterion::CrossEntropy => bce_cpu(logits, targets, 1, BceReduction::Mean, scale),
+            Criterion::Target(loss) => loss.cpu(logits, targets, 1, scale),
+        }
     }
 }

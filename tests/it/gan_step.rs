@@ -127,3 +127,18 @@ fn gan_step_options_cost_what_they_add() {
         assert!(e.contains("--label-noise") && e.contains(">= 0"), "{e}");
     }
 }
+
+/// Every GAN loss is in `GanLoss::ALL` once, under the name the command
+/// line (clap), the checkpoint (serde) and `from_name` use.
+#[test]
+fn gan_losses_are_listed_under_their_flag_names() {
+    use clap::ValueEnum;
+    use vae_vs_gan::models::gan_loss::GanLoss;
+    assert_eq!(GanLoss::ALL.as_slice(), GanLoss::value_variants());
+    for l in GanLoss::ALL {
+        let flag = l.to_possible_value().expect("not skipped");
+        assert_eq!(flag.get_name(), l.name());
+        assert_eq!(serde_json::to_value(l).unwrap(), l.name());
+        assert_eq!(GanLoss::from_name(l.name()), Some(l));
+    }
+}
