@@ -5,7 +5,7 @@
 //! also runs in the browser, has the tolerances and why); and what the
 //! options cost in recorded dispatches.
 
-use crate::checks::gan_step::{self as check, configs, tiny};
+use crate::checks::gan_step::{self as check, configs, loss_configs, tiny};
 use crate::common::*;
 use vae_vs_gan::data::mnist::Images;
 use vae_vs_gan::data::GpuDataset;
@@ -20,9 +20,13 @@ fn images() -> Images {
     load(Dataset::Mnist, &mnist_dir(), Split::Train, n).unwrap()
 }
 
-/// The check of `configs()` entry `name`.
+/// The check of `configs()` (or `loss_configs()`) entry `name`.
 fn matches_cpu(name: &str) {
-    let (_, cfg) = configs().into_iter().find(|(n, _)| *n == name).unwrap();
+    let (_, cfg) = configs()
+        .into_iter()
+        .chain(loss_configs())
+        .find(|(n, _)| *n == name)
+        .unwrap();
     pass(check::matches_cpu(gpu(), &images(), cfg));
 }
 
