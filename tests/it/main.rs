@@ -48,6 +48,7 @@ mod epilogue;
 mod eval;
 mod fixtures;
 mod gan;
+mod gan_loss;
 mod gan_step;
 mod gather;
 mod golden;
