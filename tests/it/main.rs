@@ -48,7 +48,7 @@ mod epilogue;
 mod eval;
 mod fixtures;
 mod gan;
-mod gan_loss;
+mod gan_options;
 mod gan_step;
 mod gather;
 mod golden;
