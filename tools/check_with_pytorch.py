@@ -21,7 +21,7 @@ and image indices of the batch, latent size, the noise `eps` [N, L], and the
 engine's reconstruction and KL terms) and the checkpoint it names, written by
 `Vae::checkpoint(..).save(..)`: PyTorch names and layouts, f32.
 
-The twin (module indices are the checkpoint names; see src/models/vae.rs):
+The twin (module indices are the checkpoint names; see src/models/vae/mod.rs):
 
     encoder = Sequential(Conv2d(1, 32, 3, 2), ReLU, Conv2d(32, 64, 3, 2), ReLU,
                          Flatten, Linear(2304, 2L))             # convs `valid`
@@ -37,7 +37,7 @@ OUTPUT size (the engine's `Padding::same(out, k, stride)`): 0 for 3x3
 stride 2 (7 -> 14, 14 -> 28), 1 for 3x3 stride 1 on 28.
 
 GAN (`--model gan`, bundle `gan_bundle.json`): the twin of
-src/models/gan.rs (its module doc gives the layout), `GanTwin` below, in
+src/models/gan/mod.rs (its module doc gives the layout), `GanTwin` below, in
 eval mode (batch norm from the checkpoint's running statistics, dropout
 off), float64. For a fixed z [N, L] and the real batch (MNIST test images,
 byte / 255 * 2 - 1 in float32): images = G(z) [N, 784], logits D(real) and
@@ -208,7 +208,7 @@ GAN_HEADS = ("global_max_pool", "flatten")
 
 
 class GanTwin(nn.Module):
-    """The DCGAN of src/models/gan.rs (module indices are the checkpoint
+    """The DCGAN of src/models/gan/mod.rs (module indices are the checkpoint
     names). The 12544 dense features are in the engine's NHWC order, so the
     generator unflattens as (7, 7, 256) and permutes to NCHW after the
     BatchNorm1d; the flatten head flattens NCHW (PyTorch's order, as saved)."""

@@ -1,9 +1,11 @@
 //! Adapter and device selection, tensors, the pipeline cache, the step
 //! recorder, per-step GPU state and its readback.
 
+pub mod adapter;
 pub mod context;
 pub mod disk_cache;
 pub mod pipeline;
+mod pool;
 pub mod readback;
 pub mod recorder;
 pub mod state;
@@ -12,9 +14,10 @@ pub mod tensor;
 pub mod tune_table;
 
 pub use crate::shaders::Shader;
+pub use adapter::{list_adapters, list_adapters_async, select_adapter, ADAPTER_ENV};
 pub use context::{
-    list_adapters, list_adapters_async, select_adapter, AllocatorFigures, AutotunePolicy, Gpu,
-    GpuOptions, KernelPolicy, LimitsPolicy, ADAPTER_ENV, AUTOTUNE_ENV, KERNELS_ENV,
+    AllocatorFigures, AutotunePolicy, Gpu, GpuOptions, KernelPolicy, LimitsPolicy, AUTOTUNE_ENV,
+    KERNELS_ENV,
 };
 pub use pipeline::{Access, Kernel};
 pub use readback::Readback;

@@ -16,7 +16,8 @@
 //! there once, on empty buffers, before the pipeline counts as ready;
 //! lavapipe compiles it then, on that device's queue thread, and stores
 //! the machine code in Mesa's shader cache, where the engine's device
-//! finds it at its first dispatch ([`Warmer`]).
+//! finds it at its first dispatch (the pool and its warmer:
+//! [`crate::gpu::pool`]).
 //! Where the backend supports it (Vulkan), every pipeline goes through one
 //! `wgpu::PipelineCache` loaded from and saved to the cache folder
 //! ([`crate::gpu::disk_cache`]), so a second run skips the driver's compile.
@@ -31,6 +32,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::gpu::context::Gpu;
 use crate::gpu::disk_cache;
+use crate::gpu::pool::{Job, Pool, Warmer, Worker};
 use crate::shaders::Shader;
 
 /// How a kernel uses a storage binding.
@@ -142,135 +144,17 @@ impl PendingPipeline {
     }
 }
 
-/// A job for a pool thread, given that thread's [`Warmer`] device.
-#[cfg(feature = "native")]
-type Job = Box<dyn FnOnce(&mut Worker) + Send>;
-/// A job run on its caller (without the native feature there is no pool:
-/// a browser's WebGPU objects stay on the thread that made them).
-#[cfg(not(feature = "native"))]
-type Job = Box<dyn FnOnce(&mut Worker)>;
-
-/// What one pool thread keeps between jobs.
-#[derive(Default)]
-struct Worker {
-    /// The thread's own lavapipe device, opened on its first warm-up.
-    warm: Option<(wgpu::Device, wgpu::Queue)>,
-}
-
-/// Compiles on lavapipe spread over the pool. Lavapipe compiles a compute
-/// pipeline at its first dispatch, on the queue's one thread, so a model's
-/// 30-60 kernels compile one after another whatever creates them (the
-/// VAE's train step: 11.5 s of a 2-core machine's 16 s cold start). A
-/// dispatch on another device of the same adapter compiles the same
-/// shader on that device's thread and puts it in Mesa's shader cache; the
-/// engine's device then loads it from there at its first dispatch. Only
-/// where Mesa's cache is on (`MESA_SHADER_CACHE_DISABLE` unset): without
-/// it every shader would compile twice.
-#[derive(Clone)]
-struct Warmer {
-    adapter: wgpu::Adapter,
-    /// The engine device's shader features (subgroups), which the warm-up
-    /// devices need too to create the same pipelines.
-    features: wgpu::Features,
-}
-
-impl Warmer {
-    fn for_adapter(
-        adapter: &wgpu::Adapter,
-        info: &wgpu::AdapterInfo,
-        features: wgpu::Features,
-    ) -> Option<Warmer> {
-        let off = std::env::var("MESA_SHADER_CACHE_DISABLE")
-            .is_ok_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true" | "yes"));
-        (info.device_type == wgpu::DeviceType::Cpu
-            && info.name.contains("llvmpipe")
-            && info.backend == wgpu::Backend::Vulkan
-            && !off)
-            .then(|| Warmer {
-                adapter: adapter.clone(),
-                features: features & wgpu::Features::SUBGROUP,
-            })
-    }
-
-    /// Dispatch `kernel` once on `worker`'s device: one workgroup, every
-    /// parameter zero, buffers of 1 KiB (each kernel bounds its work by
-    /// the parameters, and untrusted modules bound every access). Any
-    /// failure only means the engine's device compiles it itself.
-    fn warm(&self, worker: &mut Worker, kernel: &Kernel) {
-        if kernel.trusted {
-            return; // no bounds checks: never run it on made-up buffers
-        }
-        if worker.warm.is_none() {
-            let desc = wgpu::DeviceDescriptor {
-                label: Some("vae-vs-gan compile warmer"),
-                required_features: self.features,
-                ..Default::default()
-            };
-            worker.warm = pollster::block_on(self.adapter.request_device(&desc)).ok();
-        }
-        let Some((device, queue)) = &worker.warm else {
-            return;
-        };
-        let scope = ValidationScope::push(device);
-        let buffer = |usage| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: None,
-                size: 1024,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        let uniform = buffer(wgpu::BufferUsages::UNIFORM);
-        let storage: Vec<wgpu::Buffer> = kernel
-            .access
-            .iter()
-            .map(|_| buffer(wgpu::BufferUsages::STORAGE))
-            .collect();
-        let layout = bind_group_layout(device, &kernel.access);
-        let shared = Shared::default();
-        let Ok(pipeline) = create(device, &shared, None, kernel, &layout) else {
-            let _ = scope.pop();
-            return;
-        };
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        for (i, b) in storage.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 1 + i as u32,
-                resource: b.as_entire_binding(),
-            });
-        }
-        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &layout,
-            entries: &entries,
-        });
-        let mut enc = device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
-        }
-        queue.submit([enc.finish()]);
-        let _ = device.poll(wgpu::PollType::wait_indefinitely());
-        let _ = scope.pop();
-    }
-}
-
 /// What the pool's jobs share with the device's cache.
 #[derive(Default)]
-struct Shared {
-    modules: Mutex<HashMap<(String, bool), wgpu::ShaderModule>>,
+pub(super) struct Shared {
+    pub(super) modules: Mutex<HashMap<(String, bool), wgpu::ShaderModule>>,
     /// The WGSL of every module a pipeline was created from, by kernel key
     /// (what `examples/dump_kernels.rs` writes out for a second compiler).
-    sources: Mutex<BTreeMap<String, String>>,
+    pub(super) sources: Mutex<BTreeMap<String, String>>,
 }
 
 /// The driver's pipeline cache and where it is kept between runs.
-struct DriverCache {
+pub(super) struct DriverCache {
     cache: wgpu::PipelineCache,
     path: PathBuf,
     /// Pipelines were created since it was last saved.
@@ -391,71 +275,6 @@ impl PipelineCache {
     }
 }
 
-/// The pool's queue (`None` once closed) and its threads.
-struct Pool {
-    tx: Option<mpsc::Sender<Job>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Pool {
-    /// One thread per core (at most 16), with the native feature. Where no
-    /// thread starts at all (or without the feature), the queue has no
-    /// receiver and every job runs on its caller.
-    fn start() -> Pool {
-        let (tx, rx) = mpsc::channel::<Job>();
-        #[cfg(feature = "native")]
-        let threads = Pool::threads(rx);
-        #[cfg(not(feature = "native"))]
-        let threads = {
-            drop(rx);
-            Vec::new()
-        };
-        Pool {
-            tx: Some(tx),
-            threads,
-        }
-    }
-
-    #[cfg(feature = "native")]
-    fn threads(rx: mpsc::Receiver<Job>) -> Vec<std::thread::JoinHandle<()>> {
-        let rx = Arc::new(Mutex::new(rx));
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get().min(16));
-        (0..n)
-            .map_while(|i| {
-                let rx = rx.clone();
-                std::thread::Builder::new()
-                    .name(format!("pipelines-{i}"))
-                    .spawn(move || {
-                        let mut worker = Worker::default();
-                        loop {
-                            let next = rx.lock().map(|r| r.recv());
-                            match next {
-                                Ok(Ok(job)) => job(&mut worker),
-                                _ => return,
-                            }
-                        }
-                    })
-                    .ok()
-            })
-            .collect()
-    }
-}
-
-/// Closing the queue ends each thread once the jobs already queued are
-/// done (a channel delivers what was sent before it closed), and joining
-/// them destroys their warm-up devices before the process exits: a driver
-/// thread still compiling, or a device still open, while the C runtime
-/// tears down the driver's libraries (LLVM's, for lavapipe) can crash the
-/// process after it has done its work.
-impl Drop for Pool {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
 impl Drop for PipelineCache {
     /// The pool first (its last jobs may still create pipelines), then the
     /// driver's cache is saved.
@@ -562,7 +381,7 @@ impl Gpu {
 
 /// The layout of a kernel's bindings: a uniform block, then storage
 /// buffers read-only or read-write as `access` says.
-fn bind_group_layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGroupLayout {
+pub(super) fn bind_group_layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGroupLayout {
     let mut entries = vec![wgpu::BindGroupLayoutEntry {
         binding: 0,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -600,24 +419,24 @@ fn bind_group_layout(device: &wgpu::Device, access: &[Access]) -> wgpu::BindGrou
 /// blocked on) none is pushed: the error reaches the device's
 /// uncaptured-error handler and is reported at the next wait
 /// ([`Gpu::check_errors`]), without the kernel's name.
-struct ValidationScope(Option<wgpu::ErrorScopeGuard>);
+pub(super) struct ValidationScope(Option<wgpu::ErrorScopeGuard>);
 
 impl ValidationScope {
-    fn push(device: &wgpu::Device) -> ValidationScope {
+    pub(super) fn push(device: &wgpu::Device) -> ValidationScope {
         ValidationScope(
             cfg!(feature = "native")
                 .then(|| device.push_error_scope(wgpu::ErrorFilter::Validation)),
         )
     }
 
-    fn pop(self) -> Option<wgpu::Error> {
+    pub(super) fn pop(self) -> Option<wgpu::Error> {
         self.0.and_then(|scope| pollster::block_on(scope.pop()))
     }
 }
 
 /// Create `kernel`'s module (once per source) and pipeline, on the calling
 /// thread (error scopes are per thread in wgpu): the error names the kernel.
-fn create(
+pub(super) fn create(
     device: &wgpu::Device,
     shared: &Shared,
     driver: Option<&DriverCache>,

@@ -73,6 +73,13 @@ pub struct BnParams<'a> {
     pub running_var: &'a Tensor,
 }
 
+impl BnParams<'_> {
+    /// The four tensors, in the order above.
+    fn all(&self) -> [&Tensor; 4] {
+        [self.gamma, self.beta, self.running_mean, self.running_var]
+    }
+}
+
 /// What the training forward saves for the backward, both `[C]`: the batch
 /// mean and `inv_std = 1/sqrt(var + eps)`.
 #[derive(Clone, Copy, Debug)]
@@ -250,14 +257,7 @@ impl BatchNorm {
     ) -> Result<()> {
         self.expect_x(x)?;
         self.expect_x(y)?;
-        for t in [
-            params.gamma,
-            params.beta,
-            params.running_mean,
-            params.running_var,
-            saved.mean,
-            saved.inv_std,
-        ] {
+        for t in params.all().into_iter().chain([saved.mean, saved.inv_std]) {
             self.expect_c(t)?;
         }
         let k = kernels_by_entry();
@@ -323,12 +323,7 @@ impl BatchNorm {
     ) -> Result<()> {
         self.expect_x(x)?;
         self.expect_x(y)?;
-        for t in [
-            params.gamma,
-            params.beta,
-            params.running_mean,
-            params.running_var,
-        ] {
+        for t in params.all() {
             self.expect_c(t)?;
         }
         let k = kernels_by_entry();

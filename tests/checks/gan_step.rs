@@ -1,7 +1,7 @@
 //! Whole-step numerics of the GAN: 3 training steps (tiny preset: 64 real
 //! MNIST images, batch 8, latent 2, Adam 1e-3 for both nets, fixed seeds)
 //! on the GPU, each checked against one step of the f64 CPU reference
-//! (src/models/gan_cpu.rs, built only from the ops' CPU references) taken
+//! (src/models/gan_cpu/, built only from the ops' CPU references) taken
 //! from the GPU's own state before it (parameters, Adam moments, running
 //! statistics; at step 1 the initial ones), for both discriminator heads.
 //! Step by step rather than two free-running trajectories: after a step
