@@ -2,8 +2,10 @@
 //
 // The dataset (n images of `item` bytes, four bytes per u32 word) is
 // uploaded once; each epoch uploads a permutation of image indices. Step k
-// of an epoch takes batch `counters[0] % steps_per_epoch` of it, so several
-// steps in one submit read consecutive batches.
+// of an epoch takes batch `(counters[0] % steps_per_epoch) * stride + offset`
+// of it, so several steps in one submit read consecutive batches (stride 1,
+// offset 0), or, for a step that reads `stride` batches (the Wasserstein
+// GAN's critic iterations), its `offset`-th.
 //
 // pixels: out[b, p] = binarize ? f32(byte > threshold) * scale + shift
 //                              : byte / 255 * scale + shift
@@ -25,6 +27,8 @@ struct Params {
     seed_lo: u32,
     seed_hi: u32,
     stream: u32,
+    stride: u32,           // batches per step (1: one)
+    offset: u32,           // which of them, < stride
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,7 +44,7 @@ fn byte_at(i: u32) -> u32 {
 }
 
 fn image_of(b: u32) -> u32 {
-    let batch_index = counters[0] % p.steps_per_epoch;
+    let batch_index = (counters[0] % p.steps_per_epoch) * p.stride + p.offset;
     return perm[batch_index * p.batch + b];
 }
 

@@ -29,11 +29,12 @@ pub mod train;
 pub use error::{Error, Result};
 
 /// Every kernel the engine compiles, with representative parameters: the
-/// ops', the optimizer's and the step state's. The naga validation test
+/// ops', the optimizers' and the step state's. The naga validation test
 /// parses, validates and translates each of them.
 pub fn all_kernels() -> Vec<gpu::Kernel> {
     let mut v = ops::kernels();
     v.extend(optim::adam::kernels());
+    v.extend(optim::rmsprop::kernels());
     v.extend(gpu::state::kernels());
     v.extend(gpu::step_end::kernels());
     v

@@ -54,27 +54,39 @@ pub struct StepCost {
 }
 
 /// The images the probes gather their batches from, uploaded before any
-/// count starts (so no model's memory includes them).
-pub(crate) fn probe_data(gpu: &Gpu, train: &Images, batch: usize) -> Result<GpuDataset> {
-    if train.len() < batch {
+/// count starts (so no model's memory includes them): `batch` times the
+/// most batches a probed step reads (`per_step`: the Wasserstein GAN's
+/// critic iterations).
+pub(crate) fn probe_data(
+    gpu: &Gpu,
+    train: &Images,
+    batch: usize,
+    per_step: usize,
+) -> Result<GpuDataset> {
+    let n = batch * per_step;
+    if train.len() < n {
         return Err(Error::invalid(
             "compare",
             format!(
-                "--cost-batch {batch}: only {} training images loaded",
+                "--cost-batch {batch} x {per_step} batches a step: only {} training images loaded",
                 train.len()
             ),
         ));
     }
     let images = Images {
-        pixels: train.pixels[..batch * PIXELS].to_vec(),
-        labels: train.labels[..batch].to_vec(),
+        pixels: train.pixels[..n * PIXELS].to_vec(),
+        labels: train.labels[..n].to_vec(),
     };
     GpuDataset::upload(gpu, &images, "cost probe")
 }
 
 /// The VAE's training step at `batch` (the model's other settings kept).
-pub fn vae_step_cost(gpu: &Gpu, config: &VaeConfig, data: &GpuDataset) -> Result<StepCost> {
-    let batch = data.len;
+pub fn vae_step_cost(
+    gpu: &Gpu,
+    config: &VaeConfig,
+    data: &GpuDataset,
+    batch: usize,
+) -> Result<StepCost> {
     measure(gpu, batch, || {
         let vae = Vae::new(
             gpu,
@@ -89,10 +101,16 @@ pub fn vae_step_cost(gpu: &Gpu, config: &VaeConfig, data: &GpuDataset) -> Result
     })
 }
 
-/// The GAN's training step at `batch` (the model's other settings kept).
-pub fn gan_step_cost(gpu: &Gpu, config: &GanConfig, data: &GpuDataset) -> Result<StepCost> {
-    let batch = data.len;
-    measure(gpu, batch, || {
+/// The GAN's training step at `batch` (the model's other settings kept);
+/// its images are the real ones it reads (the Wasserstein GAN's critic
+/// reads `batch` per iteration).
+pub fn gan_step_cost(
+    gpu: &Gpu,
+    config: &GanConfig,
+    data: &GpuDataset,
+    batch: usize,
+) -> Result<StepCost> {
+    measure(gpu, batch * config.critic_iterations(), || {
         let gan = Gan::new(
             gpu,
             GanConfig {

@@ -88,6 +88,8 @@ pub(crate) struct Reference {
     /// The images the cost probes gather their batches from
     /// ([`crate::compare::cost::probe_data`]).
     pub probe: GpuDataset,
+    /// The batch the cost probes measure (`--cost-batch`).
+    pub cost_batch: usize,
 }
 
 impl Reference {
@@ -249,7 +251,7 @@ pub(crate) fn vae_seed(
             let mut own = vec![(Figure::Params, vae.param_count() as f64)];
             own.extend(cost_figures(
                 "VAE",
-                vae_step_cost(g, &vae.config, &real.probe)?,
+                vae_step_cost(g, &vae.config, &real.probe, real.cost_batch)?,
             ));
             // The last epoch's test ELBO of a run trained here; computed afresh
             // for a loaded checkpoint, and after a budget (which ends
@@ -330,7 +332,7 @@ pub(crate) fn gan_seed(
     seed: usize,
     id: Option<&str>,
     loaded: Option<&Gan>,
-    probe: &GpuDataset,
+    real: &Reference,
     points: &PointScorer,
 ) -> Result<ModelSeed> {
     let (samples, _) = opts.sizes();
@@ -357,7 +359,10 @@ pub(crate) fn gan_seed(
                 .then(|| gan.generate(g, &prior_grid(GRID)).map(to_pixels))
                 .transpose()?;
             let mut own = vec![(Figure::Params, gan.param_count() as f64)];
-            own.extend(cost_figures("GAN", gan_step_cost(g, &gan.config, probe)?));
+            own.extend(cost_figures(
+                "GAN",
+                gan_step_cost(g, &gan.config, &real.probe, real.cost_batch)?,
+            ));
             Ok(ModelSeed {
                 samples: samples_px,
                 grid,

@@ -69,11 +69,18 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
     let ref_c = classify(gpu, &classifier, &pixels)?;
     let mut figs = Figures::default();
     own_figures(&mut figs, Column::TestSet, &ref_c, &pixels)?;
+    // The cost probes' images: the Wasserstein GAN's step reads one batch
+    // per critic iteration (a loaded GAN's settings are its own).
+    let critic_iterations = match &loaded_gan {
+        Some(gan) => gan.config.critic_iterations(),
+        None => opts.gan.wasserstein().map_or(1, |w| w.n_critic as usize),
+    };
     let real = Reference {
         test,
         pixels,
         features: ref_c.features,
-        probe: probe_data(gpu, &train, opts.cost_batch)?,
+        probe: probe_data(gpu, &train, opts.cost_batch, critic_iterations)?,
+        cost_batch: opts.cost_batch,
     };
     baselines(gpu, &classifier, &real, &train, samples, &mut figs)?;
     eprintln!("  done at {}", elapsed(t0));
@@ -119,15 +126,7 @@ pub fn compare(gpu: &Gpu, opts: &CompareOptions) -> Result<Report> {
             pics.vae_metrics = s.metrics;
         }
         eprintln!("  VAE scored at {}", elapsed(t0));
-        let s = gan_seed(
-            gpu,
-            opts,
-            seed,
-            id,
-            loaded_gan.as_ref(),
-            &real.probe,
-            &points,
-        )?;
+        let s = gan_seed(gpu, opts, seed, id, loaded_gan.as_ref(), &real, &points)?;
         score(
             gpu,
             &classifier,

@@ -9,11 +9,12 @@ use crate::compare::report::Setting;
 use crate::error::Result;
 use crate::io::Checkpoint;
 use crate::optim::adam::AdamConfig;
+use crate::optim::rmsprop::RmsPropConfig;
 use crate::train::session::{META_COMPARISON, META_METRICS, META_PROGRESS};
 
 /// Known metadata keys in table order, with the names a reader knows.
 /// Keys not listed follow in alphabetical order under their own names.
-const KNOWN: [(&str, &str); 18] = [
+const KNOWN: [(&str, &str); 21] = [
     ("preset", "preset"),
     ("dataset", "dataset"),
     ("latent_dim", "latent size"),
@@ -30,6 +31,9 @@ const KNOWN: [(&str, &str); 18] = [
     ("kl", "KL estimator"),
     ("label_noise", "D label noise (x U(0,1))"),
     ("fresh_noise_for_g", "fresh noise for G's update"),
+    ("n_critic", "critic steps per G step (Wasserstein)"),
+    ("weight_clip", "critic weight clip (Wasserstein)"),
+    ("rmsprop_lr", "RMSProp learning rate (Wasserstein)"),
     ("seed", "seed (first)"),
     ("trained_in", "trained in"),
 ];
@@ -41,8 +45,8 @@ fn is_setting(key: &str) -> bool {
 }
 
 /// The settings of the VAE and GAN checkpoints at `vae` and `gan`, and
-/// Adam's constants (every training run uses Keras' Adam; its learning
-/// rates are recorded per run).
+/// the optimizers' constants (Keras' Adam, or for the Wasserstein GAN
+/// PyTorch's RMSProp; their learning rates are recorded per run).
 pub fn settings(vae: &Path, gan: &Path) -> Result<Vec<Setting>> {
     let (v, g) = (
         Checkpoint::load(vae)?.metadata,
@@ -51,13 +55,18 @@ pub fn settings(vae: &Path, gan: &Path) -> Result<Vec<Setting>> {
     let mut out = rows(&v, &g);
     let a = AdamConfig::keras(0.0);
     let adam = format!(
-        "{}, {}, {:e} ({:?} epsilon)",
+        "Adam: beta1 {}, beta2 {}, eps {:e} ({:?} epsilon)",
         a.beta1, a.beta2, a.eps, a.convention
     );
+    let r = RmsPropConfig::pytorch(0.0);
+    let gan_opt = match g.get("loss").map(String::as_str) {
+        Some("wasserstein") => format!("RMSProp: alpha {}, eps {:e}", r.alpha, r.eps),
+        _ => adam.clone(),
+    };
     out.push(Setting {
-        name: "Adam beta1, beta2, epsilon".into(),
-        vae: adam.clone(),
-        gan: adam,
+        name: "optimizer constants".into(),
+        vae: adam,
+        gan: gan_opt,
     });
     Ok(out)
 }

@@ -8,6 +8,12 @@
 //! | `non-saturating` (the same paper's; the default) | the same | `BCE(D(G(z)), 1)` |
 //! | `least-squares` (Mao et al. 2017) | `½(D(x) - 1)² + ½D(G(z))²` | `½(D(G(z)) - 1)²` |
 //! | `hinge` (Lim & Ye 2017) | `max(0, 1 - D(x)) + max(0, 1 + D(G(z)))` | `-D(G(z))` |
+//! | `wasserstein` (Arjovsky et al. 2017) | `-D(x) + D(G(z))` | `-D(G(z))` |
+//!
+//! The Wasserstein GAN's critic is the same network without a sigmoid (no
+//! loss here applies one but the cross-entropy), and it trains differently
+//! as well: n_critic critic updates per generator update, weight clipping
+//! and RMSProp ([`crate::models::gan::Wasserstein`]; the step records them).
 //!
 //! Each loss is one [`Spec`] ([`GanLoss::spec`]): the criterion each
 //! network minimises ([`crate::ops::bce`]'s cross-entropy, or a
@@ -51,6 +57,9 @@ pub enum GanLoss {
     LeastSquares,
     /// D's hinge loss, G's -D(G(z)) (Lim & Ye 2017).
     Hinge,
+    /// The critic's estimate of the Wasserstein-1 distance (Arjovsky et
+    /// al. 2017): n_critic clipped critic steps per G step, RMSProp.
+    Wasserstein,
 }
 
 /// What one network minimises on D's logits: the cross-entropy with
@@ -78,11 +87,12 @@ const D_SCALE: f32 = 2.0;
 
 impl GanLoss {
     /// Every loss, in the table's order.
-    pub const ALL: [GanLoss; 4] = [
+    pub const ALL: [GanLoss; 5] = [
         GanLoss::Minimax,
         GanLoss::NonSaturating,
         GanLoss::LeastSquares,
         GanLoss::Hinge,
+        GanLoss::Wasserstein,
     ];
 
     /// Name on the command line and in checkpoint metadata.
@@ -92,6 +102,7 @@ impl GanLoss {
             GanLoss::NonSaturating => "non-saturating",
             GanLoss::LeastSquares => "least-squares",
             GanLoss::Hinge => "hinge",
+            GanLoss::Wasserstein => "wasserstein",
         }
     }
 
@@ -103,6 +114,7 @@ impl GanLoss {
             GanLoss::NonSaturating => (CrossEntropy, CrossEntropy, 1.0, 1.0),
             GanLoss::LeastSquares => (Target(LEAST_SQUARES), Target(LEAST_SQUARES), 1.0, 1.0),
             GanLoss::Hinge => (Target(HINGE), Target(LINEAR_LOSS), 1.0, 1.0),
+            GanLoss::Wasserstein => (Target(LINEAR_LOSS), Target(LINEAR_LOSS), 1.0, 1.0),
         };
         Spec {
             d,

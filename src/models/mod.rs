@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Step, StepState, Tensor};
 use crate::io::Checkpoint;
 use crate::nn::{BatchNormLayer, Param, ParamArena};
-use crate::optim::adam::{Adam, AdamTensors};
+use crate::optim::adam::{adam_update_cpu, Adam, AdamConfig, AdamTensors};
+use crate::optim::rmsprop::{rmsprop_update_cpu, RmsProp, RmsPropConfig, RmsPropTensors};
 
 /// Most images one inference submit (encode, decode, generate, classify)
 /// holds: bounds the activations' memory (500 decoded VAE images take about
@@ -193,6 +194,62 @@ pub fn record_adam(
         v: &arena.v,
     };
     adam.record_update(gpu, step, &state.counters, &t)
+}
+
+/// Which optimizer updates a network's parameter arena: Adam (every model's
+/// default), or RMSProp (the Wasserstein GAN's). RMSProp keeps its running
+/// mean square in the arena's second moment `v` (`m` stays zero).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    Adam(AdamConfig),
+    RmsProp(RmsPropConfig),
+}
+
+impl Optimizer {
+    /// Record one update of every parameter in `arena`: one dispatch.
+    pub fn record(
+        &self,
+        gpu: &Gpu,
+        step: &mut Step,
+        state: &StepState,
+        arena: &ParamArena,
+    ) -> Result<()> {
+        match *self {
+            Optimizer::Adam(c) => record_adam(gpu, step, state, &Adam::new(c)?, arena),
+            Optimizer::RmsProp(c) => {
+                let t = RmsPropTensors {
+                    param: &arena.value,
+                    grad: &arena.grad,
+                    square_avg: &arena.v,
+                };
+                RmsProp::new(c)?.record_update(gpu, step, &t)
+            }
+        }
+    }
+
+    /// CPU reference of [`Self::record`] on one parameter at step `t`
+    /// (1-based; Adam's bias correction), in place.
+    pub fn update_cpu<T: crate::ops::Real>(
+        &self,
+        t: u32,
+        param: &mut [T],
+        grad: &[T],
+        m: &mut [T],
+        v: &mut [T],
+    ) {
+        match self {
+            Optimizer::Adam(c) => adam_update_cpu(c, t, param, grad, m, v),
+            Optimizer::RmsProp(c) => rmsprop_update_cpu(c, param, grad, v),
+        }
+    }
+
+    /// Refuse hyperparameters outside their domain.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Optimizer::Adam(c) => c.validate(),
+            Optimizer::RmsProp(c) => c.validate(),
+        }
+    }
 }
 
 /// The `[B, F]` view of an `[B, ...]` activation (flatten: no copy).

@@ -9,7 +9,8 @@
 //!
 //! Values are written as the metadata always held them: numbers as Rust
 //! prints an `f32` or an integer (`0`, `0.05`), booleans as `true`/`false`,
-//! enums by their serde names (which are their command-line names).
+//! enums by their serde names (which are their command-line names), and an
+//! option that is not set (`None`) as `none`, as the run settings write it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+
+/// The text of an option that is not set.
+const NONE: &str = "none";
 
 /// `options` as metadata entries, by key.
 pub fn to_settings<T: Serialize>(options: &T) -> Vec<(String, String)> {
@@ -38,6 +42,7 @@ pub fn to_settings<T: Serialize>(options: &T) -> Vec<(String, String)> {
                     (None, None, Some(f)) => (f as f32).to_string(),
                     _ => n.to_string(),
                 },
+                Value::Null => NONE.to_string(),
                 other => other.to_string(),
             };
             (k, text)
@@ -61,6 +66,7 @@ pub fn from_settings<T: Serialize + DeserializeOwned + Default>(
         // as a string; a string where a number belongs is refused below
         let value = match serde_json::from_str::<Value>(text) {
             Ok(v @ (Value::Number(_) | Value::Bool(_))) => v,
+            _ if text == NONE => Value::Null,
             _ => Value::String(text.clone()),
         };
         fields.insert(key, value);

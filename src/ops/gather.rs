@@ -45,6 +45,59 @@ impl PixelMap {
     }
 }
 
+/// Which batch of the epoch's order a step reads: batch
+/// `(counters[0] % steps) * stride + offset`, where an epoch has
+/// `steps = batches / stride` steps. [`BatchPick::EACH`] (stride 1, offset
+/// 0) is one batch per step; a step that reads `stride` batches (the
+/// Wasserstein GAN's critic iterations) reads its `offset`-th with
+/// `BatchPick { stride, offset }`, so its iterations see different images
+/// and an epoch still sees each image once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchPick {
+    pub stride: u32,
+    pub offset: u32,
+}
+
+impl BatchPick {
+    pub const EACH: BatchPick = BatchPick {
+        stride: 1,
+        offset: 0,
+    };
+
+    /// Steps in an epoch of `batches` batches (the last partial stride
+    /// dropped).
+    pub fn steps(self, batches: usize) -> usize {
+        batches / self.stride.max(1) as usize
+    }
+
+    /// The batch index that step `step` reads, of an epoch of `batches`.
+    pub fn batch_index(self, step: u64, batches: usize) -> usize {
+        (step % self.steps(batches) as u64) as usize * self.stride as usize + self.offset as usize
+    }
+
+    fn check(self, op: &'static str, batches: usize) -> Result<()> {
+        if self.offset >= self.stride {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "batch offset {} is not below the stride {}",
+                    self.offset, self.stride
+                ),
+            ));
+        }
+        if self.steps(batches) == 0 {
+            return Err(Error::invalid(
+                op,
+                format!(
+                    "a step reads {} batches, but the epoch's order holds {batches}",
+                    self.stride
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Bytes above this are 1 under binarisation (0.5 of 255).
 pub const BINARIZE_THRESHOLD: u8 = 127;
 
@@ -113,7 +166,7 @@ pub fn gather_pixels(
     map: PixelMap,
 ) -> Result<()> {
     let op = "gather_pixels";
-    let (params, n) = pixel_params(op, counters, perm, data, out, map)?;
+    let (params, n) = pixel_params(op, counters, perm, data, out, map, BatchPick::EACH)?;
     let groups = grid(gpu, n.div_ceil(ELEMENTWISE_WG as u64))?;
     step.dispatch(
         gpu,
@@ -127,7 +180,7 @@ pub fn gather_pixels(
 
 /// [`gather_pixels`], and in the same dispatch `z` filled with the normals
 /// of `rng` at this step (exactly what [`crate::ops::rng::fill_normal`]
-/// writes): a GAN step's real batch and latents.
+/// writes): a GAN step's real batch (the one `pick` names) and latents.
 #[allow(clippy::too_many_arguments)]
 pub fn gather_pixels_and_normals(
     gpu: &Gpu,
@@ -137,11 +190,12 @@ pub fn gather_pixels_and_normals(
     data: &Tensor,
     out: &Tensor,
     map: PixelMap,
+    pick: BatchPick,
     rng: Philox,
     z: &Tensor,
 ) -> Result<()> {
     let op = "gather_pixels";
-    let (mut params, n) = pixel_params(op, counters, perm, data, out, map)?;
+    let (mut params, n) = pixel_params(op, counters, perm, data, out, map, pick)?;
     z.expect_dtype(op, DType::F32)?;
     let zn = u32::try_from(z.numel()).map_err(|_| Error::invalid(op, "more than 2^32 normals"))?;
     let key = rng.key();
@@ -166,14 +220,16 @@ fn pixel_params(
     data: &Tensor,
     out: &Tensor,
     map: PixelMap,
+    pick: BatchPick,
 ) -> Result<(Vec<u32>, u64)> {
     let batch = out.shape()[0];
     let item = out.numel() / batch.max(1);
-    let steps = check(op, counters, perm, data, batch, item)?;
+    let batches = check(op, counters, perm, data, batch, item)?;
+    pick.check(op, batches)?;
     let params = vec![
         batch as u32,
         item as u32,
-        steps as u32,
+        pick.steps(batches) as u32,
         map.binarize as u32,
         f32_param(map.scale),
         f32_param(map.shift),
@@ -182,6 +238,8 @@ fn pixel_params(
         0,
         0,
         0,
+        pick.stride,
+        pick.offset,
     ];
     Ok((params, (batch * item) as u64))
 }
@@ -199,7 +257,7 @@ pub fn gather_labels(
     out.expect_dtype(op, DType::U32)?;
     let batch = out.numel();
     let steps = check(op, counters, perm, labels, batch, 1)?;
-    let params = [batch as u32, 1, steps as u32, 0, 0, 0, 0, 0, 0, 0, 0];
+    let params = [batch as u32, 1, steps as u32, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
     let groups = grid(gpu, (batch as u32).div_ceil(ELEMENTWISE_WG) as u64)?;
     step.dispatch(
         gpu,
@@ -220,7 +278,20 @@ pub fn gather_pixels_cpu<T: Real>(
     item: usize,
     map: PixelMap,
 ) -> Vec<T> {
-    let b0 = (step % (perm.len() / batch) as u64) as usize * batch;
+    gather_pixels_picked_cpu(step, BatchPick::EACH, perm, data, batch, item, map)
+}
+
+/// CPU reference: the pixels of the batch `pick` names at `step`.
+pub fn gather_pixels_picked_cpu<T: Real>(
+    step: u64,
+    pick: BatchPick,
+    perm: &[u32],
+    data: &[u8],
+    batch: usize,
+    item: usize,
+    map: PixelMap,
+) -> Vec<T> {
+    let b0 = pick.batch_index(step, perm.len() / batch) * batch;
     perm[b0..b0 + batch]
         .iter()
         .flat_map(|&i| data[i as usize * item..(i as usize + 1) * item].iter())

@@ -10,6 +10,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod bce;
 pub mod bias;
+pub mod clamp;
 pub mod conv2d;
 pub mod conv_transpose2d;
 pub mod copy;
@@ -30,7 +31,8 @@ pub mod rng;
 pub mod softmax_ce;
 pub mod target_loss;
 
-use crate::gpu::Kernel;
+use crate::error::{Error, Result};
+use crate::gpu::{grid, DType, Gpu, Kernel, Tensor};
 
 /// A float the CPU references can store: `f32` or `f64`.
 pub trait Real: Copy + Default + PartialOrd + std::fmt::Debug + Send + Sync + 'static {
@@ -59,8 +61,31 @@ impl Real for f64 {
 /// Threads per workgroup of the one-element-per-thread kernels.
 pub const ELEMENTWISE_WG: u32 = 256;
 
+/// The element count and grid of a kernel that runs one thread per element
+/// of `tensors` ([`ELEMENTWISE_WG`] a workgroup): each f32 and of the first
+/// one's shape, at most 2^32 elements, else refused in `op`'s name before
+/// anything is recorded (the optimizers' updates, the clamp).
+pub fn elementwise_grid(
+    gpu: &Gpu,
+    op: &'static str,
+    tensors: &[&Tensor],
+) -> Result<(u32, [u32; 3])> {
+    let Some(first) = tensors.first() else {
+        return Err(Error::invalid(op, "no operands"));
+    };
+    for x in tensors {
+        x.expect_dtype(op, DType::F32)?;
+        x.expect_shape(op, first.shape())?;
+    }
+    let n = first.numel();
+    let n32 = u32::try_from(n)
+        .map_err(|_| Error::invalid(op, format!("{n} elements exceed u32 indexing")))?;
+    let groups = grid(gpu, (n as u64).div_ceil(ELEMENTWISE_WG as u64))?;
+    Ok((n32, groups))
+}
+
 /// Every kernel the ops compile, with representative parameters (the
-/// optimizer's and the step state's are added by [`crate::all_kernels`]).
+/// optimizers' and the step state's are added by [`crate::all_kernels`]).
 pub fn kernels() -> Vec<Kernel> {
     let mut v = Vec::new();
     v.extend(activation::kernels());
@@ -82,5 +107,6 @@ pub fn kernels() -> Vec<Kernel> {
     v.extend(dense::kernels());
     v.extend(conv2d::kernels());
     v.extend(copy::kernels());
+    v.extend(clamp::kernels());
     v
 }

@@ -19,8 +19,8 @@
 //! [`crate::gpu::StepState::record_advance`].
 
 use crate::error::{Error, Result};
-use crate::gpu::{f32_param, grid, Access, DType, Gpu, Kernel, Step, Tensor};
-use crate::ops::{Real, ELEMENTWISE_WG};
+use crate::gpu::{f32_param, Access, DType, Gpu, Kernel, Step, Tensor};
+use crate::ops::{elementwise_grid, Real};
 use crate::shaders;
 
 /// Where epsilon enters the update.
@@ -135,28 +135,16 @@ impl Adam {
         if counters.numel() == 0 {
             return Err(Error::invalid(OP, "the step counter tensor is empty"));
         }
-        let shape = t.param.shape();
-        for x in [t.param, t.grad, t.m, t.v] {
-            x.expect_dtype(OP, DType::F32)?;
-            x.expect_shape(OP, shape)?;
-        }
-        let n = t.param.numel();
-        if n > u32::MAX as usize {
-            return Err(Error::invalid(
-                OP,
-                format!("{n} elements exceed u32 indexing"),
-            ));
-        }
+        let (n, groups) = elementwise_grid(gpu, OP, &[t.param, t.grad, t.m, t.v])?;
         let c = &self.config;
         let params = [
-            n as u32,
+            n,
             (c.convention == EpsConvention::PyTorch) as u32,
             f32_param(c.lr),
             f32_param(c.beta1),
             f32_param(c.beta2),
             f32_param(c.eps),
         ];
-        let groups = grid(gpu, (n as u64).div_ceil(ELEMENTWISE_WG as u64))?;
         step.dispatch(
             gpu,
             OP,

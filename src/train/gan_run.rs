@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::data::GpuDataset;
 use crate::data::{self, Split};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig, GanOptions, SLOT_D, SLOT_G};
 use crate::models::preset::run_metadata;
@@ -61,6 +61,20 @@ pub fn train_gan_scored(
     let others = gpu.allocated_bytes();
     check_out(out, opts.resume, opts.overwrite)?;
     run.options.check("train")?;
+    if let (Some(_), Some(flag)) = (
+        run.options.wasserstein(),
+        [("--lr", opts.lr), ("--lr-d", run.lr_d)]
+            .into_iter()
+            .find_map(|(f, v)| v.map(|_| f)),
+    ) {
+        return Err(Error::invalid(
+            "train",
+            format!(
+                "{flag} sets Adam's learning rate; the Wasserstein GAN trains with RMSProp: \
+                 set its rate with --rmsprop-lr"
+            ),
+        ));
+    }
     let lr_g = opts.lr.unwrap_or(p.lr_g);
     let config = GanConfig {
         latent: opts.latent_dim.unwrap_or(p.latent),
@@ -88,15 +102,29 @@ pub fn train_gan_scored(
     let train_gpu = GpuDataset::upload(gpu, &train, "train")?;
     let gan = Gan::new(gpu, config.clone())?;
     eprintln!(
-        "GAN: latent {}, batch {}, lr G {} D {}, head {}, label noise {}, {} latents for G's update, \
+        "GAN: latent {}, batch {}, {}, head {}, label noise {}, {} latents for G's update, \
          {} parameters (G {}, D {}); {} training images of {}",
         config.latent,
         config.batch,
-        config.adam_g.lr,
-        config.adam_d.lr,
+        match config.options.wasserstein() {
+            Some(w) => format!(
+                "Wasserstein: {} critic steps per G step, clip {}, RMSProp lr {}",
+                w.n_critic, w.clip, w.lr
+            ),
+            None => format!(
+                "{} loss, Adam lr G {} D {}",
+                config.options.loss.name(),
+                config.adam_g.lr,
+                config.adam_d.lr
+            ),
+        },
         config.head.name(),
         config.options.label_noise,
-        if config.options.fresh_noise_for_g { "fresh" } else { "shared" },
+        if config.options.fresh_noise_for_g {
+            "fresh"
+        } else {
+            "shared"
+        },
         gan.param_count(),
         gan.generator_param_count(),
         gan.discriminator_param_count(),
@@ -120,7 +148,10 @@ pub fn train_gan_scored(
     // Every refusal (the checkpoint's settings, a batch larger than the
     // data) came before this: a refused run leaves no folder behind.
     create_out(out, opts.resume, opts.overwrite)?;
-    let schedule = opts.schedule(config.seed, config.batch, epochs, &["g_loss", "d_loss"]);
+    // An epoch's steps, an image budget and images/s count the real images
+    // a step reads (the Wasserstein GAN's critic reads n_critic batches).
+    let per_step = config.images_per_step();
+    let schedule = opts.schedule(config.seed, per_step, epochs, &["g_loss", "d_loss"]);
     session.run_epochs(
         &ts.step,
         &train_gpu,

@@ -1,7 +1,8 @@
 //! Batch gathering from the byte-packed dataset on the GPU: GPU equals the
 //! CPU reference, the step counter picks the batch (wrapping at the end of
 //! the epoch), consecutive steps in one submit read consecutive batches of
-//! the permutation, and the fused pixels-and-normals kernel equals the two
+//! the permutation, a step that reads several batches reads the one its
+//! pick names (`BatchPick`, the Wasserstein critic's iterations), and the fused pixels-and-normals kernel equals the two
 //! separate kernels bit for bit. The checks on real images take MNIST's
 //! first 11 training images from their caller (natively the files, in a
 //! browser the bytes the page fetched).
@@ -18,7 +19,7 @@ use vae_vs_gan::data::PIXELS;
 use vae_vs_gan::gpu::{DType, StepState};
 use vae_vs_gan::ops::gather::{
     gather_labels, gather_labels_cpu, gather_pixels, gather_pixels_and_normals, gather_pixels_cpu,
-    PixelMap,
+    gather_pixels_picked_cpu, BatchPick, PixelMap,
 };
 use vae_vs_gan::ops::rng::{fill_normal, Philox};
 
@@ -38,6 +39,10 @@ pub async fn all_on(g: &Gpu, images: &Images, r: &mut Report<'_>) {
     r.record(
         "gather pixels and normals fused",
         pixels_and_normals_fused(g, images).await,
+    );
+    r.record(
+        "gather picks one of a step's batches",
+        pick_one_of_a_steps_batches(g, images).await,
     );
 }
 
@@ -121,7 +126,19 @@ pub async fn pixels_and_normals_fused(g: &Gpu, images: &Images) -> Outcome {
         let (z1, z2) = (poisoned(g, &[7], "z fused")?, poisoned(g, &[7], "z")?);
         let mut s = Step::new("gather");
         let map = PixelMap::SIGNED;
-        gather_pixels_and_normals(g, &mut s, &st.counters, &permt, &data, &x1, map, r, &z1)?;
+        let each = BatchPick::EACH;
+        gather_pixels_and_normals(
+            g,
+            &mut s,
+            &st.counters,
+            &permt,
+            &data,
+            &x1,
+            map,
+            each,
+            r,
+            &z1,
+        )?;
         gather_pixels(g, &mut s, &st.counters, &permt, &data, &x2, map)?;
         fill_normal(g, &mut s, r, &st.counters, &z2)?;
         run(g, &[&s])?;
@@ -135,6 +152,95 @@ pub async fn pixels_and_normals_fused(g: &Gpu, images: &Images) -> Outcome {
             format!("normals not written at step {start}: {za:?}")
         })?;
         worst.equal(&format!("normals at step {start}"), &bits(&za), &bits(&zb))?;
+    }
+    worst.done()
+}
+
+/// A step that reads `stride` batches reads batch
+/// `(step % steps) * stride + offset` (steps = batches / stride): batch 1 of 11 images with stride 3
+/// is 3 steps an epoch (the last two images dropped), each offset at steps
+/// that wrap, against the CPU reference (the module doc's tolerance); the
+/// latents are drawn as with one batch a step. An offset at or past the
+/// stride, or a stride larger than the epoch, is refused.
+pub async fn pick_one_of_a_steps_batches(g: &Gpu, images: &Images) -> Outcome {
+    let mut worst = Worst::default();
+    let n = IMAGES;
+    let (pixels, _, data, _) = upload(g, images)?;
+    let mut perm: Vec<u32> = (0..n as u32).collect();
+    perm.shuffle(&mut rng(9));
+    let permt = Tensor::from_u32(g, &[n], &perm, "perm")?;
+    let (map, r) = (PixelMap::SIGNED, Philox::new(3, 1));
+    for start in [0u32, 1, 2, 4, 8] {
+        for offset in 0..3 {
+            let pick = BatchPick { stride: 3, offset };
+            let st = StepState::new(g, 1, 1, start)?;
+            let x = poisoned(g, &[1, 28, 28, 1], "x")?;
+            let z = poisoned(g, &[5], "z")?;
+            let mut s = Step::new("gather");
+            gather_pixels_and_normals(
+                g,
+                &mut s,
+                &st.counters,
+                &permt,
+                &data,
+                &x,
+                map,
+                pick,
+                r,
+                &z,
+            )?;
+            run(g, &[&s])?;
+            let want =
+                gather_pixels_picked_cpu::<f32>(start as u64, pick, &perm, &pixels, 1, PIXELS, map);
+            let what = format!("step {start} stride 3 offset {offset}");
+            worst.close(&what, &read(g, &x).await?, &want, 1e-7, 1e-7)?;
+            let zs = read(g, &z).await?;
+            ensure(zs.iter().all(|v| v.is_finite()), || {
+                format!("{what}: normals not written")
+            })?;
+        }
+    }
+    let st = StepState::new(g, 1, 1, 0)?;
+    let (x, z) = (
+        Tensor::zeros(g, &[1, 28, 28, 1], "x")?,
+        Tensor::zeros(g, &[5], "z")?,
+    );
+    for (pick, why) in [
+        (
+            BatchPick {
+                stride: 3,
+                offset: 3,
+            },
+            "not below the stride",
+        ),
+        (
+            BatchPick {
+                stride: 12,
+                offset: 0,
+            },
+            "holds 11",
+        ),
+    ] {
+        let mut s = Step::new("gather");
+        match gather_pixels_and_normals(
+            g,
+            &mut s,
+            &st.counters,
+            &permt,
+            &data,
+            &x,
+            map,
+            pick,
+            r,
+            &z,
+        ) {
+            Err(e) if e.to_string().contains(why) => {}
+            other => {
+                return Err(Failure(format!(
+                    "{pick:?}: want an error saying {why:?}, got {other:?}"
+                )))
+            }
+        }
     }
     worst.done()
 }

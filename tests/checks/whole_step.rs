@@ -5,6 +5,7 @@
 use super::*;
 use vae_vs_gan::gpu::StepState;
 use vae_vs_gan::ops::rng::{fill_normal, Philox, NORMAL_ATOL};
+use vae_vs_gan::optim::rmsprop::RmsPropConfig;
 
 pub fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |m, x| m.max(x.abs()))
@@ -87,6 +88,50 @@ pub fn adam_step_tol(history: &[&[f64]], dg: &[f64], value: &[f64], lr: f64) -> 
             let gmax = history.iter().fold(0.0f64, |m, g| m.max(g[i].abs()));
             let sens = (2.0 * lr * dg[i] / gmax).min(2.0 * ADAM_MAX_UPDATE * lr);
             ADAM_ATOL_AT_1E3 * lr / 1e-3 + U * value[i].abs() + sens
+        })
+        .collect()
+}
+
+/// Per-element tolerance of one parameter after one step of `k` RMSProp
+/// updates (PyTorch's: `v = a v + (1 - a) g^2`, `p -= lr g / (sqrt(v) +
+/// eps)`) taken by the GPU and by the CPU reference from the same state,
+/// their gradients within `dg` of each other; `history` holds the
+/// reference's gradients of this parameter at every step so far, this one
+/// last (some of the gradients that entered `v`: the fewer, the smaller
+/// the bound below on `sqrt(v)` and the looser the tolerance).
+///
+/// `sqrt(v) >= sqrt(1 - a) a^((t-1)/2) max_k |g_k|` after t updates, and
+/// one update's error is at most `lr dg / sqrt(v)` through `g` plus as
+/// much through `sqrt(v)` (whose error is at most `sqrt(1 - a) dg`, times
+/// `|g| / sqrt(v) <= 1 / sqrt(1 - a)`), so `2 lr dg / sqrt(v)`; and an
+/// update is at most `lr / sqrt(1 - a)` (10 lr at a = 0.99), so two
+/// updates differ by at most twice that (elements whose gradient is near
+/// its own error). With `k > 1` updates in the step (the Wasserstein
+/// critic's n_critic) only the last one's gradients are known, so each
+/// update gets that largest difference, `2 lr / sqrt(1 - a)` (the bound
+/// holds when the parameters do not move the later gradients, as at the
+/// check's lr 1e-30). Plus the
+/// update's own f32 arithmetic (a few roundings of at most 10 lr) and the
+/// rounding of the parameter (u |p|).
+pub fn rmsprop_step_tol(
+    history: &[&[f64]],
+    dg: &[f64],
+    value: &[f64],
+    config: &RmsPropConfig,
+    k: usize,
+) -> Vec<f64> {
+    let (lr, a) = (config.lr as f64, config.alpha as f64);
+    let t = (history.len() * k) as f64;
+    let floor = (1.0 - a).sqrt() * a.powf((t - 1.0).max(0.0) / 2.0);
+    let max_update = lr / (1.0 - a).sqrt();
+    (0..value.len())
+        .map(|i| {
+            let gmax = history.iter().fold(0.0f64, |m, g| m.max(g[i].abs()));
+            let sens = match k {
+                1 => (2.0 * lr * dg[i] / (floor * gmax)).min(2.0 * max_update),
+                _ => 2.0 * max_update,
+            };
+            k as f64 * (sens + 8.0 * U * max_update) + U * value[i].abs()
         })
         .collect()
 }
@@ -189,8 +234,10 @@ impl Checks {
     /// The log and its last line, the summary; or every failure.
     pub fn finish(self, summary: String) -> Outcome {
         if !self.failures.is_empty() {
+            // the log first: the figures around a failure explain it
             return Err(Failure(format!(
-                "{} checks failed:\n{}",
+                "{}\n{} checks failed:\n{}",
+                self.log.join("\n"),
                 self.failures.len(),
                 self.failures.join("\n")
             )));

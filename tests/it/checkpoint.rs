@@ -385,7 +385,10 @@ fn model_options_round_trip_through_checkpoint_metadata() {
         own(&[
             ("fresh_noise_for_g", "false"),
             ("label_noise", "0"),
-            ("loss", "non-saturating")
+            ("loss", "non-saturating"),
+            ("n_critic", "none"),
+            ("rmsprop_lr", "none"),
+            ("weight_clip", "none"),
         ])
     );
     assert_eq!(
@@ -396,11 +399,31 @@ fn model_options_round_trip_through_checkpoint_metadata() {
         loss: GanLoss::Minimax,
         label_noise: 0.05,
         fresh_noise_for_g: true,
+        ..GanOptions::default()
     };
     let meta: BTreeMap<String, String> = to_settings(&gan).into_iter().collect();
     assert_eq!(meta["label_noise"], "0.05");
     assert_eq!(meta["loss"], "minimax");
+    assert_eq!(meta["n_critic"], "none");
     assert_eq!(from_settings::<GanOptions>(&meta, p).unwrap(), gan);
+    // The Wasserstein GAN's settings, as a run records them: the paper's
+    // where not given.
+    let wgan = GanOptions {
+        loss: GanLoss::Wasserstein,
+        n_critic: Some(3),
+        ..GanOptions::default()
+    }
+    .resolved();
+    let meta: BTreeMap<String, String> = to_settings(&wgan).into_iter().collect();
+    assert_eq!(
+        (
+            &*meta["n_critic"],
+            &*meta["weight_clip"],
+            &*meta["rmsprop_lr"]
+        ),
+        ("3", "0.01", "0.00005")
+    );
+    assert_eq!(from_settings::<GanOptions>(&meta, p).unwrap(), wgan);
     let vae = VaeOptions {
         binarize: true,
         kl: KlEstimator::Mc,

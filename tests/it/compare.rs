@@ -142,7 +142,9 @@ fn compare_tiny_writes_the_whole_report() {
         "{md}"
     );
     assert!(
-        md.contains("| Adam beta1, beta2, epsilon | 0.9, 0.999, 1e-7 (Keras epsilon) |"),
+        md.contains(
+            "| optimizer constants | Adam: beta1 0.9, beta2 0.999, eps 1e-7 (Keras epsilon) |"
+        ),
         "{md}"
     );
     assert!(md.contains(" ± "), "two seeds show mean ± std: {md}");

@@ -51,8 +51,8 @@ fn gan_config() -> GanConfig {
 /// Both models' step costs at batch `b` on `gpu`.
 fn costs(gpu: &Gpu, b: usize) -> (StepCost, StepCost) {
     let data = images(gpu, b);
-    let v = vae_step_cost(gpu, &vae_config(), &data).expect("vae cost");
-    let g = gan_step_cost(gpu, &gan_config(), &data).expect("gan cost");
+    let v = vae_step_cost(gpu, &vae_config(), &data, b).expect("vae cost");
+    let g = gan_step_cost(gpu, &gan_config(), &data, b).expect("gan cost");
     (v, g)
 }
 

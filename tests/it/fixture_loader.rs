@@ -84,6 +84,11 @@ impl Fixture {
         matches!(self.map.get(key), Some(Value::Object(o)) if o.contains_key("shape") && o.contains_key("data"))
     }
 
+    /// The JSON value at `key`, for a fixture's structured entries.
+    pub fn value(&self, key: &str) -> &Value {
+        self.get(key)
+    }
+
     fn get(&self, key: &str) -> &Value {
         self.map
             .get(key)

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use vae_vs_gan::gpu::Gpu;
 use vae_vs_gan::io::Checkpoint;
-use vae_vs_gan::models::gan::{DHead, Gan, GanConfig};
+use vae_vs_gan::models::gan::{DHead, Gan, GanConfig, GanOptions};
 use vae_vs_gan::optim::adam::AdamConfig;
 
 pub const SEED: u64 = 7;
@@ -75,6 +75,12 @@ pub fn perturbed(name: &str) -> Option<(f32, f32)> {
 /// The check's GAN with `head`: [`Gan::new`] (latent 2, batch 8, seed 7),
 /// then the vectors of [`perturbed`] overwritten.
 pub fn build(gpu: &Gpu, head: DHead) -> vae_vs_gan::Result<Gan> {
+    build_with(gpu, head, GanOptions::default())
+}
+
+/// [`build`] with training `options` (the GAN loss of the one-step check):
+/// the same weights, whatever the options.
+pub fn build_with(gpu: &Gpu, head: DHead, options: GanOptions) -> vae_vs_gan::Result<Gan> {
     let gan = Gan::new(
         gpu,
         GanConfig {
@@ -84,7 +90,7 @@ pub fn build(gpu: &Gpu, head: DHead) -> vae_vs_gan::Result<Gan> {
             adam_d: AdamConfig::keras(1e-4),
             seed: SEED,
             head,
-            ..GanConfig::default()
+            options,
         },
     )?;
     let mut ck = gan.checkpoint(gpu)?;

@@ -50,6 +50,30 @@ fn gan_step_with_hinge_loss_matches_cpu_reference() {
     matches_cpu("hinge loss");
 }
 
+/// The Wasserstein GAN (Arjovsky et al. 2017) at one critic iteration: the
+/// critic's linear loss -D(x) + D(G(z)) and G's -D(G(z)), RMSProp on both
+/// networks (at lr 5e-8: `option_configs` says why not the paper's 5e-5),
+/// and every critic parameter clipped to
+/// [-0.01, 0.01] after its update (the check requires every value inside
+/// and, at step 1, most weights at ±c: the Glorot initialisation's lie
+/// beyond it); RMSProp's tolerance is derived in
+/// tests/checks/whole_step.rs (`rmsprop_step_tol`).
+#[test]
+fn gan_step_with_wasserstein_loss_matches_cpu_reference() {
+    matches_cpu("wasserstein loss");
+}
+
+/// Three critic iterations per step, each on its own real batch (batch
+/// `3 step + j` of the epoch's order), latents and dropout masks (the
+/// GPU's draws of each iteration's stream fed to the reference), each
+/// followed by the clipping; the last one's gradients and activations and
+/// every iteration's batch norm statistics against the reference (at lr
+/// 1e-30, see `option_configs`).
+#[test]
+fn gan_step_with_three_critic_iterations_matches_cpu_reference() {
+    matches_cpu("wasserstein loss, 3 critic iterations");
+}
+
 /// Every GAN loss is in `GanLoss::ALL` once, under the name the command
 /// line (clap), the checkpoint (serde) and `from_name` use.
 #[test]

@@ -52,3 +52,8 @@ fn gather_refuses_a_batch_larger_than_the_epoch() {
 fn gather_pixels_and_normals_equal_the_two_separate_kernels() {
     pass(check::pixels_and_normals_fused(gpu(), &images()));
 }
+
+#[test]
+fn gather_picks_one_of_a_steps_batches() {
+    pass(check::pick_one_of_a_steps_batches(gpu(), &images()));
+}

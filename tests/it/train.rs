@@ -949,3 +949,103 @@ fn gan_loss_option_is_checked_recorded_and_resumed() {
     assert_eq!(std::fs::read(out.join(CHECKPOINT)).unwrap(), before);
     train_gan(g, &run(2, true, GanLoss::LeastSquares)).unwrap();
 }
+
+/// The Wasserstein GAN's options (`--n-critic`, `--weight-clip`,
+/// `--rmsprop-lr`): each refused with another loss, naming both, and out of
+/// its domain, naming the paper's value (no folder made); a run records the
+/// settings it trains with (the paper's where not given), counts an epoch
+/// in steps of n_critic batches (48 images, batch 8, 2 critic iterations:
+/// 3 steps), trains with finite losses, and a resume with another n_critic
+/// is refused naming both.
+#[test]
+fn wasserstein_options_are_checked_recorded_and_resumed() {
+    use vae_vs_gan::models::gan_loss::GanLoss;
+    use vae_vs_gan::train::gan_run::{train_gan, GanRun};
+    let g = gpu();
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("gan");
+    for (args, want) in [
+        (
+            &["--gan-loss", "hinge", "--n-critic", "3"][..],
+            &["--n-critic 3", "--gan-loss hinge"][..],
+        ),
+        (
+            &["--weight-clip", "0.1"],
+            &["--weight-clip 0.1", "--gan-loss non-saturating"],
+        ),
+        (
+            &["--gan-loss", "minimax", "--rmsprop-lr", "1e-4"],
+            &["--rmsprop-lr", "--gan-loss minimax"],
+        ),
+        (
+            &["--gan-loss", "wasserstein", "--n-critic", "0"],
+            &["--n-critic 0", "the paper's 5"],
+        ),
+        (
+            &["--gan-loss", "wasserstein", "--weight-clip", "-1"],
+            &["--weight-clip -1", "0.01"],
+        ),
+        (
+            &["--gan-loss", "wasserstein", "--rmsprop-lr", "nan"],
+            &["--rmsprop-lr NaN", "0.00005"],
+        ),
+        (
+            &["--gan-loss", "wasserstein", "--lr", "1e-4"],
+            &["--lr sets Adam's", "--rmsprop-lr"],
+        ),
+    ] {
+        let mut c = example_cmd("train_gan");
+        c.args(["--preset", "tiny"])
+            .args(args)
+            .arg("--out")
+            .arg(&out);
+        let (code, err) = output(c);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{args:?}: want {w:?} in: {err}");
+        }
+        assert!(!out.exists(), "{args:?}: no folder made");
+    }
+
+    let run = |epochs: usize, resume: bool, n_critic: Option<u32>| {
+        let mut r = GanRun::new(Preset::Tiny, &out);
+        r.common.epochs = Some(epochs);
+        r.common.train_images = Some(48);
+        r.common.batch_size = Some(8);
+        r.common.plots = false;
+        r.common.resume = resume;
+        r.options.loss = GanLoss::Wasserstein;
+        r.options.n_critic = n_critic;
+        r
+    };
+    let (gan, m) = train_gan(g, &run(1, false, Some(2))).unwrap();
+    let e = &m.epochs[0];
+    assert!(e.g_loss.unwrap().is_finite() && e.d_loss.unwrap().is_finite());
+    for (k, v) in [
+        ("loss", "wasserstein"),
+        ("n_critic", "2"),
+        ("weight_clip", "0.01"),
+        ("rmsprop_lr", "0.00005"),
+    ] {
+        assert_eq!(m.settings[k], v, "{k}");
+    }
+    let ck = Checkpoint::load(&out.join(CHECKPOINT)).unwrap();
+    assert_eq!(ck.metadata["n_critic"], "2");
+    // every critic value clipped to [-0.01, 0.01]
+    for p in gan.discriminator_params() {
+        let v = p.value.read_f32(g).unwrap();
+        assert!(v.iter().all(|x| x.abs() <= 0.01), "{}", p.name);
+    }
+    let before = std::fs::read(out.join(CHECKPOINT)).unwrap();
+    let e = train_gan(g, &run(2, true, Some(3)))
+        .err()
+        .expect("must refuse")
+        .to_string();
+    assert!(
+        e.contains("n_critic = 2") && e.contains("n_critic = 3"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join(CHECKPOINT)).unwrap(), before);
+    let (_, m) = train_gan(g, &run(2, true, Some(2))).unwrap();
+    assert_eq!(m.epochs.len(), 2);
+}

@@ -22,6 +22,14 @@
 //! (`g_loss = BCE(D(fake), 1)`, dropout active with fresh draws, no D
 //! gradients). Separate Adam for G and D.
 //!
+//! The Wasserstein GAN (`--gan-loss wasserstein`, [`Wasserstein`]) runs
+//! the first two parts n_critic times, each on its own real batch
+//! (`BatchPick`: batch `n_critic * step + j` of the epoch's order) and
+//! latents ([`critic_streams`]), each discriminator update by RMSProp and
+//! followed by clipping every discriminator parameter; then the generator's
+//! update (RMSProp) on the last iteration's fake batch. An epoch is then
+//! `batches / n_critic` steps.
+//!
 //! Two of the article's choices are options, off by default (the step is
 //! then exactly the one above):
 //! - [`GanOptions::label_noise`] `F > 0`: D's targets become `1 + F u` for
@@ -65,7 +73,9 @@
 //! follow it, so the twin unflattens as (7, 7, 256) and permutes to NCHW
 //! AFTER the BatchNorm1d. The flatten head's `discriminator.7.weight`
 //! `[1, 6272]` is in PyTorch's NCHW flatten order (converted at save/load).
-//! Adam moments are stored as `optimizer.<name>.exp_avg` / `.exp_avg_sq`.
+//! Adam moments are stored as `optimizer.<name>.exp_avg` / `.exp_avg_sq`;
+//! the Wasserstein GAN's RMSProp keeps PyTorch's `square_avg` in
+//! `.exp_avg_sq`, and its `.exp_avg` stays zero.
 //!
 //! The model is three files: this one (the layers, their parameters,
 //! inference and checkpoints), `config.rs` (its settings and options) and
@@ -76,7 +86,7 @@
 mod config;
 mod step;
 
-pub use config::{DHead, GanConfig, GanOptions};
+pub use config::{DHead, GanConfig, GanOptions, Wasserstein, MAX_N_CRITIC};
 pub use step::TrainStep;
 
 use std::path::Path;
@@ -120,6 +130,18 @@ pub const STREAM_LABEL_NOISE: u32 = 7;
 /// Stream of the generator update's own latents
 /// ([`GanOptions::fresh_noise_for_g`]).
 pub const STREAM_Z_FOR_G: u32 = 8;
+
+/// The latents' stream and the discriminator update's two dropout streams
+/// of critic iteration `j`: [`STREAM_Z`] and [`STREAM_D_UPDATE`] for the
+/// first (every loss's one discriminator update), `16 + 3j` and the two
+/// after it for the Wasserstein GAN's later ones (clear of the streams
+/// above for every `j`).
+pub fn critic_streams(j: usize) -> (u32, [u32; 2]) {
+    match j as u32 {
+        0 => (STREAM_Z, STREAM_D_UPDATE),
+        j => (16 + 3 * j, [17 + 3 * j, 18 + 3 * j]),
+    }
+}
 
 /// The generator's tanh outputs (in [-1, 1]) as [0, 1] pixels, as the
 /// VAE's samples and the data are.

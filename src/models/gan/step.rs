@@ -7,16 +7,16 @@ use crate::data::GpuDataset;
 use crate::data::PIXELS;
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, Step, StepLoss, StepState, Tensor};
-use crate::models::{flat, record_adam};
+use crate::models::flat;
 use crate::nn::{BatchNormLayer, Layer, WeightOp};
 use crate::ops::activation::Activation;
 use crate::ops::bce::LabelNoise;
+use crate::ops::clamp::clamp_in_place;
 use crate::ops::copy::copy_rows;
-use crate::ops::gather::{gather_pixels_and_normals, PixelMap};
+use crate::ops::gather::{gather_pixels_and_normals, BatchPick, PixelMap};
 use crate::ops::gemm::{Dropout, Epilogue};
 use crate::ops::pool::{global_max_pool_backward_fused, global_max_pool_forward};
 use crate::ops::rng::{fill_normal, Philox};
-use crate::optim::adam::Adam;
 
 use super::*;
 
@@ -294,19 +294,25 @@ impl Gan {
     /// with [`GanOptions::label_noise`] when it is above 0), update G through
     /// the updated D (on fresh latents, generated again, with
     /// [`GanOptions::fresh_noise_for_g`]), advance): losses go to ring slots
-    /// [`SLOT_G`] and [`SLOT_D`].
+    /// [`SLOT_G`] and [`SLOT_D`]. The Wasserstein GAN repeats the first three
+    /// n_critic times, each on its own batch and latents and followed by the
+    /// critic's clipping, and reports the last critic loss.
     pub fn train_step(&self, gpu: &Gpu, state: &StepState, data: &GpuDataset) -> Result<TrainStep> {
         let (b, l, head) = (self.config.batch, self.config.latent, self.config.head);
-        if data.batches(b) == 0 {
+        let n_critic = self.config.critic_iterations();
+        if data.batches(b) < n_critic {
+            let per_step = match n_critic {
+                1 => format!("batch size {b}"),
+                n => format!("batch size {b} x {n} critic iterations"),
+            };
             return Err(Error::invalid(
                 "gan",
-                format!(
-                    "batch size {b} is larger than the {} training images",
-                    data.len
-                ),
+                format!("{per_step} is larger than the {} training images", data.len),
             ));
         }
         let seed = self.config.seed;
+        let (opt_g, opt_d) = self.config.optimizers();
+        let clip = self.config.options.wasserstein().map(|w| w.clip);
         // The real batch is gathered, and the fake one generated, straight
         // into the halves of the discriminator's [real; fake] input (views:
         // no copies), unless the fake half's offset cannot be bound on this
@@ -351,37 +357,49 @@ impl Gan {
 
         let mut s = Step::new("gan train");
         let st = &mut s;
-        // (1) Real batch, latents, fake batch.
-        gather_pixels_and_normals(
-            gpu,
-            st,
-            &state.counters,
-            &data.perm,
-            &data.images,
-            &real,
-            PixelMap::SIGNED,
-            Philox::new(seed, STREAM_Z),
-            &ga.z,
-        )?;
-        self.record_generate(gpu, st, &ga, true)?;
-        // (2) Discriminator update on [real; fake]: the mean loss over the
-        // 2B rows times 2, e.g. BCE(real, 1) + BCE(fake, 0).
-        if copy_fake {
-            copy_rows(gpu, st, &ga.img, &both.x, b)?;
+        let mut d_scale = 0.0;
+        for j in 0..n_critic {
+            let (stream_z, stream_d) = critic_streams(j);
+            // (1) Real batch (the j-th of the step's n_critic), latents,
+            // fake batch.
+            let pick = BatchPick {
+                stride: n_critic as u32,
+                offset: j as u32,
+            };
+            gather_pixels_and_normals(
+                gpu,
+                st,
+                &state.counters,
+                &data.perm,
+                &data.images,
+                &real,
+                PixelMap::SIGNED,
+                pick,
+                Philox::new(seed, stream_z),
+                &ga.z,
+            )?;
+            self.record_generate(gpu, st, &ga, true)?;
+            // (2) Discriminator update on [real; fake]: the mean loss over
+            // the 2B rows times 2, e.g. BCE(real, 1) + BCE(fake, 0).
+            if copy_fake {
+                copy_rows(gpu, st, &ga.img, &both.x, b)?;
+            }
+            self.record_discriminate(gpu, st, &both, Some((&state.counters, stream_d)))?;
+            // Targets 1 and 0, or with label noise 1 + F u and F u drawn in
+            // the loss kernel (no noise: the plain kernel, today's step).
+            let noise = (self.config.options.label_noise > 0.0).then(|| LabelNoise {
+                amount: self.config.options.label_noise,
+                rng: Philox::new(seed, STREAM_LABEL_NOISE),
+                counters: &state.counters,
+            });
+            let (logits, dlogits) = (&both.logits, &both_g.dlogits);
+            d_scale = loss.record_d(gpu, st, logits, &d_targets, noise, &d_rows, dlogits)?;
+            self.record_d_backward(gpu, st, &both, &both_g, true, None)?;
+            opt_d.record(gpu, st, state, &self.d_arena)?;
+            if let Some(c) = clip {
+                clamp_in_place(gpu, st, &self.d_arena.value, c)?;
+            }
         }
-        self.record_discriminate(gpu, st, &both, Some((&state.counters, STREAM_D_UPDATE)))?;
-        // Targets 1 and 0, or with label noise 1 + F u and F u drawn in the
-        // loss kernel (no noise: the plain kernel, today's step).
-        let noise = (self.config.options.label_noise > 0.0).then(|| LabelNoise {
-            amount: self.config.options.label_noise,
-            rng: Philox::new(seed, STREAM_LABEL_NOISE),
-            counters: &state.counters,
-        });
-        let (logits, dlogits) = (&both.logits, &both_g.dlogits);
-        let d_scale = loss.record_d(gpu, st, logits, &d_targets, noise, &d_rows, dlogits)?;
-        self.record_d_backward(gpu, st, &both, &both_g, true, None)?;
-        let adam_d = Adam::new(self.config.adam_d)?;
-        record_adam(gpu, st, state, &adam_d, &self.d_arena)?;
         // (3) Generator update through the updated discriminator (with
         // fresh noise: on its own latents, generated again first).
         if let Some(own) = &ga_own {
@@ -425,8 +443,7 @@ impl Gan {
         )?;
         self.g_bn0.backward(gpu, st, &gg.g0, &flat(&dg0n)?, &dg0)?;
         self.g_fc.backward(gpu, st, &gg.z, &dg0, None)?;
-        let adam_g = Adam::new(self.config.adam_g)?;
-        record_adam(gpu, st, state, &adam_g, &self.g_arena)?;
+        opt_g.record(gpu, st, state, &self.g_arena)?;
         // both losses to the ring, then the counter
         let losses = [
             StepLoss {

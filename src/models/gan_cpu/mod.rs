@@ -31,6 +31,16 @@
 //! latents, `Philox::new(seed, 8).normal_cpu(s, B * L)`, and backpropagates
 //! through that forward.
 //!
+//! The Wasserstein GAN repeats the real batch, z, the generator forward and
+//! the discriminator's update n_critic times: iteration `j` reads batch
+//! `(s mod S) n + j` of the order (`S` = batches / n,
+//! [`gather_pixels_picked_cpu`]), draws z from stream 1 for `j = 0` and
+//! `16 + 3j` after, masks from streams 2 and 3 for `j = 0` and `17 + 3j`,
+//! `18 + 3j` after; each update is RMSProp followed by [`clamp_cpu`] of
+//! every discriminator parameter; the generator's update (RMSProp) runs on
+//! the last iteration's fake batch, and the step reports that iteration's
+//! `d_loss`, gradients, logits and activations.
+//!
 //! Two files, as the GPU model's: this one holds the reference step, in
 //! the GPU step's order, so the two can be read side by side; `nets.rs` the
 //! generator's and the discriminator's forward and backward it runs.
@@ -42,13 +52,14 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::models::gan::{DHead, Gan, GanConfig};
 use crate::models::vae_cpu::{read_as, CpuParam};
+use crate::models::Optimizer;
 use crate::ops::activation::Activation;
 use crate::ops::bce::label_noise_targets_cpu;
+use crate::ops::clamp::clamp_cpu;
 use crate::ops::copy::copy_rows_cpu;
-use crate::ops::gather::{gather_pixels_cpu, PixelMap};
+use crate::ops::gather::{gather_pixels_picked_cpu, BatchPick, PixelMap};
 use crate::ops::rng::Philox;
 use crate::ops::Real;
-use crate::optim::adam::{adam_update_cpu, AdamConfig};
 use nets::GForward;
 
 const LEAKY: Activation = Activation::LeakyRelu(0.2);
@@ -64,6 +75,15 @@ const STREAM_D_UPDATE: [u32; 2] = [2, 3];
 const STREAM_G_UPDATE: [u32; 2] = [4, 5];
 const STREAM_LABEL_NOISE: u32 = 7;
 const STREAM_Z_FOR_G: u32 = 8;
+
+/// The latents' and the discriminator update's dropout streams of critic
+/// iteration `j` (see the module doc).
+fn critic_streams(j: usize) -> (u32, [u32; 2]) {
+    match j as u32 {
+        0 => (STREAM_Z, STREAM_D_UPDATE),
+        j => (16 + 3 * j, [17 + 3 * j, 18 + 3 * j]),
+    }
+}
 /// The generator's first image 7x7x256 (12544 dense features).
 const G0: usize = 7 * 7 * 256;
 
@@ -159,11 +179,11 @@ impl<T: Real> GanCpu<T> {
             .map(|(_, v)| v.as_slice())
     }
 
-    /// Adam (t = `step + 1`) on the parameters whose names start with
-    /// `prefix`, from their gradients in `grads`.
-    fn adam(
+    /// `opt`'s update (Adam's t = `step + 1`) of the parameters whose names
+    /// start with `prefix`, from their gradients in `grads`.
+    fn optimize(
         &mut self,
-        config: &AdamConfig,
+        opt: &Optimizer,
         step: u64,
         prefix: &str,
         grads: &[(String, Vec<T>)],
@@ -182,7 +202,7 @@ impl<T: Real> GanCpu<T> {
                     ))
                 }
             };
-            adam_update_cpu(config, step as u32 + 1, &mut p.value, g, &mut p.m, &mut p.v);
+            opt.update_cpu(step as u32 + 1, &mut p.value, g, &mut p.m, &mut p.v);
         }
         Ok(())
     }
@@ -192,17 +212,15 @@ impl<T: Real> GanCpu<T> {
     /// `counters[0] == step`: returns losses and gradients, updates the
     /// parameters, moments and running statistics in place.
     pub fn train_step(&mut self, step: u64, perm: &[u32], images: &[u8]) -> Result<GanCpuStep<T>> {
-        let (n, seed) = (self.config.batch * self.config.latent, self.config.seed);
-        let z: Vec<T> = Philox::new(seed, STREAM_Z).normal_cpu(step as u32, n);
-        self.train_step_with_noise(step, perm, images, z)
+        self.train_step_with_noises(step, perm, images, Vec::new(), None)
     }
 
     /// [`Self::train_step`] with the latents `z` (`B * L` values) given: a
     /// test feeds the very draws the GPU made, so both sides compute from
     /// the same inputs whatever the accuracy of the driver's `log`/`cos`.
-    /// With `fresh_noise_for_g` the generator update's own latents are
-    /// drawn here (f64 Box-Muller); [`Self::train_step_with_noises`] takes
-    /// them too.
+    /// With `fresh_noise_for_g` the generator update's own latents, and the
+    /// Wasserstein GAN's later critic iterations' latents, are drawn here
+    /// (f64 Box-Muller); [`Self::train_step_with_noises`] takes them too.
     pub fn train_step_with_noise(
         &mut self,
         step: u64,
@@ -210,22 +228,36 @@ impl<T: Real> GanCpu<T> {
         images: &[u8],
         z: Vec<T>,
     ) -> Result<GanCpuStep<T>> {
-        self.train_step_with_noises(step, perm, images, z, None)
+        self.train_step_with_noises(step, perm, images, vec![z], None)
     }
 
-    /// [`Self::train_step_with_noise`] with the generator update's own
-    /// latents `z_g` (`B * L` values) given as well, for
-    /// `fresh_noise_for_g` (`None`: drawn on the CPU from stream 8; given
-    /// without `fresh_noise_for_g`: refused).
+    /// [`Self::train_step_with_noise`] with the latents of the first
+    /// `zs.len()` critic iterations given (the rest drawn here; one
+    /// iteration but for the Wasserstein GAN), and the generator update's
+    /// own latents `z_g` (`B * L` values each), for `fresh_noise_for_g`
+    /// (`None`: drawn on the CPU from stream 8; given without
+    /// `fresh_noise_for_g`: refused).
     pub fn train_step_with_noises(
         &mut self,
         step: u64,
         perm: &[u32],
         images: &[u8],
-        z: Vec<T>,
+        zs: Vec<Vec<T>>,
         z_g: Option<Vec<T>>,
     ) -> Result<GanCpuStep<T>> {
         let (b, l, seed) = (self.config.batch, self.config.latent, self.config.seed);
+        let n_critic = self.config.critic_iterations();
+        if zs.len() > n_critic {
+            return Err(Error::invalid(
+                "gan cpu",
+                format!("latents for {} critic iterations of {n_critic}", zs.len()),
+            ));
+        }
+        let s = step as u32;
+        let mut zs = zs;
+        for j in zs.len()..n_critic {
+            zs.push(Philox::new(seed, critic_streams(j).0).normal_cpu(s, b * l));
+        }
         let z_g = match (self.config.options.fresh_noise_for_g, z_g) {
             (true, Some(z)) => Some(z),
             (true, None) => Some(Philox::new(seed, STREAM_Z_FOR_G).normal_cpu(step as u32, b * l)),
@@ -237,13 +269,13 @@ impl<T: Real> GanCpu<T> {
                 ))
             }
         };
-        if z.len() != b * l || z_g.as_ref().is_some_and(|z| z.len() != b * l) {
+        if let Some(z) = zs.iter().chain(&z_g).find(|z| z.len() != b * l) {
             return Err(Error::invalid(
                 "gan cpu",
                 format!("{} latent values for batch {b} x latent {l}", z.len()),
             ));
         }
-        if b == 0 || perm.len() < b || images.len() < perm.len() * PIXELS {
+        if b == 0 || perm.len() < b * n_critic || images.len() < perm.len() * PIXELS {
             return Err(Error::invalid(
                 "gan cpu",
                 format!(
@@ -253,34 +285,59 @@ impl<T: Real> GanCpu<T> {
                 ),
             ));
         }
-        let s = step as u32;
-
-        // (1) The real batch in [-1, 1], the latents, the generator forward
-        // (batch norm from batch statistics, running averages updated).
-        let real: Vec<T> = gather_pixels_cpu(step, perm, images, b, PIXELS, PixelMap::SIGNED);
-        let gf = self.generate(z)?;
-        let img = gf.img.clone();
-
-        // (2) The discriminator's update on [real; fake], targets 1 then 0
-        // (with label noise 1 + F u and F u): the mean BCE over the 2B rows
-        // times 2 = BCE(real, 1) + BCE(fake, 0).
-        let both = copy_rows_cpu(&real, &vec![T::default(); 2 * b * PIXELS], 0, PIXELS);
-        let both = copy_rows_cpu(&img, &both, b, PIXELS);
-        let da = self.discriminate(both, 2 * b, s, STREAM_D_UPDATE)?;
-        let mut targets: Vec<T> = (0..2 * b)
-            .map(|i| T::from_f64((i < b) as u8 as f64))
-            .collect();
-        let noise = self.config.options.label_noise;
-        if noise > 0.0 {
-            let rng = Philox::new(seed, STREAM_LABEL_NOISE);
-            targets = label_noise_targets_cpu(&targets, noise, rng, s);
-        }
+        let (opt_g, opt_d) = self.config.optimizers();
+        let clip = self.config.options.wasserstein().map(|w| w.clip);
         let loss = self.config.options.loss;
-        let d_loss = loss.d_cpu(&da.logits, &targets);
-        let mut d_grads = Vec::new();
-        self.d_backward(&da, &d_loss.grad, true, &mut d_grads);
-        let adam_d = self.config.adam_d;
-        self.adam(&adam_d, step, "discriminator.", &d_grads)?;
+        let mut forwards = Vec::with_capacity(n_critic + 1);
+        let mut last = None;
+        for (j, z) in zs.into_iter().enumerate() {
+            let (_, stream_d) = critic_streams(j);
+            let pick = BatchPick {
+                stride: n_critic as u32,
+                offset: j as u32,
+            };
+            // (1) The real batch in [-1, 1] (the j-th of the step's), the
+            // latents, the generator forward (batch norm from batch
+            // statistics, running averages updated).
+            let map = PixelMap::SIGNED;
+            let real: Vec<T> = gather_pixels_picked_cpu(step, pick, perm, images, b, PIXELS, map);
+            let gf = self.generate(z)?;
+            let img = gf.img.clone();
+
+            // (2) The discriminator's update on [real; fake], targets 1 then
+            // 0 (with label noise 1 + F u and F u): the mean BCE over the 2B
+            // rows times 2 = BCE(real, 1) + BCE(fake, 0); the Wasserstein
+            // critic's then clipped.
+            let both = copy_rows_cpu(&real, &vec![T::default(); 2 * b * PIXELS], 0, PIXELS);
+            let both = copy_rows_cpu(&img, &both, b, PIXELS);
+            let da = self.discriminate(both, 2 * b, s, stream_d)?;
+            let mut targets: Vec<T> = (0..2 * b)
+                .map(|i| T::from_f64((i < b) as u8 as f64))
+                .collect();
+            let noise = self.config.options.label_noise;
+            if noise > 0.0 {
+                let rng = Philox::new(seed, STREAM_LABEL_NOISE);
+                targets = label_noise_targets_cpu(&targets, noise, rng, s);
+            }
+            let d_loss = loss.d_cpu(&da.logits, &targets);
+            let mut d_grads = Vec::new();
+            self.d_backward(&da, &d_loss.grad, true, &mut d_grads);
+            self.optimize(&opt_d, step, "discriminator.", &d_grads)?;
+            if let Some(c) = clip {
+                for p in self
+                    .params
+                    .iter_mut()
+                    .filter(|p| p.name.starts_with("discriminator."))
+                {
+                    clamp_cpu(&mut p.value, c as f64);
+                }
+            }
+            forwards.push(bn_stats(&gf));
+            last = Some((gf, img, da, targets, d_loss, d_grads));
+        }
+        let Some((gf, img, da, targets, d_loss, d_grads)) = last else {
+            return Err(Error::invalid("gan cpu", "no critic iteration"));
+        };
 
         // (3) The generator's update through the UPDATED discriminator on
         // the same fake batch (or, with fresh noise, on a batch generated
@@ -299,8 +356,7 @@ impl<T: Real> GanCpu<T> {
         let mut g_loss_wrt_d = Vec::new();
         let dimg = self.d_backward(&ga, &g_loss.grad, true, &mut g_loss_wrt_d);
         let g_grads = self.g_backward(gfu, &dimg);
-        let adam_g = self.config.adam_g;
-        self.adam(&adam_g, step, "generator.", &g_grads)?;
+        self.optimize(&opt_g, step, "generator.", &g_grads)?;
 
         // Every gradient, in the GPU model's parameter order.
         let mut all: Vec<(String, Vec<T>)> = g_grads.into_iter().chain(d_grads).collect();
@@ -336,25 +392,8 @@ impl<T: Real> GanCpu<T> {
             .into_iter()
             .filter_map(|(n, a)| a.clone().map(|a| (n, a)))
             .collect();
-        let bn_stats = |f: &GForward<T>| -> Vec<(String, Vec<T>)> {
-            [
-                ("generator.1", &f.bn0),
-                ("generator.6", &f.bn1),
-                ("generator.9", &f.bn2),
-            ]
-            .into_iter()
-            .flat_map(|(name, bn)| {
-                [
-                    (format!("{name}.running_mean"), bn.mean.clone()),
-                    (format!("{name}.running_var"), bn.var.clone()),
-                ]
-            })
-            .collect()
-        };
-        let bn_batch_stats = std::iter::once(&gf)
-            .chain(gf_own.as_ref())
-            .map(bn_stats)
-            .collect();
+        forwards.extend(gf_own.as_ref().map(bn_stats));
+        let bn_batch_stats = forwards;
         let pool_inputs = match self.config.head {
             DHead::GlobalMaxPool => vec![("d update", da.o2.clone()), ("g update", ga.o2.clone())],
             DHead::Flatten => Vec::new(),
@@ -375,4 +414,22 @@ impl<T: Real> GanCpu<T> {
             g_loss_wrt_d,
         })
     }
+}
+
+/// The batch statistics a training-mode generator forward averaged into
+/// the running ones, by running statistic name.
+fn bn_stats<T: Real>(f: &GForward<T>) -> Vec<(String, Vec<T>)> {
+    [
+        ("generator.1", &f.bn0),
+        ("generator.6", &f.bn1),
+        ("generator.9", &f.bn2),
+    ]
+    .into_iter()
+    .flat_map(|(name, bn)| {
+        [
+            (format!("{name}.running_mean"), bn.mean.clone()),
+            (format!("{name}.running_var"), bn.var.clone()),
+        ]
+    })
+    .collect()
 }

@@ -247,11 +247,13 @@ fn start(lab: &mut Lab, preset: &str, seed: u64, gan_loss: &str) -> Result<(), J
         ..g.config(seed)
     };
     let gan = Model::Gan(Box::new(Gan::new(gpu, gc.clone()).map_err(engine_err)?));
+    // an epoch counts the real images a step reads (the Wasserstein GAN's
+    // critic reads n_critic batches)
     let gan = build(
         gan,
         gan_preset,
         first(g.train_images),
-        g.batch,
+        gc.images_per_step(),
         g.epochs,
         gc.settings(),
     )
