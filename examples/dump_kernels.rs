@@ -252,8 +252,11 @@ fn models(
                 ..GanOptions::default()
             };
             // each loss adds its kernels only, recorded at one head too
+            // (the Wasserstein GAN at one critic iteration: more record
+            // the same kernels, and need n_critic batches of images)
             let losses = GanLoss::ALL.map(|loss| GanOptions {
                 loss,
+                n_critic: (loss == GanLoss::Wasserstein).then_some(1),
                 ..GanOptions::default()
             });
             let options = match head {
